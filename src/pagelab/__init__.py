@@ -1,0 +1,86 @@
+"""pagelab: a laboratory for Linux demand paging.
+
+    import pagelab as pl
+    m = pl.Machine(ram="2GiB", seed=0)
+    p = m.spawn("demo")
+    a = p.mmap(None, 64 * pl.MiB, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+    p.touch(a, 64 * pl.MiB, write=True)
+    p.rusage().ru_minflt            # 16384, as on the real kernel
+    print(m.read(f"/proc/{p.pid}/smaps_rollup"))
+"""
+
+from __future__ import annotations
+
+from .constants import (
+    GiB,
+    KiB,
+    MADV_COLD,
+    MADV_COLLAPSE,
+    MADV_DODUMP,
+    MADV_DOFORK,
+    MADV_DONTDUMP,
+    MADV_DONTFORK,
+    MADV_DONTNEED,
+    MADV_DONTNEED_LOCKED,
+    MADV_FREE,
+    MADV_HUGEPAGE,
+    MADV_KEEPONFORK,
+    MADV_MERGEABLE,
+    MADV_NOHUGEPAGE,
+    MADV_NORMAL,
+    MADV_PAGEOUT,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MADV_RANDOM,
+    MADV_REMOVE,
+    MADV_SEQUENTIAL,
+    MADV_UNMERGEABLE,
+    MADV_WILLNEED,
+    MADV_WIPEONFORK,
+    MAP_ANON,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_HUGETLB,
+    MAP_LOCKED,
+    MAP_NORESERVE,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    MiB,
+)
+from .errors import (
+    KernelBug,
+    NotModelled,
+    OutOfMemoryKill,
+    PagelabError,
+    ProcessDead,
+    SegmentationFault,
+    SettingError,
+)
+from .machine import Machine
+from .process import Process
+from .settings import Settings
+from .stats import MmCounter, NodeStat, PerfEvent, SimEvent, VmEvent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Machine", "Process", "Settings", "VmEvent", "NodeStat", "MmCounter", "PerfEvent", "SimEvent",
+    "PagelabError", "SegmentationFault", "OutOfMemoryKill", "ProcessDead", "NotModelled", "SettingError",
+    "KernelBug", "PAGE_SIZE", "KiB", "MiB", "GiB",
+    "PROT_NONE", "PROT_READ", "PROT_WRITE", "PROT_EXEC",
+    "MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE", "MAP_ANONYMOUS", "MAP_ANON", "MAP_FIXED",
+    "MAP_FIXED_NOREPLACE", "MAP_NORESERVE", "MAP_POPULATE", "MAP_LOCKED", "MAP_HUGETLB",
+    "MADV_NORMAL", "MADV_RANDOM", "MADV_SEQUENTIAL", "MADV_WILLNEED", "MADV_DONTNEED", "MADV_FREE",
+    "MADV_REMOVE", "MADV_DONTFORK", "MADV_DOFORK", "MADV_MERGEABLE", "MADV_UNMERGEABLE",
+    "MADV_HUGEPAGE", "MADV_NOHUGEPAGE", "MADV_DONTDUMP", "MADV_DODUMP", "MADV_WIPEONFORK",
+    "MADV_KEEPONFORK", "MADV_COLD", "MADV_PAGEOUT", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE",
+    "MADV_DONTNEED_LOCKED", "MADV_COLLAPSE", "__version__",
+]

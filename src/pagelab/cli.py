@@ -1,0 +1,119 @@
+"""The ``pagelab`` command: small command classes over the library; ``main(argv) -> int``.
+
+User errors print a one-line message and a usage hint and exit non-zero; they never print a
+traceback. Each command's name comes from its class, its help from its docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
+from .errors import PagelabError
+from .machine import Machine
+from .observe.parse import parse_smaps
+from .observe.summary import perf_stat, time_v
+
+
+class Command:
+    """Base: subclasses set ``name`` and implement ``add_arguments`` and ``run``."""
+
+    name = ""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class Demo(Command):
+    """Map 64 MiB of anonymous memory, read it, write it, drop it, and show what Linux would report."""
+
+    name = "demo"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--size-mib", type=int, default=64, help="size of the mapping (default 64)")
+        p.add_argument("--ram", default="2GiB", help="simulated RAM (default 2GiB)")
+        p.add_argument("--seed", type=int, default=0)
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.size_mib <= 0:
+            raise PagelabError("--size-mib must be positive")
+        m = Machine(ram=args.ram, seed=args.seed)
+        p = m.spawn("demo")
+        size = args.size_mib * MiB
+        print(f"# pagelab {__version__} demo  seed={args.seed} ram={args.ram} cpu={m.cpu.name} "
+              f"thp={m.settings.transparent_hugepage.enabled}")
+        a = p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        print(f"mmap({size >> 20} MiB, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) = {a:#x}")
+        steps = [
+            ("read one byte per page", lambda: p.touch(a, size)),
+            ("write one byte per page", lambda: p.touch(a, size, write=True)),
+            ("write again", lambda: p.touch(a, size, write=True)),
+            ("madvise(MADV_DONTNEED)", lambda: p.madvise(a, size, MADV_DONTNEED)),
+            ("write again", lambda: p.touch(a, size, write=True)),
+        ]
+        print(f"\n{'step':<28}{'minflt':>8}{'majflt':>8}{'Rss kB':>10}{'PageTables kB':>15}{'sim ms':>10}")
+        for what, step in steps:
+            before = p.rusage().ru_minflt
+            step()
+            rss = parse_smaps(m.read(f"/proc/{p.pid}/smaps"))[0]["Rss"]
+            pt = int(m.read("/proc/meminfo").split("PageTables:")[1].split()[0])
+            print(f"{what:<28}{p.rusage().ru_minflt - before:>8}{p.rusage().ru_majflt:>8}{rss:>10}"
+                  f"{pt:>15}{m.now_ns / 1e6:>10.3f}")
+        print(f"\n$ cat /proc/{p.pid}/smaps_rollup")
+        print(m.read(f"/proc/{p.pid}/smaps_rollup"), end="")
+        print(f"\n$ perf stat -e page-faults,minor-faults,major-faults  (pid {p.pid})")
+        print(perf_stat(p.task), end="")
+        vm = m.vmstat()
+        print(f"$ grep -E 'pgfault|pgmajfault' /proc/vmstat\npgfault {vm['pgfault']}\npgmajfault {vm['pgmajfault']}")
+        p.exit()
+        print(f"\n$ /usr/bin/time -v  (pid {p.task.pid}, after exit)")
+        print(time_v(p.task), end="")
+        print(f"\nsummary: minflt={p.task.min_flt} majflt={p.task.maj_flt} "
+              f"free_after_exit={m.frames.nr_free == m.totalram_pages - 0}")
+        return 0
+
+
+COMMANDS: tuple[type[Command], ...] = (Demo,)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    parser = argparse.ArgumentParser(prog="pagelab", description="A laboratory for Linux demand paging.")
+    parser.add_argument("--version", action="version", version=f"pagelab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = {}
+    for cls in COMMANDS:
+        cmd = cls()
+        p = sub.add_parser(cmd.name, help=(cls.__doc__ or "").splitlines()[0], description=cls.__doc__)
+        cmd.add_arguments(p)
+        commands[cmd.name] = cmd
+    return parser, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for usage errors, as argparse does)."""
+    parser, commands = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage and the error
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("pagelab: error: a command is required", file=sys.stderr)
+        return 2
+    try:
+        return commands[args.command].run(args)
+    except PagelabError as exc:
+        print(f"pagelab {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (OSError, ValueError) as exc:
+        print(f"pagelab {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())

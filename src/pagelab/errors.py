@@ -1,0 +1,62 @@
+"""Errors pagelab raises: user errors, signals a simulated process receives, kernel bugs."""
+
+from __future__ import annotations
+
+
+class PagelabError(Exception):
+    """Base of pagelab's own errors; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class SettingError(PagelabError):
+    """A bad value for a tunable (the sysfs store() would have returned EINVAL)."""
+
+
+class ScenarioError(PagelabError):
+    """A scenario or trace that cannot be run as written."""
+
+
+class NotModelled(PagelabError):
+    """The call is valid Linux but this version of the simulator does not model it yet."""
+
+
+class ProcessDead(PagelabError):
+    """The simulated process has exited or was killed; it accepts no more calls."""
+
+
+class KernelBug(PagelabError):
+    """An invariant of the simulated kernel broke (the analogue of VM_BUG_ON)."""
+
+    exit_code = 70
+
+
+class SegmentationFault(PagelabError):
+    """SIGSEGV delivered to a process: ``addr`` is si_addr, ``si_code`` "SEGV_MAPERR" / "SEGV_ACCERR".
+
+    As in Linux, the process is dead afterwards (no handler is installed).
+    """
+
+    exit_code = 139
+
+    def __init__(self, addr: int, si_code: str, pid: int | None = None) -> None:
+        self.addr = addr
+        self.si_code = si_code
+        self.pid = pid
+        super().__init__(f"SIGSEGV ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
+
+
+class OutOfMemoryKill(PagelabError):
+    """The OOM killer killed the process (VM_FAULT_OOM with no memory to reclaim)."""
+
+    exit_code = 137
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        super().__init__(f"Out of memory: Killed process {pid}")
+
+
+def kernel_bug(cond: bool, what: str) -> None:
+    """VM_BUG_ON() analogue: raise KernelBug naming ``what`` when ``cond`` holds (never stripped by -O)."""
+    if cond:
+        raise KernelBug(what)

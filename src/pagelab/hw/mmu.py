@@ -1,0 +1,188 @@
+"""The MMU loop: what the silicon does on every memory access, compiled with numba.
+
+For each access of a batch: look the page up in the L1 dTLBs, then the STLB; on a miss walk the
+4-level page table from CR3; check the permission; set the Accessed (and, on a write, Dirty) bit in
+the leaf entry; fill the TLBs; charge the cycles to the simulated clock. The loop makes no decisions.
+When an access cannot complete it stops and reports a trap (batch index, address, x86 error code);
+the kernel handles it and calls the loop again at the same index, as a CPU re-executes the faulting
+instruction. It also stops when the simulated clock reaches ``deadline``.
+
+``mmu_run`` is written in plain Python syntax: with NUMBA_DISABLE_JIT=1 the same source runs as
+ordinary Python, for debugging and teaching.
+
+Simplified: no paging-structure caches (a walk costs ``walk_cycles`` whatever its depth), no 1 GiB
+pages, no instruction fetches, no accesses that straddle a page (each access is one address).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, LAT_L1, LAT_STLB, LAT_WALK, STLB, tlb_find, tlb_fill
+
+# Outcomes of mmu_run.
+MMU_DONE = 0
+MMU_PAGE_FAULT = 1  # #PF: index, address and error code are valid
+MMU_GP_FAULT = 2  # #GP: a non-canonical address
+MMU_DEADLINE = 3  # the simulated clock reached the deadline
+
+# Bits the loop reads (the same as arch/x86/pgtable.py; hw/ does not import the kernel).
+P = 1
+RW = 2
+US = 4
+A = 32
+D = 64
+PS = 128
+PFN_MASK = ((1 << 52) - 1) & ~4095
+PF_PROT = 1
+PF_WRITE = 2
+PF_USER = 4
+USER_VA_END = 1 << 47  # 4-level paging: 48-bit canonical addresses, user half below 2**47
+
+# Indices into the SimEvent array (stats.SimEvent).
+EV_ACCESSES = 0
+EV_LOADS = 1
+EV_STORES = 2
+EV_DTLB_4K_HIT = 3
+EV_DTLB_2M_HIT = 4
+EV_STLB_HIT = 5
+EV_STLB_MISS = 6
+EV_WALK_TRAPS = 7
+EV_DIRTY_WALKS = 8
+
+
+@njit(cache=True)
+def mmu_run(tables, cr3, asid, addrs, writes, start, tag, val, age, geom, lat, tick, ev, clock, deadline):
+    """Run accesses ``addrs[start:]`` (``writes`` per access, or one flag for all) through the MMU.
+
+    Returns (outcome, index, address, error_code). ``clock[0]`` counts cycles; ``ev`` the SimEvents.
+    """
+    n = addrs.shape[0]
+    one_flag = writes.shape[0] == 1
+    base = asid << ASID_SHIFT
+    i = start
+    while i < n:
+        if clock[0] >= deadline:
+            return MMU_DEADLINE, i, 0, 0
+        va = addrs[i]
+        w = writes[0] if one_flag else writes[i]
+        if va < 0 or va >= USER_VA_END:
+            if va < -USER_VA_END or va >= USER_VA_END:
+                return MMU_GP_FAULT, i, va, 0
+            # A canonical kernel address: the walk finds a supervisor page (or none).
+            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
+        stamp = tick[0] + 1  # LRU stamp; only a completed access consumes it
+        vpn = va >> 12
+        vpn2 = va >> 21
+        need = (RW | D) if w else 0
+        # L1 dTLB, 4 KiB then 2 MiB. A write that finds an entry without RW+D walks (to set D, or to fault).
+        row, way = tlb_find(tag, geom, L1_4K, base | vpn, vpn)
+        hit_ev = EV_DTLB_4K_HIT
+        if way < 0:
+            row, way = tlb_find(tag, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2)
+            hit_ev = EV_DTLB_2M_HIT
+        if way >= 0 and (val[row, way] & need) == need:
+            age[row, way] = stamp
+            ev[hit_ev] += 1
+            _count_access(ev, w)
+            tick[0] = stamp
+            clock[0] += lat[LAT_L1]
+            i += 1
+            continue
+        if way < 0:
+            # STLB: 4 KiB and 2 MiB translations share it.
+            srow, sway = tlb_find(tag, geom, STLB, base | vpn, vpn)
+            huge = False
+            if sway < 0:
+                srow, sway = tlb_find(tag, geom, STLB, base | HUGE_TAG | vpn2, vpn2)
+                huge = True
+            if sway >= 0 and (val[srow, sway] & need) == need:
+                entry = val[srow, sway]
+                age[srow, sway] = stamp
+                if huge:
+                    tlb_fill(tag, val, age, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2, entry, stamp)
+                else:
+                    tlb_fill(tag, val, age, geom, L1_4K, base | vpn, vpn, entry, stamp)
+                ev[EV_STLB_HIT] += 1
+                _count_access(ev, w)
+                tick[0] = stamp
+                clock[0] += lat[LAT_L1] + lat[LAT_STLB]
+                i += 1
+                continue
+        else:
+            ev[EV_DIRTY_WALKS] += 1
+        # Page walk: PGD -> PUD -> PMD -> PTE (P4D folded). Upper entries hold the next table's row.
+        ev[EV_STLB_MISS] += 1
+        clock[0] += lat[LAT_L1] + lat[LAT_STLB] + lat[LAT_WALK]
+        e = tables[cr3, (va >> 39) & 511]
+        if e & P == 0:
+            ev[EV_WALK_TRAPS] += 1
+            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
+        t = (e & PFN_MASK) >> 12
+        e = tables[t, (va >> 30) & 511]
+        if e & P == 0:
+            ev[EV_WALK_TRAPS] += 1
+            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
+        t = (e & PFN_MASK) >> 12
+        idx = (va >> 21) & 511
+        e = tables[t, idx]
+        if e & P == 0:
+            ev[EV_WALK_TRAPS] += 1
+            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
+        huge = (e & PS) != 0
+        if not huge:
+            t = (e & PFN_MASK) >> 12
+            idx = (va >> 12) & 511
+            e = tables[t, idx]
+            if e & P == 0:
+                ev[EV_WALK_TRAPS] += 1
+                return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
+        if (w and (e & RW) == 0) or (e & US) == 0:
+            ev[EV_WALK_TRAPS] += 1
+            return MMU_PAGE_FAULT, i, va, PF_PROT | PF_USER | (PF_WRITE if w else 0)
+        e2 = e | A | (D if w else 0)
+        if e2 != e:
+            tables[t, idx] = e2
+        if huge:
+            tlb_fill(tag, val, age, geom, STLB, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
+            tlb_fill(tag, val, age, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
+        else:
+            tlb_fill(tag, val, age, geom, STLB, base | vpn, vpn, e2, stamp)
+            tlb_fill(tag, val, age, geom, L1_4K, base | vpn, vpn, e2, stamp)
+        _count_access(ev, w)
+        tick[0] = stamp
+        i += 1
+    return MMU_DONE, n, 0, 0
+
+
+@njit(cache=True)
+def _count_access(ev, w):
+    ev[EV_ACCESSES] += 1
+    if w:
+        ev[EV_STORES] += 1
+    else:
+        ev[EV_LOADS] += 1
+
+
+@njit(cache=True)
+def leaf_entries(tables, cr3, vpns):
+    """The leaf entry a walk would find for each page number (0 where a level is missing).
+
+    A PMD leaf (huge page) is returned as is, PS bit set. Reads only: no A/D bits, no TLB fill.
+    """
+    out = np.zeros(vpns.shape[0], dtype=np.int64)
+    for k in range(vpns.shape[0]):
+        va = vpns[k] << 12
+        e = tables[cr3, (va >> 39) & 511]
+        if e & P == 0:
+            continue
+        e = tables[(e & PFN_MASK) >> 12, (va >> 30) & 511]
+        if e & P == 0:
+            continue
+        e = tables[(e & PFN_MASK) >> 12, (va >> 21) & 511]
+        if e == 0 or (e & PS) != 0:
+            out[k] = e
+            continue
+        out[k] = tables[(e & PFN_MASK) >> 12, (va >> 12) & 511]
+    return out

@@ -1,0 +1,219 @@
+"""madvise(): advice that changes VMA flags, drops pages, marks them lazily free, or populates.
+
+Mirrors mm/madvise.c: do_madvise() -> madvise_walk_vmas() -> madvise_vma_behavior(), with
+madvise_dontneed_single_vma(), madvise_free_single_vma(), madvise_populate() and
+madvise_update_vma(). Errors follow the kernel: unknown advice or an unaligned start is EINVAL,
+a range with a hole is ENOMEM after the advice was applied to the mapped parts.
+
+Not modelled yet (raise NotModelled): MADV_COLD, MADV_PAGEOUT (reclaim), MADV_REMOVE,
+MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE, MADV_GUARD_INSTALL/REMOVE.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from .. import constants as C
+from ..arch.x86.pgtable import pte_mkclean, pte_mkold, pte_pfn, pte_present, pte_special, pte_write
+from ..arch.x86.tlb import flush_tlb_mm_range
+from ..constants import PAGE_MASK, PAGE_SHIFT, PMD_SIZE, page_align
+from ..errors import NotModelled
+from ..hw.physmem import PG
+from ..stats import NodeStat, VmEvent
+from .fault import handle_mm_fault
+from .memory import zap_page_range_single
+from .mmap import syscall_error
+from .pgtable import pte_table, set_entry
+from .types import FaultFlag, Vma, VmFaultResult, VmFlag
+from .vma import find_vma, vma_modify, vma_try_merge
+
+if TYPE_CHECKING:
+    from ..kernel.task import Task
+
+_VALID = {
+    C.MADV_NORMAL, C.MADV_RANDOM, C.MADV_SEQUENTIAL, C.MADV_WILLNEED, C.MADV_DONTNEED, C.MADV_FREE,
+    C.MADV_REMOVE, C.MADV_DONTFORK, C.MADV_DOFORK, C.MADV_MERGEABLE, C.MADV_UNMERGEABLE,
+    C.MADV_HUGEPAGE, C.MADV_NOHUGEPAGE, C.MADV_DONTDUMP, C.MADV_DODUMP, C.MADV_WIPEONFORK,
+    C.MADV_KEEPONFORK, C.MADV_COLD, C.MADV_PAGEOUT, C.MADV_POPULATE_READ, C.MADV_POPULATE_WRITE,
+    C.MADV_DONTNEED_LOCKED, C.MADV_COLLAPSE, C.MADV_HWPOISON, C.MADV_SOFT_OFFLINE,
+    C.MADV_GUARD_INSTALL, C.MADV_GUARD_REMOVE,
+}
+_NOT_MODELLED = {
+    C.MADV_COLD: "MADV_COLD", C.MADV_PAGEOUT: "MADV_PAGEOUT", C.MADV_REMOVE: "MADV_REMOVE",
+    C.MADV_COLLAPSE: "MADV_COLLAPSE", C.MADV_HWPOISON: "MADV_HWPOISON",
+    C.MADV_SOFT_OFFLINE: "MADV_SOFT_OFFLINE", C.MADV_GUARD_INSTALL: "MADV_GUARD_INSTALL",
+    C.MADV_GUARD_REMOVE: "MADV_GUARD_REMOVE",
+}
+
+
+def do_madvise(task: Task, start: int, len_in: int, behavior: int) -> None:
+    """Mirrors do_madvise(): check the arguments, then apply the advice VMA by VMA."""
+    if behavior not in _VALID:
+        raise syscall_error(errno.EINVAL, f"madvise: unknown advice {behavior}")
+    if start & ~PAGE_MASK:
+        raise syscall_error(errno.EINVAL, "madvise: address not page aligned")
+    length = page_align(len_in)
+    if len_in and not length:
+        raise syscall_error(errno.EINVAL, "madvise: length overflows")
+    end = start + length
+    if end == start:
+        return
+    if behavior in _NOT_MODELLED:
+        raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled yet")
+    if behavior in (C.MADV_POPULATE_READ, C.MADV_POPULATE_WRITE):
+        return madvise_populate(task, start, end, behavior == C.MADV_POPULATE_WRITE)
+    madvise_walk_vmas(task, start, end, behavior)
+
+
+def madvise_walk_vmas(task: Task, start: int, end: int, behavior: int) -> None:
+    """Mirrors madvise_walk_vmas(): visit each VMA piece of [start, end); a hole means ENOMEM."""
+    mm = task.mm
+    unmapped = False
+    vma = find_vma(mm, start)
+    while True:
+        if vma is None:
+            raise syscall_error(errno.ENOMEM, "madvise: range not fully mapped")
+        if start < vma.vm_start:
+            unmapped = True
+            start = vma.vm_start
+            if start >= end:
+                break
+        tmp = min(vma.vm_end, end)
+        vma = madvise_vma_behavior(task, vma, start, tmp, behavior)
+        start = max(tmp, vma.vm_end)
+        if start >= end:
+            break
+        vma = find_vma(mm, start)
+    if unmapped:
+        raise syscall_error(errno.ENOMEM, "madvise: range not fully mapped")
+
+
+def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: int) -> Vma:
+    """Mirrors madvise_vma_behavior(): apply one advice to [start, end) of one VMA."""
+    m = task.machine
+    if behavior in (C.MADV_DONTNEED, C.MADV_DONTNEED_LOCKED):
+        forbidden = VmFlag.PFNMAP | VmFlag.HUGETLB
+        if behavior == C.MADV_DONTNEED:
+            forbidden |= VmFlag.LOCKED
+        if vma.vm_flags & forbidden:
+            raise syscall_error(errno.EINVAL, "madvise(MADV_DONTNEED): locked or special mapping")
+        zap_page_range_single(m, vma, start, end)
+        return vma
+    if behavior == C.MADV_FREE:
+        if vma.vm_file is not None or vma.vm_flags & VmFlag.SHARED:  # !vma_is_anonymous()
+            raise syscall_error(errno.EINVAL, "madvise(MADV_FREE): only private anonymous memory")
+        madvise_free_single_vma(m, vma, start, end)
+        return vma
+    if behavior == C.MADV_WILLNEED:
+        return vma  # anonymous memory: swap readahead, and nothing is swapped out
+    new = _new_flags(vma, behavior)
+    if new == vma.vm_flags:
+        return vma
+    vma = vma_modify(vma.mm, vma, start, end)  # madvise_update_vma()
+    vma.vm_flags = new
+    return vma_try_merge(vma.mm, vma)
+
+
+def _new_flags(vma: Vma, behavior: int) -> VmFlag:
+    """The vm_flags an advice asks for (madvise_vma_behavior()'s switch), or EINVAL."""
+    f = vma.vm_flags
+    if behavior == C.MADV_NORMAL:
+        return f & ~(VmFlag.SEQ_READ | VmFlag.RAND_READ)
+    if behavior == C.MADV_SEQUENTIAL:
+        return (f & ~VmFlag.RAND_READ) | VmFlag.SEQ_READ
+    if behavior == C.MADV_RANDOM:
+        return (f & ~VmFlag.SEQ_READ) | VmFlag.RAND_READ
+    if behavior in (C.MADV_DONTFORK, C.MADV_DOFORK):
+        if f & VmFlag.IO:
+            raise syscall_error(errno.EINVAL, "madvise: VM_IO mapping")
+        return f | VmFlag.DONTCOPY if behavior == C.MADV_DONTFORK else f & ~VmFlag.DONTCOPY
+    if behavior == C.MADV_WIPEONFORK:
+        if vma.vm_file is not None or f & VmFlag.SHARED:
+            raise syscall_error(errno.EINVAL, "madvise(MADV_WIPEONFORK): only private anonymous memory")
+        return f | VmFlag.WIPEONFORK
+    if behavior == C.MADV_KEEPONFORK:
+        return f & ~VmFlag.WIPEONFORK
+    if behavior == C.MADV_DONTDUMP:
+        return f | VmFlag.DONTDUMP
+    if behavior == C.MADV_DODUMP:
+        return f & ~VmFlag.DONTDUMP
+    if behavior == C.MADV_MERGEABLE:  # ksm_madvise(): only for KSM-compatible (private anon) VMAs
+        return f | VmFlag.MERGEABLE if not f & VmFlag.SHARED and vma.vm_file is None else f
+    if behavior == C.MADV_UNMERGEABLE:
+        return f & ~VmFlag.MERGEABLE
+    if behavior == C.MADV_HUGEPAGE:  # hugepage_madvise()
+        return (f & ~VmFlag.NOHUGEPAGE) | VmFlag.HUGEPAGE
+    if behavior == C.MADV_NOHUGEPAGE:
+        return (f & ~VmFlag.HUGEPAGE) | VmFlag.NOHUGEPAGE
+    raise syscall_error(errno.EINVAL, f"madvise: advice {behavior}")
+
+
+def madvise_free_single_vma(m, vma: Vma, start: int, end: int) -> None:
+    """Mirrors madvise_free_pte_range(): mark exclusive anon pages clean, old and lazily freeable.
+
+    Such pages keep their data and cost no fault when written again; reclaim may drop them instead
+    of swapping them (pglazyfree counts them, pglazyfreed counts those reclaim frees).
+    """
+    addr = start
+    changed = 0
+    while addr < end:
+        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
+        row = pte_table(m, vma.mm, addr)
+        if row:
+            first = (addr >> PAGE_SHIFT) & 511
+            last = ((chunk_end - 1) >> PAGE_SHIFT) & 511
+            for k in m.ptpool.tables[row, first:last + 1].nonzero()[0]:
+                pte = int(m.ptpool.tables[row, first + k])
+                if not pte_present(pte) or pte_special(pte):
+                    continue
+                pfn = pte_pfn(pte)
+                if m.frames.mapcount[pfn] != 1:
+                    continue  # folio_maybe_mapped_shared()
+                set_entry(m, row, first + int(k), pte_mkold(pte_mkclean(pte)))
+                changed += 1
+                folio_mark_lazyfree(m, pfn)
+        addr = chunk_end
+    if changed:
+        flush_tlb_mm_range(m, vma.mm, start, end)
+
+
+def folio_mark_lazyfree(m, pfn: int) -> None:
+    """Mirrors folio_mark_lazyfree() -> lru_lazyfree(): anon -> clean, !swapbacked, inactive file LRU."""
+    flags = int(m.frames.flags[pfn])
+    if not flags & PG.swapbacked or flags & PG.unevictable:
+        return
+    m.frames.flags[pfn] = (flags & ~(PG.swapbacked | PG.active | PG.referenced | PG.dirty)) | PG.lazyfree
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.active else NodeStat.NR_INACTIVE_ANON, -1)
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, 1)
+    m.counters.count_vm_event(VmEvent.PGLAZYFREE)
+
+
+def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
+    """Mirrors madvise_populate() -> faultin_page_range(): fault every page in now, GUP-style.
+
+    These faults count in min_flt (rusage) but not in perf's page-faults. A write populate of a
+    range the VMA does not allow is EFAULT; a hole is ENOMEM.
+    """
+    mm, m = task.mm, task.machine
+    flags = FaultFlag.WRITE if write else FaultFlag.NONE
+    addr = start
+    while addr < end:
+        vma = find_vma(mm, addr)
+        if vma is None or vma.vm_start > addr:
+            raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): range not fully mapped")
+        if vma.vm_flags & (VmFlag.PFNMAP | VmFlag.IO):
+            raise syscall_error(errno.EINVAL, "madvise(MADV_POPULATE): VM_IO/VM_PFNMAP mapping")
+        need = VmFlag.WRITE if write else VmFlag.READ
+        if not vma.vm_flags & need:
+            raise syscall_error(errno.EFAULT, "madvise(MADV_POPULATE): access not allowed")
+        for a in range(addr, min(vma.vm_end, end), 1 << PAGE_SHIFT):
+            row = pte_table(m, mm, a)
+            pte = int(m.ptpool.tables[row, (a >> PAGE_SHIFT) & 511]) if row else 0
+            if pte & 1 and (not write or pte_write(pte)):
+                continue  # follow_page_pte() found it
+            vmf = handle_mm_fault(vma, a, flags, regs=False)
+            if vmf.result & VmFaultResult.OOM:
+                raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
+            task.charge_fault(vmf, gup=True)
+        addr = min(vma.vm_end, end)

@@ -1,0 +1,181 @@
+"""Kernel objects of memory management: VMA flags, the VMA, the mm, and the fault state.
+
+Mirrors include/linux/mm_types.h (struct vm_area_struct, struct mm_struct, struct vm_fault) and
+include/linux/mm.h (VM_* flags, FAULT_FLAG_*, VM_FAULT_*).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..kernel.task import Task
+    from ..machine import Machine
+    from .shmem import ShmemFile
+
+
+class VmFlag(enum.IntFlag):
+    """vm_flags bits (include/linux/mm.h), x86-64 values."""
+
+    NONE = 0
+    READ = 0x1
+    WRITE = 0x2
+    EXEC = 0x4
+    SHARED = 0x8
+    MAYREAD = 0x10
+    MAYWRITE = 0x20
+    MAYEXEC = 0x40
+    MAYSHARE = 0x80
+    GROWSDOWN = 0x100
+    PFNMAP = 0x400
+    LOCKED = 0x2000
+    IO = 0x4000
+    SEQ_READ = 0x8000
+    RAND_READ = 0x10000
+    DONTCOPY = 0x20000
+    DONTEXPAND = 0x40000
+    LOCKONFAULT = 0x80000
+    ACCOUNT = 0x100000
+    NORESERVE = 0x200000
+    HUGETLB = 0x400000
+    WIPEONFORK = 0x2000000
+    DONTDUMP = 0x4000000
+    MIXEDMAP = 0x10000000
+    HUGEPAGE = 0x20000000
+    NOHUGEPAGE = 0x40000000
+    MERGEABLE = 0x80000000
+
+
+# fs/proc/task_mmu.c: show_smap_vma_flags() mnemonics, printed in bit order.
+VM_FLAG_MNEMONICS: dict[VmFlag, str] = {
+    VmFlag.READ: "rd", VmFlag.WRITE: "wr", VmFlag.EXEC: "ex", VmFlag.SHARED: "sh",
+    VmFlag.MAYREAD: "mr", VmFlag.MAYWRITE: "mw", VmFlag.MAYEXEC: "me", VmFlag.MAYSHARE: "ms",
+    VmFlag.GROWSDOWN: "gd", VmFlag.PFNMAP: "pf", VmFlag.LOCKED: "lo", VmFlag.IO: "io",
+    VmFlag.SEQ_READ: "sr", VmFlag.RAND_READ: "rr", VmFlag.DONTCOPY: "dc", VmFlag.DONTEXPAND: "de",
+    VmFlag.LOCKONFAULT: "lf", VmFlag.ACCOUNT: "ac", VmFlag.NORESERVE: "nr", VmFlag.HUGETLB: "ht",
+    VmFlag.WIPEONFORK: "wf", VmFlag.DONTDUMP: "dd", VmFlag.MIXEDMAP: "mm", VmFlag.HUGEPAGE: "hg",
+    VmFlag.NOHUGEPAGE: "nh", VmFlag.MERGEABLE: "mg",
+}
+
+# Flags that do not stop two VMAs from merging (VM_IGNORE_MERGE is VM_SOFTDIRTY, not modelled).
+VM_ACCESS_FLAGS = VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC
+
+
+@dataclass(slots=True, eq=False)
+class Vma:
+    """Mirrors struct vm_area_struct: one mapped range [vm_start, vm_end) of an address space."""
+
+    mm: MmStruct
+    vm_start: int
+    vm_end: int
+    vm_flags: VmFlag
+    vm_pgoff: int
+    vm_page_prot: int
+    vm_file: ShmemFile | None = None
+    anon_vma: int | None = None  # id of the anon_vma once an anonymous page exists (anon_vma_prepare)
+
+    @property
+    def pages(self) -> int:
+        return (self.vm_end - self.vm_start) >> 12
+
+
+@dataclass(slots=True, eq=False)
+class MmStruct:
+    """Mirrors struct mm_struct: the VMAs, the page-table root, RSS counters and high-water marks."""
+
+    machine: Machine
+    pgd: int  # row of the PGD in the page-table pool (CR3)
+    mmap_base: int
+    vmas: list[Vma] = field(default_factory=list)  # sorted by vm_start (Linux: a maple tree)
+    rss: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # indexed by MmCounter
+    hiwater_rss: int = 0
+    hiwater_vm: int = 0
+    total_vm: int = 0
+    data_vm: int = 0
+    locked_vm: int = 0
+    nr_ptes: int = 0  # page-table pages below the PGD, by level (mm_pgtables_bytes)
+    nr_pmds: int = 0
+    nr_puds: int = 0
+    asid: int = -1  # PCID slot while loaded on the CPU, -1 when it holds none
+    owner: Task | None = None
+
+    def get_rss(self) -> int:
+        """Mirrors get_mm_rss(): file + anon + shmem pages mapped."""
+        return self.rss[0] + self.rss[1] + self.rss[3]
+
+    def update_hiwater_rss(self) -> None:
+        """Mirrors update_hiwater_rss(): remember the peak before RSS goes down."""
+        self.hiwater_rss = max(self.hiwater_rss, self.get_rss())
+
+    def update_hiwater_vm(self) -> None:
+        self.hiwater_vm = max(self.hiwater_vm, self.total_vm)
+
+
+class FaultFlag(enum.IntFlag):
+    """Mirrors enum fault_flag (include/linux/mm_types.h)."""
+
+    NONE = 0
+    WRITE = 1 << 0
+    MKWRITE = 1 << 1
+    ALLOW_RETRY = 1 << 2
+    RETRY_NOWAIT = 1 << 3
+    KILLABLE = 1 << 4
+    TRIED = 1 << 5
+    USER = 1 << 6
+    REMOTE = 1 << 7
+    INSTRUCTION = 1 << 8
+    INTERRUPTIBLE = 1 << 9
+    UNSHARE = 1 << 10
+    ORIG_PTE_VALID = 1 << 11
+    VMA_LOCK = 1 << 12
+
+
+FAULT_FLAG_DEFAULT = FaultFlag.ALLOW_RETRY | FaultFlag.KILLABLE | FaultFlag.INTERRUPTIBLE
+
+
+class VmFaultResult(enum.IntFlag):
+    """Mirrors enum vm_fault_reason (include/linux/mm_types.h): what a fault handler reports."""
+
+    NONE = 0
+    OOM = 0x000001
+    SIGBUS = 0x000002
+    MAJOR = 0x000004
+    HWPOISON = 0x000010
+    HWPOISON_LARGE = 0x000020
+    SIGSEGV = 0x000040
+    NOPAGE = 0x000100
+    LOCKED = 0x000200
+    RETRY = 0x000400
+    FALLBACK = 0x000800
+    DONE_COW = 0x001000
+    NEEDDSYNC = 0x002000
+    COMPLETED = 0x004000
+
+
+VM_FAULT_ERROR = (VmFaultResult.OOM | VmFaultResult.SIGBUS | VmFaultResult.SIGSEGV
+                  | VmFaultResult.HWPOISON | VmFaultResult.HWPOISON_LARGE)
+
+
+@dataclass(slots=True, eq=False)
+class VmFault:
+    """Mirrors struct vm_fault: the state one fault carries through the handlers.
+
+    Inputs (``vma``, ``address``, ``real_address``, ``pgoff``, ``flags``) are fixed after construction;
+    the handlers fill ``pmd`` (the row of the PTE table, 0 if none yet), ``orig_pte`` and ``page``.
+    ``handler`` names the leaf handler that ran, for the cost model and for ``explain``.
+    """
+
+    vma: Vma
+    address: int
+    real_address: int
+    pgoff: int
+    flags: FaultFlag
+    pmd: int = 0
+    orig_pte: int = 0
+    page: int = -1
+    cow_page: int = -1
+    handler: str = ""
+    result: VmFaultResult = VmFaultResult.NONE
+    path: list[str] = field(default_factory=list)

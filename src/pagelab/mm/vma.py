@@ -1,0 +1,208 @@
+"""The VMAs of an address space: lookup, placement, split and merge.
+
+Mirrors mm/vma.c and mm/mmap.c: find_vma(), find_vma_intersection(), the top-down
+unmapped-area search (mm/mmap.c: generic_get_unmapped_area_topdown() -> vm_unmapped_area()),
+__split_vma(), and the merge rules of is_mergeable_vma()/is_mergeable_anon_vma().
+Simplified: a sorted Python list stands in for the maple tree; no stack VMA, so no guard gaps.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING
+
+from ..arch.x86.pgtable import (
+    PAGE_COPY_EXEC,
+    PAGE_COPY_NOEXEC,
+    PAGE_NONE,
+    PAGE_READONLY,
+    PAGE_READONLY_EXEC,
+    PAGE_SHARED,
+    PAGE_SHARED_EXEC,
+)
+from ..constants import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE
+from .types import MmStruct, Vma, VmFlag
+
+if TYPE_CHECKING:
+    pass
+
+
+def vm_get_page_prot(vm_flags: VmFlag) -> int:
+    """Mirrors vm_get_page_prot() / protection_map[] (mm/mmap.c, arch/x86/mm/pgprot.c).
+
+    Private writable mappings get read-only PTEs (PAGE_COPY): a write must fault to copy or allocate.
+    """
+    r = bool(vm_flags & VmFlag.READ)
+    w = bool(vm_flags & VmFlag.WRITE)
+    x = bool(vm_flags & VmFlag.EXEC)
+    if not (r or w or x):
+        return PAGE_NONE
+    if vm_flags & VmFlag.SHARED and w:
+        return PAGE_SHARED_EXEC if x else PAGE_SHARED
+    if w:
+        return PAGE_COPY_EXEC if x else PAGE_COPY_NOEXEC
+    return PAGE_READONLY_EXEC if x else PAGE_READONLY
+
+
+def _starts(mm: MmStruct) -> list[int]:
+    return [v.vm_start for v in mm.vmas]
+
+
+def find_vma(mm: MmStruct, addr: int) -> Vma | None:
+    """Mirrors find_vma(): the first VMA with vm_end > addr (it may start above addr), or None."""
+    vmas = mm.vmas
+    i = bisect.bisect_right(vmas, addr, key=lambda v: v.vm_end)
+    return vmas[i] if i < len(vmas) else None
+
+
+def vma_lookup(mm: MmStruct, addr: int) -> Vma | None:
+    """Mirrors vma_lookup(): the VMA containing addr, or None."""
+    vma = find_vma(mm, addr)
+    return vma if vma is not None and vma.vm_start <= addr else None
+
+
+def find_vma_intersection(mm: MmStruct, start: int, end: int) -> Vma | None:
+    """Mirrors find_vma_intersection(): the first VMA that overlaps [start, end)."""
+    vma = find_vma(mm, start)
+    return vma if vma is not None and vma.vm_start < end else None
+
+
+def vmas_in_range(mm: MmStruct, start: int, end: int) -> list[Vma]:
+    """The VMAs overlapping [start, end), in address order (a snapshot list)."""
+    vmas = mm.vmas
+    i = bisect.bisect_right(vmas, start, key=lambda v: v.vm_end)
+    out = []
+    while i < len(vmas) and vmas[i].vm_start < end:
+        out.append(vmas[i])
+        i += 1
+    return out
+
+
+def find_vma_prev(mm: MmStruct, vma: Vma) -> Vma | None:
+    i = mm.vmas.index(vma)
+    return mm.vmas[i - 1] if i > 0 else None
+
+
+def find_vma_next(mm: MmStruct, vma: Vma) -> Vma | None:
+    i = mm.vmas.index(vma)
+    return mm.vmas[i + 1] if i + 1 < len(mm.vmas) else None
+
+
+def vma_link(mm: MmStruct, vma: Vma) -> None:
+    """Mirrors vma_link(): insert a VMA into the address space."""
+    i = bisect.bisect_left(_starts(mm), vma.vm_start)
+    mm.vmas.insert(i, vma)
+
+
+def vma_unlink(mm: MmStruct, vma: Vma) -> None:
+    mm.vmas.remove(vma)
+
+
+def vma_pages(vma: Vma) -> int:
+    return (vma.vm_end - vma.vm_start) >> PAGE_SHIFT
+
+
+def linear_page_index(vma: Vma, addr: int) -> int:
+    """Mirrors linear_page_index(): the file (or anon) page offset that ``addr`` maps."""
+    return ((addr - vma.vm_start) >> PAGE_SHIFT) + vma.vm_pgoff
+
+
+def vm_unmapped_area_topdown(mm: MmStruct, length: int, low_limit: int, high_limit: int) -> int:
+    """Mirrors unmapped_area_topdown(): the highest gap of ``length`` bytes below ``high_limit``.
+
+    Returns the start address, or -ENOMEM's stand-in -1.
+    """
+    hi = high_limit
+    for vma in reversed(mm.vmas):
+        if vma.vm_start >= hi:
+            continue
+        if vma.vm_end <= hi and hi - vma.vm_end >= length and hi - length >= low_limit:
+            return hi - length
+        hi = min(hi, vma.vm_start)
+    if hi - length >= low_limit:
+        return hi - length
+    return -1
+
+
+def get_unmapped_area(mm: MmStruct, addr: int, length: int, fixed: bool) -> int:
+    """Mirrors __get_unmapped_area() for anonymous memory; -1 means ENOMEM.
+
+    A MAP_FIXED address is returned as is; a hint is used (rounded down to a page) when the range is
+    free and inside [mmap_min_addr, TASK_SIZE]; otherwise the search runs top-down from mmap_base.
+    """
+    if length > TASK_SIZE:
+        return -1
+    if fixed:
+        return addr
+    low = max(PAGE_SIZE, mm.machine.settings.vm.mmap_min_addr)
+    if addr:
+        addr &= ~(PAGE_SIZE - 1)
+        if (addr >= low and TASK_SIZE - length >= addr
+                and find_vma_intersection(mm, addr, addr + length) is None):
+            return addr
+    return vm_unmapped_area_topdown(mm, length, low, mm.mmap_base)
+
+
+def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
+    """Mirrors __split_vma(): cut ``vma`` at ``addr``; returns the new VMA (below or above ``addr``).
+
+    Both halves keep the anon_vma and the file; the upper half's pgoff moves with it.
+    """
+    new = Vma(mm=mm, vm_start=vma.vm_start, vm_end=vma.vm_end, vm_flags=vma.vm_flags,
+              vm_pgoff=vma.vm_pgoff, vm_page_prot=vma.vm_page_prot, vm_file=vma.vm_file,
+              anon_vma=vma.anon_vma)
+    if vma.vm_file is not None:
+        vma.vm_file.get()
+    if new_below:
+        new.vm_end = addr
+        vma.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
+        vma.vm_start = addr
+    else:
+        new.vm_start = addr
+        new.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
+        vma.vm_end = addr
+    vma_link(mm, new)
+    return new
+
+
+def is_mergeable(a: Vma, b: Vma) -> bool:
+    """Mirrors is_mergeable_vma() + is_mergeable_anon_vma() for ``a`` directly below ``b``.
+
+    Same flags, same file with contiguous offsets, and anon_vmas that are equal or not yet set.
+    """
+    if a.vm_end != b.vm_start or a.vm_flags != b.vm_flags or a.vm_file is not b.vm_file:
+        return False
+    if a.vm_pgoff + vma_pages(a) != b.vm_pgoff:
+        return False
+    return a.anon_vma is None or b.anon_vma is None or a.anon_vma == b.anon_vma
+
+
+def merge_pair(mm: MmStruct, a: Vma, b: Vma) -> Vma:
+    """Merge ``b`` into ``a`` (a directly below b); returns the survivor ``a``."""
+    a.vm_end = b.vm_end
+    if a.anon_vma is None:
+        a.anon_vma = b.anon_vma
+    vma_unlink(mm, b)
+    if b.vm_file is not None:
+        b.vm_file.put()
+    return a
+
+
+def vma_try_merge(mm: MmStruct, vma: Vma) -> Vma:
+    """Mirrors vma_merge_existing_range() after a change: merge ``vma`` with its neighbours if allowed."""
+    prev = find_vma_prev(mm, vma)
+    if prev is not None and is_mergeable(prev, vma):
+        vma = merge_pair(mm, prev, vma)
+    nxt = find_vma_next(mm, vma)
+    if nxt is not None and is_mergeable(vma, nxt):
+        vma = merge_pair(mm, vma, nxt)
+    return vma
+
+
+def vma_modify(mm: MmStruct, vma: Vma, start: int, end: int) -> Vma:
+    """Mirrors the split half of vma_modify(): return a VMA covering exactly [start, end) of ``vma``."""
+    if vma.vm_start < start:
+        split_vma(mm, vma, start, new_below=True)
+    if vma.vm_end > end:
+        split_vma(mm, vma, end, new_below=False)
+    return vma

@@ -1,0 +1,287 @@
+"""Render /proc and /sys files from the simulated state, in Linux 6.18's exact text formats.
+
+Mirrors fs/proc/meminfo.c (meminfo_proc_show), mm/vmstat.c (vmstat_show), fs/proc/array.c
+(do_task_stat, proc_pid_status), fs/proc/task_mmu.c (show_map_vma, show_smap, show_smaps_rollup,
+smaps_account), and the sysfs/sysctl files of the modelled tunables. Reads state only.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL
+from ..constants import PAGE_SHIFT
+from ..hw.mmu import leaf_entries
+from ..hw.physmem import PG
+from ..mm.types import VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
+from ..settings import BY_PATH
+from ..stats import MmCounter, NodeStat
+
+if TYPE_CHECKING:
+    from ..kernel.task import Task
+    from ..machine import Machine
+
+PSS_SHIFT = 12
+USER_HZ = 100
+
+
+def read_path(m: Machine, path: str) -> str:
+    """The text of ``path``; FileNotFoundError (ENOENT) for files that do not exist here."""
+    if path == "/proc/vmstat":
+        return "".join(f"{k} {v}\n" for k, v in m.vmstat().items())
+    if path == "/proc/meminfo":
+        return meminfo(m)
+    if path in BY_PATH:
+        return m.settings.render(path)
+    match = re.fullmatch(r"/proc/(\d+)/(stat|status|maps|smaps|smaps_rollup)", path)
+    if match:
+        task = m.tasks.get(int(match.group(1)))
+        if task is not None and task.alive:
+            render = {"stat": proc_pid_stat, "status": proc_pid_status, "maps": proc_pid_maps,
+                      "smaps": proc_pid_smaps, "smaps_rollup": proc_pid_smaps_rollup}[match.group(2)]
+            return render(task)
+    raise FileNotFoundError(errno.ENOENT, "No such file (or not one pagelab renders)", path)
+
+
+def _kb(label: str, pages: int) -> str:
+    """show_val_kb(): a 16-column label, then the value in kB right-aligned in 8."""
+    return f"{label:<16}{pages * 4:>8} kB\n"
+
+
+def meminfo(m: Machine) -> str:
+    """Mirrors meminfo_proc_show(). Simplified: no slab, no vmalloc, no watermark reserve."""
+    g = m.counters.gauges
+    free = m.frames.nr_free
+    file_lru = g[NodeStat.NR_ACTIVE_FILE] + g[NodeStat.NR_INACTIVE_FILE]
+    stack_pages = 4 * sum(1 for t in m.tasks.values() if t.alive)  # THREAD_SIZE = 16 KiB
+    rows = [
+        ("MemTotal:", m.totalram_pages), ("MemFree:", free), ("MemAvailable:", free + file_lru),
+        ("Buffers:", 0), ("Cached:", g[NodeStat.NR_FILE_PAGES]), ("SwapCached:", 0),
+        ("Active:", g[NodeStat.NR_ACTIVE_ANON] + g[NodeStat.NR_ACTIVE_FILE]),
+        ("Inactive:", g[NodeStat.NR_INACTIVE_ANON] + g[NodeStat.NR_INACTIVE_FILE]),
+        ("Active(anon):", g[NodeStat.NR_ACTIVE_ANON]), ("Inactive(anon):", g[NodeStat.NR_INACTIVE_ANON]),
+        ("Active(file):", g[NodeStat.NR_ACTIVE_FILE]), ("Inactive(file):", g[NodeStat.NR_INACTIVE_FILE]),
+        ("Unevictable:", g[NodeStat.NR_UNEVICTABLE]), ("Mlocked:", 0),
+        ("SwapTotal:", 0), ("SwapFree:", 0), ("Zswap:", 0), ("Zswapped:", 0),
+        ("Dirty:", 0), ("Writeback:", 0), ("AnonPages:", g[NodeStat.NR_ANON_MAPPED]),
+        ("Mapped:", g[NodeStat.NR_FILE_MAPPED]), ("Shmem:", g[NodeStat.NR_SHMEM]),
+        ("KReclaimable:", 0), ("Slab:", 0), ("SReclaimable:", 0), ("SUnreclaim:", 0),
+        ("KernelStack:", stack_pages), ("PageTables:", g[NodeStat.NR_PAGETABLE]), ("SecPageTables:", 0),
+        ("NFS_Unstable:", 0), ("Bounce:", 0), ("WritebackTmp:", 0),
+        ("CommitLimit:", m.vm_commit_limit()), ("Committed_AS:", m.committed_pages),
+    ]
+    out = "".join(_kb(label, v) for label, v in rows)
+    out += f"{'VmallocTotal:':<16}{34359738367:>8} kB\n"
+    out += _kb("VmallocUsed:", 0) + _kb("VmallocChunk:", 0) + _kb("Percpu:", 0)
+    for label in ("AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:",
+                  "FilePmdMapped:", "Balloon:"):
+        out += _kb(label, 0)
+    for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:"):
+        out += f"{label:<16}{0:>8}\n"
+    out += f"{'Hugepagesize:':<16}{2048:>8} kB\n" + _kb("Hugetlb:", 0)
+    out += _kb("DirectMap4k:", 0) + _kb("DirectMap2M:", m.frames.nr_frames) + _kb("DirectMap1G:", 0)
+    return out
+
+
+# --- /proc/PID/maps and smaps ------------------------------------------------------------------
+
+def _vma_header(vma: Vma) -> str:
+    """Mirrors show_vma_header_prefix() + the name column (padded to column 73)."""
+    f = vma.vm_flags
+    perms = ("r" if f & VmFlag.READ else "-") + ("w" if f & VmFlag.WRITE else "-") \
+        + ("x" if f & VmFlag.EXEC else "-") + ("s" if f & VmFlag.MAYSHARE else "p")
+    if vma.vm_file is not None:
+        dev, ino, pgoff = "00:01", vma.vm_file.ino, vma.vm_pgoff << PAGE_SHIFT
+    else:
+        dev, ino, pgoff = "00:00", 0, 0
+    head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms} {pgoff:08x} {dev} {ino} "
+    if vma.vm_file is not None:
+        head = f"{head:<72} {vma.vm_file.name}"
+    return head + "\n"
+
+
+def proc_pid_maps(task: Task) -> str:
+    return "".join(_vma_header(v) for v in task.mm.vmas)
+
+
+@dataclass(slots=True)
+class MemSizeStats:
+    """Mirrors struct mem_size_stats: the smaps sums (bytes; pss fields in bytes << PSS_SHIFT)."""
+
+    resident: int = 0
+    shared_clean: int = 0
+    shared_dirty: int = 0
+    private_clean: int = 0
+    private_dirty: int = 0
+    referenced: int = 0
+    anonymous: int = 0
+    lazyfree: int = 0
+    swap: int = 0
+    pss: int = 0
+    pss_anon: int = 0
+    pss_file: int = 0
+    pss_shmem: int = 0
+    pss_dirty: int = 0
+    pss_locked: int = 0
+
+    def add(self, other: MemSizeStats) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
+    """Mirrors smap_gather_stats() -> smaps_pte_entry() -> smaps_account() for one VMA."""
+    mss = MemSizeStats()
+    vpns = np.arange(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT, dtype=np.int64)
+    ptes = leaf_entries(m.ptpool.tables, vma.mm.pgd, vpns)
+    present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
+    normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_page(): not the zero page
+    ptes = ptes[normal]
+    pfns = (ptes & ((1 << 52) - 1)) >> PAGE_SHIFT
+    flags = m.frames.flags[pfns]
+    refcount = m.frames.refcount[pfns]
+    mapcount = m.frames.mapcount[pfns]
+    locked = bool(vma.vm_flags & VmFlag.LOCKED)
+    for pte, fl, ref, mc in zip(ptes.tolist(), flags.tolist(), refcount.tolist(), mapcount.tolist()):
+        dirty = bool(pte & _PAGE_DIRTY) or bool(fl & PG.dirty)
+        young = bool(pte & _PAGE_ACCESSED) or bool(fl & PG.referenced)
+        size = 4096
+        if fl & PG.anon:
+            mss.anonymous += size
+            if not fl & PG.swapbacked and not dirty:
+                mss.lazyfree += size
+        mss.resident += size
+        if young:
+            mss.referenced += size
+        private = ref == 1 or mc < 2
+        pss = (size << PSS_SHIFT) if private else (size << PSS_SHIFT) // mc
+        mss.pss += pss
+        if dirty:
+            mss.pss_dirty += pss
+        if fl & PG.anon:
+            mss.pss_anon += pss
+        elif fl & PG.swapbacked:
+            mss.pss_shmem += pss
+        else:
+            mss.pss_file += pss
+        if locked:
+            mss.pss_locked += pss
+        if private:
+            if dirty:
+                mss.private_dirty += size
+            else:
+                mss.private_clean += size
+        elif dirty:
+            mss.shared_dirty += size
+        else:
+            mss.shared_clean += size
+    return mss
+
+
+def _d(label: str, nbytes: int) -> str:
+    """SEQ_PUT_DEC(): a 16-column label and the kB value right-aligned in 8."""
+    return f"{label:<16}{nbytes >> 10:>8} kB\n"
+
+
+def _show_smap_body(mss: MemSizeStats, rollup: bool) -> str:
+    """Mirrors __show_smap(): the fields common to smaps and smaps_rollup."""
+    out = _d("Rss:", mss.resident) + _d("Pss:", mss.pss >> PSS_SHIFT) + _d("Pss_Dirty:", mss.pss_dirty >> PSS_SHIFT)
+    if rollup:
+        out += _d("Pss_Anon:", mss.pss_anon >> PSS_SHIFT) + _d("Pss_File:", mss.pss_file >> PSS_SHIFT)
+        out += _d("Pss_Shmem:", mss.pss_shmem >> PSS_SHIFT)
+    out += _d("Shared_Clean:", mss.shared_clean) + _d("Shared_Dirty:", mss.shared_dirty)
+    out += _d("Private_Clean:", mss.private_clean) + _d("Private_Dirty:", mss.private_dirty)
+    out += _d("Referenced:", mss.referenced) + _d("Anonymous:", mss.anonymous) + _d("KSM:", 0)
+    out += _d("LazyFree:", mss.lazyfree)
+    for label in ("AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:", "Shared_Hugetlb:",
+                  "Private_Hugetlb:"):
+        out += _d(label, 0)
+    out += _d("Swap:", mss.swap) + _d("SwapPss:", 0) + _d("Locked:", mss.pss_locked >> PSS_SHIFT)
+    return out
+
+
+def thp_eligible(m: Machine, vma: Vma) -> bool:
+    """Mirrors thp_vma_allowable_order(TVA_SMAPS): the THP mode allows it and an aligned 2 MiB fits."""
+    mode = m.settings.transparent_hugepage.enabled
+    f = vma.vm_flags
+    if mode == "never" or f & VmFlag.NOHUGEPAGE or (mode == "madvise" and not f & VmFlag.HUGEPAGE):
+        return False
+    if vma.vm_file is not None:
+        return False
+    start = (vma.vm_start + (1 << 21) - 1) & ~((1 << 21) - 1)
+    return start + (1 << 21) <= vma.vm_end
+
+
+def proc_pid_smaps(task: Task) -> str:
+    """Mirrors show_smap() for every VMA."""
+    m = task.machine
+    out = []
+    for vma in task.mm.vmas:
+        mss = smap_gather_stats(m, vma)
+        size = vma.vm_end - vma.vm_start
+        flags = "".join(f"{name} " for bit, name in VM_FLAG_MNEMONICS.items() if vma.vm_flags & bit)
+        out.append(_vma_header(vma) + _d("Size:", size) + _d("KernelPageSize:", 4096)
+                   + _d("MMUPageSize:", 4096) + _show_smap_body(mss, rollup=False)
+                   + f"THPeligible:    {int(thp_eligible(m, vma)):>8}\n" + f"VmFlags: {flags}\n")
+    return "".join(out)
+
+
+def proc_pid_smaps_rollup(task: Task) -> str:
+    """Mirrors show_smaps_rollup(): the sums over all VMAs under one [rollup] header."""
+    m, mm = task.machine, task.mm
+    total = MemSizeStats()
+    for vma in mm.vmas:
+        total.add(smap_gather_stats(m, vma))
+    start = mm.vmas[0].vm_start if mm.vmas else 0
+    end = mm.vmas[-1].vm_end if mm.vmas else 0
+    head = f"{start:08x}-{end:08x} ---p 00000000 00:00 0 "
+    return f"{head:<72} [rollup]\n" + _show_smap_body(total, rollup=True)
+
+
+# --- /proc/PID/status and stat -------------------------------------------------------------------
+
+def _status_kb(label: str, pages: int) -> str:
+    """Mirrors seq_put_decimal_ull_width(m, label, kB, 8) in task_mem()."""
+    return f"{label}\t{pages * 4:>8} kB\n"
+
+
+def proc_pid_status(task: Task) -> str:
+    """Mirrors proc_pid_status() (fs/proc/array.c) and task_mem() (fs/proc/task_mmu.c)."""
+    mm: MmStruct = task.mm
+    rss = mm.rss
+    hiwater_rss = max(mm.hiwater_rss, mm.get_rss())
+    pte_pages = mm.nr_ptes + mm.nr_pmds + mm.nr_puds
+    out = (f"Name:\t{task.comm}\nUmask:\t0022\nState:\tR (running)\nTgid:\t{task.pid}\nNgid:\t0\n"
+           f"Pid:\t{task.pid}\nPPid:\t{task.ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+           f"FDSize:\t64\nGroups:\t \nNStgid:\t{task.pid}\nNSpid:\t{task.pid}\nNSpgid:\t{task.pid}\n"
+           f"NSsid:\t{task.pid}\nKthread:\t0\n")
+    out += _status_kb("VmPeak:", max(mm.hiwater_vm, mm.total_vm)) + _status_kb("VmSize:", mm.total_vm)
+    out += _status_kb("VmLck:", mm.locked_vm) + _status_kb("VmPin:", 0)
+    out += _status_kb("VmHWM:", hiwater_rss) + _status_kb("VmRSS:", mm.get_rss())
+    out += _status_kb("RssAnon:", rss[MmCounter.MM_ANONPAGES])
+    out += _status_kb("RssFile:", rss[MmCounter.MM_FILEPAGES])
+    out += _status_kb("RssShmem:", rss[MmCounter.MM_SHMEMPAGES])
+    out += _status_kb("VmData:", mm.data_vm) + _status_kb("VmStk:", 0) + _status_kb("VmExe:", 0)
+    out += _status_kb("VmLib:", 0) + _status_kb("VmPTE:", pte_pages)
+    out += _status_kb("VmSwap:", rss[MmCounter.MM_SWAPENTS]) + _status_kb("HugetlbPages:", 0)
+    out += "CoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t1\n"
+    return out
+
+
+def proc_pid_stat(task: Task) -> str:
+    """Mirrors do_task_stat(): the 52 fields of /proc/PID/stat (minflt is field 10, majflt 12)."""
+    m, mm = task.machine, task.mm
+    ticks = m.cpu.freq_mhz * 1_000_000 // USER_HZ
+    fields = [
+        task.pid, f"({task.comm})", "R", task.ppid, task.pid, task.pid, 0, -1, 4194304,
+        task.min_flt, 0, task.maj_flt, 0, task.utime_cycles // ticks, task.stime_cycles // ticks, 0, 0,
+        20, 0, 1, 0, task.start_cycles // ticks, mm.total_vm << PAGE_SHIFT, mm.get_rss(),
+        18446744073709551615, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0,
+    ]
+    return " ".join(str(f) for f in fields) + "\n"

@@ -1,0 +1,149 @@
+"""The Process API: what a program does to memory, on the simulated machine.
+
+A Process is the user-space side of a task: it makes system calls (mmap, munmap, mprotect, madvise,
+exit) and accesses memory (load, store, touch, access). Accesses run through the compiled MMU loop;
+when it traps, the kernel's fault path runs and the loop resumes at the same access, as a CPU
+re-executes the faulting instruction. The same API drives the real kernel in ``pagelab.real``.
+"""
+
+from __future__ import annotations
+
+import resource
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .arch.x86.fault import exc_general_protection, exc_page_fault
+from .arch.x86.tlb import switch_mm
+from .constants import PAGE_SHIFT, PAGE_SIZE
+from .errors import ProcessDead
+from .hw.mmu import MMU_DEADLINE, MMU_DONE, MMU_GP_FAULT, leaf_entries, mmu_run
+from .kernel import syscalls
+from .mm.fault_batch import try_fault_batch
+
+if TYPE_CHECKING:
+    from .kernel.task import Task
+    from .machine import Machine
+
+_ONE_READ = np.zeros(1, dtype=np.uint8)
+_ONE_WRITE = np.ones(1, dtype=np.uint8)
+
+
+class Process:
+    """A simulated process. Bad arguments raise OSError with Linux's errno; an access the kernel
+    answers with SIGSEGV raises ``pagelab.SegmentationFault`` and the process is dead afterwards."""
+
+    def __init__(self, machine: Machine, task: Task) -> None:
+        self.machine = machine
+        self.task = task
+
+    @property
+    def pid(self) -> int:
+        return self.task.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.task.alive
+
+    def _live(self) -> Task:
+        if not self.task.alive:
+            raise ProcessDead(f"process {self.task.pid} has exited")
+        return self.task
+
+    # --- system calls ---------------------------------------------------------------------------
+    def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
+        """mmap(2); returns the mapped address."""
+        return syscalls.sys_mmap(self._live(), addr or 0, length, prot, flags, fd, offset)
+
+    def munmap(self, addr: int, length: int) -> None:
+        """munmap(2)."""
+        syscalls.sys_munmap(self._live(), addr, length)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        """mprotect(2)."""
+        syscalls.sys_mprotect(self._live(), addr, length, prot)
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        """madvise(2)."""
+        syscalls.sys_madvise(self._live(), addr, length, advice)
+
+    def exit(self, code: int = 0) -> None:
+        """exit(2): the address space is torn down, every frame and page-table page freed."""
+        self._live().do_exit(code)
+
+    # --- memory accesses ------------------------------------------------------------------------
+    def load(self, addr: int) -> int:
+        """Read the byte at ``addr`` (faulting it in as the hardware would)."""
+        self._run(np.array([addr], dtype=np.uint64).view(np.int64), _ONE_READ)
+        pfn = self._pfn_of(addr)
+        data = self.machine.page_data.get(pfn)
+        return data[addr & (PAGE_SIZE - 1)] if data is not None else 0
+
+    def store(self, addr: int, value: int = 0) -> None:
+        """Write the byte ``value`` (0..255) at ``addr``."""
+        if not 0 <= value <= 255:
+            raise ValueError(f"store writes one byte: value must be 0..255, got {value}")
+        self._run(np.array([addr], dtype=np.uint64).view(np.int64), _ONE_WRITE)
+        pfn = self._pfn_of(addr)
+        data = self.machine.page_data.get(pfn)
+        if data is None and value:
+            data = self.machine.page_data[pfn] = bytearray(PAGE_SIZE)
+        if data is not None:
+            data[addr & (PAGE_SIZE - 1)] = value
+
+    def touch(self, addr: int, length: int, *, write: bool = False, stride: int = PAGE_SIZE) -> None:
+        """Access [addr, addr + length) every ``stride`` bytes: one read (or write) per 4 KiB page by default.
+
+        Writes touch pages without changing their bytes (load() still reads what store() wrote).
+        """
+        if length < 0 or stride <= 0:
+            raise ValueError("touch needs length >= 0 and stride > 0")
+        addrs = np.arange(addr, addr + length, stride, dtype=np.uint64).view(np.int64)
+        self._run(addrs, _ONE_WRITE if write else _ONE_READ)
+
+    def access(self, addresses: np.ndarray | list[int], *, write: bool | np.ndarray = False) -> None:
+        """Access each address in order; ``write`` is one flag or one flag per address."""
+        addrs = np.ascontiguousarray(np.asarray(addresses, dtype=np.uint64)).view(np.int64)
+        if isinstance(write, (bool, np.bool_)):
+            flags = _ONE_WRITE if write else _ONE_READ
+        else:
+            flags = np.ascontiguousarray(np.asarray(write, dtype=bool)).view(np.uint8)
+            if flags.shape != addrs.shape:
+                raise ValueError("write mask must have one flag per address")
+        self._run(addrs, flags)
+
+    def _run(self, addrs: np.ndarray, writes: np.ndarray) -> None:
+        """Feed accesses to the MMU loop; handle each trap in the kernel and resume where it stopped."""
+        task = self._live()
+        m = self.machine
+        tlb, clock = m.tlb, m.clock
+        i, n = 0, addrs.shape[0]
+        while i < n:
+            asid = switch_mm(m, task.mm)
+            before = int(m.clock_cycles[0])
+            outcome, i, va, err = mmu_run(m.ptpool.tables, task.mm.pgd, asid, addrs, writes, i,
+                                          tlb.tag, tlb.val, tlb.age, tlb.geom, tlb.lat, tlb.tick,
+                                          m.counters.sim, m.clock_cycles, clock.next_deadline())
+            task.utime_cycles += int(m.clock_cycles[0]) - before
+            if outcome == MMU_DONE:
+                return
+            if outcome == MMU_DEADLINE:
+                clock.run_due()
+            elif outcome == MMU_GP_FAULT:
+                exc_general_protection(task)
+            elif not (m.batch_faults and try_fault_batch(task, addrs, writes, i, va, err)):
+                task.charge_fault(exc_page_fault(task, va, err))
+
+    def _pfn_of(self, addr: int) -> int:
+        leaf = int(leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd,
+                                np.array([addr >> PAGE_SHIFT], dtype=np.int64))[0])
+        return (leaf & ((1 << 52) - 1)) >> PAGE_SHIFT
+
+    # --- accounting -----------------------------------------------------------------------------
+    def rusage(self) -> resource.struct_rusage:
+        """getrusage(RUSAGE_SELF), with the fields Python's resource.struct_rusage has."""
+        return syscalls.sys_getrusage(self.task)
+
+    def __repr__(self) -> str:
+        state = "alive" if self.task.alive else "dead"
+        return f"<pagelab.Process pid={self.pid} {self.task.comm!r} {state}>"

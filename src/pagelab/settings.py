@@ -1,0 +1,135 @@
+"""Kernel tunables: one typed definition per file, keyed by its real path, with Linux's defaults.
+
+Mirrors the sysctl tables of mm/ (kernel/sysctl.c, mm/util.c, mm/mmap.c) and the THP sysfs
+handlers of mm/huge_memory.c: each tunable carries its type, bounds or choices, the modelled kernel's
+default and the symbol it mirrors. Writes are validated as the kernel's store()/proc_handler would,
+raising SettingError for what would be EINVAL. Both ``settings.vm.swappiness`` and
+``settings["/proc/sys/vm/swappiness"]`` read the same value.
+
+Only tunables the simulator acts on are listed; the next issues add theirs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .errors import SettingError
+
+
+@dataclass(frozen=True, slots=True)
+class Tunable:
+    path: str
+    default: int | str
+    doc: str
+    mirrors: str
+    lo: int | None = None
+    hi: int | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+
+    @property
+    def attr(self) -> str:
+        return self.path.rsplit("/", 1)[1]
+
+    def parse(self, value: Any) -> int | str:
+        """Validate ``value`` like the kernel's store handler; SettingError (EINVAL) otherwise."""
+        if self.choices:
+            text = str(value).strip()
+            if text not in self.choices:
+                raise SettingError(f"{self.path}: {value!r} is not one of {', '.join(self.choices)} (EINVAL)")
+            return text
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise SettingError(f"{self.path}: {value!r} is not an integer (EINVAL)") from None
+        if (self.lo is not None and number < self.lo) or (self.hi is not None and number > self.hi):
+            raise SettingError(f"{self.path}: {number} is outside [{self.lo}, {self.hi}] (EINVAL)")
+        return number
+
+    def render(self, value: int | str) -> str:
+        """The text the file shows: THP choice files mark the current choice as ``[x]``."""
+        if self.choices and self.path.startswith("/sys/kernel/mm/transparent_hugepage"):
+            return " ".join(f"[{c}]" if c == value else c for c in self.choices)
+        return str(value)
+
+
+_VM = "/proc/sys/vm/"
+_THP = "/sys/kernel/mm/transparent_hugepage/"
+
+TUNABLES: tuple[Tunable, ...] = (
+    Tunable(_VM + "mmap_min_addr", 4096, "lowest address mmap may map without CAP_SYS_RAWIO",
+            "mm/util.c: dac_mmap_min_addr (CONFIG_DEFAULT_MMAP_MIN_ADDR)", lo=0, unit="bytes"),
+    Tunable(_VM + "max_map_count", 65530, "most VMAs one process may have",
+            "mm/util.c: sysctl_max_map_count (DEFAULT_MAX_MAP_COUNT)", lo=0, hi=2**31 - 1),
+    Tunable(_VM + "overcommit_memory", 0, "0 heuristic, 1 always, 2 strict commit limit",
+            "mm/util.c: sysctl_overcommit_memory", lo=0, hi=2),
+    Tunable(_VM + "overcommit_ratio", 50, "percent of RAM in the strict commit limit",
+            "mm/util.c: sysctl_overcommit_ratio", lo=0, unit="percent"),
+    Tunable(_VM + "overcommit_kbytes", 0, "commit limit in kB instead of the ratio (0 = use the ratio)",
+            "mm/util.c: sysctl_overcommit_kbytes", lo=0, unit="kB"),
+    Tunable(_THP + "enabled", "madvise", "when anonymous memory may get 2 MiB pages",
+            "mm/huge_memory.c: enabled_store()", choices=("always", "madvise", "never")),
+    Tunable(_THP + "defrag", "madvise", "whether a THP fault may stall in reclaim/compaction",
+            "mm/huge_memory.c: defrag_store()",
+            choices=("always", "defer", "defer+madvise", "madvise", "never")),
+    Tunable(_THP + "use_zero_page", 1, "read faults map the huge zero page",
+            "mm/huge_memory.c: use_zero_page_store()", lo=0, hi=1),
+)
+BY_PATH = {t.path: t for t in TUNABLES}
+
+
+class _Group:
+    """Attribute access to one directory of tunables (``settings.vm.max_map_count``)."""
+
+    def __init__(self, settings: Settings, prefix: str) -> None:
+        object.__setattr__(self, "_s", settings)
+        object.__setattr__(self, "_prefix", prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        return self._s[self._prefix + name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._s[self._prefix + name] = value
+
+
+class Settings:
+    """The current value of every tunable of one machine."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+        self._values: dict[str, int | str] = {t.path: t.default for t in TUNABLES}
+        self.vm = _Group(self, _VM)
+        self.transparent_hugepage = _Group(self, _THP)
+        for path, value in (overrides or {}).items():
+            self[path] = value
+
+    def __getitem__(self, path: str) -> Any:
+        if path not in self._values:
+            raise KeyError(f"no such tunable: {path}")
+        return self._values[path]
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        if path not in BY_PATH:
+            raise SettingError(f"no such tunable: {path} (ENOENT)")
+        self._values[path] = BY_PATH[path].parse(value)
+
+    def items(self) -> Iterator[tuple[str, int | str]]:
+        return iter(sorted(self._values.items()))
+
+    def render(self, path: str) -> str:
+        return BY_PATH[path].render(self[path]) + "\n"
+
+    @contextmanager
+    def override(self, values: dict[str, Any]) -> Iterator[Settings]:
+        """Set tunables for the duration of a ``with`` block, then restore the old values."""
+        saved = dict(self._values)
+        try:
+            for path, value in values.items():
+                self[path] = value
+            yield self
+        finally:
+            self._values = saved
+
+    def snapshot(self) -> dict[str, int | str]:
+        return dict(self._values)

@@ -1,0 +1,128 @@
+"""Counters with Linux's names: /proc/vmstat events and gauges, per-mm RSS, perf software events.
+
+Mirrors include/linux/vm_event_item.h (enum vm_event_item), include/linux/mmzone.h (enum
+node_stat_item / zone_stat_item), include/linux/mm_types_task.h (MM_* rss counters) and
+include/uapi/linux/perf_event.h (PERF_COUNT_SW_PAGE_FAULTS*). Each enum member's *value* is the exact
+text Linux prints, so no parallel name table can drift. Only events this simulator models are listed:
+an absent line means "not modelled", never a silent zero.
+
+Simulator-only figures (TLB hits, page walks, cycles) live in ``SimEvent`` so they can never pass
+for kernel numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+
+class VmEvent(enum.Enum):
+    """Mirrors enum vm_event_item (include/linux/vm_event_item.h): the event lines of /proc/vmstat."""
+
+    PGLAZYFREE = "pglazyfree"
+    PGFAULT = "pgfault"
+    PGMAJFAULT = "pgmajfault"
+    PGREUSE = "pgreuse"
+
+
+class NodeStat(enum.Enum):
+    """Mirrors node_stat_item / zone_stat_item gauges: the ``nr_*`` lines of /proc/vmstat (in pages)."""
+
+    NR_FREE_PAGES = "nr_free_pages"
+    NR_INACTIVE_ANON = "nr_inactive_anon"
+    NR_ACTIVE_ANON = "nr_active_anon"
+    NR_INACTIVE_FILE = "nr_inactive_file"
+    NR_ACTIVE_FILE = "nr_active_file"
+    NR_UNEVICTABLE = "nr_unevictable"
+    NR_ANON_MAPPED = "nr_anon_pages"
+    NR_FILE_MAPPED = "nr_mapped"
+    NR_FILE_PAGES = "nr_file_pages"
+    NR_SHMEM = "nr_shmem"
+    NR_PAGETABLE = "nr_page_table_pages"
+
+
+# Zone gauges Linux prints before the node ones; on a one-zone, one-node machine they equal them.
+ZONE_MIRRORS = {
+    "nr_zone_inactive_anon": NodeStat.NR_INACTIVE_ANON,
+    "nr_zone_active_anon": NodeStat.NR_ACTIVE_ANON,
+    "nr_zone_inactive_file": NodeStat.NR_INACTIVE_FILE,
+    "nr_zone_active_file": NodeStat.NR_ACTIVE_FILE,
+    "nr_zone_unevictable": NodeStat.NR_UNEVICTABLE,
+}
+
+
+class MmCounter(enum.IntEnum):
+    """Mirrors the MM_* rss counters of struct mm_struct (include/linux/mm_types_task.h)."""
+
+    MM_FILEPAGES = 0
+    MM_ANONPAGES = 1
+    MM_SWAPENTS = 2
+    MM_SHMEMPAGES = 3
+
+
+class PerfEvent(enum.Enum):
+    """perf's software page-fault events, named as ``perf stat -e`` names them."""
+
+    PAGE_FAULTS = "page-faults"
+    PAGE_FAULTS_MIN = "minor-faults"
+    PAGE_FAULTS_MAJ = "major-faults"
+
+
+class SimEvent(enum.IntEnum):
+    """Simulator-only hardware figures, kept in one int64 array the compiled MMU loop updates.
+
+    The value is the index into that array. These are not Linux counters.
+    """
+
+    ACCESSES = 0
+    LOADS = 1
+    STORES = 2
+    DTLB_4K_HIT = 3
+    DTLB_2M_HIT = 4
+    STLB_HIT = 5
+    STLB_MISS = 6  # = page walks started
+    WALK_TRAPS = 7  # walks that ended in a #PF
+    DIRTY_WALKS = 8  # TLB hits that walked anyway to set the Dirty bit
+    TLB_FLUSH_ONE = 9  # single-page invalidations (INVLPG / INVPCID addr)
+    TLB_FLUSH_MM = 10  # whole-address-space flushes
+    TLB_ASID_RECYCLE = 11  # a PCID slot given to another mm (its entries flushed)
+
+    @property
+    def text(self) -> str:
+        return "sim_" + self.name.lower()
+
+
+N_SIM_EVENTS = len(SimEvent)
+
+
+class Counters:
+    """One machine's event counters and gauges; ``count_vm_event`` is the only way events move."""
+
+    def __init__(self) -> None:
+        self.events: dict[VmEvent, int] = dict.fromkeys(VmEvent, 0)
+        self.gauges: dict[NodeStat, int] = dict.fromkeys(NodeStat, 0)
+        self.sim = np.zeros(N_SIM_EVENTS, dtype=np.int64)
+
+    def count_vm_event(self, ev: VmEvent, n: int = 1) -> None:
+        """Mirrors count_vm_events() (include/linux/vmstat.h)."""
+        self.events[ev] += n
+
+    def mod_node_state(self, item: NodeStat, delta: int) -> None:
+        """Mirrors mod_node_page_state() / __mod_lruvec_state() (mm/vmstat.c)."""
+        self.gauges[item] += delta
+
+    def vmstat(self) -> dict[str, int]:
+        """The modelled /proc/vmstat lines as a dict, in Linux's order: zone, node gauges, then events."""
+        out: dict[str, int] = {"nr_free_pages": self.gauges[NodeStat.NR_FREE_PAGES]}
+        for name, item in ZONE_MIRRORS.items():
+            out[name] = self.gauges[item]
+        for item in NodeStat:
+            if item is not NodeStat.NR_FREE_PAGES:
+                out[item.value] = self.gauges[item]
+        for ev in VmEvent:
+            out[ev.value] = self.events[ev]
+        return out
+
+    def sim_events(self) -> dict[str, int]:
+        return {ev.text: int(self.sim[ev]) for ev in SimEvent}
