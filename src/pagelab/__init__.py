@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 from .constants import (
-    GiB,
-    KiB,
     MADV_COLD,
     MADV_COLLAPSE,
     MADV_DODUMP,
@@ -53,6 +51,8 @@ from .constants import (
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    GiB,
+    KiB,
     MiB,
 )
 from .errors import (

@@ -8,7 +8,7 @@ Daemons (kswapd, khugepaged, ksmd, writeback) re-arm themselves as events when t
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -19,10 +19,10 @@ from .hw.cpu import CpuModel, get_cpu_model
 from .hw.physmem import PG, FrameTable
 from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
-from .observe.procfs import read_path
 from .kernel.task import Task
 from .mm.pgtable import pgtable_alloc
 from .mm.types import MmStruct
+from .observe.procfs import read_path
 from .process import Process
 from .settings import Settings
 from .stats import Counters, NodeStat
@@ -67,7 +67,7 @@ class Machine:
         # Kernel state.
         self.zero_pfn = 0
         self.frames.reserve(self.zero_pfn)  # the zero page lives in the kernel image
-        self.frames.flags[self.zero_pfn] = PG.reserved | PG.zero
+        self.frames.flags[self.zero_pfn] = PG.RESERVED | PG.ZERO
         self.totalram_pages = self.frames.nr_frames - 1
         self.counters.gauges[NodeStat.NR_FREE_PAGES] = self.frames.nr_free
         self.committed_pages = 0

@@ -11,9 +11,10 @@ Only tunables the simulator acts on are listed; the next issues add theirs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import SettingError
 

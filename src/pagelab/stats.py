@@ -61,6 +61,10 @@ class MmCounter(enum.IntEnum):
     MM_SHMEMPAGES = 3
 
 
+# The same indices as plain ints, for the fault path (IntEnum attribute access is slow).
+MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES = 0, 1, 2, 3
+
+
 class PerfEvent(enum.Enum):
     """perf's software page-fault events, named as ``perf stat -e`` names them."""
 

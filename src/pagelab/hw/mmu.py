@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, LAT_L1, LAT_STLB, LAT_WALK, STLB, tlb_find, tlb_fill
+from .tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, LAT_L1, LAT_STLB, LAT_WALK, STLB, tlb_fill, tlb_find
 
 # Outcomes of mmu_run.
 MMU_DONE = 0

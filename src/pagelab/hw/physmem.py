@@ -13,30 +13,29 @@ lists); the buddy allocator replaces it when memory pressure is modelled.
 
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 
 from ..errors import kernel_bug
+from ..flags import Flags
 
 
-class PG(enum.IntFlag):
+class PG(Flags):
     """Page flags we model (include/linux/page-flags.h: enum pageflags), as bits in ``flags``."""
 
-    locked = 1 << 0
-    referenced = 1 << 1
-    uptodate = 1 << 2
-    dirty = 1 << 3
-    lru = 1 << 4
-    active = 1 << 5
-    reserved = 1 << 6
-    swapbacked = 1 << 7
-    unevictable = 1 << 8
-    anon = 1 << 9  # PageAnon(): folio->mapping & PAGE_MAPPING_ANON
-    table = 1 << 10  # PageTable(): a page-table page
-    zero = 1 << 11  # the shared zero page
-    anon_exclusive = 1 << 12  # PG_anon_exclusive
-    lazyfree = 1 << 13  # MADV_FREE'd: anon but !swapbacked
+    LOCKED = 1 << 0
+    REFERENCED = 1 << 1
+    UPTODATE = 1 << 2
+    DIRTY = 1 << 3
+    LRU = 1 << 4
+    ACTIVE = 1 << 5
+    RESERVED = 1 << 6
+    SWAPBACKED = 1 << 7
+    UNEVICTABLE = 1 << 8
+    ANON = 1 << 9  # PageAnon(): folio->mapping & PAGE_MAPPING_ANON
+    TABLE = 1 << 10  # PageTable(): a page-table page
+    ZERO = 1 << 11  # the shared zero page
+    ANON_EXCLUSIVE = 1 << 12  # PG_anon_exclusive
+    LAZYFREE = 1 << 13  # MADV_FREE'd: anon but !swapbacked
 
 
 class FrameTable:
@@ -58,7 +57,7 @@ class FrameTable:
         """Take ``pfn`` off the free stack for good (memblock_reserve analogue); only at boot."""
         kernel_bug(self.free_stack[self.nr_free - 1] != pfn, "reserve: not the next free frame")
         self.nr_free -= 1
-        self.flags[pfn] = PG.reserved
+        self.flags[pfn] = PG.RESERVED
         self.refcount[pfn] = 1
 
     def pop(self, n: int) -> np.ndarray:

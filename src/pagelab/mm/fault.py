@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 FAULT_AROUND_PAGES = 16  # fault_around_bytes = 64 KiB (mm/memory.c)
 
 
-def handle_mm_fault(vma: Vma, address: int, flags: FaultFlag, regs: bool) -> VmFault:
+def handle_mm_fault(vma: Vma, address: int, flags: int, regs: bool) -> VmFault:
     """Mirrors handle_mm_fault(): resolve one fault; ``regs`` is False for GUP-made faults.
 
     Returns the VmFault, whose ``result`` attribute holds the VmFaultResult.
@@ -64,7 +64,7 @@ def handle_mm_fault(vma: Vma, address: int, flags: FaultFlag, regs: bool) -> VmF
     return vmf
 
 
-def _handle_mm_fault(vmf: VmFault) -> VmFaultResult:
+def _handle_mm_fault(vmf: VmFault) -> int:
     """Mirrors __handle_mm_fault(): allocate the PUD and PMD tables, then handle the PTE level.
 
     Simplified: the PMD-level THP attempt (create_huge_pmd) is not modelled yet.
@@ -76,7 +76,7 @@ def _handle_mm_fault(vmf: VmFault) -> VmFaultResult:
     return handle_pte_fault(vmf)
 
 
-def handle_pte_fault(vmf: VmFault) -> VmFaultResult:
+def handle_pte_fault(vmf: VmFault) -> int:
     """Mirrors handle_pte_fault(): a decision tree and nothing else."""
     m = vmf.vma.mm.machine
     vmf.path.append("handle_pte_fault")
@@ -97,7 +97,7 @@ def handle_pte_fault(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def do_anonymous_page(vmf: VmFault) -> VmFaultResult:
+def do_anonymous_page(vmf: VmFault) -> int:
     """Mirrors do_anonymous_page(): the zero page on a read, a new zeroed page on a write.
 
     Simplified: no mTHP (alloc_anon_folio picks order 0), no memcg charge.
@@ -129,7 +129,7 @@ def do_anonymous_page(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def do_fault(vmf: VmFault) -> VmFaultResult:
+def do_fault(vmf: VmFault) -> int:
     """Mirrors do_fault(): dispatch a fault on a file-backed (here: shmem) VMA."""
     vmf.path.append("do_fault")
     if not vmf.flags & FaultFlag.WRITE:
@@ -139,7 +139,7 @@ def do_fault(vmf: VmFault) -> VmFaultResult:
     return do_shared_fault(vmf)
 
 
-def do_read_fault(vmf: VmFault) -> VmFaultResult:
+def do_read_fault(vmf: VmFault) -> int:
     """Mirrors do_read_fault(): try fault-around first, then read the page and map it."""
     vmf.path.append("do_read_fault")
     if FAULT_AROUND_PAGES > 1:  # should_fault_around(): shmem has ->map_pages
@@ -154,7 +154,7 @@ def do_read_fault(vmf: VmFault) -> VmFaultResult:
     return finish_fault(vmf)
 
 
-def do_shared_fault(vmf: VmFault) -> VmFaultResult:
+def do_shared_fault(vmf: VmFault) -> int:
     """Mirrors do_shared_fault(): get the page, map it writable and dirty (tmpfs: no page_mkwrite)."""
     vmf.path.append("do_shared_fault")
     ret = _do_fault(vmf)
@@ -164,7 +164,7 @@ def do_shared_fault(vmf: VmFault) -> VmFaultResult:
     return finish_fault(vmf)
 
 
-def _do_fault(vmf: VmFault) -> VmFaultResult:
+def _do_fault(vmf: VmFault) -> int:
     """Mirrors __do_fault() -> vma->vm_ops->fault (shmem_fault): a referenced page in vmf.page."""
     vmf.path.append("shmem_fault")
     pfn = shmem_get_folio(vmf.vma.vm_file, vmf.pgoff)
@@ -174,7 +174,7 @@ def _do_fault(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def finish_fault(vmf: VmFault) -> VmFaultResult:
+def finish_fault(vmf: VmFault) -> int:
     """Mirrors finish_fault() -> set_pte_range(): install the PTE for vmf.page."""
     vma, m = vmf.vma, vmf.vma.mm.machine
     row = pte_alloc(m, vma.mm, vmf.pmd, vmf.address)
@@ -191,7 +191,7 @@ def finish_fault(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def do_fault_around(vmf: VmFault) -> VmFaultResult:
+def do_fault_around(vmf: VmFault) -> int:
     """Mirrors do_fault_around() + filemap_map_pages(): map the cached pages of a 16-page window.
 
     The window is aligned by virtual address, clamped to the VMA and to the PTE table; only pages
@@ -224,7 +224,7 @@ def do_fault_around(vmf: VmFault) -> VmFaultResult:
     return ret
 
 
-def do_wp_page(vmf: VmFault) -> VmFaultResult:
+def do_wp_page(vmf: VmFault) -> int:
     """Mirrors do_wp_page(): a write to a present read-only PTE.
 
     Shared mappings reuse the page (tmpfs has no page_mkwrite). An anonymous page that is exclusive
@@ -235,7 +235,7 @@ def do_wp_page(vmf: VmFault) -> VmFaultResult:
     vmf.page = -1 if pte_special(vmf.orig_pte) else pte_pfn(vmf.orig_pte)  # vm_normal_page()
     if vma.vm_flags & (VmFlag.SHARED | VmFlag.MAYSHARE):
         return wp_page_reuse(vmf)
-    if vmf.page >= 0 and m.frames.flags[vmf.page] & PG.anon and wp_can_reuse_anon_folio(m, vmf.page):
+    if vmf.page >= 0 and m.frames.flags[vmf.page] & PG.ANON and wp_can_reuse_anon_folio(m, vmf.page):
         return wp_page_reuse(vmf)
     return wp_page_copy(vmf)
 
@@ -243,15 +243,15 @@ def do_wp_page(vmf: VmFault) -> VmFaultResult:
 def wp_can_reuse_anon_folio(m: Machine, pfn: int) -> bool:
     """Mirrors PageAnonExclusive() || wp_can_reuse_anon_folio(): nobody else holds the page."""
     frames = m.frames
-    if frames.flags[pfn] & PG.anon_exclusive:
+    if frames.flags[pfn] & PG.ANON_EXCLUSIVE:
         return True
     if frames.refcount[pfn] > 1:
         return False
-    frames.flags[pfn] |= PG.anon_exclusive
+    frames.flags[pfn] |= PG.ANON_EXCLUSIVE
     return True
 
 
-def wp_page_reuse(vmf: VmFault) -> VmFaultResult:
+def wp_page_reuse(vmf: VmFault) -> int:
     """Mirrors wp_page_reuse(): make the existing PTE writable, young and dirty; counts pgreuse."""
     vma, m = vmf.vma, vmf.vma.mm.machine
     vmf.path.append("wp_page_reuse")
@@ -265,7 +265,7 @@ def wp_page_reuse(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def wp_page_copy(vmf: VmFault) -> VmFaultResult:
+def wp_page_copy(vmf: VmFault) -> int:
     """Mirrors wp_page_copy(): allocate a private copy (zeroed, for the zero page) and map it."""
     vma, m = vmf.vma, vmf.vma.mm.machine
     vmf.path.append("wp_page_copy")
@@ -293,7 +293,7 @@ def wp_page_copy(vmf: VmFault) -> VmFaultResult:
     return VmFaultResult.NONE
 
 
-def mm_account_fault(vma: Vma, regs: bool, flags: FaultFlag, ret: VmFaultResult) -> None:
+def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
     """Mirrors mm_account_fault(): the single place that counts a completed fault.
 
     pgfault counts every completed fault, failed ones too; min_flt/maj_flt only successful ones,

@@ -26,7 +26,7 @@ from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
-from ..stats import MmCounter, NodeStat, PerfEvent, SimEvent, VmEvent
+from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
 from .page_alloc import alloc_pages_bulk
 from .pgtable import pmd_alloc, pte_alloc
 from .rmap import anon_vma_prepare
@@ -93,8 +93,8 @@ def _do_anonymous_pages(task: Task, vma, vpns: np.ndarray, write: bool) -> None:
         row = pte_alloc(m, mm, pmd_alloc(m, mm, addr), addr)
         idx = (chunk & 511).astype(np.int64)
         if write:
-            pfns = alloc_pages_bulk(m, chunk.shape[0], PG.anon | PG.swapbacked | PG.uptodate
-                                    | PG.anon_exclusive | PG.lru)
+            pfns = alloc_pages_bulk(m, chunk.shape[0], PG.ANON | PG.SWAPBACKED | PG.UPTODATE
+                                    | PG.ANON_EXCLUSIVE | PG.LRU)
             m.frames.mapcount[pfns] = 1
             m.frames.mapping[pfns] = vma.anon_vma
             m.frames.index[pfns] = chunk - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff
@@ -106,7 +106,7 @@ def _do_anonymous_pages(task: Task, vma, vpns: np.ndarray, write: bool) -> None:
     if write:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, k)
         m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, k)
-        mm.rss[MmCounter.MM_ANONPAGES] += k
+        mm.rss[MM_ANONPAGES] += k
     # What k trips through exc_page_fault() -> handle_mm_fault() -> mm_account_fault() count.
     m.counters.count_vm_event(VmEvent.PGFAULT, k)
     task.min_flt += k

@@ -115,7 +115,7 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
     return vma_try_merge(vma.mm, vma)
 
 
-def _new_flags(vma: Vma, behavior: int) -> VmFlag:
+def _new_flags(vma: Vma, behavior: int) -> int:
     """The vm_flags an advice asks for (madvise_vma_behavior()'s switch), or EINVAL."""
     f = vma.vm_flags
     if behavior == C.MADV_NORMAL:
@@ -181,10 +181,10 @@ def madvise_free_single_vma(m, vma: Vma, start: int, end: int) -> None:
 def folio_mark_lazyfree(m, pfn: int) -> None:
     """Mirrors folio_mark_lazyfree() -> lru_lazyfree(): anon -> clean, !swapbacked, inactive file LRU."""
     flags = int(m.frames.flags[pfn])
-    if not flags & PG.swapbacked or flags & PG.unevictable:
+    if not flags & PG.SWAPBACKED or flags & PG.UNEVICTABLE:
         return
-    m.frames.flags[pfn] = (flags & ~(PG.swapbacked | PG.active | PG.referenced | PG.dirty)) | PG.lazyfree
-    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.active else NodeStat.NR_INACTIVE_ANON, -1)
+    m.frames.flags[pfn] = (flags & ~(PG.SWAPBACKED | PG.ACTIVE | PG.REFERENCED | PG.DIRTY)) | PG.LAZYFREE
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON, -1)
     m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, 1)
     m.counters.count_vm_event(VmEvent.PGLAZYFREE)
 
@@ -192,8 +192,8 @@ def folio_mark_lazyfree(m, pfn: int) -> None:
 def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
     """Mirrors madvise_populate() -> faultin_page_range(): fault every page in now, GUP-style.
 
-    These faults count in min_flt (rusage) but not in perf's page-faults. A write populate of a
-    range the VMA does not allow is EFAULT; a hole is ENOMEM.
+    These faults count in min_flt (rusage) but not in perf's page-faults. A range the VMA does not
+    allow (check_vma_flags() in mm/gup.c) is EINVAL; a hole is ENOMEM.
     """
     mm, m = task.mm, task.machine
     flags = FaultFlag.WRITE if write else FaultFlag.NONE
@@ -206,7 +206,7 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
             raise syscall_error(errno.EINVAL, "madvise(MADV_POPULATE): VM_IO/VM_PFNMAP mapping")
         need = VmFlag.WRITE if write else VmFlag.READ
         if not vma.vm_flags & need:
-            raise syscall_error(errno.EFAULT, "madvise(MADV_POPULATE): access not allowed")
+            raise syscall_error(errno.EINVAL, "madvise(MADV_POPULATE): the mapping does not allow that access")
         for a in range(addr, min(vma.vm_end, end), 1 << PAGE_SHIFT):
             row = pte_table(m, mm, a)
             pte = int(m.ptpool.tables[row, (a >> PAGE_SHIFT) & 511]) if row else 0

@@ -45,8 +45,8 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> int:
                 if pte_special(pte):
                     continue  # the zero page: no rmap, no reference
                 pfn = pte_pfn(pte)
-                if pte_dirty(pte) and not m.frames.flags[pfn] & PG.anon:
-                    m.frames.flags[pfn] |= PG.dirty  # folio_mark_dirty()
+                if pte_dirty(pte) and not m.frames.flags[pfn] & PG.ANON:
+                    m.frames.flags[pfn] |= PG.DIRTY  # folio_mark_dirty()
                 folio_remove_rmap_pte(m, vma, pfn)
                 put_page(m, pfn)  # tlb_remove_page()
         addr = chunk_end

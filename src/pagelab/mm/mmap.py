@@ -61,7 +61,7 @@ def syscall_error(code: int, what: str) -> OSError:
     return OSError(code, f"{what}: {errno.errorcode[code]} ({os.strerror(code)})")
 
 
-def calc_vm_prot_bits(prot: int) -> VmFlag:
+def calc_vm_prot_bits(prot: int) -> int:
     """Mirrors calc_vm_prot_bits(): PROT_* -> VM_READ/WRITE/EXEC (other bits are ignored)."""
     flags = VmFlag.NONE
     if prot & PROT_READ:
@@ -86,6 +86,8 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         raise NotModelled("mmap: MAP_HUGETLB, MAP_GROWSDOWN, MAP_LOCKED and MAP_POPULATE are not modelled yet")
     if length == 0:
         raise syscall_error(errno.EINVAL, "mmap: length is 0")
+    if flags & MAP_FIXED_NOREPLACE:
+        flags |= MAP_FIXED
     if not flags & MAP_FIXED:
         addr = round_hint_to_min(m, addr)
     length = page_align(length) & ((1 << 64) - 1)
@@ -126,7 +128,7 @@ def round_hint_to_min(m, hint: int) -> int:
     return hint
 
 
-def mmap_region(task: Task, addr: int, length: int, vm_flags: VmFlag, pgoff: int) -> int:
+def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int) -> int:
     """Mirrors __mmap_region(): unmap what MAP_FIXED covers, charge commit, merge or create the VMA."""
     mm, m = task.mm, task.machine
     end = addr + length
@@ -166,7 +168,7 @@ def vma_merge_new_range(mm: MmStruct, vma: Vma) -> Vma:
     return vma
 
 
-def vm_stat_account(mm: MmStruct, flags: VmFlag, npages: int) -> None:
+def vm_stat_account(mm: MmStruct, flags: int, npages: int) -> None:
     """Mirrors vm_stat_account(): total_vm, and data_vm for private writable mappings."""
     mm.total_vm += npages
     mm.update_hiwater_vm()

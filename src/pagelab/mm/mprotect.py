@@ -10,10 +10,28 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from ..arch.x86.pgtable import pte_dirty, pte_mkwrite, pte_modify, pte_pfn, pte_present, pte_special, pte_write
+from ..arch.x86.pgtable import (
+    pte_dirty,
+    pte_mkwrite,
+    pte_modify,
+    pte_pfn,
+    pte_present,
+    pte_special,
+    pte_write,
+)
 from ..arch.x86.tlb import flush_tlb_mm_range
-from ..constants import PAGE_MASK, PAGE_SHIFT, PMD_SIZE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ
-from ..constants import PROT_SEM, PROT_WRITE, page_align
+from ..constants import (
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PMD_SIZE,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_SEM,
+    PROT_WRITE,
+    page_align,
+)
 from ..hw.physmem import PG
 from .mmap import calc_vm_prot_bits, syscall_error, vm_stat_account
 from .pgtable import pte_table, set_entry
@@ -58,7 +76,7 @@ def do_mprotect(task: Task, start: int, length: int, prot: int) -> None:
         raise syscall_error(errno.ENOMEM, "mprotect: range not fully mapped")
 
 
-def mprotect_fixup(task: Task, vma: Vma, start: int, end: int, newflags: VmFlag) -> Vma:
+def mprotect_fixup(task: Task, vma: Vma, start: int, end: int, newflags: int) -> Vma:
     """Mirrors mprotect_fixup(): commit accounting, split/merge, then change the PTEs."""
     m, mm = task.machine, task.mm
     oldflags = vma.vm_flags
@@ -118,5 +136,5 @@ def can_change_pte_writable(m, vma: Vma, pte: int) -> bool:
         if pte_special(pte):
             return False
         flags = int(m.frames.flags[pte_pfn(pte)])
-        return bool(flags & PG.anon and flags & PG.anon_exclusive)
+        return bool(flags & PG.ANON and flags & PG.ANON_EXCLUSIVE)
     return pte_dirty(pte)

@@ -53,23 +53,23 @@ def put_page(m: Machine, pfn: int) -> None:
     frames = m.frames
     frames.refcount[pfn] -= 1
     if frames.refcount[pfn] == 0:
-        if frames.flags[pfn] & PG.lru:
+        if frames.flags[pfn] & PG.LRU:
             lru_del(m, pfn)
         free_frame(m, pfn)
 
 
 def lru_add(m: Machine, pfn: int, n: int = 1) -> None:
     """Mirrors folio_add_lru(): new anon and shmem folios start on the inactive anon list (5.9+)."""
-    m.frames.flags[pfn] |= PG.lru
+    m.frames.flags[pfn] |= PG.LRU
     m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, n)
 
 
 def lru_del(m: Machine, pfn: int) -> None:
     """Mirrors lruvec_del_folio(): take a freed folio off its LRU list (the gauge follows)."""
     flags = int(m.frames.flags[pfn])
-    m.frames.flags[pfn] = flags & ~PG.lru
-    if flags & PG.lazyfree:
+    m.frames.flags[pfn] = flags & ~PG.LRU
+    if flags & PG.LAZYFREE:
         item = NodeStat.NR_INACTIVE_FILE  # MADV_FREE moved it to the inactive file list
     else:
-        item = NodeStat.NR_ACTIVE_ANON if flags & PG.active else NodeStat.NR_INACTIVE_ANON
+        item = NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON
     m.counters.mod_node_state(item, -1)

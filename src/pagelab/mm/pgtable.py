@@ -30,7 +30,7 @@ def entry_row(entry: int) -> int:
 
 def pgtable_alloc(m: Machine, mm: MmStruct, level: int) -> int:
     """Mirrors pagetable_alloc() + the ctor: a zeroed page-table page of ``level``; row, or 0 on OOM."""
-    pfn = alloc_page(m, PG.table)
+    pfn = alloc_page(m, PG.TABLE)
     if pfn < 0:
         return 0
     m.counters.mod_node_state(NodeStat.NR_PAGETABLE, 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..hw.physmem import PG
-from ..stats import MmCounter, NodeStat
+from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
 from .types import VM_ACCESS_FLAGS, Vma
 from .vma import find_vma_next, find_vma_prev, linear_page_index
 
@@ -39,12 +39,12 @@ def anon_vma_prepare(vma: Vma) -> int:
 def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfn: int, addr: int) -> None:
     """Mirrors folio_add_new_anon_rmap(): a new, exclusive anon page mapped once at ``addr``."""
     frames = m.frames
-    frames.flags[pfn] |= PG.anon | PG.swapbacked | PG.uptodate | PG.anon_exclusive
+    frames.flags[pfn] |= PG.ANON | PG.SWAPBACKED | PG.UPTODATE | PG.ANON_EXCLUSIVE
     frames.mapping[pfn] = vma.anon_vma
     frames.index[pfn] = linear_page_index(vma, addr)
     frames.mapcount[pfn] = 1
     m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, 1)
-    vma.mm.rss[MmCounter.MM_ANONPAGES] += 1
+    vma.mm.rss[MM_ANONPAGES] += 1
 
 
 def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
@@ -53,14 +53,14 @@ def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
     frames.mapcount[pfn] += 1
     if frames.mapcount[pfn] == 1:
         m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, 1)
-    vma.mm.rss[MmCounter.MM_SHMEMPAGES] += 1
+    vma.mm.rss[MM_SHMEMPAGES] += 1
 
 
 def folio_remove_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
     """Mirrors folio_remove_rmap_pte(): one mapping of ``pfn`` is gone (the caller drops the ref)."""
     frames = m.frames
     frames.mapcount[pfn] -= 1
-    anon = bool(frames.flags[pfn] & PG.anon)
+    anon = bool(frames.flags[pfn] & PG.ANON)
     if frames.mapcount[pfn] == 0:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED if anon else NodeStat.NR_FILE_MAPPED, -1)
-    vma.mm.rss[MmCounter.MM_ANONPAGES if anon else MmCounter.MM_SHMEMPAGES] -= 1
+    vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= 1

@@ -57,7 +57,7 @@ def shmem_get_folio(f: ShmemFile, pgoff: int) -> int:
     m = f.machine
     pfn = f.pages.get(pgoff)
     if pfn is None:
-        pfn = alloc_page(m, PG.swapbacked | PG.uptodate)
+        pfn = alloc_page(m, PG.SWAPBACKED | PG.UPTODATE)
         if pfn < 0:
             return -1
         m.frames.mapping[pfn] = f.id

@@ -6,9 +6,10 @@ include/linux/mm.h (VM_* flags, FAULT_FLAG_*, VM_FAULT_*).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ..flags import Flags
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from .shmem import ShmemFile
 
 
-class VmFlag(enum.IntFlag):
+class VmFlag(Flags):
     """vm_flags bits (include/linux/mm.h), x86-64 values."""
 
     NONE = 0
@@ -49,7 +50,7 @@ class VmFlag(enum.IntFlag):
 
 
 # fs/proc/task_mmu.c: show_smap_vma_flags() mnemonics, printed in bit order.
-VM_FLAG_MNEMONICS: dict[VmFlag, str] = {
+VM_FLAG_MNEMONICS: dict[int, str] = {
     VmFlag.READ: "rd", VmFlag.WRITE: "wr", VmFlag.EXEC: "ex", VmFlag.SHARED: "sh",
     VmFlag.MAYREAD: "mr", VmFlag.MAYWRITE: "mw", VmFlag.MAYEXEC: "me", VmFlag.MAYSHARE: "ms",
     VmFlag.GROWSDOWN: "gd", VmFlag.PFNMAP: "pf", VmFlag.LOCKED: "lo", VmFlag.IO: "io",
@@ -70,7 +71,7 @@ class Vma:
     mm: MmStruct
     vm_start: int
     vm_end: int
-    vm_flags: VmFlag
+    vm_flags: int  # VmFlag bits
     vm_pgoff: int
     vm_page_prot: int
     vm_file: ShmemFile | None = None
@@ -113,7 +114,7 @@ class MmStruct:
         self.hiwater_vm = max(self.hiwater_vm, self.total_vm)
 
 
-class FaultFlag(enum.IntFlag):
+class FaultFlag(Flags):
     """Mirrors enum fault_flag (include/linux/mm_types.h)."""
 
     NONE = 0
@@ -135,7 +136,7 @@ class FaultFlag(enum.IntFlag):
 FAULT_FLAG_DEFAULT = FaultFlag.ALLOW_RETRY | FaultFlag.KILLABLE | FaultFlag.INTERRUPTIBLE
 
 
-class VmFaultResult(enum.IntFlag):
+class VmFaultResult(Flags):
     """Mirrors enum vm_fault_reason (include/linux/mm_types.h): what a fault handler reports."""
 
     NONE = 0
@@ -171,11 +172,11 @@ class VmFault:
     address: int
     real_address: int
     pgoff: int
-    flags: FaultFlag
+    flags: int  # FaultFlag bits
     pmd: int = 0
     orig_pte: int = 0
     page: int = -1
     cow_page: int = -1
     handler: str = ""
-    result: VmFaultResult = VmFaultResult.NONE
+    result: int = 0  # VmFaultResult bits
     path: list[str] = field(default_factory=list)

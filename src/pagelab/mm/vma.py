@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     pass
 
 
-def vm_get_page_prot(vm_flags: VmFlag) -> int:
+def vm_get_page_prot(vm_flags: int) -> int:
     """Mirrors vm_get_page_prot() / protection_map[] (mm/mmap.c, arch/x86/mm/pgprot.c).
 
     Private writable mappings get read-only PTEs (PAGE_COPY): a write must fault to copy or allocate.

@@ -59,7 +59,7 @@ def parse_stat(text: str) -> dict[str, str | int]:
     rest = text[rpar + 2:].split()
     values: list[str | int] = [int(text[:lpar].strip()), text[lpar + 1:rpar], rest[0]]
     values += [int(v) for v in rest[1:]]
-    return dict(zip(STAT_FIELDS, values))
+    return dict(zip(STAT_FIELDS, values, strict=False))
 
 
 def parse_maps(text: str) -> list[dict[str, str | int]]:

@@ -147,13 +147,13 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     refcount = m.frames.refcount[pfns]
     mapcount = m.frames.mapcount[pfns]
     locked = bool(vma.vm_flags & VmFlag.LOCKED)
-    for pte, fl, ref, mc in zip(ptes.tolist(), flags.tolist(), refcount.tolist(), mapcount.tolist()):
-        dirty = bool(pte & _PAGE_DIRTY) or bool(fl & PG.dirty)
-        young = bool(pte & _PAGE_ACCESSED) or bool(fl & PG.referenced)
+    for pte, fl, ref, mc in zip(ptes.tolist(), flags.tolist(), refcount.tolist(), mapcount.tolist(), strict=True):
+        dirty = bool(pte & _PAGE_DIRTY) or bool(fl & PG.DIRTY)
+        young = bool(pte & _PAGE_ACCESSED) or bool(fl & PG.REFERENCED)
         size = 4096
-        if fl & PG.anon:
+        if fl & PG.ANON:
             mss.anonymous += size
-            if not fl & PG.swapbacked and not dirty:
+            if not fl & PG.SWAPBACKED and not dirty:
                 mss.lazyfree += size
         mss.resident += size
         if young:
@@ -163,9 +163,9 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
         mss.pss += pss
         if dirty:
             mss.pss_dirty += pss
-        if fl & PG.anon:
+        if fl & PG.ANON:
             mss.pss_anon += pss
-        elif fl & PG.swapbacked:
+        elif fl & PG.SWAPBACKED:
             mss.pss_shmem += pss
         else:
             mss.pss_file += pss
