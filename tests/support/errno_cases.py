@@ -36,6 +36,9 @@ CASES = {
     "mmap MAP_FIXED at TASK_SIZE": (lambda b: b.mmap(0x7FFFFFFFF000, P, RW, ANON | pl.MAP_FIXED), errno.ENOMEM),
     "mmap MAP_FIXED_NOREPLACE over a mapping": (
         lambda b: b.mmap(b.mmap(None, 3 * P, RW, ANON) + P, P, RW, ANON | pl.MAP_FIXED_NOREPLACE), errno.EEXIST),
+    "mmap 1 TiB, more than RAM (heuristic overcommit)": (lambda b: b.mmap(None, 1 << 40, RW, ANON), errno.ENOMEM),
+    "mmap 1 TiB with MAP_NORESERVE": (lambda b: b.mmap(None, 1 << 40, RW, ANON | pl.MAP_NORESERVE), 0),
+    "mmap 1 TiB read-only (not accounted)": (lambda b: b.mmap(None, 1 << 40, pl.PROT_READ, ANON), 0),
     "mmap unknown prot bit": (lambda b: b.mmap(None, P, 0x80, ANON), 0),
     "mmap unaligned hint": (lambda b: b.mmap(0x10000001, P, RW, ANON), 0),
     "munmap length 0": (lambda b: b.munmap(b.mmap(None, P, RW, ANON), 0), errno.EINVAL),

@@ -112,11 +112,12 @@ def _do_anonymous_pages(task: Task, vma, vpns: np.ndarray, write: bool) -> None:
     task.min_flt += k
     task.perf[PerfEvent.PAGE_FAULTS] += k
     task.perf[PerfEvent.PAGE_FAULTS_MIN] += k
-    # What the k trapping walks cost the MMU, and what the kernel spent on the faults.
+    # What the trapping walks cost the MMU (the first one it already counted when it stopped),
+    # and what the kernel spent on the k faults.
     lat = m.tlb.lat
-    walk = int(lat[LAT_L1] + lat[LAT_STLB] + lat[LAT_WALK]) * k
-    m.counters.sim[SimEvent.STLB_MISS] += k
-    m.counters.sim[SimEvent.WALK_TRAPS] += k
+    walk = int(lat[LAT_L1] + lat[LAT_STLB] + lat[LAT_WALK]) * (k - 1)
+    m.counters.sim[SimEvent.STLB_MISS] += k - 1
+    m.counters.sim[SimEvent.WALK_TRAPS] += k - 1
     fault = m.cost.fault_cycles("do_anonymous_page" if write else "do_anonymous_page(zero)") * k
     m.clock_cycles[0] += walk + fault
     task.utime_cycles += walk

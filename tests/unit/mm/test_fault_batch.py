@@ -1,0 +1,89 @@
+"""The batched first-touch path leaves exactly the state and counters one-at-a-time faults leave."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pagelab as pl
+
+RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
+
+
+def snapshot(m: pl.Machine) -> dict[str, object]:
+    """Every piece of hardware and kernel state a fault can change."""
+    f, pt, tlb = m.frames, m.ptpool, m.tlb
+    snap = {
+        "flags": f.flags.copy(), "refcount": f.refcount.copy(), "mapcount": f.mapcount.copy(),
+        "mapping": f.mapping.copy(), "index": f.index.copy(), "free": f.free_stack[:f.nr_free].copy(),
+        "tables": pt.tables.copy(), "pt_pfn": pt.pfn.copy(), "pt_used": pt.used.copy(),
+        "pt_free": list(pt._free), "tlb_tag": tlb.tag.copy(), "tlb_val": tlb.val.copy(),
+        "tlb_age": tlb.age.copy(), "tick": tlb.tick.copy(), "sim": m.counters.sim.copy(),
+        "clock": m.clock_cycles.copy(), "vmstat": m.vmstat(),
+    }
+    for pid, t in m.tasks.items():
+        snap[f"task{pid}"] = (t.min_flt, t.maj_flt, dict(t.perf), t.utime_cycles, t.stime_cycles)
+        if t.mm is not None:
+            snap[f"mm{pid}"] = (list(t.mm.rss), t.mm.nr_ptes, t.mm.nr_pmds, t.mm.nr_puds,
+                                [(v.vm_start, v.vm_end, v.vm_flags, v.anon_vma) for v in t.mm.vmas])
+    return snap
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], np.ndarray):
+            assert a[k].shape == b[k].shape and np.array_equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def run_both(script) -> None:
+    snaps = []
+    for batch in (False, True):
+        m = pl.Machine(ram="128MiB", cpu="skylake", seed=7, batch_faults=batch)
+        script(m)
+        snaps.append(snapshot(m))
+    assert_same(*snaps)
+
+
+def test_sequential_write_read_and_rewrite():
+    def script(m):
+        p = m.spawn("seq")
+        a = p.mmap(None, 10 * pl.MiB + 12288, RW, ANON)
+        p.touch(a + 4096, 6 * pl.MiB)  # zero-page reads
+        p.touch(a, 10 * pl.MiB + 12288, write=True)  # fresh writes around and after them
+        p.touch(a, 10 * pl.MiB, stride=1024, write=True)
+        p.madvise(a + pl.MiB, pl.MiB, pl.MADV_DONTNEED)
+        p.touch(a, 4 * pl.MiB, stride=512, write=True)
+    run_both(script)
+
+
+def test_mixed_write_masks_and_two_vmas():
+    def script(m):
+        p = m.spawn("mixed")
+        a = p.mmap(None, 4 * pl.MiB, RW, ANON)
+        b = p.mmap(None, 4 * pl.MiB, pl.PROT_READ, ANON)
+        addrs = np.concatenate([np.arange(b, b + 4 * pl.MiB, 4096), np.arange(a, a + 4 * pl.MiB, 2048)])
+        mask = np.zeros(addrs.shape[0], dtype=bool)
+        mask[addrs.shape[0] // 2 + 300:] = True
+        p.access(addrs, write=mask)
+        q = m.spawn("second")
+        c = q.mmap(None, 2 * pl.MiB, RW, ANON)
+        q.touch(c, 2 * pl.MiB, write=True)
+        p.touch(a, 4 * pl.MiB, write=True)
+    run_both(script)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(1, 64), st.sampled_from([512, 4096, 8192]),
+                          st.booleans()), min_size=1, max_size=6))
+def test_random_runs_of_touches(runs):
+    def script(m):
+        p = m.spawn("runs")
+        a = p.mmap(None, 256 * 4096, RW, ANON)
+        for start, npages, stride, write in runs:
+            n = min(npages, 256 - start) * 4096
+            p.touch(a + start * 4096, n, stride=stride, write=write)
+    run_both(script)

@@ -1,0 +1,104 @@
+"""Random system-call sequences never break the kernel's bookkeeping (a hypothesis state machine)."""
+
+from __future__ import annotations
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+import pagelab as pl
+from pagelab.mm.debug import check_machine
+
+P = 4096
+PROTS = [pl.PROT_NONE, pl.PROT_READ, pl.PROT_READ | pl.PROT_WRITE]
+ADVICE = [pl.MADV_DONTNEED, pl.MADV_FREE, pl.MADV_NORMAL, pl.MADV_RANDOM, pl.MADV_POPULATE_READ,
+          pl.MADV_POPULATE_WRITE, pl.MADV_HUGEPAGE, pl.MADV_DONTFORK]
+
+
+class MemoryMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.m = pl.Machine(ram="32MiB", seed=11)
+        self.procs: list[pl.Process] = []
+        self.regions: list[tuple[pl.Process, int, int]] = []
+        self.free_at_boot = self.m.frames.nr_free
+
+    def _live(self):
+        return [p for p in self.procs if p.alive]
+
+    @rule()
+    def spawn(self):
+        if len(self._live()) < 3:
+            self.procs.append(self.m.spawn(f"p{len(self.procs)}"))
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data(), pages=st.integers(1, 96), prot=st.sampled_from(PROTS), shared=st.booleans())
+    def mmap(self, data, pages, prot, shared):
+        p = data.draw(st.sampled_from(self._live()))
+        flags = (pl.MAP_SHARED if shared else pl.MAP_PRIVATE) | pl.MAP_ANONYMOUS
+        a = p.mmap(None, pages * P, prot, flags)
+        self.regions.append((p, a, pages))
+
+    def _range(self, data):
+        p, a, pages = data.draw(st.sampled_from(self.regions))
+        start = data.draw(st.integers(-2, pages))
+        n = data.draw(st.integers(0, pages + 2))
+        return p, a + start * P, n * P
+
+    def _call(self, fn, *args):
+        try:
+            fn(*args)
+        except (OSError, pl.ProcessDead, pl.SegmentationFault, pl.OutOfMemoryKill):
+            pass
+
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data())
+    def munmap(self, data):
+        p, a, n = self._range(data)
+        self._call(p.munmap, a, n)
+
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), prot=st.sampled_from(PROTS))
+    def mprotect(self, data, prot):
+        p, a, n = self._range(data)
+        self._call(p.mprotect, a, n, prot)
+
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), advice=st.sampled_from(ADVICE))
+    def madvise(self, data, advice):
+        p, a, n = self._range(data)
+        self._call(p.madvise, a, n, advice)
+
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), write=st.booleans(), stride=st.sampled_from([1024, 4096, 12288]))
+    def touch(self, data, write, stride):
+        p, a, n = self._range(data)
+        self._call(lambda: p.touch(a, n, write=write, stride=stride))
+
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), value=st.integers(0, 255))
+    def store(self, data, value):
+        p, a, n = self._range(data)
+        self._call(p.store, a, value)
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data())
+    def exit(self, data):
+        data.draw(st.sampled_from(self._live())).exit()
+
+    @invariant()
+    def bookkeeping_is_consistent(self):
+        check_machine(self.m)
+
+    def teardown(self):
+        for p in self._live():
+            p.exit()
+        check_machine(self.m)
+        assert self.m.frames.nr_free == self.free_at_boot
+        assert self.m.ptpool.nr_tables == 0
+        assert not self.m.page_data
+        assert self.m.committed_pages == 0
+
+
+MemoryMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestMemoryMachine = MemoryMachine.TestCase
