@@ -1,0 +1,36 @@
+"""The pagelab command: the demo runs; misuse prints usage and exits non-zero."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pagelab.cli import main
+
+
+def test_demo_prints_what_linux_would(capsys):
+    assert main(["demo", "--size-mib", "4", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "write one byte per page" in out and "1024" in out
+    assert "Minor (reclaiming a frame) page faults: 3072" in out
+    assert out.strip().splitlines()[-1].startswith("summary:")
+
+
+def test_demo_is_deterministic(capsys):
+    main(["demo", "--size-mib", "2", "--seed", "9"])
+    first = capsys.readouterr().out
+    main(["demo", "--size-mib", "2", "--seed", "9"])
+    assert capsys.readouterr().out == first
+
+
+def test_misuse_exits_non_zero_with_usage(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+    assert main(["demo", "--size-mib", "0"]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs():
+    r = subprocess.run([sys.executable, "-m", "pagelab", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("pagelab ")
