@@ -20,6 +20,8 @@ import numpy as np
 class VmEvent(enum.Enum):
     """Mirrors enum vm_event_item (include/linux/vm_event_item.h): the event lines of /proc/vmstat."""
 
+    __hash__ = object.__hash__  # members are singletons; Enum's Python-level hash is slow
+
     PGLAZYFREE = "pglazyfree"
     PGFAULT = "pgfault"
     PGMAJFAULT = "pgmajfault"
@@ -28,6 +30,8 @@ class VmEvent(enum.Enum):
 
 class NodeStat(enum.Enum):
     """Mirrors node_stat_item / zone_stat_item gauges: the ``nr_*`` lines of /proc/vmstat (in pages)."""
+
+    __hash__ = object.__hash__
 
     NR_FREE_PAGES = "nr_free_pages"
     NR_INACTIVE_ANON = "nr_inactive_anon"
@@ -67,6 +71,8 @@ MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES = 0, 1, 2, 3
 
 class PerfEvent(enum.Enum):
     """perf's software page-fault events, named as ``perf stat -e`` names them."""
+
+    __hash__ = object.__hash__
 
     PAGE_FAULTS = "page-faults"
     PAGE_FAULTS_MIN = "minor-faults"

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..arch.x86.pgtable import pte_dirty, pte_pfn, pte_present, pte_special
+import numpy as np
+
+from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
 from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
 from ..constants import PAGE_SHIFT, PMD_SIZE
 from ..hw.physmem import PG
+from ..stats import MM_ANONPAGES, NodeStat
 from .page_alloc import put_page
-from .pgtable import free_all_pgtables, pte_table, set_entry
+from .pgtable import free_all_pgtables, pte_table
 from .rmap import folio_remove_rmap_pte
 from .types import MmStruct, Vma, VmFlag
 
@@ -24,33 +27,68 @@ if TYPE_CHECKING:
 def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> int:
     """Mirrors zap_pte_range(): clear the PTEs of [start, end) in ``vma`` and drop their pages.
 
-    Returns how many present PTEs were cleared. The caller flushes the TLB.
+    Returns how many present PTEs were cleared. The caller flushes the TLB. Pages mapped once and
+    referenced once (the common, exclusive anonymous case) are released together with numpy; the
+    rest go through folio_remove_rmap_pte() and put_page() one by one. The order of freeing, and so
+    the free list, is the same either way.
     """
-    mm = vma.mm
     cleared = 0
     addr = start
     while addr < end:
         chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
-        row = pte_table(m, mm, addr)
+        row = pte_table(m, vma.mm, addr)
         if row:
             first = (addr >> PAGE_SHIFT) & 511
             last = ((chunk_end - 1) >> PAGE_SHIFT) & 511
-            entries = m.ptpool.tables[row, first:last + 1]
-            for k in entries.nonzero()[0]:
-                pte = int(entries[k])
-                set_entry(m, row, first + int(k), 0)
-                if not pte_present(pte):
-                    continue  # swap entries are not modelled yet
-                cleared += 1
-                if pte_special(pte):
-                    continue  # the zero page: no rmap, no reference
-                pfn = pte_pfn(pte)
-                if pte_dirty(pte) and not m.frames.flags[pfn] & PG.ANON:
-                    m.frames.flags[pfn] |= PG.DIRTY  # folio_mark_dirty()
-                folio_remove_rmap_pte(m, vma, pfn)
-                put_page(m, pfn)  # tlb_remove_page()
+            cleared += _zap_table(m, vma, row, first, last + 1)
         addr = chunk_end
     return cleared
+
+
+def _zap_table(m: Machine, vma: Vma, row: int, lo: int, hi: int) -> int:
+    """Zap entries [lo, hi) of PTE table ``row``; returns how many were present."""
+    tables, frames = m.ptpool.tables, m.frames
+    idx = np.flatnonzero(tables[row, lo:hi]) + lo
+    if idx.shape[0] == 0:
+        return 0
+    ptes = tables[row, idx].copy()
+    tables[row, idx] = 0  # ptep_get_and_clear_full() on each
+    m.ptpool.used[row] -= idx.shape[0]
+    present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0  # swap entries are not modelled yet
+    normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # the zero page has no rmap and no reference
+    pfns = (ptes[normal] & PTE_PFN_MASK) >> PAGE_SHIFT
+    dirty = (ptes[normal] & _PAGE_DIRTY) != 0
+    flags = frames.flags[pfns]
+    simple = ((flags & PG.ANON) != 0) & (frames.mapcount[pfns] == 1) & (frames.refcount[pfns] == 1)
+    if simple.all():
+        _free_exclusive_anon(m, vma, pfns)
+    else:
+        for pfn, is_dirty in zip(pfns.tolist(), dirty.tolist(), strict=True):
+            if is_dirty and not frames.flags[pfn] & PG.ANON:
+                frames.flags[pfn] |= PG.DIRTY  # folio_mark_dirty()
+            folio_remove_rmap_pte(m, vma, pfn)
+            put_page(m, pfn)  # tlb_remove_page()
+    return int(present.sum())
+
+
+def _free_exclusive_anon(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
+    """folio_remove_rmap_pte() + put_page() for anon pages mapped and referenced exactly once."""
+    frames, n = m.frames, pfns.shape[0]
+    flags = frames.flags[pfns]
+    lazy = (flags & PG.LAZYFREE) != 0
+    active = ((flags & PG.ACTIVE) != 0) & ~lazy
+    on_lru = (flags & PG.LRU) != 0
+    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -n)
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, -int((on_lru & lazy).sum()))
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON, -int((on_lru & active).sum()))
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, -int((on_lru & ~active & ~lazy).sum()))
+    m.counters.mod_node_state(NodeStat.NR_FREE_PAGES, n)
+    vma.mm.rss[MM_ANONPAGES] -= n
+    frames.clear(pfns)
+    frames.push(pfns)
+    if m.page_data:
+        for pfn in pfns.tolist():
+            m.page_data.pop(pfn, None)
 
 
 def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
