@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from tests.support.errno_cases import CASES, run_case
 
 pytestmark = [pytest.mark.real,

@@ -7,10 +7,10 @@ the ones that run gives (and linux-mm-facts.md records).
 from __future__ import annotations
 
 import pytest
+from tests.conftest import ANON, RW, SHARED_ANON
 
 import pagelab as pl
 from pagelab.observe.parse import parse_smaps, parse_status
-from tests.conftest import ANON, RW, SHARED_ANON
 
 
 def rss_kb(m: pl.Machine, p: pl.Process) -> int:

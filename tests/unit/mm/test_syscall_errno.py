@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.errno_cases import CASES, run_case
 
 import pagelab as pl
-from tests.support.errno_cases import CASES, run_case
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
