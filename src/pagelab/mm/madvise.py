@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 from .. import constants as C
 from ..arch.x86.pgtable import pte_mkclean, pte_mkold, pte_pfn, pte_present, pte_special, pte_write
 from ..arch.x86.tlb import flush_tlb_mm_range
-from ..constants import PAGE_MASK, PAGE_SHIFT, PMD_SIZE, page_align
+from ..constants import PAGE_MASK, PAGE_SHIFT, page_align
 from ..errors import NotModelled
 from ..hw.physmem import PG
 from ..stats import NodeStat, VmEvent
 from .fault import handle_mm_fault
 from .memory import zap_page_range_single
 from .mmap import syscall_error
-from .pgtable import pte_table, set_entry
+from .pgtable import pte_ranges, pte_table, set_entry
 from .types import FaultFlag, Vma, VmFaultResult, VmFlag
 from .vma import find_vma, vma_modify, vma_try_merge
 
@@ -155,25 +155,18 @@ def madvise_free_single_vma(m, vma: Vma, start: int, end: int) -> None:
     Such pages keep their data and cost no fault when written again; reclaim may drop them instead
     of swapping them (pglazyfree counts them, pglazyfreed counts those reclaim frees).
     """
-    addr = start
     changed = 0
-    while addr < end:
-        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
-        row = pte_table(m, vma.mm, addr)
-        if row:
-            first = (addr >> PAGE_SHIFT) & 511
-            last = ((chunk_end - 1) >> PAGE_SHIFT) & 511
-            for k in m.ptpool.tables[row, first:last + 1].nonzero()[0]:
-                pte = int(m.ptpool.tables[row, first + k])
-                if not pte_present(pte) or pte_special(pte):
-                    continue
-                pfn = pte_pfn(pte)
-                if m.frames.mapcount[pfn] != 1:
-                    continue  # folio_maybe_mapped_shared()
-                set_entry(m, row, first + int(k), pte_mkold(pte_mkclean(pte)))
-                changed += 1
-                folio_mark_lazyfree(m, pfn)
-        addr = chunk_end
+    for row, lo, hi in pte_ranges(m, vma.mm, start, end):
+        for k in m.ptpool.tables[row, lo:hi].nonzero()[0] + lo:
+            pte = int(m.ptpool.tables[row, k])
+            if not pte_present(pte) or pte_special(pte):
+                continue
+            pfn = pte_pfn(pte)
+            if m.frames.mapcount[pfn] != 1:
+                continue  # folio_maybe_mapped_shared()
+            set_entry(m, row, int(k), pte_mkold(pte_mkclean(pte)))
+            changed += 1
+            folio_mark_lazyfree(m, pfn)
     if changed:
         flush_tlb_mm_range(m, vma.mm, start, end)
 

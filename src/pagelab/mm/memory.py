@@ -12,11 +12,11 @@ import numpy as np
 
 from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
 from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
-from ..constants import PAGE_SHIFT, PMD_SIZE
+from ..constants import PAGE_SHIFT
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat
 from .page_alloc import put_page
-from .pgtable import free_all_pgtables, pte_table
+from .pgtable import free_all_pgtables, pte_ranges
 from .rmap import folio_remove_rmap_pte
 from .types import MmStruct, Vma, VmFlag
 
@@ -32,17 +32,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> int:
     rest go through folio_remove_rmap_pte() and put_page() one by one. The order of freeing, and so
     the free list, is the same either way.
     """
-    cleared = 0
-    addr = start
-    while addr < end:
-        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
-        row = pte_table(m, vma.mm, addr)
-        if row:
-            first = (addr >> PAGE_SHIFT) & 511
-            last = ((chunk_end - 1) >> PAGE_SHIFT) & 511
-            cleared += _zap_table(m, vma, row, first, last + 1)
-        addr = chunk_end
-    return cleared
+    return sum(_zap_table(m, vma, row, lo, hi) for row, lo, hi in pte_ranges(m, vma.mm, start, end))
 
 
 def _zap_table(m: Machine, vma: Vma, row: int, lo: int, hi: int) -> int:

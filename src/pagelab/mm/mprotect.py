@@ -23,7 +23,6 @@ from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import (
     PAGE_MASK,
     PAGE_SHIFT,
-    PMD_SIZE,
     PROT_EXEC,
     PROT_GROWSDOWN,
     PROT_GROWSUP,
@@ -34,7 +33,7 @@ from ..constants import (
 )
 from ..hw.physmem import PG
 from .mmap import calc_vm_prot_bits, syscall_error, vm_stat_account
-from .pgtable import pte_table, set_entry
+from .pgtable import pte_ranges, set_entry
 from .types import VM_ACCESS_FLAGS, Vma, VmFlag
 from .vma import find_vma, vm_get_page_prot, vma_modify, vma_try_merge
 
@@ -106,24 +105,17 @@ def change_protection(task: Task, vma: Vma, start: int, end: int) -> None:
     m = task.machine
     try_writable = bool(vma.vm_flags & VmFlag.WRITE)  # vma_wants_manual_pte_write_upgrade()
     changed = 0
-    addr = start
-    while addr < end:
-        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
-        row = pte_table(m, vma.mm, addr)
-        if row:
-            first = (addr >> PAGE_SHIFT) & 511
-            last = ((chunk_end - 1) >> PAGE_SHIFT) & 511
-            for k in m.ptpool.tables[row, first:last + 1].nonzero()[0]:
-                old = int(m.ptpool.tables[row, first + k])
-                if not pte_present(old):
-                    continue
-                new = pte_modify(old, vma.vm_page_prot)
-                if try_writable and not pte_write(new) and can_change_pte_writable(m, vma, new):
-                    new = pte_mkwrite(new)
-                if new != old:
-                    set_entry(m, row, first + int(k), new)
-                    changed += 1
-        addr = chunk_end
+    for row, lo, hi in pte_ranges(m, vma.mm, start, end):
+        for k in m.ptpool.tables[row, lo:hi].nonzero()[0] + lo:
+            old = int(m.ptpool.tables[row, k])
+            if not pte_present(old):
+                continue
+            new = pte_modify(old, vma.vm_page_prot)
+            if try_writable and not pte_write(new) and can_change_pte_writable(m, vma, new):
+                new = pte_mkwrite(new)
+            if new != old:
+                set_entry(m, row, int(k), new)
+                changed += 1
     if changed:
         flush_tlb_mm_range(m, vma.mm, start, end)
 

@@ -7,9 +7,11 @@ pages are real frames, so ``PageTables:`` in meminfo and ``VmPTE:`` in status ar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..arch.x86.pgtable import _PAGE_TABLE, PGDIR_SHIFT, PMD_SHIFT, PTE_PFN_MASK, PUD_SHIFT
+from ..constants import PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import NodeStat
@@ -94,6 +96,21 @@ def pte_table(m: Machine, mm: MmStruct, addr: int) -> int:
     """The row of the PTE table covering ``addr``, or 0 if there is none."""
     pmd = pmd_offset(m, mm, addr)
     return _next_table(m, mm, pmd, (addr >> PMD_SHIFT) & 511, 1, False) if pmd else 0
+
+
+def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """The PTE tables under [start, end): (row, first index, end index) for each one that exists.
+
+    Mirrors the pmd-level loop of zap_pmd_range()/change_pmd_range()/walk_page_range(), which skip
+    2 MiB regions with no PTE table.
+    """
+    addr = start
+    while addr < end:
+        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
+        row = pte_table(m, mm, addr)
+        if row:
+            yield row, (addr >> 12) & 511, (((chunk_end - 1) >> 12) & 511) + 1
+        addr = chunk_end
 
 
 def set_entry(m: Machine, row: int, idx: int, value: int) -> None:
