@@ -24,7 +24,7 @@ from .mm.pgtable import pgtable_alloc
 from .mm.types import MmStruct
 from .observe.procfs import read_path
 from .process import Process
-from .settings import Settings
+from .settings import BY_PATH, Settings
 from .stats import Counters, NodeStat
 
 VERSION_MODELLED = "6.18"
@@ -76,6 +76,28 @@ class Machine:
         self._next_pid = 1000
         self._next_id = 1
         self._next_ino = 1024
+        self.host_config: dict[str, Any] = {}  # what from_host() read off the host
+
+    @classmethod
+    def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel = "skylake", seed: int = 0,
+                  **kwargs: Any) -> Machine:
+        """A machine shaped like this host: its RAM and the tunables the simulator models, copied.
+
+        Every probed host fact (kernel, THP and mTHP modes, khugepaged, KSM, read_ahead_kb, swappiness,
+        watermarks, overcommit, dirty ratios, RLIMIT_MEMLOCK ...) is kept in ``host_config`` and
+        recorded with every result, modelled or not.
+        """
+        from .real.probe import probe_host
+
+        facts = probe_host()
+        if facts["SwapTotal_kB"]:
+            raise NotModelled("this host has swap; swap devices come with memory pressure (reclaim)")
+        settings = {path: facts[path] for path in BY_PATH if facts.get(path) is not None}
+        ram = ram if ram is not None else (facts["MemTotal_kB"] or 2 * 1024 * 1024) * 1024
+        thp = settings.pop(_THP_PATH, "madvise")
+        m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, **kwargs)
+        m.host_config = facts
+        return m
 
     # --- identities -----------------------------------------------------------------------------
     def next_object_id(self) -> int:

@@ -139,6 +139,22 @@ class Process:
                                 np.array([addr >> PAGE_SHIFT], dtype=np.int64))[0])
         return (leaf & ((1 << 52) - 1)) >> PAGE_SHIFT
 
+    def mincore(self, addr: int, length: int) -> np.ndarray:
+        """mincore(2): one byte per page, 1 where a page is resident (the zero page counts)."""
+        return syscalls.sys_mincore(self._live(), addr, length)
+
+    def run_phase(self, ops: list[tuple[str, tuple, dict]]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
+        """Run Process API calls ``[(name, args, kwargs), ...]`` back to back as one measured phase.
+
+        Returns getrusage() right before and right after them (both backends share this contract; the
+        real one takes the snapshots inside the child so its own pipe traffic is not counted).
+        """
+        calls = [(getattr(self, name), args, kwargs) for name, args, kwargs in ops]
+        before = self.rusage()
+        for fn, args, kwargs in calls:
+            fn(*args, **kwargs)
+        return before, self.rusage()
+
     # --- accounting -----------------------------------------------------------------------------
     def rusage(self) -> resource.struct_rusage:
         """getrusage(RUSAGE_SELF), with the fields Python's resource.struct_rusage has."""

@@ -1,0 +1,5 @@
+"""The real backend: the Process API on this machine's Linux kernel (see machine.py)."""
+
+from .machine import ChildDied, Machine, RealProcess
+
+__all__ = ["Machine", "RealProcess", "ChildDied"]

@@ -1,0 +1,197 @@
+"""The real backend's child: a forked process that performs Process API calls on the host kernel.
+
+It reads length-prefixed pickled commands from a pipe, runs each through libc or on memory through a
+numpy view of the whole user address space, and writes the reply. After a few warm-up commands the
+loop itself takes no page faults, so a measured phase counts only the faults its own accesses cause.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import resource
+import struct
+import traceback
+
+import numpy as np
+
+from . import libc
+
+_LEN = struct.Struct("<I")
+VIEW_BASE = 4096  # numpy will not view address 0; nothing below mmap_min_addr is reachable anyway
+
+
+class _Span:
+    """An __array_interface__ for every byte from VIEW_BASE up to the top of user space."""
+
+    __array_interface__ = {"data": (VIEW_BASE, False), "shape": ((1 << 47) - VIEW_BASE,),
+                           "typestr": "|u1", "version": 3}
+
+
+def read_frame(fd: int) -> bytes | None:
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    return _read_exact(fd, _LEN.unpack(head)[0])
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    os.write(fd, _LEN.pack(len(payload)) + payload)
+
+
+class Server:
+    """Runs in the child: the memory view and one method per command."""
+
+    def __init__(self) -> None:
+        self.mem = np.asarray(_Span())
+        self.user_ranges: list[tuple[int, int]] = []  # everything the caller ever mapped
+
+    def mmap(self, addr, length, prot, flags, fd, offset):
+        a = libc.mmap(addr, length, prot, flags, fd, offset)
+        self.user_ranges.append((a, a + length))
+        return a
+
+    def munmap(self, addr, length):
+        libc.munmap(addr, length)
+
+    def mprotect(self, addr, length, prot):
+        libc.mprotect(addr, length, prot)
+
+    def madvise(self, addr, length, advice):
+        libc.madvise(addr, length, advice)
+
+    def mincore(self, addr, length):
+        return libc.mincore(addr, length)
+
+    def load(self, addr):
+        return int(self.mem[addr - VIEW_BASE])
+
+    def store(self, addr, value):
+        self.mem[addr - VIEW_BASE] = value
+
+    def touch(self, addr, length, write, stride):
+        view = self.mem[addr - VIEW_BASE:addr - VIEW_BASE + length:stride]
+        if write:
+            view[...] = 0
+        elif view.size:
+            np.bitwise_or.reduce(view)
+
+    def access(self, addrs, writes):
+        self.prepare("access", (addrs, writes))()
+
+    def prepare(self, op, args):
+        """A thunk that performs ``op``; for access() every buffer is allocated here, not in the thunk."""
+        if op != "access":
+            fn = getattr(self, op)
+            return lambda: fn(*args)
+        addrs, writes = args
+        addrs -= VIEW_BASE  # in place
+        if writes.shape[0] == 1:
+            runs = [(addrs, bool(writes[0]))]
+        else:
+            cuts = np.flatnonzero(np.diff(writes)) + 1
+            runs = list(zip(np.split(addrs, cuts), (bool(w) for w in writes[np.r_[0, cuts]]), strict=True))
+        out = np.empty(max(len(r) for r, _ in runs), dtype=np.uint8)
+        mem = self.mem
+
+        def run():
+            for idx, write in runs:
+                if write:
+                    mem[idx] = 0
+                else:
+                    np.take(mem, idx, out=out[:idx.shape[0]])
+
+        return run
+
+    def settle(self):
+        """Make the interpreter's own memory resident so a measured window takes none of its faults.
+
+        The child runs with PYTHONMALLOC=malloc and glibc told to keep its heap, so Python's objects
+        live in the brk heap. MADV_POPULATE_WRITE on every private writable mapping that is not the
+        caller's (the heap, the stack, libraries' .data and .bss, where numpy keeps its allocation
+        cache) faults in any page not yet touched and keeps the contents. The caller's own mappings
+        are never touched.
+        """
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+        for line in lines:
+            fields = line.split()
+            if fields[1] != "rw-p":
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if any(lo < e and s < hi for s, e in self.user_ranges):
+                continue
+            try:
+                libc.madvise(lo, hi - lo, 23)  # MADV_POPULATE_WRITE
+            except OSError:
+                pass
+
+    def phase(self, ops):
+        """Run ``ops`` [(name, args), ...] back to back; return (rusage before, rusage after).
+
+        The snapshots are taken right around the operations, so nothing of the pipe protocol or of
+        unpickling falls inside the measured window.
+        """
+        thunks = [self.prepare(op, args) for op, args in ops]
+        gc.collect()
+        gc.disable()
+        self.settle()
+        try:
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            for thunk in thunks:
+                thunk()
+            after = resource.getrusage(resource.RUSAGE_SELF)
+        finally:
+            gc.enable()
+        return tuple(before), tuple(after)
+
+    def rusage(self):
+        return tuple(resource.getrusage(resource.RUSAGE_SELF))
+
+    def ping(self):
+        return os.getpid()
+
+
+def main() -> None:
+    """Entry point of ``python -m pagelab.real.child CMD_FD REPLY_FD NAME`` (started by machine.py)."""
+    import sys
+
+    serve(int(sys.argv[-3]), int(sys.argv[-2]), sys.argv[-1])
+
+
+def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
+    """The child's main loop; never returns (exits through os._exit)."""
+    libc.set_comm(name)
+    libc.keep_heap(64 << 20)
+    libc.install_fault_reporter(reply_fd)
+    server = Server()
+    while True:
+        frame = read_frame(cmd_fd)
+        if frame is None:
+            os._exit(0)
+        op, args = pickle.loads(frame)
+        if op == "exit":
+            write_frame(reply_fd, pickle.dumps(("ok", None)))
+            os._exit(args[0])
+        try:
+            reply = ("ok", getattr(server, op)(*args))
+        except OSError as exc:
+            reply = ("oserror", exc.errno, str(exc))
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises it there
+            reply = ("error", traceback.format_exc())
+        write_frame(reply_fd, pickle.dumps(reply))
+
+
+if __name__ == "__main__":
+    main()

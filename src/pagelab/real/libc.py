@@ -1,0 +1,123 @@
+"""The C library calls the real backend makes, through ctypes (no compiler needed).
+
+Each wrapper raises OSError with the kernel's errno, as the simulator does. ``install_fault_reporter``
+puts an SA_SIGINFO handler on SIGSEGV and SIGBUS that writes (signo, si_code, si_addr) to a pipe and
+then lets the signal kill the process, so the parent learns the real si_code without a C helper.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+MAP_FAILED = ctypes.c_void_p(-1).value
+PR_SET_NAME = 15
+FAULT_FRAME = struct.Struct("<iiQ")
+
+
+def _raise(what: str) -> None:
+    e = ctypes.get_errno()
+    raise OSError(e, f"{what}: {os.strerror(e)}")
+
+
+def mmap(addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+    r = _libc.mmap(addr or None, length, prot, flags, fd, offset)
+    if r == MAP_FAILED:
+        _raise("mmap")
+    return r or 0
+
+
+def munmap(addr: int, length: int) -> None:
+    if _libc.munmap(addr, length) != 0:
+        _raise("munmap")
+
+
+def mprotect(addr: int, length: int, prot: int) -> None:
+    if _libc.mprotect(addr, length, prot) != 0:
+        _raise("mprotect")
+
+
+def madvise(addr: int, length: int, advice: int) -> None:
+    if _libc.madvise(addr, length, advice) != 0:
+        _raise("madvise")
+
+
+def mincore(addr: int, length: int) -> bytes:
+    vec = ctypes.create_string_buffer((length + 4095) // 4096)
+    if _libc.mincore(addr, length, vec) != 0:
+        _raise("mincore")
+    return vec.raw
+
+
+def set_comm(name: str) -> None:
+    """prctl(PR_SET_NAME): what /proc/PID/status shows as Name."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    _libc.prctl(PR_SET_NAME, ctypes.addressof(buf), 0, 0, 0)
+
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def keep_heap(nbytes: int) -> None:
+    """Make malloc keep and reuse its heap: no mmap'd chunks, no trimming, ``nbytes`` pre-faulted.
+
+    After this the child's own allocations reuse resident heap pages instead of faulting in new ones.
+    """
+    _libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum (HEAP_MAX_SIZE / 2 on 64-bit)
+    _libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    _libc.malloc.restype = ctypes.c_void_p
+    _libc.malloc.argtypes = [ctypes.c_size_t]
+    _libc.free.argtypes = [ctypes.c_void_p]
+    chunks = [_libc.malloc(16 << 20) for _ in range(max(nbytes >> 24, 1))]
+    for p in chunks:
+        if p:
+            ctypes.memset(p, 0, 16 << 20)
+    for p in chunks:
+        if p:
+            _libc.free(p)
+
+
+class _SigInfo(ctypes.Structure):
+    _fields_ = [("si_signo", ctypes.c_int), ("si_errno", ctypes.c_int), ("si_code", ctypes.c_int),
+                ("_pad", ctypes.c_int), ("si_addr", ctypes.c_void_p)]
+
+
+_HANDLER = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.POINTER(_SigInfo), ctypes.c_void_p)
+
+
+class _SigAction(ctypes.Structure):
+    _fields_ = [("sa_sigaction", _HANDLER), ("sa_mask", ctypes.c_ulong * 16), ("sa_flags", ctypes.c_int),
+                ("sa_restorer", ctypes.c_void_p)]
+
+
+SA_SIGINFO = 4
+_keep: list[object] = []  # the callback must outlive the handler registration
+
+
+def install_fault_reporter(fd: int, signals: tuple[int, ...] = (11, 7)) -> None:
+    """On SIGSEGV/SIGBUS, write FAULT_FRAME(signo, si_code, si_addr) to ``fd`` and die of the signal."""
+
+    def handler(sig: int, info, _ctx) -> None:
+        i = info.contents
+        os.write(fd, b"\xff\xff\xff\xff" + FAULT_FRAME.pack(sig, i.si_code, i.si_addr or 0))
+        dfl = _SigAction()
+        _libc.sigaction(sig, ctypes.byref(dfl), None)  # SIG_DFL: the re-executed access kills us
+
+    cb = _HANDLER(handler)
+    _keep.append(cb)
+    for sig in signals:
+        act = _SigAction()
+        act.sa_sigaction = cb
+        act.sa_flags = SA_SIGINFO
+        if _libc.sigaction(sig, ctypes.byref(act), None) != 0:
+            _raise("sigaction")

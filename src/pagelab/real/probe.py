@@ -1,0 +1,98 @@
+"""What this host is: kernel version, memory, and every tunable that changes fault counts.
+
+Reads files only (psutil-style detection); a file that is absent or unreadable gives None. The
+result is recorded with every comparison, since THP mode, mTHP sizes, read_ahead_kb, swap and the
+kernel version all change counts (linux-mm-facts.md, "host configuration drift").
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import resource
+from pathlib import Path
+from typing import Any
+
+THP = Path("/sys/kernel/mm/transparent_hugepage")
+VM = Path("/proc/sys/vm")
+KSM = Path("/sys/kernel/mm/ksm")
+VM_TUNABLES = ("swappiness", "min_free_kbytes", "watermark_scale_factor", "overcommit_memory",
+               "overcommit_ratio", "overcommit_kbytes", "dirty_ratio", "dirty_background_ratio",
+               "dirty_expire_centisecs", "dirty_writeback_centisecs", "page-cluster", "mmap_min_addr",
+               "max_map_count")
+KSM_TUNABLES = ("run", "pages_to_scan", "sleep_millisecs", "max_page_sharing", "merge_across_nodes",
+                "use_zero_pages", "smart_scan", "advisor_mode")
+KHUGEPAGED = ("pages_to_scan", "scan_sleep_millisecs", "alloc_sleep_millisecs", "max_ptes_none",
+              "max_ptes_swap", "max_ptes_shared", "defrag")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _choice(text: str | None) -> str | None:
+    """``always [madvise] never`` -> ``madvise``."""
+    if text is None:
+        return None
+    m = re.search(r"\[([^\]]+)\]", text)
+    return m.group(1) if m else text
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def meminfo_kb(field: str) -> int | None:
+    text = _read(Path("/proc/meminfo")) or ""
+    m = re.search(rf"^{re.escape(field)}:\s+(\d+)", text, re.M)
+    return int(m.group(1)) if m else None
+
+
+def root_block_device() -> str | None:
+    """The block device that holds the root filesystem (e.g. ``vda``), from /proc/self/mountinfo."""
+    try:
+        dev = os.stat("/").st_dev
+    except OSError:
+        return None
+    link = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if not link.exists():
+        return None
+    target = link.resolve()
+    # a partition's queue lives in its parent disk
+    return target.parent.name if (target / "partition").exists() else target.name
+
+
+def probe_host() -> dict[str, Any]:
+    """Every host fact pagelab records, keyed by the real path (or a plain name for non-files)."""
+    facts: dict[str, Any] = {
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "page_size": os.sysconf("SC_PAGE_SIZE"),
+        "MemTotal_kB": meminfo_kb("MemTotal"),
+        "SwapTotal_kB": meminfo_kb("SwapTotal"),
+        "RLIMIT_MEMLOCK": resource.getrlimit(resource.RLIMIT_MEMLOCK),
+        "euid": os.geteuid(),
+    }
+    for name in VM_TUNABLES:
+        facts[str(VM / name)] = _int(_read(VM / name))
+    for name in ("enabled", "defrag", "shmem_enabled"):
+        facts[str(THP / name)] = _choice(_read(THP / name))
+    facts[str(THP / "use_zero_page")] = _int(_read(THP / "use_zero_page"))
+    for d in sorted(THP.glob("hugepages-*kB")):
+        facts[str(d / "enabled")] = _choice(_read(d / "enabled"))
+    for name in KHUGEPAGED:
+        facts[str(THP / "khugepaged" / name)] = _int(_read(THP / "khugepaged" / name))
+    for name in KSM_TUNABLES:
+        text = _read(KSM / name)
+        facts[str(KSM / name)] = _int(text) if _int(text) is not None else _choice(text)
+    dev = root_block_device()
+    if dev:
+        facts[f"/sys/block/{dev}/queue/read_ahead_kb"] = _int(_read(Path(f"/sys/block/{dev}/queue/read_ahead_kb")))
+    return facts

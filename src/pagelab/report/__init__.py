@@ -1,0 +1,1 @@
+"""Reports: simulated vs real, counter by counter."""

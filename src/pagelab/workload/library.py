@@ -1,0 +1,74 @@
+"""The built-in scenarios: every behaviour the simulator models that the host kernel can show.
+
+Each one is a measured fact of linux-mm-facts.md or of the foundation issue; ``pagelab validate`` runs
+them on the real kernel and on ``Machine.from_host()`` and compares counter by counter.
+"""
+
+from __future__ import annotations
+
+from ..constants import (
+    MADV_DONTNEED,
+    MADV_FREE,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MAP_ANONYMOUS,
+    MAP_SHARED,
+    PROT_READ,
+    PROT_WRITE,
+    MiB,
+)
+from .scenario import Phase, Region, Scenario, Step
+
+RW = PROT_READ | PROT_WRITE
+SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS
+W = {"write": True}
+
+
+def _s(name, doc, regions, *phases, source="linux-mm-facts.md section 3"):
+    return Scenario(name, doc, regions, tuple(Phase(n, tuple(steps)) for n, steps in phases), source)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
+       {"a": Region(64 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]), ("rewrite", [Step("touch", "a", kwargs=W)])),
+    _s("anon-read-write", "read every page (zero page, Rss 0), then write every page (a second fault each)",
+       {"a": Region(64 * MiB)}, ("read", [Step("touch", "a")]), ("write", [Step("touch", "a", kwargs=W)])),
+    _s("anon-dontneed", "MADV_DONTNEED drops written pages; writing again faults once per page",
+       {"a": Region(16 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]),
+       ("dontneed", [Step("madvise", "a", args=(MADV_DONTNEED,))]), ("write-again", [Step("touch", "a", kwargs=W)]),
+       source="linux-mm-facts.md section 14"),
+    _s("anon-stride", "writes every 1 KiB: still one fault per page",
+       {"a": Region(4 * MiB)}, ("write", [Step("touch", "a", kwargs={"write": True, "stride": 1024})])),
+    _s("anon-random-access", "reads then writes of scattered pages, through access()",
+       {"a": Region(8 * MiB)},
+       ("read", [Step("access", "a", kwargs={"stride": 3 * 4096})]),
+       ("write", [Step("access", "a", kwargs={"stride": 5 * 4096, "write": True})])),
+    _s("shared-anon", "MAP_SHARED|MAP_ANONYMOUS: reads allocate shmem pages, later writes take no fault",
+       {"s": Region(1 * MiB, RW, SHARED_ANON)}, ("read", [Step("touch", "s")]),
+       ("write", [Step("touch", "s", kwargs=W)])),
+    _s("shared-anon-fault-around", "shmem pages stay cached after MADV_DONTNEED; re-reads map 16 per fault",
+       {"s": Region(1 * MiB, RW, SHARED_ANON)}, ("write", [Step("touch", "s", kwargs=W)]),
+       ("dontneed", [Step("madvise", "s", args=(MADV_DONTNEED,))]), ("read", [Step("touch", "s")]),
+       source="linux-mm-facts.md section 1"),
+    _s("populate-write", "MADV_POPULATE_WRITE faults every page in inside the call; writes then take none",
+       {"a": Region(1 * MiB)}, ("populate", [Step("madvise", "a", args=(MADV_POPULATE_WRITE,))]),
+       ("write", [Step("touch", "a", kwargs=W)]), source="linux-mm-facts.md sections 0 and 3"),
+    _s("populate-read", "MADV_POPULATE_READ maps the zero page, so every write still faults",
+       {"a": Region(1 * MiB)}, ("populate", [Step("madvise", "a", args=(MADV_POPULATE_READ,))]),
+       ("write", [Step("touch", "a", kwargs=W)]), source="linux-mm-facts.md sections 0 and 3"),
+    _s("mprotect-ro-rw", "RW -> RO -> RW keeps exclusive anonymous pages writable: no faults after",
+       {"a": Region(1 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]),
+       ("mprotect", [Step("mprotect", "a", args=(PROT_READ,)), Step("mprotect", "a", args=(RW,))]),
+       ("write-again", [Step("touch", "a", kwargs=W)]), source="linux-mm-facts.md section 4"),
+    _s("madv-free", "MADV_FREE pages that are not reclaimed keep their data: writes take no fault",
+       {"a": Region(1 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]),
+       ("free", [Step("madvise", "a", args=(MADV_FREE,))]), ("write-again", [Step("touch", "a", kwargs=W)]),
+       source="linux-mm-facts.md section 14"),
+    _s("segv-accerr", "a write to a never-touched PROT_READ page: SIGSEGV SEGV_ACCERR, no fault counted",
+       {"a": Region(1 * MiB, PROT_READ)}, ("read", [Step("touch", "a")]),
+       ("write", [Step("store", "a", offset=8192, args=(1,))]), source="linux-mm-facts.md section 14"),
+    _s("segv-maperr", "a read of an address that was munmapped: SIGSEGV SEGV_MAPERR",
+       {"a": Region(1 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]),
+       ("munmap", [Step("munmap", "a", offset=512 * 1024)]),
+       ("read", [Step("load", "a", offset=600 * 1024)]), source="linux-mm-facts.md section 14"),
+)}

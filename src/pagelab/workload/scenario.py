@@ -1,0 +1,117 @@
+"""Scenarios: named regions and named phases of Process API calls, as plain data, for either backend.
+
+A scenario maps each region at a 2 MiB-aligned address between PROT_NONE guards (so regions never
+merge with anything and fault-around windows fall the same way on both backends), then runs its
+phases in order. Each phase is one measured window (``run_phase``): the fault counts it caused, then
+the Rss and resident pages of every region, or the signal it ended in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE
+from ..errors import ScenarioError, SegmentationFault
+from ..observe.parse import parse_smaps
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A mapping the scenario makes before its phases (not measured)."""
+
+    size: int
+    prot: int = PROT_READ | PROT_WRITE
+    flags: int = MAP_PRIVATE | MAP_ANONYMOUS
+    align: int = PMD_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect or munmap.
+
+    ``offset``/``length`` select part of the region (length None = to its end); ``args`` are the call's
+    other arguments (an advice, a prot, a value) and ``kwargs`` its keywords (write=, stride=).
+    """
+
+    op: str
+    region: str
+    offset: int = 0
+    length: int | None = None
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    doc: str
+    regions: dict[str, Region]
+    phases: tuple[Phase, ...]
+    source: str = ""  # where the expected behaviour is documented (kernel source, fact sheet)
+
+
+def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> tuple[str, tuple, dict]:
+    if step.region not in base:
+        raise ScenarioError(f"step {step.op} names unknown region {step.region!r}")
+    addr = base[step.region] + step.offset
+    length = step.length if step.length is not None else regions[step.region].size - step.offset
+    if step.op in ("touch", "madvise", "mprotect", "munmap"):
+        return step.op, (addr, length, *step.args), dict(step.kwargs)
+    if step.op in ("store", "load"):
+        return step.op, (addr, *step.args), {}
+    if step.op == "access":
+        stride = step.kwargs.get("stride", PAGE_SIZE)
+        return "access", (list(range(addr, addr + length, stride)),), {"write": step.kwargs.get("write", False)}
+    raise ScenarioError(f"unknown step {step.op!r}")
+
+
+def _map_region(p: Any, r: Region) -> int:
+    """Reserve PROT_NONE space, then map the region at an aligned address inside it."""
+    reserve = p.mmap(None, r.size + r.align + 2 * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
+    start = (reserve + PAGE_SIZE + r.align - 1) & ~(r.align - 1)
+    return p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED)
+
+
+def run_scenario(machine: Any, scenario: Scenario) -> dict[str, dict[str, Any]]:
+    """Run ``scenario`` on a simulated or real machine; {phase: {counter: value}}."""
+    p = machine.spawn(scenario.name[:15])
+    base = {name: _map_region(p, r) for name, r in scenario.regions.items()}
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        for phase in scenario.phases:
+            ops = [_call(s, base, scenario.regions) for s in phase.steps]
+            res: dict[str, Any] = {}
+            try:
+                before, after = p.run_phase(ops)
+            except SegmentationFault as sig:
+                res["signal"] = f"SIGSEGV {sig.si_code}"
+                res["si_addr"] = _where(sig.addr, base, scenario.regions)
+                out[phase.name] = res
+                break
+            res["minflt"] = after.ru_minflt - before.ru_minflt
+            res["majflt"] = after.ru_majflt - before.ru_majflt
+            vmas = {v["start"]: v for v in parse_smaps(machine.read(f"/proc/{p.pid}/smaps"))}
+            for name, start in base.items():
+                vma = vmas.get(start)
+                res[f"Rss[{name}] kB"] = vma["Rss"] if vma else None
+                if vma:
+                    res[f"resident[{name}]"] = int(p.mincore(start, vma["end"] - start).sum())
+            out[phase.name] = res
+    finally:
+        if p.alive:
+            p.exit()
+    return out
+
+
+def _where(addr: int, base: dict[str, int], regions: dict[str, Region]) -> str:
+    for name, start in base.items():
+        if start <= addr < start + regions[name].size:
+            return f"{name}+{addr - start:#x}"
+    return "outside the regions"
