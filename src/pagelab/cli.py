@@ -7,6 +7,7 @@ traceback. Each command's name comes from its class, its help from its docstring
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from . import __version__
@@ -78,7 +79,70 @@ class Demo(Command):
         return 0
 
 
-COMMANDS: tuple[type[Command], ...] = (Demo,)
+class Validate(Command):
+    """Run scenarios on this machine's real kernel and on Machine.from_host(); compare counter by counter."""
+
+    name = "validate"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)")
+        p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+        p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .real import Machine as RealMachine
+        from .report.compare import compare, render_table, rows_as_dicts
+        from .workload.library import SCENARIOS
+        from .workload.scenario import run_scenario
+
+        if args.list:
+            for sc in SCENARIOS.values():
+                print(f"{sc.name:<26} {sc.doc}")
+            return 0
+        names = args.scenario or list(SCENARIOS)
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            raise PagelabError(f"unknown scenario {', '.join(unknown)}; see pagelab validate --list")
+        sim = Machine.from_host()
+        rows = []
+        with RealMachine() as real:
+            for name in names:
+                rows += compare(name, run_scenario(real, SCENARIOS[name]), run_scenario(sim, SCENARIOS[name]))
+        misses = sum(not r.ok for r in rows)
+        if args.json:
+            print(json.dumps({"host": sim.host_config, "pagelab": __version__, "rows": rows_as_dicts(rows),
+                              "misses": misses}, indent=1, default=str))
+        else:
+            h = sim.host_config
+            print(f"# pagelab {__version__} validate  kernel={h.get('kernel')} "
+                  f"thp={sim.settings.transparent_hugepage.enabled} ram={h.get('MemTotal_kB')}kB "
+                  f"swap={h.get('SwapTotal_kB')}kB  (every probed host setting: --json)")
+            print(render_table(rows))
+            print(f"\nsummary: {len(rows) - misses} of {len(rows)} counters agree, {misses} differ "
+                  f"({len(names)} scenarios)")
+        return 1 if misses else 0
+
+
+class Measure(Command):
+    """Run a real command and report what /usr/bin/time -v and perf stat would, with a diagnosis."""
+
+    name = "measure"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--interval", type=float, default=0.1, help="sampling interval in seconds (default 0.1)")
+        p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .real.measure import measure, render
+
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        m = measure(argv, args.interval)
+        print(json.dumps(m.as_dict(), indent=1) if args.json else render(m), end="" if not args.json else "\n")
+        return 0
+
+
+COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
