@@ -110,6 +110,23 @@ def bench_first_touch_kernel(mib: int, repeats: int) -> dict | None:
     return json.loads(out)
 
 
+def bench_real_access(n: int) -> dict | None:
+    """The real backend: ``n`` random accesses over 1 GiB of resident memory in one access() call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from pagelab.real import Machine as RealMachine
+
+    with RealMachine() as real:
+        p = real.spawn("bench")
+        a = p.mmap(None, 1 << 30, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+        p.touch(a, 1 << 30, write=True)
+        addrs = a + (np.random.default_rng(0).integers(0, 1 << 18, n) << 12)
+        t0 = time.perf_counter()
+        p.access(addrs)
+        dt = time.perf_counter() - t0
+    return {"engine": "pagelab.real access()", "n_req": n, "seconds": round(dt, 3), "req_per_s": round(n / dt)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 M accesses over 100 k pages")
@@ -128,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(r), flush=True)
                     results.append(r)
     for r in (bench_first_touch_sim(64, True, 5), bench_first_touch_sim(64, False, 1),
-              bench_first_touch_kernel(64, 5)):
+              bench_first_touch_kernel(64, 5), bench_real_access(1_000_000)):
         if r is not None:
             print(json.dumps(r), flush=True)
             results.append(r)
@@ -139,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {kind:5s} MMU loop {mmu['req_per_s'] / 1e6:6.2f} M acc/s vs {lcs['engine']} "
                   f"(hashpower {lcs['hashpower']}) {lcs['req_per_s'] / 1e6:6.2f} M req/s: "
                   f"ratio {mmu['req_per_s'] / lcs['req_per_s']:.2f}")
+    real = next((r for r in results if r["engine"] == "pagelab.real access()"), None)
+    if real:
+        print(f"  real backend: {real['n_req']:,} resident-page accesses in {real['seconds']} s")
     kernel = next((r for r in results if r["engine"] == "linux"), None)
     for r in results:
         if r["engine"].startswith("pagelab ") and kernel:

@@ -185,6 +185,8 @@ def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
             write_frame(reply_fd, pickle.dumps(("ok", None)))
             os._exit(args[0])
         try:
+            if op not in ("phase", "rusage", "ping"):
+                server.settle()  # so that even a bare rusage(); op(); rusage() sees only op's faults
             reply = ("ok", getattr(server, op)(*args))
         except OSError as exc:
             reply = ("oserror", exc.errno, str(exc))
