@@ -94,7 +94,7 @@ class Process:
     def touch(self, addr: int, length: int, *, write: bool = False, stride: int = PAGE_SIZE) -> None:
         """Access [addr, addr + length) every ``stride`` bytes: one read (or write) per 4 KiB page by default.
 
-        Writes touch pages without changing their bytes (load() still reads what store() wrote).
+        A write access stores the byte 0, on both backends, so fresh pages stay zero-filled.
         """
         if length < 0 or stride <= 0:
             raise ValueError("touch needs length >= 0 and stride > 0")
@@ -126,6 +126,7 @@ class Process:
                                           m.counters.sim, m.clock_cycles, clock.next_deadline())
             task.utime_cycles += int(m.clock_cycles[0]) - before
             if outcome == MMU_DONE:
+                self._written_bytes_are_zero(addrs, writes)
                 return
             if outcome == MMU_DEADLINE:
                 clock.run_due()
@@ -133,6 +134,22 @@ class Process:
                 exc_general_protection(task)
             elif not (m.batch_faults and try_fault_batch(task, addrs, writes, i, va, err)):
                 task.charge_fault(exc_page_fault(task, va, err))
+
+    def _written_bytes_are_zero(self, addrs: np.ndarray, writes: np.ndarray) -> None:
+        """A write access stores 0: clear those bytes in pages that hold store()d data."""
+        data = self.machine.page_data
+        if not data:
+            return
+        targets = addrs if writes.shape[0] == 1 and writes[0] else addrs[writes.astype(bool)] \
+            if writes.shape[0] > 1 else addrs[:0]
+        if targets.shape[0] == 0:
+            return
+        leaves = leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd, targets >> PAGE_SHIFT)
+        pfns = (leaves & ((1 << 52) - 1)) >> PAGE_SHIFT
+        for addr, pfn in zip(targets.tolist(), pfns.tolist(), strict=True):
+            page = data.get(pfn)
+            if page is not None:
+                page[addr & (PAGE_SIZE - 1)] = 0
 
     def _pfn_of(self, addr: int) -> int:
         leaf = int(leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd,

@@ -132,13 +132,13 @@ def test_madv_free_pages_keep_data_and_take_no_fault(machine):
     p = machine.spawn("free")
     a = p.mmap(None, 256 * 4096, RW, ANON)
     p.touch(a, 256 * 4096, write=True)
-    p.store(a, 42)
+    p.store(a + 100, 42)
     p.madvise(a, 256 * 4096, pl.MADV_FREE)
     assert machine.vmstat()["pglazyfree"] == 256
     assert parse_smaps(machine.read(f"/proc/{p.pid}/smaps_rollup"))[0]["LazyFree"] == 1024
     p.touch(a, 256 * 4096, write=True)
     assert faults(p) == (256, 0)
-    assert p.load(a) == 42
+    assert p.load(a + 100) == 42
 
 
 def test_store_and_load_round_trip_and_data_is_private(machine):
@@ -179,3 +179,14 @@ def test_kernel_address_is_segv_maperr(machine):
     with pytest.raises(pl.SegmentationFault) as exc:
         p.load(0xFFFF_FFFF_8100_0000)
     assert exc.value.si_code == "SEGV_MAPERR"
+
+
+def test_write_accesses_store_zero_on_both_backends_contract(machine):
+    p = machine.spawn("zero")
+    a = p.mmap(None, 2 * 4096, RW, ANON)
+    p.store(a, 9)
+    p.store(a + 1, 8)
+    p.touch(a, 2 * 4096, write=True)  # writes byte 0 at a and a + 4096
+    assert (p.load(a), p.load(a + 1)) == (0, 8)
+    p.access([a + 1], write=True)
+    assert p.load(a + 1) == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..stats import PerfEvent, SimEvent
+from ..stats import PerfEvent
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -53,9 +53,3 @@ def time_v(task: Task) -> str:
         ("Exit status", task.exit_code if not task.exit_signal else 128 + task.exit_signal),
     ]
     return "".join(f"\t{label}: {value}\n" for label, value in lines)
-
-
-def tlb_summary(task_or_machine) -> dict[str, int]:
-    """The simulator-only TLB figures (``sim_*`` names: not kernel counters)."""
-    m = getattr(task_or_machine, "machine", task_or_machine)
-    return {ev.text: int(m.counters.sim[ev]) for ev in SimEvent}
