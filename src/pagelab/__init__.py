@@ -56,6 +56,7 @@ from .constants import (
     MiB,
 )
 from .errors import (
+    BusError,
     KernelBug,
     NotModelled,
     OutOfMemoryKill,
@@ -73,7 +74,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Machine", "Process", "Settings", "VmEvent", "NodeStat", "MmCounter", "PerfEvent", "SimEvent",
-    "PagelabError", "SegmentationFault", "OutOfMemoryKill", "ProcessDead", "NotModelled", "SettingError",
+    "PagelabError", "SegmentationFault", "BusError", "OutOfMemoryKill", "ProcessDead", "NotModelled", "SettingError",
     "KernelBug", "PAGE_SIZE", "KiB", "MiB", "GiB",
     "PROT_NONE", "PROT_READ", "PROT_WRITE", "PROT_EXEC",
     "MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE", "MAP_ANONYMOUS", "MAP_ANON", "MAP_FIXED",

@@ -46,6 +46,18 @@ class SegmentationFault(PagelabError):
         super().__init__(f"SIGSEGV ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
 
 
+class BusError(PagelabError):
+    """SIGBUS delivered to a process (``si_code`` "BUS_ADRERR" ...); the process is dead afterwards."""
+
+    exit_code = 135
+
+    def __init__(self, addr: int, si_code: str, pid: int | None = None) -> None:
+        self.addr = addr
+        self.si_code = si_code
+        self.pid = pid
+        super().__init__(f"SIGBUS ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
+
+
 class OutOfMemoryKill(PagelabError):
     """The OOM killer killed the process (VM_FAULT_OOM with no memory to reclaim)."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import PAGE_SIZE
-from ..errors import PagelabError, ProcessDead, SegmentationFault
+from ..errors import BusError, PagelabError, ProcessDead, SegmentationFault
 from ..observe.parse import parse_vmstat
 from . import child as _child
 from .libc import FAULT_FRAME
@@ -94,7 +94,8 @@ class RealProcess:
         if head == b"\xff\xff\xff\xff":
             sig, code, addr = FAULT_FRAME.unpack(_child._read_exact(self._rep, FAULT_FRAME.size))
             self._reap()
-            raise SegmentationFault(addr, SI_CODES.get((sig, code), f"si_code {code}"), self.pid)
+            exc = SegmentationFault if sig == signal.SIGSEGV else BusError
+            raise exc(addr, SI_CODES.get((sig, code), f"si_code {code}"), self.pid)
         reply = pickle.loads(_child._read_exact(self._rep, int.from_bytes(head, "little")))
         if reply[0] == "ok":
             return reply[1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...errors import OutOfMemoryKill, SegmentationFault
+from ...errors import BusError, OutOfMemoryKill, SegmentationFault
 from ...mm.fault import handle_mm_fault
 from ...mm.types import FAULT_FLAG_DEFAULT, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
 from ...mm.vma import find_vma
@@ -50,8 +50,11 @@ def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
     if vmf.result & VmFaultResult.OOM:
         task.kill_oom()
         raise OutOfMemoryKill(task.pid)
-    if vmf.result & (VmFaultResult.SIGBUS | VmFaultResult.SIGSEGV):
-        bad_area(task, address, "SEGV_MAPERR" if vmf.result & VmFaultResult.SIGSEGV else "BUS_ADRERR")
+    if vmf.result & VmFaultResult.SIGSEGV:
+        bad_area(task, address, "SEGV_MAPERR")
+    if vmf.result & VmFaultResult.SIGBUS:  # do_sigbus()
+        task.kill_signal(7)
+        raise BusError(address, "BUS_ADRERR", task.pid)
     return vmf
 
 
