@@ -31,31 +31,33 @@ class KernelBug(PagelabError):
     exit_code = 70
 
 
-class SegmentationFault(PagelabError):
-    """SIGSEGV delivered to a process: ``addr`` is si_addr, ``si_code`` "SEGV_MAPERR" / "SEGV_ACCERR".
+class FatalSignal(PagelabError):
+    """A signal the process has no handler for: ``addr`` is si_addr, ``si_code`` its si_code name.
 
-    As in Linux, the process is dead afterwards (no handler is installed).
+    As in Linux, the process is dead afterwards.
     """
 
+    signame = ""
+
+    def __init__(self, addr: int, si_code: str, pid: int | None = None) -> None:
+        self.addr = addr
+        self.si_code = si_code
+        self.pid = pid
+        super().__init__(f"{self.signame} ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
+
+
+class SegmentationFault(FatalSignal):
+    """SIGSEGV: ``si_code`` is "SEGV_MAPERR" (no mapping), "SEGV_ACCERR" (not allowed) or "SI_KERNEL"."""
+
+    signame = "SIGSEGV"
     exit_code = 139
 
-    def __init__(self, addr: int, si_code: str, pid: int | None = None) -> None:
-        self.addr = addr
-        self.si_code = si_code
-        self.pid = pid
-        super().__init__(f"SIGSEGV ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
 
+class BusError(FatalSignal):
+    """SIGBUS: ``si_code`` is e.g. "BUS_ADRERR" (past the end of a file mapping)."""
 
-class BusError(PagelabError):
-    """SIGBUS delivered to a process (``si_code`` "BUS_ADRERR" ...); the process is dead afterwards."""
-
+    signame = "SIGBUS"
     exit_code = 135
-
-    def __init__(self, addr: int, si_code: str, pid: int | None = None) -> None:
-        self.addr = addr
-        self.si_code = si_code
-        self.pid = pid
-        super().__init__(f"SIGBUS ({si_code}) at {addr:#x}" + (f" in pid {pid}" if pid else ""))
 
 
 class OutOfMemoryKill(PagelabError):

@@ -15,12 +15,8 @@ import sys
 
 import numpy as np
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+from pagelab.real.libc import _libc as libc  # the same ctypes bindings the real backend uses
+
 MiB = 1 << 20
 RW, ANON, SHARED_ANON = 3, 0x22, 0x21
 
