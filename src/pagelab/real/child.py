@@ -1,4 +1,4 @@
-"""The real backend's child: a forked process that performs Process API calls on the host kernel.
+"""The real backend's child: a fresh interpreter that performs Process API calls on the host kernel.
 
 It reads length-prefixed pickled commands from a pipe, runs each through libc or on memory through a
 numpy view of the whole user address space, and writes the reply. After a few warm-up commands the

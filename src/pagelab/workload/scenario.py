@@ -24,6 +24,7 @@ class Region:
     prot: int = PROT_READ | PROT_WRITE
     flags: int = MAP_PRIVATE | MAP_ANONYMOUS
     align: int = PMD_SIZE
+    offset: int = 0  # placed this many bytes past the aligned address (to test misalignment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,8 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> tuple
 
 def _map_region(p: Any, r: Region) -> int:
     """Reserve PROT_NONE space, then map the region at an aligned address inside it."""
-    reserve = p.mmap(None, r.size + r.align + 2 * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
-    start = (reserve + PAGE_SIZE + r.align - 1) & ~(r.align - 1)
+    reserve = p.mmap(None, r.size + r.align + r.offset + 2 * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
+    start = ((reserve + PAGE_SIZE + r.align - 1) & ~(r.align - 1)) + r.offset
     return p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED)
 
 
@@ -97,12 +98,12 @@ def run_scenario(machine: Any, scenario: Scenario) -> dict[str, dict[str, Any]]:
                 break
             res["minflt"] = after.ru_minflt - before.ru_minflt
             res["majflt"] = after.ru_majflt - before.ru_majflt
-            vmas = {v["start"]: v for v in parse_smaps(machine.read(f"/proc/{p.pid}/smaps"))}
+            vmas = parse_smaps(machine.read(f"/proc/{p.pid}/smaps"))
             for name, start in base.items():
-                vma = vmas.get(start)
-                res[f"Rss[{name}] kB"] = vma["Rss"] if vma else None
-                if vma:
-                    res[f"resident[{name}]"] = int(p.mincore(start, vma["end"] - start).sum())
+                end = start + scenario.regions[name].size
+                inside = [v for v in vmas if v["start"] < end and v["end"] > start]  # its pieces, if split
+                res[f"Rss[{name}] kB"] = sum(v["Rss"] for v in inside)
+                res[f"resident[{name}]"] = sum(int(p.mincore(v["start"], v["end"] - v["start"]).sum()) for v in inside)
             out[phase.name] = res
     finally:
         if p.alive:
