@@ -52,8 +52,9 @@ def sys_mincore(task: Task, addr: int, length: int) -> np.ndarray:
     vec = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0).astype(np.uint8)
     # mincore_pte_range(): where no PTE maps a file (here: shmem) page, ask the page cache instead
     for k in np.flatnonzero(ptes == 0):
-        vma = find_vma(mm, int(vpns[k]) << PAGE_SHIFT)
-        if vma.vm_file is not None and linear_page_index(vma, int(vpns[k]) << PAGE_SHIFT) in vma.vm_file.pages:
+        addr_k = int(vpns[k]) << PAGE_SHIFT
+        vma = find_vma(mm, addr_k)
+        if vma is not None and vma.vm_file is not None and linear_page_index(vma, addr_k) in vma.vm_file.pages:
             vec[k] = 1
     return vec
 
@@ -72,9 +73,7 @@ def _cover(mm, start: int, end: int):
 def sys_getrusage(task: Task) -> resource.struct_rusage:
     """Mirrors getrusage(RUSAGE_SELF) (kernel/sys.c): times, peak RSS in KiB, fault counts."""
     freq_hz = task.machine.cpu.freq_mhz * 1_000_000
-    maxrss = task.maxrss_pages
-    if task.mm is not None:
-        maxrss = max(task.mm.hiwater_rss, task.mm.get_rss())
+    maxrss = max(task.mm.hiwater_rss, task.mm.get_rss())
     return resource.struct_rusage((
         task.utime_cycles / freq_hz, task.stime_cycles / freq_hz, maxrss * 4,
         0, 0, 0, task.min_flt, task.maj_flt, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -28,7 +28,7 @@ class Task:
         self.pid = pid
         self.ppid = ppid
         self.comm = comm[:15]  # TASK_COMM_LEN - 1
-        self.mm: MmStruct | None = mm
+        self.mm: MmStruct = mm  # torn down at exit, kept for its high-water marks
         self.min_flt = 0
         self.maj_flt = 0
         self.perf: dict[PerfEvent, int] = dict.fromkeys(PerfEvent, 0)
@@ -39,7 +39,6 @@ class Task:
         self.alive = True
         self.exit_signal = 0  # the signal that killed it, 0 for a normal exit
         self.exit_code = 0
-        self.maxrss_pages = 0  # kept after exit for rusage
 
     def capable(self, cap: str) -> bool:
         """Mirrors capable()."""
@@ -57,12 +56,8 @@ class Task:
 
         if not self.alive:
             return
-        mm = self.mm
-        if mm is not None:
-            mm.update_hiwater_rss()
-            self.maxrss_pages = mm.hiwater_rss
-            exit_mmap(self.machine, mm)
-            self.mm = None
+        self.mm.update_hiwater_rss()
+        exit_mmap(self.machine, self.mm)
         self.alive = False
         self.exit_code = code
         self.exit_signal = signal

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def pte_rows(m: Machine, mm: MmStruct) -> list[int]:
     """The pool rows of every PTE table of ``mm`` (walking PGD -> PUD -> PMD)."""
-    rows = []
+    rows: list[int] = []
     tables = m.ptpool.tables
     for e3 in tables[mm.pgd][tables[mm.pgd] != 0]:
         pud = (int(e3) & PTE_PFN_MASK) >> 12
@@ -39,9 +39,9 @@ def check_machine(m: Machine) -> None:
     n = frames.nr_frames
     mapped = np.zeros(n, dtype=np.int64)
     for task in m.tasks.values():
-        mm = task.mm
-        if mm is None:
+        if not task.alive:
             continue
+        mm = task.mm
         rows = pte_rows(m, mm)
         ptes = pool.tables[rows].ravel() if rows else np.zeros(0, dtype=np.int64)
         normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)

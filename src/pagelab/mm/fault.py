@@ -34,7 +34,7 @@ from ..arch.x86.pgtable import (
 )
 from ..arch.x86.tlb import flush_tlb_page
 from ..constants import PAGE_MASK, PAGE_SHIFT
-from ..errors import NotModelled
+from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import PerfEvent, VmEvent
 from .page_alloc import alloc_page, lru_add, put_page
@@ -167,7 +167,10 @@ def do_shared_fault(vmf: VmFault) -> int:
 def _do_fault(vmf: VmFault) -> int:
     """Mirrors __do_fault() -> vma->vm_ops->fault (shmem_fault): a referenced page in vmf.page."""
     vmf.path.append("shmem_fault")
-    pfn = shmem_get_folio(vmf.vma.vm_file, vmf.pgoff)
+    f = vmf.vma.vm_file
+    if f is None:
+        raise KernelBug("shmem_fault on a VMA without a file")
+    pfn = shmem_get_folio(f, vmf.pgoff)
     if pfn < 0:
         return VmFaultResult.OOM
     vmf.page = pfn
@@ -204,7 +207,7 @@ def do_fault_around(vmf: VmFault) -> int:
     vma_off = vmf.pgoff - vma.vm_pgoff
     from_pte = max(pte_off & ~(FAULT_AROUND_PAGES - 1), pte_off - min(pte_off, vma_off))
     to_pte = min(from_pte + FAULT_AROUND_PAGES, 512, pte_off + vma.pages - vma_off)
-    cache = vma.vm_file.pages
+    cache = vma.vm_file.pages if vma.vm_file is not None else {}
     if not any(vmf.pgoff + k - pte_off in cache for k in range(from_pte, to_pte)):
         return VmFaultResult.NONE
     row = pte_alloc(m, vma.mm, vmf.pmd, vmf.address)
@@ -306,6 +309,8 @@ def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
     if ret & VM_FAULT_ERROR:
         return
     task = mm.owner
+    if task is None:
+        raise KernelBug("mm_account_fault: an mm without a task")
     major = bool(ret & VmFaultResult.MAJOR) or bool(flags & FaultFlag.TRIED)
     if major:
         task.maj_flt += 1

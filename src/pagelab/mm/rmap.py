@@ -40,7 +40,7 @@ def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfn: int, addr: int) -> None:
     """Mirrors folio_add_new_anon_rmap(): a new, exclusive anon page mapped once at ``addr``."""
     frames = m.frames
     frames.flags[pfn] |= PG.ANON | PG.SWAPBACKED | PG.UPTODATE | PG.ANON_EXCLUSIVE
-    frames.mapping[pfn] = vma.anon_vma
+    frames.mapping[pfn] = anon_vma_prepare(vma)  # set already by the caller; returns its id
     frames.index[pfn] = linear_page_index(vma, addr)
     frames.mapcount[pfn] = 1
     m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, 1)

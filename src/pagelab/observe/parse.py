@@ -7,6 +7,7 @@ comparison of two parsed snapshots. Sizes are returned in kB as Linux prints the
 from __future__ import annotations
 
 import re
+from typing import Any
 
 STAT_FIELDS = (
     "pid", "comm", "state", "ppid", "pgrp", "session", "tty_nr", "tpgid", "flags", "minflt", "cminflt",
@@ -41,9 +42,9 @@ def parse_meminfo(text: str) -> dict[str, int]:
     return out
 
 
-def parse_status(text: str) -> dict[str, str | int]:
+def parse_status(text: str) -> dict[str, Any]:
     """/proc/PID/status -> {field: text}, with ``Vm*``/``Rss*`` sizes as int kB."""
-    out: dict[str, str | int] = {}
+    out: dict[str, Any] = {}
     for line in text.splitlines():
         if ":" not in line:
             continue
@@ -53,16 +54,16 @@ def parse_status(text: str) -> dict[str, str | int]:
     return out
 
 
-def parse_stat(text: str) -> dict[str, str | int]:
+def parse_stat(text: str) -> dict[str, Any]:
     """/proc/PID/stat -> {field name: value}; ``comm`` may contain spaces and parentheses."""
     lpar, rpar = text.index("("), text.rindex(")")
     rest = text[rpar + 2:].split()
-    values: list[str | int] = [int(text[:lpar].strip()), text[lpar + 1:rpar], rest[0]]
+    values: list[Any] = [int(text[:lpar].strip()), text[lpar + 1:rpar], rest[0]]
     values += [int(v) for v in rest[1:]]
     return dict(zip(STAT_FIELDS, values, strict=False))
 
 
-def parse_maps(text: str) -> list[dict[str, str | int]]:
+def parse_maps(text: str) -> list[dict[str, Any]]:
     """/proc/PID/maps -> one dict per VMA: start, end, perms, offset, dev, inode, pathname."""
     out = []
     for line in text.splitlines():
@@ -74,9 +75,9 @@ def parse_maps(text: str) -> list[dict[str, str | int]]:
     return out
 
 
-def parse_smaps(text: str) -> list[dict[str, object]]:
+def parse_smaps(text: str) -> list[dict[str, Any]]:
     """/proc/PID/smaps (or smaps_rollup) -> one dict per VMA: the maps fields, kB fields, VmFlags."""
-    out: list[dict[str, object]] = []
+    out: list[dict[str, Any]] = []
     for line in text.splitlines():
         m = _MAPS_RE.match(line)
         if m and not line.startswith(("VmFlags", "THPeligible")):

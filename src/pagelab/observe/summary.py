@@ -34,7 +34,7 @@ def time_v(task: Task) -> str:
     freq = m.cpu.freq_mhz * 1e6
     user, system = task.utime_cycles / freq, task.stime_cycles / freq
     wall = (int(m.clock_cycles[0]) - task.start_cycles) / freq
-    maxrss = task.maxrss_pages if task.mm is None else max(task.mm.hiwater_rss, task.mm.get_rss())
+    maxrss = max(task.mm.hiwater_rss, task.mm.get_rss())
     minutes, seconds = divmod(wall, 60)
     cpu = int(100 * (user + system) / wall) if wall > 0 else 0
     lines = [

@@ -13,6 +13,7 @@ import pickle
 import resource
 import struct
 import traceback
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +185,7 @@ def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
         if op == "exit":
             write_frame(reply_fd, pickle.dumps(("ok", None)))
             os._exit(args[0])
+        reply: tuple[Any, ...]
         try:
             if op not in ("phase", "rusage", "ping"):
                 server.settle()  # so that even a bare rusage(); op(); rusage() sees only op's faults

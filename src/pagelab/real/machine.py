@@ -91,12 +91,17 @@ class RealProcess:
         if head is None:
             self._reap()
             raise self._death()
+        body = _child._read_exact(self._rep, FAULT_FRAME.size if head == b"\xff\xff\xff\xff"
+                                  else int.from_bytes(head, "little"))
+        if body is None:
+            self._reap()
+            raise self._death()
         if head == b"\xff\xff\xff\xff":
-            sig, code, addr = FAULT_FRAME.unpack(_child._read_exact(self._rep, FAULT_FRAME.size))
+            sig, code, addr = FAULT_FRAME.unpack(body)
             self._reap()
             exc = SegmentationFault if sig == signal.SIGSEGV else BusError
             raise exc(addr, SI_CODES.get((sig, code), f"si_code {code}"), self.pid)
-        reply = pickle.loads(_child._read_exact(self._rep, int.from_bytes(head, "little")))
+        reply = pickle.loads(body)
         if reply[0] == "ok":
             return reply[1]
         if reply[0] == "oserror":

@@ -10,7 +10,7 @@ in SIGSEGV (perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS) in do_user_addr_fault()).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ...errors import BusError, OutOfMemoryKill, SegmentationFault
 from ...mm.fault import handle_mm_fault
@@ -67,13 +67,13 @@ def access_error(error_code: int, vma: Vma) -> bool:
     return not vma.vm_flags & (VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC)  # !vma_is_accessible()
 
 
-def bad_area(task: Task, address: int, si_code: str) -> None:
+def bad_area(task: Task, address: int, si_code: str) -> NoReturn:
     """Mirrors __bad_area_nosemaphore() -> force_sig_fault(SIGSEGV): no handler, so the task dies."""
     task.kill_signal(11)
     raise SegmentationFault(address, si_code, task.pid)
 
 
-def exc_general_protection(task: Task) -> None:
+def exc_general_protection(task: Task) -> NoReturn:
     """Mirrors exc_general_protection() for a user non-canonical access: SIGSEGV, SI_KERNEL, addr 0."""
     task.kill_signal(11)
     raise SegmentationFault(0, "SI_KERNEL", task.pid)
