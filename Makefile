@@ -17,6 +17,7 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --strict --ignore-missing-imports src/pagelab
 	$(BIN)/python -m pytest tests
 
 bench: $(BIN)/.installed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from . import __version__
 from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
@@ -50,7 +51,7 @@ class Demo(Command):
               f"thp={m.settings.transparent_hugepage.enabled}")
         a = p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         print(f"mmap({size >> 20} MiB, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) = {a:#x}")
-        steps = [
+        steps: list[tuple[str, Callable[[], None]]] = [
             ("read one byte per page", lambda: p.touch(a, size)),
             ("write one byte per page", lambda: p.touch(a, size, write=True)),
             ("write again", lambda: p.touch(a, size, write=True)),

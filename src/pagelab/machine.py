@@ -119,7 +119,7 @@ class Machine:
     @property
     def now_ns(self) -> int:
         """Simulated time since boot, in nanoseconds."""
-        return self.clock.now_ns
+        return int(self.clock.now_ns)
 
     def run(self, seconds: float) -> None:
         """Let ``seconds`` of simulated time pass, running kernel daemons that are due."""
@@ -163,10 +163,10 @@ class Machine:
 
     def vm_commit_limit(self) -> int:
         """Mirrors vm_commit_limit(): CommitLimit in pages."""
-        kbytes = self.settings.vm.overcommit_kbytes
+        kbytes = int(self.settings.vm.overcommit_kbytes)
         if kbytes:
             return kbytes // (PAGE_SIZE // 1024)
-        return self.totalram_pages * self.settings.vm.overcommit_ratio // 100
+        return self.totalram_pages * int(self.settings.vm.overcommit_ratio) // 100
 
     # --- what users read ------------------------------------------------------------------------
     def vmstat(self) -> dict[str, int]:

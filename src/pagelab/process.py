@@ -9,7 +9,7 @@ re-executes the faulting instruction. The same API drives the real kernel in ``p
 from __future__ import annotations
 
 import resource
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from .errors import ProcessDead
 from .hw.mmu import MMU_DEADLINE, MMU_DONE, MMU_GP_FAULT, leaf_entries, mmu_run
 from .kernel import syscalls
 from .mm.fault_batch import try_fault_batch
+
+Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
 
 if TYPE_CHECKING:
     from .kernel.task import Task
@@ -160,7 +162,7 @@ class Process:
         """mincore(2): one byte per page, 1 where a page is resident (the zero page counts)."""
         return syscalls.sys_mincore(self._live(), addr, length)
 
-    def run_phase(self, ops: list[tuple[str, tuple, dict]]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
+    def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` back to back as one measured phase.
 
         Returns getrusage() right before and right after them (both backends share this contract; the

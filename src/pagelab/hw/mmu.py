@@ -53,7 +53,9 @@ EV_DIRTY_WALKS = 8
 
 
 @njit(cache=True)
-def mmu_run(tables, cr3, asid, addrs, writes, start, tag, val, age, geom, lat, tick, ev, clock, deadline):
+def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: np.ndarray, start: int,
+            tag: np.ndarray, val: np.ndarray, age: np.ndarray, geom: np.ndarray, lat: np.ndarray, tick: np.ndarray,
+            ev: np.ndarray, clock: np.ndarray, deadline: int) -> tuple[int, int, int, int]:
     """Run accesses ``addrs[start:]`` (``writes`` per access, or one flag for all) through the MMU.
 
     Returns (outcome, index, address, error_code). ``clock[0]`` counts cycles; ``ev`` the SimEvents.
@@ -157,7 +159,7 @@ def mmu_run(tables, cr3, asid, addrs, writes, start, tag, val, age, geom, lat, t
 
 
 @njit(cache=True)
-def _count_access(ev, w):
+def _count_access(ev: np.ndarray, w: int) -> None:
     ev[EV_ACCESSES] += 1
     if w:
         ev[EV_STORES] += 1
@@ -166,7 +168,7 @@ def _count_access(ev, w):
 
 
 @njit(cache=True)
-def leaf_entries(tables, cr3, vpns):
+def leaf_entries(tables: np.ndarray, cr3: int, vpns: np.ndarray) -> np.ndarray:
     """The leaf entry a walk would find for each page number (0 where a level is missing).
 
     A PMD leaf (huge page) is returned as is, PS bit set. Reads only: no A/D bits, no TLB fill.

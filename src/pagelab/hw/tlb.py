@@ -64,7 +64,7 @@ class Tlb:
 
 
 @njit(cache=True)
-def tlb_find(tag, geom, level, key, setkey):
+def tlb_find(tag: np.ndarray, geom: np.ndarray, level: int, key: int, setkey: int) -> tuple[int, int]:
     """Row and way of ``key`` in TLB ``level`` (way -1 when absent)."""
     row = geom[level, 0] + (setkey & (geom[level, 1] - 1))
     for way in range(geom[level, 2]):
@@ -74,7 +74,8 @@ def tlb_find(tag, geom, level, key, setkey):
 
 
 @njit(cache=True)
-def tlb_fill(tag, val, age, geom, level, key, setkey, entry, stamp):
+def tlb_fill(tag: np.ndarray, val: np.ndarray, age: np.ndarray, geom: np.ndarray, level: int, key: int,
+             setkey: int, entry: int, stamp: int) -> None:
     """Insert ``key -> entry`` into TLB ``level``, evicting the least recently used way."""
     row = geom[level, 0] + (setkey & (geom[level, 1] - 1))
     victim = 0
@@ -92,7 +93,7 @@ def tlb_fill(tag, val, age, geom, level, key, setkey, entry, stamp):
 
 
 @njit(cache=True)
-def tlb_flush_page(tag, geom, asid, va):
+def tlb_flush_page(tag: np.ndarray, geom: np.ndarray, asid: int, va: int) -> None:
     """Invalidate the 4 KiB and 2 MiB translations of ``va`` in every level."""
     vpn = va >> 12
     vpn2 = va >> 21

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import resource
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from ..hw.mmu import leaf_entries
 from ..mm.madvise import do_madvise
 from ..mm.mmap import do_mmap, do_munmap, syscall_error
 from ..mm.mprotect import do_mprotect
+from ..mm.types import MmStruct, Vma
 from ..mm.vma import find_vma, linear_page_index
 from .task import Task
 
@@ -49,7 +51,7 @@ def sys_mincore(task: Task, addr: int, length: int) -> np.ndarray:
     if npages and any(v is None or v.vm_start > a for a, v in _cover(mm, addr, addr + npages * PAGE_SIZE)):
         raise syscall_error(errno.ENOMEM, "mincore: range not fully mapped")
     ptes = leaf_entries(task.machine.ptpool.tables, mm.pgd, vpns)
-    vec = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0).astype(np.uint8)
+    vec: np.ndarray = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0).astype(np.uint8)
     # mincore_pte_range(): where no PTE maps a file (here: shmem) page, ask the page cache instead
     for k in np.flatnonzero(ptes == 0):
         addr_k = int(vpns[k]) << PAGE_SHIFT
@@ -59,7 +61,7 @@ def sys_mincore(task: Task, addr: int, length: int) -> np.ndarray:
     return vec
 
 
-def _cover(mm, start: int, end: int):
+def _cover(mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, Vma | None]]:
     """(address, VMA at or after it) for each piece of [start, end), to find holes."""
     addr = start
     while addr < end:

@@ -30,7 +30,7 @@ from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
 from .page_alloc import alloc_pages_bulk
 from .pgtable import pmd_alloc, pte_alloc
 from .rmap import anon_vma_prepare
-from .types import VmFlag
+from .types import Vma, VmFlag
 from .vma import find_vma
 
 if TYPE_CHECKING:
@@ -80,12 +80,11 @@ def _first_touch_run(addrs: np.ndarray, writes: np.ndarray, i: int, write: bool,
     return pages[first]
 
 
-def _do_anonymous_pages(task: Task, vma, vpns: np.ndarray, write: bool) -> None:
+def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> None:
     """do_anonymous_page() for each page of ``vpns`` in order, region by region of one PTE table."""
     m, mm = task.machine, task.mm
     k = vpns.shape[0]
-    if write:
-        anon_vma_prepare(vma)
+    anon_vma = anon_vma_prepare(vma) if write else 0
     regions = vpns >> 9
     bounds = np.flatnonzero(np.diff(regions)) + 1
     for chunk in np.split(vpns, bounds):
@@ -96,7 +95,7 @@ def _do_anonymous_pages(task: Task, vma, vpns: np.ndarray, write: bool) -> None:
             pfns = alloc_pages_bulk(m, chunk.shape[0], PG.ANON | PG.SWAPBACKED | PG.UPTODATE
                                     | PG.ANON_EXCLUSIVE | PG.LRU)
             m.frames.mapcount[pfns] = 1
-            m.frames.mapping[pfns] = vma.anon_vma
+            m.frames.mapping[pfns] = anon_vma
             m.frames.index[pfns] = chunk - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff
             ptes = (pfns << PAGE_SHIFT) | (vma.vm_page_prot | _PAGE_RW | _PAGE_DIRTY)
         else:

@@ -30,6 +30,7 @@ from .vma import find_vma, vma_modify, vma_try_merge
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
+    from ..machine import Machine
 
 _VALID = {
     C.MADV_NORMAL, C.MADV_RANDOM, C.MADV_SEQUENTIAL, C.MADV_WILLNEED, C.MADV_DONTNEED, C.MADV_FREE,
@@ -149,7 +150,7 @@ def _new_flags(vma: Vma, behavior: int) -> int:
     raise syscall_error(errno.EINVAL, f"madvise: advice {behavior}")
 
 
-def madvise_free_single_vma(m, vma: Vma, start: int, end: int) -> None:
+def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
     """Mirrors madvise_free_pte_range(): mark exclusive anon pages clean, old and lazily freeable.
 
     Such pages keep their data and cost no fault when written again; reclaim may drop them instead
@@ -171,7 +172,7 @@ def madvise_free_single_vma(m, vma: Vma, start: int, end: int) -> None:
         flush_tlb_mm_range(m, vma.mm, start, end)
 
 
-def folio_mark_lazyfree(m, pfn: int) -> None:
+def folio_mark_lazyfree(m: Machine, pfn: int) -> None:
     """Mirrors folio_mark_lazyfree() -> lru_lazyfree(): anon -> clean, !swapbacked, inactive file LRU."""
     flags = int(m.frames.flags[pfn])
     if not flags & PG.SWAPBACKED or flags & PG.UNEVICTABLE:

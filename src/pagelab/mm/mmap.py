@@ -55,6 +55,7 @@ from .vma import (
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
+    from ..machine import Machine
 
 
 def syscall_error(code: int, what: str) -> OSError:
@@ -120,7 +121,7 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
     return mmap_region(task, addr, length, vm_flags, pgoff)
 
 
-def round_hint_to_min(m, hint: int) -> int:
+def round_hint_to_min(m: Machine, hint: int) -> int:
     """Mirrors round_hint_to_min(): a hint below mmap_min_addr becomes mmap_min_addr."""
     hint &= PAGE_MASK
     if hint and hint < m.settings.vm.mmap_min_addr:

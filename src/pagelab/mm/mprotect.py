@@ -39,6 +39,7 @@ from .vma import find_vma, vm_get_page_prot, vma_modify, vma_try_merge
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
+    from ..machine import Machine
 
 
 def do_mprotect(task: Task, start: int, length: int, prot: int) -> None:
@@ -120,7 +121,7 @@ def change_protection(task: Task, vma: Vma, start: int, end: int) -> None:
         flush_tlb_mm_range(m, vma.mm, start, end)
 
 
-def can_change_pte_writable(m, vma: Vma, pte: int) -> bool:
+def can_change_pte_writable(m: Machine, vma: Vma, pte: int) -> bool:
     """Mirrors can_change_pte_writable(): exclusive anon pages, or dirty shared ones, may become writable."""
     if not pte_present(pte) or pte & 1 == 0:  # PROT_NONE entries never do
         return False

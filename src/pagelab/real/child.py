@@ -13,6 +13,7 @@ import pickle
 import resource
 import struct
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,40 +59,40 @@ class Server:
         self.mem = np.asarray(_Span())
         self.user_ranges: list[tuple[int, int]] = []  # everything the caller ever mapped
 
-    def mmap(self, addr, length, prot, flags, fd, offset):
+    def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
         a = libc.mmap(addr, length, prot, flags, fd, offset)
         self.user_ranges.append((a, a + length))
         return a
 
-    def munmap(self, addr, length):
+    def munmap(self, addr: int, length: int) -> None:
         libc.munmap(addr, length)
 
-    def mprotect(self, addr, length, prot):
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
         libc.mprotect(addr, length, prot)
 
-    def madvise(self, addr, length, advice):
+    def madvise(self, addr: int, length: int, advice: int) -> None:
         libc.madvise(addr, length, advice)
 
-    def mincore(self, addr, length):
+    def mincore(self, addr: int, length: int) -> bytes:
         return libc.mincore(addr, length)
 
-    def load(self, addr):
+    def load(self, addr: int) -> int:
         return int(self.mem[addr - VIEW_BASE])
 
-    def store(self, addr, value):
+    def store(self, addr: int, value: int) -> None:
         self.mem[addr - VIEW_BASE] = value
 
-    def touch(self, addr, length, write, stride):
+    def touch(self, addr: int, length: int, write: bool, stride: int) -> None:
         view = self.mem[addr - VIEW_BASE:addr - VIEW_BASE + length:stride]
         if write:
             view[...] = 0
         elif view.size:
             np.bitwise_or.reduce(view)
 
-    def access(self, addrs, writes):
+    def access(self, addrs: np.ndarray, writes: np.ndarray) -> None:
         self.prepare("access", (addrs, writes))()
 
-    def prepare(self, op, args):
+    def prepare(self, op: str, args: tuple[Any, ...]) -> Callable[[], None]:
         """A thunk that performs ``op``; for access() every buffer is allocated here, not in the thunk."""
         if op != "access":
             fn = getattr(self, op)
@@ -106,7 +107,7 @@ class Server:
         out = np.empty(max(len(r) for r, _ in runs), dtype=np.uint8)
         mem = self.mem
 
-        def run():
+        def run() -> None:
             for idx, write in runs:
                 if write:
                     mem[idx] = 0
@@ -115,7 +116,7 @@ class Server:
 
         return run
 
-    def settle(self):
+    def settle(self) -> None:
         """Make the interpreter's own memory resident so a measured window takes none of its faults.
 
         The child runs with PYTHONMALLOC=malloc and glibc told to keep its heap, so Python's objects
@@ -138,7 +139,7 @@ class Server:
             except OSError:
                 pass
 
-    def phase(self, ops):
+    def phase(self, ops: list[tuple[str, tuple[Any, ...]]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Run ``ops`` [(name, args), ...] back to back; return (rusage before, rusage after).
 
         The snapshots are taken right around the operations, so nothing of the pipe protocol or of
@@ -157,10 +158,10 @@ class Server:
             gc.enable()
         return tuple(before), tuple(after)
 
-    def rusage(self):
+    def rusage(self) -> tuple[float, ...]:
         return tuple(resource.getrusage(resource.RUSAGE_SELF))
 
-    def ping(self):
+    def ping(self) -> int:
         return os.getpid()
 
 

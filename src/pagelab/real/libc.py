@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -107,7 +108,7 @@ _keep: list[object] = []  # the callback must outlive the handler registration
 def install_fault_reporter(fd: int, signals: tuple[int, ...] = (11, 7)) -> None:
     """On SIGSEGV/SIGBUS, write FAULT_FRAME(signo, si_code, si_addr) to ``fd`` and die of the signal."""
 
-    def handler(sig: int, info, _ctx) -> None:
+    def handler(sig: int, info: Any, _ctx: Any) -> None:
         i = info.contents
         os.write(fd, b"\xff\xff\xff\xff" + FAULT_FRAME.pack(sig, i.si_code, i.si_addr or 0))
         dfl = _SigAction()

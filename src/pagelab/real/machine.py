@@ -16,12 +16,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..constants import PAGE_SIZE
 from ..errors import BusError, PagelabError, ProcessDead, SegmentationFault
 from ..observe.parse import parse_vmstat
+from ..process import Op
 from . import child as _child
 from .libc import FAULT_FRAME
 
@@ -79,7 +81,7 @@ class RealProcess:
         self._call("munmap", a, n)
 
     # --- the pipe protocol ----------------------------------------------------------------------
-    def _call(self, op: str, *args):
+    def _call(self, op: str, *args: Any) -> Any:
         if not self._alive:
             raise ProcessDead(f"real process {self.pid} ({self.name}) has exited")
         try:
@@ -126,7 +128,7 @@ class RealProcess:
 
     # --- the Process API ------------------------------------------------------------------------
     def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
-        return self._call("mmap", addr or 0, length, prot, flags, fd, offset)
+        return int(self._call("mmap", addr or 0, length, prot, flags, fd, offset))
 
     def munmap(self, addr: int, length: int) -> None:
         self._call("munmap", addr, length)
@@ -141,7 +143,7 @@ class RealProcess:
         return np.frombuffer(self._call("mincore", addr, length), dtype=np.uint8) & 1
 
     def load(self, addr: int) -> int:
-        return self._call("load", addr)
+        return int(self._call("load", addr))
 
     def store(self, addr: int, value: int = 0) -> None:
         if not 0 <= value <= 255:
@@ -153,7 +155,7 @@ class RealProcess:
             raise ValueError("touch needs length >= 0 and stride > 0")
         self._call("touch", addr, length, write, stride)
 
-    def access(self, addresses, *, write=False) -> None:
+    def access(self, addresses: Any, *, write: bool | np.ndarray = False) -> None:
         addrs = np.ascontiguousarray(np.asarray(addresses, dtype=np.uint64)).view(np.int64)
         if isinstance(write, (bool, np.bool_)):
             flags = np.array([bool(write)])
@@ -163,13 +165,13 @@ class RealProcess:
                 raise ValueError("write mask must have one flag per address")
         self._call("access", addrs, flags)
 
-    def run_phase(self, ops: list[tuple[str, tuple, dict]]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
+    def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` in the child as one measured phase."""
         before, after = self._call("phase", [self._child_op(name, args, kwargs) for name, args, kwargs in ops])
         return resource.struct_rusage(before), resource.struct_rusage(after)
 
     @staticmethod
-    def _child_op(name: str, args: tuple, kwargs: dict) -> tuple[str, tuple]:
+    def _child_op(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """Translate a Process API call into the child's positional command."""
         if name == "touch":
             return "touch", (*args, kwargs.get("write", False), kwargs.get("stride", PAGE_SIZE))
@@ -240,5 +242,5 @@ class Machine:
     def __enter__(self) -> Machine:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -118,11 +118,12 @@ def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True
     return m
 
 
+_RunResult = tuple[int, dict[str, Any], "dict[str, int] | None", "list[Sample]"]  # status, rusage, perf, samples
 _RU_FIELDS = ("ru_utime", "ru_stime", "ru_maxrss", "ru_minflt", "ru_majflt", "ru_nswap", "ru_inblock",
               "ru_oublock", "ru_nvcsw", "ru_nivcsw", "ru_nsignals")
 
 
-def _run_launched(exe: str, argv: list[str], interval: float, t0: float):
+def _run_launched(exe: str, argv: list[str], interval: float, t0: float) -> _RunResult:
     r, w = os.pipe()
     proc = subprocess.Popen([exe, str(w), *argv], pass_fds=(w,), stdin=None)
     os.close(w)
@@ -143,11 +144,11 @@ def _run_launched(exe: str, argv: list[str], interval: float, t0: float):
         raise PagelabError(f"pagelab-launch failed (exit {proc.returncode})")
     values = [float(v) if "." in v else int(v) for v in last[2:]]
     rusage = dict(zip(_RU_FIELDS, values[:11], strict=True))
-    perf = dict(zip(("page-faults", "minor-faults", "major-faults"), values[11:], strict=True))
+    perf = {k: int(v) for k, v in zip(("page-faults", "minor-faults", "major-faults"), values[11:], strict=True)}
     return int(last[1]), rusage, (perf if min(perf.values()) >= 0 else None), samples
 
 
-def _run_spawned(path: str, argv: list[str], interval: float, t0: float):
+def _run_spawned(path: str, argv: list[str], interval: float, t0: float) -> _RunResult:
     counters = open_exec_counters()
     try:
         pid = os.posix_spawn(path, argv, os.environ)

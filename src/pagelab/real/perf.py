@@ -21,7 +21,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def _attr(config: int) -> ctypes.Array:
+def _attr(config: int) -> ctypes.Array[ctypes.c_char]:
     buf = ctypes.create_string_buffer(_ATTR_SIZE)
     # struct perf_event_attr: u32 type, u32 size, u64 config, u64 sample_period, u64 sample_type,
     # u64 read_format, u64 flags (bitfield) ...

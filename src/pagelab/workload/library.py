@@ -25,7 +25,8 @@ SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS
 W = {"write": True}
 
 
-def _s(name, doc, regions, *phases, source="linux-mm-facts.md section 3"):
+def _s(name: str, doc: str, regions: dict[str, Region], *phases: tuple[str, list[Step]],
+       source: str = "linux-mm-facts.md section 3") -> Scenario:
     return Scenario(name, doc, regions, tuple(Phase(n, tuple(steps)) for n, steps in phases), source)
 
 

@@ -15,6 +15,8 @@ from ..constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SI
 from ..errors import ScenarioError, SegmentationFault
 from ..observe.parse import parse_smaps
 
+Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
+
 
 @dataclass(frozen=True, slots=True)
 class Region:
@@ -39,7 +41,7 @@ class Step:
     region: str
     offset: int = 0
     length: int | None = None
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,7 +60,7 @@ class Scenario:
     source: str = ""  # where the expected behaviour is documented (kernel source, fact sheet)
 
 
-def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> tuple[str, tuple, dict]:
+def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
     if step.region not in base:
         raise ScenarioError(f"step {step.op} names unknown region {step.region!r}")
     addr = base[step.region] + step.offset
@@ -77,7 +79,7 @@ def _map_region(p: Any, r: Region) -> int:
     """Reserve PROT_NONE space, then map the region at an aligned address inside it."""
     reserve = p.mmap(None, r.size + r.align + r.offset + 2 * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
     start = ((reserve + PAGE_SIZE + r.align - 1) & ~(r.align - 1)) + r.offset
-    return p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED)
+    return int(p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED))
 
 
 def run_scenario(machine: Any, scenario: Scenario) -> dict[str, dict[str, Any]]:
