@@ -17,6 +17,8 @@ from .errors import PagelabError
 from .machine import Machine
 from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
+from .observe.trace import FaultTrace
+from .workload.scenario import Scenario
 
 
 class Command:
@@ -146,7 +148,58 @@ class Measure(Command):
         return 0
 
 
-COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure)
+class Explain(Command):
+    """Run a scenario on the simulator and explain each fault: the trap, the kernel path, the PTE, the counts."""
+
+    name = "explain"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("scenario", nargs="?", default="tour", help="a scenario of pagelab validate --list "
+                                                                  "(default: tour, one fault of each kind)")
+        p.add_argument("--limit", type=int, default=4, help="faults shown per phase (default 4)")
+        p.add_argument("--seed", type=int, default=0)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .workload.library import SCENARIOS
+        from .workload.scenario import run_scenario
+
+        if args.scenario not in SCENARIOS:
+            raise PagelabError(f"unknown scenario {args.scenario}; see pagelab validate --list")
+        if args.limit < 0:
+            raise PagelabError("--limit must not be negative")
+        sc = SCENARIOS[args.scenario]
+        m = Machine(ram="1GiB", seed=args.seed)
+        log: list[FaultTrace] = []
+        marks: list[tuple[str, int]] = []  # (phase, index of its first fault in the log)
+        bases: dict[str, int] = {}
+
+        def on_phase(name: str, base: dict[str, int]) -> None:
+            marks.append((name, len(log)))
+            bases.update(base)
+
+        m.fault_log = log
+        results = run_scenario(m, sc, on_phase=on_phase)
+        print(f"# pagelab {__version__} explain {sc.name}: {sc.doc}\n# source: {sc.source}")
+        marks.append(("", len(log)))
+        for (phase, start), (_, end) in zip(marks, marks[1:], strict=False):
+            res = results.get(phase, {})
+            print(f"\n== {phase}: {end - start} fault(s) " + ", ".join(f"{k}={v}" for k, v in res.items()))
+            for t in log[start:min(end, start + args.limit)]:
+                label, base = _region_of(t.address, bases, sc)
+                print(t.describe(base, label))
+            if end - start > args.limit:
+                print(f"    ... {end - start - args.limit} more like these")
+        return 0
+
+
+def _region_of(addr: int, bases: dict[str, int], sc: Scenario) -> tuple[str, int]:
+    for name, base in bases.items():
+        if base <= addr < base + sc.regions[name].size:
+            return name, base
+    return "", 0
+
+
+COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure, Explain)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -23,6 +23,7 @@ from .kernel.task import Task
 from .mm.pgtable import pgtable_alloc
 from .mm.types import MmStruct
 from .observe.procfs import read_path
+from .observe.trace import FaultTrace
 from .process import Process
 from .settings import BY_PATH, Settings
 from .stats import Counters, NodeStat
@@ -77,6 +78,7 @@ class Machine:
         self._next_id = 1
         self._next_ino = 1024
         self.host_config: dict[str, Any] = {}  # what from_host() read off the host
+        self.fault_log: list[FaultTrace] | None = None  # a list turns per-fault recording on (explain)
 
     @classmethod
     def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel = "skylake", seed: int = 0,

@@ -134,7 +134,7 @@ class Process:
                 clock.run_due()
             elif outcome == MMU_GP_FAULT:
                 exc_general_protection(task)
-            elif not (m.batch_faults and try_fault_batch(task, addrs, writes, i, va, err)):
+            elif not (m.batch_faults and m.fault_log is None and try_fault_batch(task, addrs, writes, i, va, err)):
                 task.charge_fault(exc_page_fault(task, va, err))
 
     def _written_bytes_are_zero(self, addrs: np.ndarray, writes: np.ndarray) -> None:

@@ -34,3 +34,12 @@ def test_misuse_exits_non_zero_with_usage(capsys):
 def test_python_dash_m_runs():
     r = subprocess.run([sys.executable, "-m", "pagelab", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("pagelab ")
+
+
+def test_explain_walks_one_fault_of_each_kind(capsys):
+    assert main(["explain", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    for text in ("do_anonymous_page", "wp_page_copy", "do_fault_around", "madvise_populate",
+                 "SIGSEGV SEGV_ACCERR", "PTE zero page RO A  ->  pfn"):
+        assert text in out, text
+    assert main(["explain", "no-such-scenario"]) == 1

@@ -20,6 +20,7 @@ from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, page_align
 from ..errors import NotModelled
 from ..hw.physmem import PG
+from ..observe.trace import leaf_of, record
 from ..stats import NodeStat, VmEvent
 from .fault import handle_mm_fault
 from .memory import zap_page_range_single
@@ -206,7 +207,10 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
             pte = int(m.ptpool.tables[row, (a >> PAGE_SHIFT) & 511]) if row else 0
             if pte & 1 and (not write or pte_write(pte)):
                 continue  # follow_page_pte() found it
+            before = leaf_of(task, a) if m.fault_log is not None else 0
             vmf = handle_mm_fault(vma, a, flags, regs=False)
+            if m.fault_log is not None:
+                record(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
             if vmf.result & VmFaultResult.OOM:
                 raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
             task.charge_fault(vmf, gup=True)

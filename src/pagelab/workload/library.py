@@ -30,7 +30,22 @@ def _s(name: str, doc: str, regions: dict[str, Region], *phases: tuple[str, list
     return Scenario(name, doc, regions, tuple(Phase(n, tuple(steps)) for n, steps in phases), source)
 
 
+TOUR = _s(
+    "tour", "one of each fault the seed's table names: zero page, COW from it, first write, shmem, fault-around, "
+    "a populate, and a protection fault", {"a": Region(1 * MiB), "s": Region(1 * MiB, RW, SHARED_ANON)},
+    ("read-fresh", [Step("load", "a")]),
+    ("write-after-read", [Step("store", "a", args=(1,))]),
+    ("write-fresh", [Step("store", "a", offset=4096, args=(1,))]),
+    ("write-again", [Step("store", "a", offset=4096, args=(2,))]),
+    ("populate", [Step("madvise", "a", offset=8192, length=2 * 4096, args=(MADV_POPULATE_WRITE,))]),
+    ("shared-read", [Step("load", "s")]),
+    ("shared-dontneed-reread", [Step("madvise", "s", args=(MADV_DONTNEED,)), Step("load", "s", offset=4096),
+                                Step("load", "s")]),
+    ("write-read-only", [Step("mprotect", "a", length=4096, args=(PROT_READ,)), Step("store", "a", args=(3,))]),
+    source="the seed's fault table; linux-mm-facts.md sections 0, 1, 3 and 14")
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
        {"a": Region(64 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]), ("rewrite", [Step("touch", "a", kwargs=W)])),
     _s("anon-read-write", "read every page (zero page, Rss 0), then write every page (a second fault each)",

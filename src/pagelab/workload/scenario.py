@@ -8,6 +8,7 @@ the Rss and resident pages of every region, or the signal it ended in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,14 +83,20 @@ def _map_region(p: Any, r: Region) -> int:
     return int(p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED))
 
 
-def run_scenario(machine: Any, scenario: Scenario) -> dict[str, dict[str, Any]]:
-    """Run ``scenario`` on a simulated or real machine; {phase: {counter: value}}."""
+def run_scenario(machine: Any, scenario: Scenario,
+                 on_phase: Callable[[str, dict[str, int]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``scenario`` on a simulated or real machine; {phase: {counter: value}}.
+
+    ``on_phase(name, region_addresses)`` is called before each phase runs (explain uses it).
+    """
     p = machine.spawn(scenario.name[:15])
     base = {name: _map_region(p, r) for name, r in scenario.regions.items()}
     out: dict[str, dict[str, Any]] = {}
     try:
         for phase in scenario.phases:
             ops = [_call(s, base, scenario.regions) for s in phase.steps]
+            if on_phase is not None:
+                on_phase(phase.name, base)
             res: dict[str, Any] = {}
             try:
                 before, after = p.run_phase(ops)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
-from ...errors import BusError, OutOfMemoryKill, SegmentationFault
+from ...errors import BusError, FatalSignal, OutOfMemoryKill, SegmentationFault
 from ...mm.fault import handle_mm_fault
 from ...mm.types import FAULT_FLAG_DEFAULT, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
 from ...mm.vma import find_vma
+from ...observe.trace import leaf_of, record
 from ...stats import PerfEvent
 from .pgtable import X86_PF_INSTR, X86_PF_PROT, X86_PF_WRITE
 
@@ -29,9 +30,21 @@ def exc_page_fault(task: Task, address: int, error_code: int) -> VmFault:
     Returns the VmFault of a handled fault (for the cost model and ``explain``).
     """
     task.perf[PerfEvent.PAGE_FAULTS] += 1
-    if address < 0:  # fault_in_kernel_space(): a user access to the kernel half
-        bad_area(task, address, "SEGV_MAPERR")
-    return do_user_addr_fault(task, error_code, address)
+    if task.machine.fault_log is None:
+        if address < 0:  # fault_in_kernel_space(): a user access to the kernel half
+            bad_area(task, address, "SEGV_MAPERR")
+        return do_user_addr_fault(task, error_code, address)
+    before = leaf_of(task, address)
+    try:
+        if address < 0:
+            bad_area(task, address, "SEGV_MAPERR")
+        vmf = do_user_addr_fault(task, error_code, address)
+    except FatalSignal as sig:
+        record(task, address, error_code, before, None, f"{sig.signame} {sig.si_code}",
+               ("exc_page_fault", "do_user_addr_fault", "bad_area"))
+        raise
+    record(task, address, error_code, before, vmf, "minor", ("exc_page_fault", "do_user_addr_fault", *vmf.path))
+    return vmf
 
 
 def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
