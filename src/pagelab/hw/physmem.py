@@ -60,6 +60,12 @@ class FrameTable:
         self.flags[pfn] = PG.RESERVED
         self.refcount[pfn] = 1
 
+    def pop_one(self) -> int:
+        """Take one frame off the free stack (the common case, without building an array)."""
+        kernel_bug(self.nr_free == 0, "FrameTable.pop_one: no free frame")
+        self.nr_free -= 1
+        return int(self.free_stack[self.nr_free])
+
     def pop(self, n: int) -> np.ndarray:
         """Take ``n`` frames off the free stack, in the order single pops would return them."""
         kernel_bug(n > self.nr_free, "FrameTable.pop: not enough free frames")

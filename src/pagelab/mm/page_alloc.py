@@ -23,7 +23,7 @@ def alloc_page(m: Machine, flags: int) -> int:
     frames = m.frames
     if frames.nr_free == 0:
         return -1
-    pfn = int(frames.pop(1)[0])
+    pfn = frames.pop_one()
     frames.flags[pfn] = flags
     frames.refcount[pfn] = 1
     m.counters.mod_node_state(NodeStat.NR_FREE_PAGES, -1)

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import PagelabError
 from ..observe.parse import parse_smaps, parse_stat, parse_status, parse_vmstat
 from .perf import open_exec_counters
+from .probe import probe_host
 
 
 class CommandNotFound(PagelabError):
@@ -35,6 +36,8 @@ class Sample:
     rss_kb: int
     anon_huge_kb: int
     locked_kb: int
+    vm_pgmajfault: int  # system-wide /proc/vmstat, counted from the start of the run
+    vm_refaults: int  # workingset_refault_anon + _file, likewise
 
 
 @dataclass
@@ -48,22 +51,29 @@ class Measurement:
     vmstat_delta: dict[str, int] = field(default_factory=dict)
     diagnosis: list[str] = field(default_factory=list)
     launcher: str = ""
+    host: dict[str, Any] = field(default_factory=dict)  # probe_host(): the settings this ran under
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _sample(pid: int, t: float) -> Sample | None:
+def _refaults(vm: dict[str, int]) -> int:
+    return vm.get("workingset_refault_anon", 0) + vm.get("workingset_refault_file", 0)
+
+
+def _sample(pid: int, t: float, vm0: dict[str, int]) -> Sample | None:
     try:
         stat = parse_stat(Path(f"/proc/{pid}/stat").read_text())
         status = parse_status(Path(f"/proc/{pid}/status").read_text())
         roll = parse_smaps(Path(f"/proc/{pid}/smaps_rollup").read_text())
+        vm = parse_vmstat(Path("/proc/vmstat").read_text())
     except (OSError, ValueError):
         return None
     if stat.get("state") == "Z" or not roll:
         return None
     return Sample(t, int(stat["minflt"]), int(stat["majflt"]), int(status.get("VmRSS", 0)),
-                  int(roll[0].get("AnonHugePages", 0)), int(status.get("VmLck", 0)))
+                  int(roll[0].get("AnonHugePages", 0)), int(status.get("VmLck", 0)),
+                  vm.get("pgmajfault", 0) - vm0.get("pgmajfault", 0), _refaults(vm) - _refaults(vm0))
 
 
 def launcher() -> str | None:
@@ -103,10 +113,10 @@ def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True
     exe = launcher() if use_launcher else None
     t0 = time.monotonic()
     if exe:
-        status, rusage, perf, samples = _run_launched(exe, [path, *argv[1:]], interval, t0)
+        status, rusage, perf, samples = _run_launched(exe, [path, *argv[1:]], interval, t0, vm0)
         how = "pagelab-launch (forks the command from a small process, as /usr/bin/time does)"
     else:
-        status, rusage, perf, samples = _run_spawned(path, argv, interval, t0)
+        status, rusage, perf, samples = _run_spawned(path, argv, interval, t0, vm0)
         how = "posix_spawn from Python (no C compiler): ru_maxrss includes this interpreter's RSS"
     wall = time.monotonic() - t0
     vm1 = parse_vmstat(Path("/proc/vmstat").read_text())
@@ -115,6 +125,7 @@ def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True
     m = Measurement(argv, status, wall, rusage, perf, samples,
                     {k: vm1.get(k, 0) - vm0.get(k, 0) for k in keys if k in vm0}, launcher=how)
     m.diagnosis = diagnose(m)
+    m.host = probe_host()
     return m
 
 
@@ -123,7 +134,7 @@ _RU_FIELDS = ("ru_utime", "ru_stime", "ru_maxrss", "ru_minflt", "ru_majflt", "ru
               "ru_oublock", "ru_nvcsw", "ru_nivcsw", "ru_nsignals")
 
 
-def _run_launched(exe: str, argv: list[str], interval: float, t0: float) -> _RunResult:
+def _run_launched(exe: str, argv: list[str], interval: float, t0: float, vm0: dict[str, int]) -> _RunResult:
     r, w = os.pipe()
     proc = subprocess.Popen([exe, str(w), *argv], pass_fds=(w,), stdin=None)
     os.close(w)
@@ -132,7 +143,7 @@ def _run_launched(exe: str, argv: list[str], interval: float, t0: float) -> _Run
     pid = int(first[1]) if first[:1] == ["pid"] else -1
     samples = []
     while proc.poll() is None:
-        s = _sample(pid, time.monotonic() - t0)
+        s = _sample(pid, time.monotonic() - t0, vm0)
         if s:
             samples.append(s)
         time.sleep(interval)
@@ -148,7 +159,7 @@ def _run_launched(exe: str, argv: list[str], interval: float, t0: float) -> _Run
     return int(last[1]), rusage, (perf if min(perf.values()) >= 0 else None), samples
 
 
-def _run_spawned(path: str, argv: list[str], interval: float, t0: float) -> _RunResult:
+def _run_spawned(path: str, argv: list[str], interval: float, t0: float, vm0: dict[str, int]) -> _RunResult:
     counters = open_exec_counters()
     try:
         pid = os.posix_spawn(path, argv, os.environ)
@@ -161,7 +172,7 @@ def _run_spawned(path: str, argv: list[str], interval: float, t0: float) -> _Run
         done, status, ru = os.wait4(pid, os.WNOHANG)
         if done:
             break
-        s = _sample(pid, time.monotonic() - t0)
+        s = _sample(pid, time.monotonic() - t0, vm0)
         if s:
             samples.append(s)
         time.sleep(interval)
@@ -184,10 +195,10 @@ def diagnose(m: Measurement) -> list[str]:
                        f"second half of {total_major})")
         else:
             out.append(f"cold start: {total_major} major faults, taken early; minor faults after that")
-    refaults = m.vmstat_delta.get("workingset_refault_anon", 0) + m.vmstat_delta.get("workingset_refault_file", 0)
-    if refaults:
-        out.append(f"refaults system-wide during the run: {refaults} (workingset_refault_*): pages evicted "
-                   "and needed again, a sign of memory pressure")
+        refaults = m.vmstat_delta.get("workingset_refault_anon", 0) + m.vmstat_delta.get("workingset_refault_file", 0)
+        if refaults:
+            out.append(f"refaults on the host while it ran: {refaults} (workingset_refault_*, system-wide): "
+                       "pages evicted and needed again, which is what memory pressure looks like")
     if any(s.anon_huge_kb for s in m.samples):
         out.append(f"THP in use: up to {max(s.anon_huge_kb for s in m.samples)} kB AnonHugePages")
     if any(s.locked_kb for s in m.samples):
@@ -238,9 +249,10 @@ def render(m: Measurement) -> str:
     else:
         out += "\n(perf counters unavailable: perf_event_open was refused)\n"
     if m.samples:
-        out += "\n  time_s   minflt   majflt   rss_kB  anonhuge_kB  locked_kB\n"
+        out += "\n  time_s   minflt   majflt   rss_kB  anonhuge_kB  locked_kB  sys_pgmajfault  sys_refaults\n"
         for s in m.samples:
-            out += f"{s.t:8.2f} {s.minflt:8d} {s.majflt:8d} {s.rss_kb:8d} {s.anon_huge_kb:12d} {s.locked_kb:10d}\n"
+            out += (f"{s.t:8.2f} {s.minflt:8d} {s.majflt:8d} {s.rss_kb:8d} {s.anon_huge_kb:12d} {s.locked_kb:10d}"
+                    f" {s.vm_pgmajfault:15d} {s.vm_refaults:13d}\n")
     if m.vmstat_delta:
         out += "\n/proc/vmstat during the run (system-wide): " + \
                ", ".join(f"{k} +{v}" for k, v in m.vmstat_delta.items() if v) + "\n"
