@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -228,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return commands[args.command].run(args)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as coreutils do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except PagelabError as exc:
         print(f"pagelab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
