@@ -113,6 +113,7 @@ def run_scenario(machine: Any, scenario: Scenario,
                 inside = [v for v in vmas if v["start"] < end and v["end"] > start]  # its pieces, if split
                 res[f"Rss[{name}] kB"] = sum(v["Rss"] for v in inside)
                 res[f"resident[{name}]"] = sum(int(p.mincore(v["start"], v["end"] - v["start"]).sum()) for v in inside)
+                res[f"VmFlags[{name}]"] = " | ".join(" ".join(v.get("VmFlags", [])) for v in inside)
             out[phase.name] = res
     finally:
         if p.alive:
