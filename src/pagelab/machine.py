@@ -21,6 +21,7 @@ from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
 from .kernel.task import Task
 from .mm.pgtable import pgtable_alloc
+from .mm.swap import CpuFolioBatches
 from .mm.types import MmStruct
 from .observe.procfs import read_path
 from .observe.trace import FaultTrace
@@ -65,6 +66,7 @@ class Machine:
         self.ptpool = PageTablePool()
         self.tlb = Tlb(self.cpu)
         self.cpu_tlbstate = CpuTlbState()
+        self.cpu_fbatches = CpuFolioBatches()
         # Kernel state.
         self.zero_pfn = 0
         self.frames.reserve(self.zero_pfn)  # the zero page lives in the kernel image

@@ -134,8 +134,9 @@ def test_madv_free_pages_keep_data_and_take_no_fault(machine):
     p.touch(a, 256 * 4096, write=True)
     p.store(a + 100, 42)
     p.madvise(a, 256 * 4096, pl.MADV_FREE)
-    assert machine.vmstat()["pglazyfree"] == 256
-    assert parse_smaps(machine.read(f"/proc/{p.pid}/smaps_rollup"))[0]["LazyFree"] == 1024
+    # The per-CPU lazyfree batch applies 31 folios at a time: 8 of 256 are still queued (as on the host).
+    assert machine.vmstat()["pglazyfree"] == 248
+    assert parse_smaps(machine.read(f"/proc/{p.pid}/smaps_rollup"))[0]["LazyFree"] == 992
     p.touch(a, 256 * 4096, write=True)
     assert faults(p) == (256, 0)
     assert p.load(a + 100) == 42

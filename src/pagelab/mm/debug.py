@@ -56,7 +56,9 @@ def check_machine(m: Machine) -> None:
     anon = (flags & PG.ANON) != 0
     table = (flags & PG.TABLE) != 0
     shmem = ((flags & (PG.SWAPBACKED | PG.ANON)) == PG.SWAPBACKED) & (frames.refcount > 0)
-    kernel_bug(bool((frames.refcount[anon] != frames.mapcount[anon]).any()), "anon refcount != mapcount")
+    batch_refs = np.bincount(np.asarray(m.cpu_fbatches.pending(), dtype=np.int64), minlength=n)
+    kernel_bug(bool((frames.refcount[anon] != frames.mapcount[anon] + batch_refs[anon]).any()),
+               "anon refcount != mapcount + per-CPU batch references")
     kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1).any()),
                "shmem refcount != mapcount + page-cache reference")
     used = int(anon.sum() + table.sum() + shmem.sum()) + 1  # + the zero page

@@ -19,13 +19,12 @@ from ..arch.x86.pgtable import pte_mkclean, pte_mkold, pte_pfn, pte_present, pte
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, page_align
 from ..errors import NotModelled
-from ..hw.physmem import PG
 from ..observe.trace import leaf_of, record
-from ..stats import NodeStat, VmEvent
 from .fault import handle_mm_fault
 from .memory import zap_page_range_single
 from .mmap import syscall_error
 from .pgtable import pte_ranges, pte_table, set_entry
+from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, Vma, VmFaultResult, VmFlag
 from .vma import find_vma, vma_modify, vma_try_merge
 
@@ -157,6 +156,7 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
     Such pages keep their data and cost no fault when written again; reclaim may drop them instead
     of swapping them (pglazyfree counts them, pglazyfreed counts those reclaim frees).
     """
+    lru_add_drain(m)
     changed = 0
     for row, lo, hi in pte_ranges(m, vma.mm, start, end):
         for k in m.ptpool.tables[row, lo:hi].nonzero()[0] + lo:
@@ -171,17 +171,6 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
             folio_mark_lazyfree(m, pfn)
     if changed:
         flush_tlb_mm_range(m, vma.mm, start, end)
-
-
-def folio_mark_lazyfree(m: Machine, pfn: int) -> None:
-    """Mirrors folio_mark_lazyfree() -> lru_lazyfree(): anon -> clean, !swapbacked, inactive file LRU."""
-    flags = int(m.frames.flags[pfn])
-    if not flags & PG.SWAPBACKED or flags & PG.UNEVICTABLE:
-        return
-    m.frames.flags[pfn] = (flags & ~(PG.SWAPBACKED | PG.ACTIVE | PG.REFERENCED | PG.DIRTY)) | PG.LAZYFREE
-    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON, -1)
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, 1)
-    m.counters.count_vm_event(VmEvent.PGLAZYFREE)
 
 
 def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:

@@ -18,6 +18,7 @@ from ..stats import MM_ANONPAGES, NodeStat
 from .page_alloc import put_page
 from .pgtable import free_all_pgtables, pte_ranges
 from .rmap import folio_remove_rmap_pte
+from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def _free_exclusive_anon(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
 
 def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
     """Mirrors zap_page_range_single() (MADV_DONTNEED): zap, then flush the TLB; tables stay."""
+    lru_add_drain(m)
     vma.mm.update_hiwater_rss()
     if zap_pte_range(m, vma, start, end):
         flush_tlb_mm_range(m, vma.mm, start, end)
@@ -90,6 +92,7 @@ def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
 
 def exit_mmap(m: Machine, mm: MmStruct) -> None:
     """Mirrors exit_mmap(): unmap every VMA, free every page-table page, and the PCID slot."""
+    lru_add_drain(m)
     mm.update_hiwater_rss()
     for vma in list(mm.vmas):
         zap_pte_range(m, vma, vma.vm_start, vma.vm_end)

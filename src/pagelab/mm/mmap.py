@@ -40,6 +40,7 @@ from ..errors import NotModelled
 from .memory import zap_pte_range
 from .pgtable import free_pgtables
 from .shmem import ShmemFile
+from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import (
     find_vma_intersection,
@@ -195,6 +196,7 @@ def do_munmap(task: Task, start: int, length: int) -> None:
         split_vma(mm, first, start, new_below=True)
     if last.vm_end > end:
         split_vma(mm, last, end, new_below=False)
+    lru_add_drain(m)  # unmap_region()
     mm.update_hiwater_rss()
     for vma in vmas:
         zap_pte_range(m, vma, vma.vm_start, vma.vm_end)

@@ -17,6 +17,7 @@ from ..errors import ScenarioError, SegmentationFault
 from ..observe.parse import parse_smaps
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
+SMAPS_FIELDS = ("Rss", "Private_Dirty", "Anonymous", "LazyFree")  # summed over a region's VMAs after each phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,8 @@ def run_scenario(machine: Any, scenario: Scenario,
             for name, start in base.items():
                 end = start + scenario.regions[name].size
                 inside = [v for v in vmas if v["start"] < end and v["end"] > start]  # its pieces, if split
-                res[f"Rss[{name}] kB"] = sum(v["Rss"] for v in inside)
+                for field_name in SMAPS_FIELDS:
+                    res[f"{field_name}[{name}] kB"] = sum(v.get(field_name, 0) for v in inside)
                 res[f"resident[{name}]"] = sum(int(p.mincore(v["start"], v["end"] - v["start"]).sum()) for v in inside)
                 res[f"VmFlags[{name}]"] = " | ".join(" ".join(v.get("VmFlags", [])) for v in inside)
             out[phase.name] = res
