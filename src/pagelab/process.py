@@ -174,6 +174,10 @@ class Process:
             fn(*args, **kwargs)
         return before, self.rusage()
 
+    def perf_counts(self) -> dict[str, int]:
+        """perf's page-faults, minor-faults and major-faults of this process so far."""
+        return {ev.value: n for ev, n in self.task.perf.items()}
+
     # --- accounting -----------------------------------------------------------------------------
     def rusage(self) -> resource.struct_rusage:
         """getrusage(RUSAGE_SELF), with the fields Python's resource.struct_rusage has."""

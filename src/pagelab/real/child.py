@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import libc
+from .perf import open_exec_counters
 
 _LEN = struct.Struct("<I")
 VIEW_BASE = 4096  # numpy will not view address 0; nothing below mmap_min_addr is reachable anyway
@@ -58,6 +59,7 @@ class Server:
     def __init__(self) -> None:
         self.mem = np.asarray(_Span())
         self.user_ranges: list[tuple[int, int]] = []  # everything the caller ever mapped
+        self.perf_counters = open_exec_counters(for_exec=False)  # perf's page-fault events on this process
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
         a = libc.mmap(addr, length, prot, flags, fd, offset)
@@ -134,8 +136,13 @@ class Server:
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
             if any(lo < e and s < hi for s, e in self.user_ranges):
                 continue
+            # Populate only what is missing: MADV_POPULATE_WRITE also drains this CPU's LRU batches
+            # (lru_add_drain), which would disturb the caller's state (e.g. LazyFree after MADV_FREE).
+            missing = np.flatnonzero((np.frombuffer(libc.mincore(lo, hi - lo), dtype=np.uint8) & 1) == 0)
+            if missing.size == 0:
+                continue
             try:
-                libc.madvise(lo, hi - lo, 23)  # MADV_POPULATE_WRITE
+                libc.madvise(lo + int(missing[0]) * 4096, (int(missing[-1]) - int(missing[0]) + 1) * 4096, 23)
             except OSError:
                 pass
 
@@ -157,6 +164,10 @@ class Server:
         finally:
             gc.enable()
         return tuple(before), tuple(after)
+
+    def perf(self) -> dict[str, int] | None:
+        """perf's page-faults, minor-faults and major-faults of this process so far (None without perf)."""
+        return self.perf_counters.read() if self.perf_counters else None
 
     def rusage(self) -> tuple[float, ...]:
         return tuple(resource.getrusage(resource.RUSAGE_SELF))

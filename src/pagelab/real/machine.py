@@ -187,6 +187,11 @@ class RealProcess:
             return "mmap", (addr or 0, length, prot, flags, fd, offset)
         return name, tuple(args) + tuple(kwargs.values())
 
+    def perf_counts(self) -> dict[str, int] | None:
+        """perf's page-faults, minor-faults and major-faults of the child (None where perf is refused)."""
+        counts: dict[str, int] | None = self._call("perf")
+        return counts
+
     def rusage(self) -> resource.struct_rusage:
         if not self._alive and self._final_rusage is not None:
             return self._final_rusage

@@ -21,22 +21,23 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def _attr(config: int) -> ctypes.Array[ctypes.c_char]:
+def _attr(config: int, flags: int) -> ctypes.Array[ctypes.c_char]:
     buf = ctypes.create_string_buffer(_ATTR_SIZE)
     # struct perf_event_attr: u32 type, u32 size, u64 config, u64 sample_period, u64 sample_type,
     # u64 read_format, u64 flags (bitfield) ...
-    struct.pack_into("<IIQQQQQ", buf, 0, PERF_TYPE_SOFTWARE, _ATTR_SIZE, config, 0, 0, 0,
-                     _DISABLED | _INHERIT | _ENABLE_ON_EXEC)
+    struct.pack_into("<IIQQQQQ", buf, 0, PERF_TYPE_SOFTWARE, _ATTR_SIZE, config, 0, 0, 0, flags)
     return buf
 
 
 class ExecCounters:
-    """The three page-fault events for the next child this process spawns; None if perf is unavailable."""
+    """The three page-fault events, on this process: with ``for_exec`` (the default) disabled, inherited
+    and enabled on exec, for the next child it spawns; otherwise counting this process from now on."""
 
-    def __init__(self) -> None:
+    def __init__(self, for_exec: bool = True) -> None:
         self.fds: dict[str, int] = {}
+        flags = (_DISABLED | _INHERIT | _ENABLE_ON_EXEC) if for_exec else 0
         for name, config in SW_EVENTS.items():
-            fd = _libc.syscall(_NR_PERF_EVENT_OPEN, _attr(config), 0, -1, -1, 0)
+            fd = _libc.syscall(_NR_PERF_EVENT_OPEN, _attr(config, flags), 0, -1, -1, 0)
             if fd < 0:
                 self.close()
                 raise OSError(ctypes.get_errno(), f"perf_event_open: {os.strerror(ctypes.get_errno())}")
@@ -51,8 +52,8 @@ class ExecCounters:
         self.fds = {}
 
 
-def open_exec_counters() -> ExecCounters | None:
+def open_exec_counters(for_exec: bool = True) -> ExecCounters | None:
     try:
-        return ExecCounters()
+        return ExecCounters(for_exec)
     except OSError:
         return None

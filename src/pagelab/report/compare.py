@@ -38,7 +38,8 @@ def render_table(rows: list[Row]) -> str:
     head = ("scenario", "phase", "counter", "real", "simulated", "verdict")
     body = [(r.scenario, r.phase, r.counter, str(r.real), str(r.simulated),
              ("ok" if r.ok else "MISS") + f" ({r.tolerance})") for r in rows]
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    # Column widths follow the cells, capped so one long value (VmFlags of a split VMA) widens only its row.
+    widths = [min(max(len(x[i]) for x in [head, *body]), 40) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*b) for b in body]

@@ -99,6 +99,7 @@ def run_scenario(machine: Any, scenario: Scenario,
             if on_phase is not None:
                 on_phase(phase.name, base)
             res: dict[str, Any] = {}
+            perf0 = p.perf_counts()
             try:
                 before, after = p.run_phase(ops)
             except SegmentationFault as sig:
@@ -108,6 +109,10 @@ def run_scenario(machine: Any, scenario: Scenario,
                 break
             res["minflt"] = after.ru_minflt - before.ru_minflt
             res["majflt"] = after.ru_majflt - before.ru_majflt
+            perf1 = p.perf_counts() if perf0 is not None else None
+            if perf0 is not None and perf1 is not None:
+                for name in ("page-faults", "minor-faults", "major-faults"):
+                    res[f"perf {name}"] = perf1[name] - perf0[name]
             vmas = parse_smaps(machine.read(f"/proc/{p.pid}/smaps"))
             for name, start in base.items():
                 end = start + scenario.regions[name].size
