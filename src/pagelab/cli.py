@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import __version__
 from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
 from .errors import PagelabError
-from .machine import Machine
+from .machine import VERSION_MODELLED, Machine
 from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
 from .observe.trace import FaultTrace
@@ -50,7 +50,7 @@ class Demo(Command):
         m = Machine(ram=args.ram, seed=args.seed)
         p = m.spawn("demo")
         size = args.size_mib * MiB
-        print(f"# pagelab {__version__} demo  seed={args.seed} ram={args.ram} cpu={m.cpu.name} "
+        print(f"# pagelab {__version__} demo (models Linux {VERSION_MODELLED})  seed={args.seed} ram={args.ram} cpu={m.cpu.name} "
               f"thp={m.settings.transparent_hugepage.enabled}")
         a = p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         print(f"mmap({size >> 20} MiB, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) = {a:#x}")

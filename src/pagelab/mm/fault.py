@@ -38,7 +38,7 @@ from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import PerfEvent, VmEvent
 from .page_alloc import alloc_page, lru_add, put_page
-from .pgtable import pmd_alloc, pte_alloc, ptep_get_and_clear, set_pte_at
+from .pgtable import entry_row, pmd_alloc, pte_alloc, ptep_get_and_clear, set_pte_at
 from .rmap import anon_vma_prepare, folio_add_file_rmap_pte, folio_add_new_anon_rmap, folio_remove_rmap_pte
 from .shmem import shmem_get_folio
 from .types import VM_FAULT_ERROR, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
@@ -324,4 +324,4 @@ def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
 def _pte_row(m: Machine, vmf: VmFault) -> int:
     """The row of the PTE table under vmf.pmd for vmf.address (0 if there is none yet)."""
     e = int(m.ptpool.tables[vmf.pmd, (vmf.address >> 21) & 511])
-    return (e >> PAGE_SHIFT) & ((1 << 40) - 1) if e else 0
+    return entry_row(e) if e else 0

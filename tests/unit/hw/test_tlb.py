@@ -100,3 +100,18 @@ def test_cycles_advance_the_clock_at_the_cpu_frequency():
     t0 = m.now_ns
     p.access([a] * 1000)
     assert m.now_ns - t0 == 1000  # tiny: 1 GHz, 1 cycle per L1 hit
+
+
+def test_without_pcid_every_switch_flushes():
+    m = pl.Machine(ram="128MiB", cpu="skylake-nopcid")
+    p, q = m.spawn("p"), m.spawn("q")
+    a = p.mmap(None, 4096, RW, ANON)
+    b = q.mmap(None, 4096, RW, ANON)
+    p.store(a, 1)
+    q.store(b, 1)  # switch: p's entries are gone
+    before = sim(m)[SimEvent.STLB_MISS]
+    p.load(a)
+    assert sim(m)[SimEvent.STLB_MISS] == before + 1
+    before = sim(m)[SimEvent.DTLB_4K_HIT]
+    p.load(a)  # no switch in between: a hit
+    assert sim(m)[SimEvent.DTLB_4K_HIT] == before + 1

@@ -33,8 +33,22 @@ class CpuTlbState:
 
 
 def switch_mm(m: Machine, mm: MmStruct) -> int:
-    """Mirrors switch_mm_irqs_off(): make ``mm`` current; returns its PCID slot."""
+    """Mirrors switch_mm_irqs_off(): make ``mm`` current; returns its PCID slot.
+
+    Without PCID (``CpuModel.pcid`` False) every switch to another mm is a CR3 write that flushes
+    the whole TLB, and all address spaces share slot 0.
+    """
     st = m.cpu_tlbstate
+    if not m.cpu.pcid:
+        if st.loaded is not mm:
+            if st.loaded is not None:
+                st.loaded.asid = -1
+            m.tlb.tag[:] = -1
+            m.counters.sim[SimEvent.TLB_FLUSH_MM] += 1
+            mm.asid = 0
+            st.owners[0] = mm
+            st.loaded = mm
+        return 0
     st.loaded = mm
     if mm.asid >= 0:
         return mm.asid
