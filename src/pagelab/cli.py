@@ -50,8 +50,8 @@ class Demo(Command):
         m = Machine(ram=args.ram, seed=args.seed)
         p = m.spawn("demo")
         size = args.size_mib * MiB
-        print(f"# pagelab {__version__} demo (models Linux {VERSION_MODELLED})  seed={args.seed} ram={args.ram} cpu={m.cpu.name} "
-              f"thp={m.settings.transparent_hugepage.enabled}")
+        print(f"# pagelab {__version__} demo (models Linux {VERSION_MODELLED})  seed={args.seed} ram={args.ram} "
+              f"cpu={m.cpu.name} thp={m.settings.transparent_hugepage.enabled}")
         a = p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         print(f"mmap({size >> 20} MiB, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) = {a:#x}")
         steps: list[tuple[str, Callable[[], None]]] = [
