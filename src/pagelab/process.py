@@ -31,6 +31,13 @@ _ONE_READ = np.zeros(1, dtype=np.uint8)
 _ONE_WRITE = np.ones(1, dtype=np.uint8)
 
 
+def _one_address(addr: int) -> np.ndarray:
+    """A one-access batch; addresses are 64-bit (the MMU sees the upper half as negative)."""
+    if not 0 <= addr < 1 << 64:
+        raise ValueError(f"not a 64-bit address: {addr}")
+    return np.array([addr], dtype=np.uint64).view(np.int64)
+
+
 class Process:
     """A simulated process. Bad arguments raise OSError with Linux's errno; an access the kernel
     answers with SIGSEGV raises ``pagelab.SegmentationFault`` and the process is dead afterwards."""
@@ -76,7 +83,7 @@ class Process:
     # --- memory accesses ------------------------------------------------------------------------
     def load(self, addr: int) -> int:
         """Read the byte at ``addr`` (faulting it in as the hardware would)."""
-        self._run(np.array([addr], dtype=np.uint64).view(np.int64), _ONE_READ)
+        self._run(_one_address(addr), _ONE_READ)
         pfn = self._pfn_of(addr)
         data = self.machine.page_data.get(pfn)
         return data[addr & (PAGE_SIZE - 1)] if data is not None else 0
@@ -85,7 +92,7 @@ class Process:
         """Write the byte ``value`` (0..255) at ``addr``."""
         if not 0 <= value <= 255:
             raise ValueError(f"store writes one byte: value must be 0..255, got {value}")
-        self._run(np.array([addr], dtype=np.uint64).view(np.int64), _ONE_WRITE)
+        self._run(_one_address(addr), _ONE_WRITE)
         pfn = self._pfn_of(addr)
         data = self.machine.page_data.get(pfn)
         if data is None and value:
@@ -142,8 +149,10 @@ class Process:
         data = self.machine.page_data
         if not data:
             return
-        targets = addrs if writes.shape[0] == 1 and writes[0] else addrs[writes.astype(bool)] \
-            if writes.shape[0] > 1 else addrs[:0]
+        if writes.shape[0] == 1:
+            targets = addrs if writes[0] else addrs[:0]
+        else:
+            targets = addrs[writes.astype(bool)]
         if targets.shape[0] == 0:
             return
         leaves = leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd, targets >> PAGE_SHIFT)
