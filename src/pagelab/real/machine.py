@@ -1,7 +1,7 @@
 """``pagelab.real.Machine``: the Process API on this machine's real Linux kernel.
 
-``spawn()`` forks a child (real/child.py) that performs each call through libc on real memory; the
-parent talks to it over two pipes. ``rusage()`` is the child's own getrusage(); a SIGSEGV in the child
+``spawn()`` starts a child interpreter (real/child.py) that performs each call through libc on real
+memory; the parent talks to it over two pipes. ``rusage()`` is the child's own getrusage(); a SIGSEGV in the child
 arrives as ``pagelab.SegmentationFault`` with the real si_code and si_addr, and the child is gone
 afterwards, as with the simulator. ``read()`` and ``vmstat()`` read the host's files.
 """
@@ -115,6 +115,7 @@ class RealProcess:
             return
         self._alive = False
         _, status, ru = os.wait4(self.pid, 0)
+        self._popen.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by subprocess
         self.exit_status = status
         self._final_rusage = ru
         os.close(self._cmd)
