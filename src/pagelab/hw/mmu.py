@@ -81,7 +81,7 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
         # L1 dTLB, 4 KiB then 2 MiB. A write that finds an entry without RW+D walks (to set D, or to fault).
         row, way = tlb_find(tag, geom, L1_4K, base | vpn, vpn)
         hit_ev = EV_DTLB_4K_HIT
-        if way < 0:
+        if way < 0 and tick[1]:  # tick[1]: a 2 MiB translation was ever cached (else none can be)
             row, way = tlb_find(tag, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2)
             hit_ev = EV_DTLB_2M_HIT
         if way >= 0 and (val[row, way] & need) == need:
@@ -96,7 +96,7 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
             # STLB: 4 KiB and 2 MiB translations share it.
             srow, sway = tlb_find(tag, geom, STLB, base | vpn, vpn)
             huge = False
-            if sway < 0:
+            if sway < 0 and tick[1]:
                 srow, sway = tlb_find(tag, geom, STLB, base | HUGE_TAG | vpn2, vpn2)
                 huge = True
             if sway >= 0 and (val[srow, sway] & need) == need:
@@ -147,6 +147,7 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
         if e2 != e:
             tables[t, idx] = e2
         if huge:
+            tick[1] = 1
             tlb_fill(tag, val, age, geom, STLB, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
             tlb_fill(tag, val, age, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
         else:

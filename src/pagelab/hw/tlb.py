@@ -43,7 +43,7 @@ class Tlb:
         self.tag = np.full((row, max_ways), -1, dtype=np.int64)
         self.val = np.zeros((row, max_ways), dtype=np.int64)
         self.age = np.zeros((row, max_ways), dtype=np.int64)
-        self.tick = np.zeros(1, dtype=np.int64)
+        self.tick = np.zeros(2, dtype=np.int64)  # [LRU clock, whether a 2 MiB entry was ever filled]
         self.lat = np.array([cpu.l1_hit_cycles, cpu.stlb_hit_cycles, cpu.walk_cycles], dtype=np.int64)
 
     def flush_asid(self, asid: int) -> None:
