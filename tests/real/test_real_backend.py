@@ -88,3 +88,15 @@ def test_exit_then_rusage_is_the_final_one(real):
     p.touch(a, 4 * pl.MiB, write=True)
     p.exit()
     assert not p.alive and p.rusage().ru_minflt >= 1024
+
+
+@pytest.mark.parametrize("addr, si_code", [(0, "SEGV_MAPERR"), (0xFFFF_FFFF_8100_0000, "SEGV_MAPERR"),
+                                           (1 << 50, "SI_KERNEL"), (0x7FFF_FFFF_F000, "SEGV_MAPERR")])
+def test_wild_pointers_fault_alike_on_both_backends(real, addr, si_code):
+    got = []
+    for backend in (real, pl.Machine(ram="64MiB", seed=0)):
+        p = backend.spawn("wild")
+        with pytest.raises(pl.SegmentationFault) as exc:
+            p.load(addr)
+        got.append((exc.value.si_code, exc.value.addr))
+    assert got[0] == got[1] == (si_code, 0 if si_code == "SI_KERNEL" else addr)

@@ -7,6 +7,7 @@ loop itself takes no page faults, so a measured phase counts only the faults its
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pickle
@@ -23,12 +24,18 @@ from .perf import open_exec_counters
 
 _LEN = struct.Struct("<I")
 VIEW_BASE = 4096  # numpy will not view address 0; nothing below mmap_min_addr is reachable anyway
+VIEW_END = 1 << 47  # the top of the 4-level user address space
+
+
+def _signed(addr: int) -> int:
+    """ctypes wants a signed pointer-sized value for addresses in the upper half."""
+    return addr - (1 << 64) if addr >= 1 << 63 else addr
 
 
 class _Span:
     """An __array_interface__ for every byte from VIEW_BASE up to the top of user space."""
 
-    __array_interface__ = {"data": (VIEW_BASE, False), "shape": ((1 << 47) - VIEW_BASE,),
+    __array_interface__ = {"data": (VIEW_BASE, False), "shape": (VIEW_END - VIEW_BASE,),
                            "typestr": "|u1", "version": 3}
 
 
@@ -79,10 +86,10 @@ class Server:
         return libc.mincore(addr, length)
 
     def load(self, addr: int) -> int:
-        return int(self.mem[addr - VIEW_BASE])
+        return int(ctypes.c_ubyte.from_address(_signed(addr)).value)  # any address: kernel ones fault too
 
     def store(self, addr: int, value: int) -> None:
-        self.mem[addr - VIEW_BASE] = value
+        ctypes.c_ubyte.from_address(_signed(addr)).value = value
 
     def touch(self, addr: int, length: int, write: bool, stride: int) -> None:
         view = self.mem[addr - VIEW_BASE:addr - VIEW_BASE + length:stride]
@@ -100,6 +107,8 @@ class Server:
             fn = getattr(self, op)
             return lambda: fn(*args)
         addrs, writes = args
+        if addrs.size and (int(addrs.min()) < VIEW_BASE or int(addrs.max()) >= VIEW_END):
+            return lambda: self._access_slowly(addrs, writes)  # outside the user view: one by one
         addrs -= VIEW_BASE  # in place
         if writes.shape[0] == 1:
             runs = [(addrs, bool(writes[0]))]
@@ -117,6 +126,13 @@ class Server:
                     np.take(mem, idx, out=out[:idx.shape[0]])
 
         return run
+
+    def _access_slowly(self, addrs: np.ndarray, writes: np.ndarray) -> None:
+        for k, addr in enumerate(addrs.tolist()):
+            if writes[0 if writes.shape[0] == 1 else k]:
+                self.store(addr, 0)
+            else:
+                self.load(addr)
 
     def settle(self) -> None:
         """Make the interpreter's own memory resident so a measured window takes none of its faults.

@@ -4,8 +4,9 @@ Mirrors arch/x86/mm/fault.c: exc_page_fault() -> handle_page_fault() -> do_user_
 access_error(), bad_area()/bad_area_access_error() and the #GP path for non-canonical addresses
 (arch/x86/kernel/traps.c: exc_general_protection(), SIGSEGV with si_code SI_KERNEL, si_addr 0).
 
-perf's ``page-faults`` event is counted here, first, for every user #PF, including those that end
-in SIGSEGV (perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS) in do_user_addr_fault()).
+perf's ``page-faults`` event is counted for every #PF on a user address, including those that end in
+SIGSEGV (perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS) in do_user_addr_fault()); a user access to a kernel
+address goes through do_kern_addr_fault() instead, which does not count it.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ def exc_page_fault(task: Task, address: int, error_code: int) -> VmFault:
 
     Returns the VmFault of a handled fault (for the cost model and ``explain``).
     """
-    task.perf[PerfEvent.PAGE_FAULTS] += 1
     if task.machine.fault_log is None:
-        if address < 0:  # fault_in_kernel_space(): a user access to the kernel half
+        if address < 0:  # fault_in_kernel_space() -> do_kern_addr_fault() -> bad_area_nosemaphore()
             bad_area(task, address, "SEGV_MAPERR")
         return do_user_addr_fault(task, error_code, address)
     before = leaf_of(task, address)
@@ -49,6 +49,7 @@ def exc_page_fault(task: Task, address: int, error_code: int) -> VmFault:
 
 def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
     """Mirrors do_user_addr_fault(): error code -> FaultFlag, find the VMA, check access, handle."""
+    task.perf[PerfEvent.PAGE_FAULTS] += 1  # perf_sw_event(PERF_COUNT_SW_PAGE_FAULTS)
     flags = FAULT_FLAG_DEFAULT | FaultFlag.USER
     if error_code & X86_PF_WRITE:
         flags |= FaultFlag.WRITE
@@ -83,7 +84,7 @@ def access_error(error_code: int, vma: Vma) -> bool:
 def bad_area(task: Task, address: int, si_code: str) -> NoReturn:
     """Mirrors __bad_area_nosemaphore() -> force_sig_fault(SIGSEGV): no handler, so the task dies."""
     task.kill_signal(11)
-    raise SegmentationFault(address, si_code, task.pid)
+    raise SegmentationFault(address & ((1 << 64) - 1), si_code, task.pid)  # si_addr is unsigned
 
 
 def exc_general_protection(task: Task) -> NoReturn:
