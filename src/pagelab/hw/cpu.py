@@ -5,7 +5,7 @@ The simulated clock counts CPU cycles; ``CpuModel.freq_mhz`` turns them into nan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +58,6 @@ CPU_MODELS: dict[str, CpuModel] = {
         pcid=True,
         sources="Intel ORM 248966-045 Table 2-15; linux-mm-facts.md sections 11-12",
     ),
-    "skylake-nopcid": CpuModel(
-        name="skylake-nopcid",
-        freq_mhz=2600,
-        l1_dtlb_4k=TlbLevel(64, 4),
-        l1_dtlb_2m=TlbLevel(32, 4),
-        stlb=TlbLevel(1536, 12),
-        l1_hit_cycles=1,
-        stlb_hit_cycles=9,
-        walk_cycles=30,
-        # The same core with PCIDs unused (pre-4.14 kernels, or nopcid): every context switch flushes.
-        pcid=False,
-        sources="as skylake; arch/x86/mm/tlb.c without X86_FEATURE_PCID",
-    ),
     "tiny": CpuModel(
         name="tiny",
         # A teaching model: TLBs small enough to watch entries come and go by hand.
@@ -85,6 +72,11 @@ CPU_MODELS: dict[str, CpuModel] = {
         sources="invented for teaching",
     ),
 }
+
+
+# The same core with PCIDs unused (kernels before 4.14, or booted with nopcid): every switch flushes.
+CPU_MODELS["skylake-nopcid"] = replace(CPU_MODELS["skylake"], name="skylake-nopcid", pcid=False,
+                                       sources="as skylake; arch/x86/mm/tlb.c without X86_FEATURE_PCID")
 
 
 def get_cpu_model(name: str | CpuModel) -> CpuModel:
