@@ -1,8 +1,9 @@
 """The real backend's child: a fresh interpreter that performs Process API calls on the host kernel.
 
 It reads length-prefixed pickled commands from a pipe, runs each through libc or on memory through a
-numpy view of the whole user address space, and writes the reply. After a few warm-up commands the
-loop itself takes no page faults, so a measured phase counts only the faults its own accesses cause.
+numpy view of the whole user address space, and writes the reply. Before each command it makes its own
+memory resident (``Server.settle``), so the loop itself takes no page faults and a measured window counts
+only the faults the caller's accesses cause.
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ class _Span:
 
 
 def read_frame(fd: int) -> bytes | None:
-    head = _read_exact(fd, 4)
+    head = read_exact(fd, 4)
     if head is None:
         return None
-    return _read_exact(fd, _LEN.unpack(head)[0])
+    return read_exact(fd, _LEN.unpack(head)[0])
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
+def read_exact(fd: int, n: int) -> bytes | None:
+    """Read exactly ``n`` bytes, or None at end of file."""
     buf = b""
     while len(buf) < n:
         chunk = os.read(fd, n - len(buf))
@@ -57,7 +59,9 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def write_frame(fd: int, payload: bytes) -> None:
-    os.write(fd, _LEN.pack(len(payload)) + payload)
+    data = memoryview(_LEN.pack(len(payload)) + payload)
+    while data:
+        data = data[os.write(fd, data):]
 
 
 class Server:

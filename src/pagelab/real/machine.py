@@ -89,11 +89,11 @@ class RealProcess:
         except BrokenPipeError:
             self._reap()
             raise self._death() from None
-        head = _child._read_exact(self._rep, 4)
+        head = _child.read_exact(self._rep, 4)
         if head is None:
             self._reap()
             raise self._death()
-        body = _child._read_exact(self._rep, FAULT_FRAME.size if head == b"\xff\xff\xff\xff"
+        body = _child.read_exact(self._rep, FAULT_FRAME.size if head == b"\xff\xff\xff\xff"
                                   else int.from_bytes(head, "little"))
         if body is None:
             self._reap()
