@@ -9,7 +9,7 @@ re-executes the faulting instruction. The same API drives the real kernel in ``p
 from __future__ import annotations
 
 import resource
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,8 +20,7 @@ from .errors import ProcessDead
 from .hw.mmu import MMU_DEADLINE, MMU_DONE, MMU_GP_FAULT, leaf_entries, mmu_run
 from .kernel import syscalls
 from .mm.fault_batch import try_fault_batch
-
-Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
+from .workload.scenario import Op
 
 if TYPE_CHECKING:
     from .kernel.task import Task

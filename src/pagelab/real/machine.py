@@ -23,7 +23,7 @@ import numpy as np
 from ..constants import PAGE_SIZE
 from ..errors import BusError, PagelabError, ProcessDead, SegmentationFault
 from ..observe.parse import parse_vmstat
-from ..process import Op
+from ..workload.scenario import Op
 from . import child as _child
 from .libc import FAULT_FRAME
 
