@@ -52,3 +52,14 @@ def test_seed_changes_the_layout_not_the_counts():
     assert results[0] == results[1]
     bases = [pl.Machine(ram="64MiB", seed=s).spawn("x").mmap(None, 4096, 3, 0x22) for s in (1, 2)]
     assert bases[0] != bases[1]
+
+
+def test_scenarios_reject_duplicate_phases_and_unknown_regions():
+    import pytest
+
+    from pagelab.workload.scenario import Phase, Region, Scenario, Step
+
+    with pytest.raises(pl.ScenarioError):
+        Scenario("x", "", {"a": Region(4096)}, (Phase("p", ()), Phase("p", ())))
+    with pytest.raises(pl.ScenarioError):
+        Scenario("x", "", {"a": Region(4096)}, (Phase("p", (Step("touch", "b"),)),))

@@ -61,6 +61,15 @@ class Scenario:
     phases: tuple[Phase, ...]
     source: str = ""  # where the expected behaviour is documented (kernel source, fact sheet)
 
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ScenarioError(f"scenario {self.name}: phase names must be unique, got {names}")
+        for phase in self.phases:
+            for step in phase.steps:
+                if step.region not in self.regions:
+                    raise ScenarioError(f"scenario {self.name}, phase {phase.name}: no region {step.region!r}")
+
 
 def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
     if step.region not in base:
@@ -73,7 +82,14 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
         return step.op, (addr, *step.args), {}
     if step.op == "access":
         stride = step.kwargs.get("stride", PAGE_SIZE)
-        return "access", (list(range(addr, addr + length, stride)),), {"write": step.kwargs.get("write", False)}
+        addrs = list(range(addr, addr + length, stride))
+        write = step.kwargs.get("write", False)
+        if write == "alternate":  # read then write each address: two accesses per address, in order
+            return "access", ([a for a in addrs for _ in (0, 1)],), {"write": [False, True] * len(addrs)}
+        return "access", (addrs,), {"write": write}
+    if step.op == "remap":  # mmap(MAP_FIXED) over part of the region, with the region's own prot and flags
+        r = regions[step.region]
+        return "mmap", (addr, length, r.prot, r.flags | MAP_FIXED), {}
     raise ScenarioError(f"unknown step {step.op!r}")
 
 
