@@ -200,7 +200,32 @@ def _region_of(addr: int, bases: dict[str, int], sc: Scenario) -> tuple[str, int
     return "", 0
 
 
-COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure, Explain)
+class SettingsCommand(Command):
+    """List the tunables the simulator models: path, value, default; --host shows this host's beside them."""
+
+    name = "settings"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", action="store_true", help="add a column with this host's values")
+        p.add_argument("--json", action="store_true")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .settings import TUNABLES
+
+        host = Machine.from_host(ram="64MiB").host_config if args.host else {}
+        rows = [{"path": t.path, "default": t.default, "host": host.get(t.path), "doc": t.doc, "mirrors": t.mirrors}
+                for t in TUNABLES]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+            return 0
+        width = max(len(t.path) for t in TUNABLES)
+        for r in rows:
+            host_col = f"  host={r['host']}" if args.host else ""
+            print(f"{r['path']:<{width}}  default={r['default']}{host_col}  # {r['doc']}")
+        return 0
+
+
+COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure, Explain, SettingsCommand)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:

@@ -43,3 +43,9 @@ def test_explain_walks_one_fault_of_each_kind(capsys):
                  "SIGSEGV SEGV_ACCERR", "PTE zero page RO A  ->  pfn"):
         assert text in out, text
     assert main(["explain", "no-such-scenario"]) == 1
+
+
+def test_settings_lists_the_modelled_tunables(capsys):
+    assert main(["settings"]) == 0
+    out = capsys.readouterr().out
+    assert "/proc/sys/vm/overcommit_memory" in out and "default=madvise" in out
