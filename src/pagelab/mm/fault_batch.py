@@ -1,10 +1,11 @@
 """A batched first-touch path: N anonymous faults resolved at once, exactly as N single ones would be.
 
 When the MMU loop traps on a never-touched page of a private anonymous VMA, the accesses that follow
-it are often a sequential first touch of the pages after it (a memset, a p.touch()). Taking those
-faults one at a time costs a trip from the compiled loop into Python per page. This path looks ahead
-in the batch, finds the run of accesses that would each take one do_anonymous_page() fault in order,
-and performs them together: page-table pages and frames are allocated in the same order, PTEs get
+it often first-touch more pages of it (a memset, a p.touch(), a random fill). Taking those faults one at
+a time costs a trip from the compiled loop into Python per page. This path looks ahead in the batch,
+finds the run of accesses in which every page is either new (one do_anonymous_page() fault at its first
+touch) or already mapped so the access passes without a trap, and performs those faults together, in
+first-touch order: page-table pages and frames are allocated in the same order, PTEs get
 the same values, and every counter (pgfault, min_flt, perf page-faults/minor-faults, RSS, LRU,
 the simulated clock and the MMU's own event counts for the trapping walks) moves as it would.
 tests/unit/mm/test_fault_batch.py holds the two paths equal, array by array.
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, X86_PF_PROT, X86_PF_WRITE
+from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, X86_PF_PROT, X86_PF_WRITE
 from ..clock import NO_DEADLINE
 from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
@@ -28,7 +29,7 @@ from ..hw.physmem import PG
 from ..hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
 from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
 from .page_alloc import alloc_pages_bulk
-from .pgtable import pmd_alloc, pte_alloc
+from .pgtable import pmd_alloc, pte_alloc, pte_table
 from .rmap import anon_vma_prepare
 from .types import Vma, VmFlag
 from .vma import find_vma
@@ -51,57 +52,86 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
             or not vma.vm_flags & (VmFlag.WRITE if write else VmFlag.READ)
             or m.settings.transparent_hugepage.enabled == "always"):
         return False
-    vpns = _first_touch_run(addrs, writes, i, write, vma.vm_start, vma.vm_end)
-    if vpns.shape[0] < 2:
-        return False
-    leaves = leaf_entries(m.ptpool.tables, mm.pgd, vpns)
-    k = int(np.argmax(leaves != 0)) if leaves.any() else vpns.shape[0]
-    vpns = vpns[:k]
-    if k < 2 or m.frames.nr_free < k + 3 * (int(vpns[-1] - vpns[0]) // 512 + 2):
+    vpns = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, write, vma.vm_start, vma.vm_end)
+    k = vpns.shape[0]
+    if k < 2 or m.frames.nr_free < k + 3 * (np.unique(vpns >> 9).shape[0] + 1):
         return False
     _do_anonymous_pages(task, vma, vpns, write)
     return True
 
 
-def _first_touch_run(addrs: np.ndarray, writes: np.ndarray, i: int, write: bool, lo: int, hi: int) -> np.ndarray:
-    """Page numbers of the run from ``addrs[i]``: same write flag, inside the VMA, pages non-decreasing."""
+def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np.ndarray, i: int, write: bool,
+                     lo: int, hi: int) -> np.ndarray:
+    """The pages the accesses from ``addrs[i]`` on would each fault in once, in the order they first touch them.
+
+    The run lasts while every access is inside the VMA, has the same write flag, and touches either a page with
+    no PTE (its first touch faults; later touches find it mapped) or one whose PTE lets the access through
+    without a trap (present, and writable for a write). It stops before anything else.
+    """
     seg = addrs[i:i + LOOKAHEAD]
     ok = (seg >= lo) & (seg < hi)
     if writes.shape[0] != 1:
         ok &= writes[i:i + seg.shape[0]].astype(bool) == write
-    pages = seg >> PAGE_SHIFT
-    ok[1:] &= pages[1:] >= pages[:-1]
-    stop = int(np.argmin(ok)) if not ok.all() else seg.shape[0]
-    pages = pages[:stop]
-    if pages.shape[0] == 0:
-        return pages
-    first = np.ones(pages.shape[0], dtype=bool)
-    first[1:] = pages[1:] != pages[:-1]
-    return pages[first]
+    pages = seg[:int(np.argmin(ok)) if not ok.all() else seg.shape[0]] >> PAGE_SHIFT
+    sequential = pages.shape[0] > 0 and bool(np.all(pages[1:] >= pages[:-1]))
+    if sequential:  # the common case, without a sort
+        new = np.empty(pages.shape[0], dtype=bool)
+        new[0] = True
+        new[1:] = pages[1:] != pages[:-1]
+        first = np.flatnonzero(new)
+        uniq, inverse = pages[first], np.cumsum(new) - 1
+    else:
+        uniq, first, inverse = np.unique(pages, return_index=True, return_inverse=True)
+    leaves = leaf_entries(tables, pgd, uniq)
+    none = leaves == 0
+    through = (leaves & _PAGE_PRESENT) != 0
+    if write:
+        through &= (leaves & _PAGE_RW) != 0
+    passes = (none | through)[inverse]
+    stop = int(np.argmin(passes)) if not passes.all() else pages.shape[0]
+    faulting = none & (first < stop)
+    order: np.ndarray = uniq[faulting]
+    if sequential:
+        return order  # already in first-touch order
+    return order[np.argsort(first[faulting], kind="stable")]
 
 
 def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> None:
-    """do_anonymous_page() for each page of ``vpns`` in order, region by region of one PTE table."""
+    """do_anonymous_page() for each page of ``vpns``, in that order.
+
+    Frames come off the free list in the order single faults would take them: a page whose 2 MiB region has
+    no PTE table yet is preceded by that table's frames (pmd_alloc(), pte_alloc()); between two such events
+    the data frames are taken in bulk.
+    """
     m, mm = task.machine, task.mm
     k = vpns.shape[0]
     anon_vma = anon_vma_prepare(vma) if write else 0
-    regions = vpns >> 9
-    bounds = np.flatnonzero(np.diff(regions)) + 1
-    for chunk in np.split(vpns, bounds):
-        addr = int(chunk[0]) << PAGE_SHIFT
-        row = pte_alloc(m, mm, pmd_alloc(m, mm, addr), addr)
-        idx = (chunk & 511).astype(np.int64)
-        if write:
-            pfns = alloc_pages_bulk(m, chunk.shape[0], PG.ANON | PG.SWAPBACKED | PG.UPTODATE
-                                    | PG.ANON_EXCLUSIVE | PG.LRU)
-            m.frames.mapcount[pfns] = 1
-            m.frames.mapping[pfns] = anon_vma
-            m.frames.index[pfns] = chunk - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff
-            ptes = (pfns << PAGE_SHIFT) | (vma.vm_page_prot | _PAGE_RW | _PAGE_DIRTY)
-        else:
-            ptes = np.full(chunk.shape[0], (m.zero_pfn << PAGE_SHIFT) | vma.vm_page_prot | _PAGE_SPECIAL)
-        m.ptpool.tables[row, idx] = ptes
-        m.ptpool.used[row] += chunk.shape[0]
+    regions, first = np.unique(vpns >> 9, return_index=True)
+    rows = {int(r): pte_table(m, mm, int(r) << 21) for r in regions.tolist()}
+    events = sorted(int(j) for r, j in zip(regions.tolist(), first.tolist(), strict=True) if not rows[r])
+    pfn_parts = []
+    done = 0
+    for j in [*events, k]:
+        if write and j > done:
+            pfn_parts.append(alloc_pages_bulk(m, j - done, PG.ANON | PG.SWAPBACKED | PG.UPTODATE
+                                              | PG.ANON_EXCLUSIVE | PG.LRU))
+        if j < k:
+            addr = int(vpns[j]) << PAGE_SHIFT
+            rows[int(vpns[j]) >> 9] = pte_alloc(m, mm, pmd_alloc(m, mm, addr), addr)
+        done = j
+    row_of = np.array([rows[int(r)] for r in regions.tolist()], dtype=np.int64)[
+        np.searchsorted(regions, vpns >> 9)]
+    idx = (vpns & 511).astype(np.int64)
+    if write:
+        pfns = np.concatenate(pfn_parts)
+        m.frames.mapcount[pfns] = 1
+        m.frames.mapping[pfns] = anon_vma
+        m.frames.index[pfns] = vpns - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff
+        ptes = (pfns << PAGE_SHIFT) | (vma.vm_page_prot | _PAGE_RW | _PAGE_DIRTY)
+    else:
+        ptes = np.full(k, (m.zero_pfn << PAGE_SHIFT) | vma.vm_page_prot | _PAGE_SPECIAL)
+    m.ptpool.tables[row_of, idx] = ptes
+    m.ptpool.used += np.bincount(row_of, minlength=m.ptpool.used.shape[0]).astype(np.int32)
     if write:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, k)
         m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, k)

@@ -87,3 +87,23 @@ def test_random_runs_of_touches(runs):
             n = min(npages, 256 - start) * 4096
             p.touch(a + start * 4096, n, stride=stride, write=write)
     run_both(script)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pre=st.lists(st.tuples(st.integers(0, 1535), st.booleans()), max_size=40),
+       order=st.lists(st.integers(0, 1535), min_size=1, max_size=400),
+       write=st.sampled_from([False, True, "mixed"]), seed=st.integers(0, 3))
+def test_random_first_touch_orders_with_repeats_and_mapped_pages(pre, order, write, seed):
+    """Random page orders across three PTE tables, revisits, and pages mapped before (zero page or writable)."""
+    def script(m):
+        p = m.spawn("random")
+        a = p.mmap(None, 1536 * 4096, RW, ANON)
+        for page, w in pre:
+            p.access([a + page * 4096], write=w)
+        addrs = [a + page * 4096 + 8 * (k % 7) for k, page in enumerate(order)]
+        if write == "mixed":
+            mask = np.random.default_rng(seed).random(len(addrs)) < 0.5
+            p.access(addrs, write=mask)
+        else:
+            p.access(addrs, write=write)
+    run_both(script)
