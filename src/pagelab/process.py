@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .arch.x86.fault import exc_general_protection, exc_page_fault
+from .arch.x86.pgtable import PTE_PFN_MASK
 from .arch.x86.tlb import switch_mm
 from .constants import PAGE_SHIFT, PAGE_SIZE
 from .errors import ProcessDead
@@ -155,7 +156,7 @@ class Process:
         if targets.shape[0] == 0:
             return
         leaves = leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd, targets >> PAGE_SHIFT)
-        pfns = (leaves & ((1 << 52) - 1)) >> PAGE_SHIFT
+        pfns = (leaves & PTE_PFN_MASK) >> PAGE_SHIFT
         for addr, pfn in zip(targets.tolist(), pfns.tolist(), strict=True):
             page = data.get(pfn)
             if page is not None:
@@ -164,7 +165,7 @@ class Process:
     def _pfn_of(self, addr: int) -> int:
         leaf = int(leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd,
                                 np.array([addr >> PAGE_SHIFT], dtype=np.int64))[0])
-        return (leaf & ((1 << 52) - 1)) >> PAGE_SHIFT
+        return (leaf & PTE_PFN_MASK) >> PAGE_SHIFT
 
     def mincore(self, addr: int, length: int) -> np.ndarray:
         """mincore(2): one byte per page, 1 where a page is resident (the zero page counts)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..arch.x86.pgtable import (
     pfn_pte,
+    pte_index,
     pte_mkdirty,
     pte_mkspecial,
     pte_mkwrite,
@@ -38,7 +39,7 @@ from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import PerfEvent, VmEvent
 from .page_alloc import alloc_page, lru_add, put_page
-from .pgtable import entry_row, pmd_alloc, pte_alloc, ptep_get_and_clear, set_pte_at
+from .pgtable import pmd_alloc, pte_alloc, pte_offset, ptep_get_and_clear, set_pte_at
 from .rmap import anon_vma_prepare, folio_add_file_rmap_pte, folio_add_new_anon_rmap, folio_remove_rmap_pte
 from .shmem import shmem_get_folio
 from .types import VM_FAULT_ERROR, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
@@ -80,8 +81,8 @@ def handle_pte_fault(vmf: VmFault) -> int:
     """Mirrors handle_pte_fault(): a decision tree and nothing else."""
     m = vmf.vma.mm.machine
     vmf.path.append("handle_pte_fault")
-    pte_row = _pte_row(m, vmf)
-    vmf.orig_pte = int(m.ptpool.tables[pte_row, (vmf.address >> PAGE_SHIFT) & 511]) if pte_row else 0
+    pte_row = pte_offset(m, vmf.pmd, vmf.address)
+    vmf.orig_pte = int(m.ptpool.tables[pte_row, pte_index(vmf.address)]) if pte_row else 0
     if pte_none(vmf.orig_pte):
         return do_anonymous_page(vmf) if vmf.vma.vm_file is None else do_fault(vmf)
     if not pte_present(vmf.orig_pte):
@@ -203,7 +204,7 @@ def do_fault_around(vmf: VmFault) -> int:
     """
     vma, m = vmf.vma, vmf.vma.mm.machine
     vmf.path.append("do_fault_around")
-    pte_off = (vmf.address >> PAGE_SHIFT) & 511
+    pte_off = pte_index(vmf.address)
     vma_off = vmf.pgoff - vma.vm_pgoff
     from_pte = max(pte_off & ~(FAULT_AROUND_PAGES - 1), pte_off - min(pte_off, vma_off))
     to_pte = min(from_pte + FAULT_AROUND_PAGES, 512, pte_off + vma.pages - vma_off)
@@ -258,7 +259,7 @@ def wp_page_reuse(vmf: VmFault) -> int:
     """Mirrors wp_page_reuse(): make the existing PTE writable, young and dirty; counts pgreuse."""
     vma, m = vmf.vma, vmf.vma.mm.machine
     vmf.path.append("wp_page_reuse")
-    row = _pte_row(m, vmf)
+    row = pte_offset(m, vmf.pmd, vmf.address)
     entry = pte_mkdirty(pte_mkyoung(vmf.orig_pte))
     if vma.vm_flags & VmFlag.WRITE:
         entry = pte_mkwrite(entry)
@@ -279,7 +280,7 @@ def wp_page_copy(vmf: VmFault) -> int:
         return VmFaultResult.OOM
     if old >= 0 and old in m.page_data:
         m.page_data[new] = bytearray(m.page_data[old])  # copy_user_highpage()
-    row = _pte_row(m, vmf)
+    row = pte_offset(m, vmf.pmd, vmf.address)
     entry = pfn_pte(new, vma.vm_page_prot)
     if vma.vm_flags & VmFlag.WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
@@ -319,9 +320,3 @@ def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
     if not regs:
         return
     task.perf[PerfEvent.PAGE_FAULTS_MAJ if major else PerfEvent.PAGE_FAULTS_MIN] += 1
-
-
-def _pte_row(m: Machine, vmf: VmFault) -> int:
-    """The row of the PTE table under vmf.pmd for vmf.address (0 if there is none yet)."""
-    e = int(m.ptpool.tables[vmf.pmd, (vmf.address >> 21) & 511])
-    return entry_row(e) if e else 0

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..arch.x86.pgtable import _PAGE_TABLE, PGDIR_SHIFT, PMD_SHIFT, PTE_PFN_MASK, PUD_SHIFT
+from ..arch.x86.pgtable import (
+    _PAGE_TABLE,
+    PGDIR_SHIFT,
+    PMD_SHIFT,
+    PTE_PFN_MASK,
+    PUD_SHIFT,
+    pgd_index,
+    pmd_index,
+    pte_index,
+    pud_index,
+)
 from ..constants import PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
@@ -75,27 +85,33 @@ def _next_table(m: Machine, mm: MmStruct, row: int, idx: int, level: int, alloc:
 
 def pmd_alloc(m: Machine, mm: MmStruct, addr: int) -> int:
     """Mirrors pud_alloc() + pmd_alloc(): the row of the PMD table covering ``addr`` (0 on OOM)."""
-    pud = _next_table(m, mm, mm.pgd, (addr >> PGDIR_SHIFT) & 511, 3, True)
+    pud = _next_table(m, mm, mm.pgd, pgd_index(addr), 3, True)
     if not pud:
         return 0
-    return _next_table(m, mm, pud, (addr >> PUD_SHIFT) & 511, 2, True)
+    return _next_table(m, mm, pud, pud_index(addr), 2, True)
 
 
 def pmd_offset(m: Machine, mm: MmStruct, addr: int) -> int:
     """The row of the PMD table covering ``addr``, or 0 if the walk stops above it."""
-    pud = _next_table(m, mm, mm.pgd, (addr >> PGDIR_SHIFT) & 511, 3, False)
-    return _next_table(m, mm, pud, (addr >> PUD_SHIFT) & 511, 2, False) if pud else 0
+    pud = _next_table(m, mm, mm.pgd, pgd_index(addr), 3, False)
+    return _next_table(m, mm, pud, pud_index(addr), 2, False) if pud else 0
 
 
 def pte_alloc(m: Machine, mm: MmStruct, pmd: int, addr: int) -> int:
     """Mirrors pte_alloc(): the row of the PTE table under PMD table ``pmd`` for ``addr`` (0 on OOM)."""
-    return _next_table(m, mm, pmd, (addr >> PMD_SHIFT) & 511, 1, True)
+    return _next_table(m, mm, pmd, pmd_index(addr), 1, True)
+
+
+def pte_offset(m: Machine, pmd: int, addr: int) -> int:
+    """The row of the PTE table under PMD table ``pmd`` for ``addr``, or 0 if there is none yet."""
+    e = int(m.ptpool.tables[pmd, pmd_index(addr)])
+    return entry_row(e) if e else 0
 
 
 def pte_table(m: Machine, mm: MmStruct, addr: int) -> int:
     """The row of the PTE table covering ``addr``, or 0 if there is none."""
     pmd = pmd_offset(m, mm, addr)
-    return _next_table(m, mm, pmd, (addr >> PMD_SHIFT) & 511, 1, False) if pmd else 0
+    return pte_offset(m, pmd, addr) if pmd else 0
 
 
 def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -109,7 +125,7 @@ def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple
         chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
         row = pte_table(m, mm, addr)
         if row:
-            yield row, (addr >> 12) & 511, (((chunk_end - 1) >> 12) & 511) + 1
+            yield row, pte_index(addr), pte_index(chunk_end - 1) + 1
         addr = chunk_end
 
 
@@ -126,12 +142,12 @@ def set_entry(m: Machine, row: int, idx: int, value: int) -> None:
 
 def set_pte_at(m: Machine, row: int, addr: int, pte: int) -> None:
     """Mirrors set_pte_at(): install ``pte`` for ``addr`` in PTE table ``row``."""
-    set_entry(m, row, (addr >> 12) & 511, pte)
+    set_entry(m, row, pte_index(addr), pte)
 
 
 def ptep_get_and_clear(m: Machine, row: int, addr: int) -> int:
     """Mirrors ptep_get_and_clear(): read the PTE for ``addr`` and clear it."""
-    idx = (addr >> 12) & 511
+    idx = pte_index(addr)
     old = int(m.ptpool.tables[row, idx])
     set_entry(m, row, idx, 0)
     return old

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL
+from ..arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
 from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
@@ -142,7 +142,7 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
     normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_page(): not the zero page
     ptes = ptes[normal]
-    pfns = (ptes & ((1 << 52) - 1)) >> PAGE_SHIFT
+    pfns = (ptes & PTE_PFN_MASK) >> PAGE_SHIFT
     flags = m.frames.flags[pfns]
     refcount = m.frames.refcount[pfns]
     mapcount = m.frames.mapcount[pfns]
