@@ -50,6 +50,7 @@ from .vma import (
     split_vma,
     vm_get_page_prot,
     vma_link,
+    vma_set_range,
     vma_unlink,
     vmas_in_range,
 )
@@ -161,7 +162,7 @@ def vma_merge_new_range(mm: MmStruct, vma: Vma) -> Vma:
     below = find_vma_intersection(mm, vma.vm_start - 1, vma.vm_start) if vma.vm_start else None
     above = find_vma_intersection(mm, vma.vm_end, vma.vm_end + 1)
     if below is not None and is_mergeable(below, vma):
-        below.vm_end = vma.vm_end
+        vma_set_range(mm, below, below.vm_start, vma.vm_end)
         vma = below
     else:
         vma_link(mm, vma)

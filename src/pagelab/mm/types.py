@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..flags import Flags
+from .vma_tree import VmaTree
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -66,7 +67,10 @@ VM_ACCESS_FLAGS = VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC
 
 @dataclass(slots=True, eq=False)
 class Vma:
-    """Mirrors struct vm_area_struct: one mapped range [vm_start, vm_end) of an address space."""
+    """Mirrors struct vm_area_struct: one mapped range [vm_start, vm_end) of an address space.
+
+    Once linked, its bounds change only through mm/vma.py: vma_set_range() (the VMA tree is keyed by them).
+    """
 
     mm: MmStruct
     vm_start: int
@@ -89,7 +93,7 @@ class MmStruct:
     machine: Machine
     pgd: int  # row of the PGD in the page-table pool (CR3)
     mmap_base: int
-    vmas: list[Vma] = field(default_factory=list)  # sorted by vm_start (Linux: a maple tree)
+    vmas: VmaTree = field(default_factory=VmaTree)  # in address order (Linux: the maple tree mm_mt)
     rss: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # indexed by MmCounter
     hiwater_rss: int = 0
     hiwater_vm: int = 0

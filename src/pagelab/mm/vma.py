@@ -3,13 +3,12 @@
 Mirrors mm/vma.c and mm/mmap.c: find_vma(), find_vma_intersection(), the top-down
 unmapped-area search (mm/mmap.c: generic_get_unmapped_area_topdown() -> vm_unmapped_area()),
 __split_vma(), and the merge rules of is_mergeable_vma()/is_mergeable_anon_vma().
-Simplified: a sorted Python list stands in for the maple tree; no stack VMA, so no guard gaps.
+The VMAs live in a VmaTree (mm/vma_tree.py: the maple tree's part), so lookup, link, unlink, split,
+merge and the unmapped-area search each cost O(log n) in the number of VMAs, as in the kernel.
+Simplified: no stack VMA, so no guard gaps.
 """
 
 from __future__ import annotations
-
-import bisect
-from typing import TYPE_CHECKING
 
 from ..arch.x86.pgtable import (
     PAGE_COPY_EXEC,
@@ -22,9 +21,6 @@ from ..arch.x86.pgtable import (
 )
 from ..constants import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE
 from .types import MmStruct, Vma, VmFlag
-
-if TYPE_CHECKING:
-    pass
 
 
 def vm_get_page_prot(vm_flags: int) -> int:
@@ -44,58 +40,54 @@ def vm_get_page_prot(vm_flags: int) -> int:
     return PAGE_READONLY_EXEC if x else PAGE_READONLY
 
 
-def _starts(mm: MmStruct) -> list[int]:
-    return [v.vm_start for v in mm.vmas]
-
-
 def find_vma(mm: MmStruct, addr: int) -> Vma | None:
     """Mirrors find_vma(): the first VMA with vm_end > addr (it may start above addr), or None."""
-    vmas = mm.vmas
-    i = bisect.bisect_right(vmas, addr, key=lambda v: v.vm_end)
-    return vmas[i] if i < len(vmas) else None
+    return mm.vmas.find(addr)
 
 
 def vma_lookup(mm: MmStruct, addr: int) -> Vma | None:
     """Mirrors vma_lookup(): the VMA containing addr, or None."""
-    vma = find_vma(mm, addr)
+    vma = mm.vmas.find(addr)
     return vma if vma is not None and vma.vm_start <= addr else None
 
 
 def find_vma_intersection(mm: MmStruct, start: int, end: int) -> Vma | None:
     """Mirrors find_vma_intersection(): the first VMA that overlaps [start, end)."""
-    vma = find_vma(mm, start)
+    vma = mm.vmas.find(start)
     return vma if vma is not None and vma.vm_start < end else None
 
 
 def vmas_in_range(mm: MmStruct, start: int, end: int) -> list[Vma]:
     """The VMAs overlapping [start, end), in address order (a snapshot list)."""
-    vmas = mm.vmas
-    i = bisect.bisect_right(vmas, start, key=lambda v: v.vm_end)
-    out = []
-    while i < len(vmas) and vmas[i].vm_start < end:
-        out.append(vmas[i])
-        i += 1
-    return out
+    return mm.vmas.in_range(start, end)
 
 
 def find_vma_prev(mm: MmStruct, vma: Vma) -> Vma | None:
-    i = mm.vmas.index(vma)
-    return mm.vmas[i - 1] if i > 0 else None
+    """Mirrors vma_prev(): the VMA directly below ``vma`` in address order, or None."""
+    return mm.vmas.prev(vma)
 
 
 def find_vma_next(mm: MmStruct, vma: Vma) -> Vma | None:
-    i = mm.vmas.index(vma)
-    return mm.vmas[i + 1] if i + 1 < len(mm.vmas) else None
+    """Mirrors vma_next(): the VMA directly above ``vma`` in address order, or None."""
+    return mm.vmas.next(vma)
 
 
 def vma_link(mm: MmStruct, vma: Vma) -> None:
-    """Mirrors vma_link(): insert a VMA into the address space."""
-    i = bisect.bisect_left(_starts(mm), vma.vm_start)
-    mm.vmas.insert(i, vma)
+    """Mirrors vma_link(): insert a VMA into the address space (KernelBug if it overlaps one)."""
+    mm.vmas.add(vma)
 
 
 def vma_unlink(mm: MmStruct, vma: Vma) -> None:
+    """Mirrors vma_iter_clear() on unmap: take a VMA out of the address space."""
     mm.vmas.remove(vma)
+
+
+def vma_set_range(mm: MmStruct, vma: Vma, start: int, end: int) -> None:
+    """Mirrors vma_set_range() + vma_iter_store(): move a linked VMA's bounds (vm_pgoff is the caller's).
+
+    The only way a linked VMA's vm_start or vm_end may change: the tree is keyed by them.
+    """
+    mm.vmas.set_range(vma, start, end)
 
 
 def vma_pages(vma: Vma) -> int:
@@ -110,18 +102,11 @@ def linear_page_index(vma: Vma, addr: int) -> int:
 def vm_unmapped_area_topdown(mm: MmStruct, length: int, low_limit: int, high_limit: int) -> int:
     """Mirrors unmapped_area_topdown(): the highest gap of ``length`` bytes below ``high_limit``.
 
-    Returns the start address, or -ENOMEM's stand-in -1.
+    As Linux asks the maple tree's gap tracking (mas_empty_area_rev()), this asks the VMA tree's gap
+    index, so the search costs O(log n), not a walk over every VMA. Returns the start address, or
+    -ENOMEM's stand-in -1.
     """
-    hi = high_limit
-    for vma in reversed(mm.vmas):
-        if vma.vm_start >= hi:
-            continue
-        if vma.vm_end <= hi and hi - vma.vm_end >= length and hi - length >= low_limit:
-            return hi - length
-        hi = min(hi, vma.vm_start)
-    if hi - length >= low_limit:
-        return hi - length
-    return -1
+    return mm.vmas.highest_gap(length, low_limit, high_limit)
 
 
 def get_unmapped_area(mm: MmStruct, addr: int, length: int, fixed: bool) -> int:
@@ -156,11 +141,11 @@ def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
     if new_below:
         new.vm_end = addr
         vma.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
-        vma.vm_start = addr
+        vma_set_range(mm, vma, addr, vma.vm_end)
     else:
         new.vm_start = addr
         new.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
-        vma.vm_end = addr
+        vma_set_range(mm, vma, vma.vm_start, addr)
     vma_link(mm, new)
     return new
 
@@ -179,10 +164,10 @@ def is_mergeable(a: Vma, b: Vma) -> bool:
 
 def merge_pair(mm: MmStruct, a: Vma, b: Vma) -> Vma:
     """Merge ``b`` into ``a`` (a directly below b); returns the survivor ``a``."""
-    a.vm_end = b.vm_end
     if a.anon_vma is None:
         a.anon_vma = b.anon_vma
     vma_unlink(mm, b)
+    vma_set_range(mm, a, a.vm_start, b.vm_end)
     if b.vm_file is not None:
         b.vm_file.put()
     return a
