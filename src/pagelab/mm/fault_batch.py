@@ -11,8 +11,10 @@ the simulated clock and the MMU's own event counts for the trapping walks) moves
 tests/unit/mm/test_fault_batch.py holds the two paths equal, array by array.
 
 It applies only where nothing could differ: no timed event is pending, the VMA is private anonymous
-and allows the access, no THP could be used, every page of the run has an empty PTE, and enough
-frames are free. Otherwise it declines and the ordinary path runs.
+and allows the access, no THP could be used, and every page of the run has an empty PTE. When free
+frames are short it takes the longest prefix of the run they can serve (zero-page reads need frames only
+for page tables), and leaves the rest, and the fault that finds no frame (VM_FAULT_OOM), to the
+ordinary path. Its look-ahead grows with the run, so it never costs more than the faults it saves.
 """
 
 from __future__ import annotations
@@ -37,42 +39,73 @@ from .vma import find_vma
 if TYPE_CHECKING:
     from ..kernel.task import Task
 
-LOOKAHEAD = 1 << 16
+LOOKAHEAD = 1 << 16  # the most accesses one batch looks at
+FIRST_WINDOW = 1 << 10  # the look-ahead starts this short and grows 8x while the run fills it
+TABLE_FRAMES = 3  # frames a 2 MiB region without a PTE table may take: PTE table, PMD table, PUD table
 
 
 def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, va: int, err: int) -> bool:
-    """Resolve the fault at ``addrs[i]`` and the first-touch faults right after it; False to decline."""
+    """Resolve the fault at ``addrs[i]`` and the first-touch faults right after it; False to decline.
+
+    The look-ahead costs in proportion to the faults it resolves: it starts short and grows only while
+    the run fills it, and a write run never looks further than free frames could serve. When frames are
+    short, the batch is the longest prefix (in first-touch order) whose frames are all free, so no
+    allocation inside it can fail; zero-page reads need frames only for new page tables.
+    """
     m, mm = task.machine, task.mm
     if err & X86_PF_PROT or va < 0 or m.clock.next_deadline() != NO_DEADLINE:
         return False
-    vma = find_vma(mm, va)
     write = bool(err & X86_PF_WRITE)
+    if write and m.frames.nr_free < 2:
+        return False
+    vma = find_vma(mm, va)
     if (vma is None or vma.vm_start > va or vma.vm_file is not None
             or vma.vm_flags & (VmFlag.SHARED | VmFlag.HUGEPAGE | VmFlag.LOCKED)
             or not vma.vm_flags & (VmFlag.WRITE if write else VmFlag.READ)
             or m.settings.transparent_hugepage.enabled == "always"):
         return False
-    vpns = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, write, vma.vm_start, vma.vm_end)
-    k = vpns.shape[0]
-    if k < 2 or m.frames.nr_free < k + 3 * (np.unique(vpns >> 9).shape[0] + 1):
+    most = m.frames.nr_free if write else LOOKAHEAD  # pages a run could get frames for
+    window = FIRST_WINDOW
+    while True:
+        vpns, filled = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, window, write,
+                                        vma.vm_start, vma.vm_end)
+        if not filled or window >= LOOKAHEAD or i + window >= addrs.shape[0] or vpns.shape[0] >= most:
+            break
+        window *= 8
+    vpns = _affordable_prefix(task, vpns, write)
+    if vpns.shape[0] < 2:
         return False
     _do_anonymous_pages(task, vma, vpns, write)
     return True
 
 
-def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np.ndarray, i: int, write: bool,
-                     lo: int, hi: int) -> np.ndarray:
-    """The pages the accesses from ``addrs[i]`` on would each fault in once, in the order they first touch them.
+def _affordable_prefix(task: Task, vpns: np.ndarray, write: bool) -> np.ndarray:
+    """The longest prefix of ``vpns`` whose frames (a data frame per page for a write, page tables for
+    each 2 MiB region that has none yet, counted at its first page) are all free now."""
+    m = task.machine
+    regions, first = np.unique(vpns >> 9, return_index=True)
+    missing = np.array([not pte_table(m, task.mm, int(r) << 21) for r in regions.tolist()], dtype=bool)
+    need = np.full(vpns.shape[0], 1 if write else 0, dtype=np.int64)
+    need[first[missing]] += TABLE_FRAMES
+    affordable = int(np.searchsorted(np.cumsum(need), m.frames.nr_free, side="right"))
+    return vpns[:affordable]
+
+
+def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np.ndarray, i: int, window: int,
+                     write: bool, lo: int, hi: int) -> tuple[np.ndarray, bool]:
+    """The pages the accesses from ``addrs[i]`` on (at most ``window`` of them) would each fault in once,
+    in the order they first touch them; and whether the run went on to the window's end.
 
     The run lasts while every access is inside the VMA, has the same write flag, and touches either a page with
     no PTE (its first touch faults; later touches find it mapped) or one whose PTE lets the access through
     without a trap (present, and writable for a write). It stops before anything else.
     """
-    seg = addrs[i:i + LOOKAHEAD]
+    seg = addrs[i:i + window]
     ok = (seg >= lo) & (seg < hi)
     if writes.shape[0] != 1:
         ok &= writes[i:i + seg.shape[0]].astype(bool) == write
-    pages = seg[:int(np.argmin(ok)) if not ok.all() else seg.shape[0]] >> PAGE_SHIFT
+    all_ok = bool(ok.all())
+    pages = seg[:int(np.argmin(ok)) if not all_ok else seg.shape[0]] >> PAGE_SHIFT
     sequential = pages.shape[0] > 0 and bool(np.all(pages[1:] >= pages[:-1]))
     if sequential:  # the common case, without a sort
         new = np.empty(pages.shape[0], dtype=bool)
@@ -88,12 +121,14 @@ def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np
     if write:
         through &= (leaves & _PAGE_RW) != 0
     passes = (none | through)[inverse]
-    stop = int(np.argmin(passes)) if not passes.all() else pages.shape[0]
+    all_pass = bool(passes.all())
+    stop = int(np.argmin(passes)) if not all_pass else pages.shape[0]
     faulting = none & (first < stop)
     order: np.ndarray = uniq[faulting]
+    filled = all_ok and all_pass
     if sequential:
-        return order  # already in first-touch order
-    return order[np.argsort(first[faulting], kind="stable")]
+        return order, filled  # already in first-touch order
+    return order[np.argsort(first[faulting], kind="stable")], filled
 
 
 def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> None:

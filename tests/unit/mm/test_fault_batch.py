@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,10 +40,10 @@ def assert_same(a: dict, b: dict) -> None:
             assert a[k] == b[k], k
 
 
-def run_both(script) -> None:
+def run_both(script, ram: str = "128MiB") -> None:
     snaps = []
     for batch in (False, True):
-        m = pl.Machine(ram="128MiB", cpu="skylake", seed=7, batch_faults=batch)
+        m = pl.Machine(ram=ram, cpu="skylake", seed=7, batch_faults=batch)
         script(m)
         snaps.append(snapshot(m))
     assert_same(*snaps)
@@ -107,3 +108,40 @@ def test_random_first_touch_orders_with_repeats_and_mapped_pages(pre, order, wri
         else:
             p.access(addrs, write=write)
     run_both(script)
+
+
+NORESERVE = ANON | pl.MAP_NORESERVE
+
+
+def test_zero_page_reads_beyond_ram_then_writes_until_the_oom_kill():
+    """On a 16 MiB machine: 48 MiB of reads need only page tables; writes then run out of frames mid-batch."""
+    def script(m):
+        p = m.spawn("big")
+        a = p.mmap(None, 64 * pl.MiB, RW, NORESERVE)
+        p.touch(a, 48 * pl.MiB)
+        assert p.rusage().ru_minflt == 48 * 256
+        with pytest.raises(pl.OutOfMemoryKill):
+            p.touch(a + 48 * pl.MiB, 16 * pl.MiB, write=True)
+        assert not p.alive
+    run_both(script, ram="16MiB")
+
+
+@settings(max_examples=30, deadline=None)
+@given(hog=st.integers(3900, 4090), runs=st.lists(st.tuples(st.integers(0, 8191), st.integers(1, 700),
+                                                              st.sampled_from([1024, 4096, 8192]), st.booleans()),
+                                                    min_size=1, max_size=5))
+def test_partial_batches_when_frames_are_short(hog, runs):
+    """A hog leaves a handful of free frames; batches must stop where single faults would first fail."""
+    def script(m):
+        h = m.spawn("hog")
+        b = h.mmap(None, hog * 4096, RW, ANON)
+        h.touch(b, hog * 4096, write=True)
+        p = m.spawn("short")
+        a = p.mmap(None, 8192 * 4096, RW, NORESERVE)
+        for start, npages, stride, write in runs:
+            try:
+                p.touch(a + start * 4096, min(npages, 8192 - start) * 4096, stride=stride, write=write)
+            except pl.OutOfMemoryKill:
+                assert not p.alive
+                return
+    run_both(script, ram="16MiB")
