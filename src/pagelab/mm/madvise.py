@@ -2,11 +2,13 @@
 
 Mirrors mm/madvise.c: do_madvise() -> madvise_walk_vmas() -> madvise_vma_behavior(), with
 madvise_dontneed_single_vma(), madvise_free_single_vma(), madvise_populate() and
-madvise_update_vma(). Errors follow the kernel: unknown advice or an unaligned start is EINVAL,
-a range with a hole is ENOMEM after the advice was applied to the mapped parts.
+madvise_update_vma(). Errors follow the kernel: unknown advice, an unaligned start or a range
+that wraps around is EINVAL; a range with a hole is ENOMEM after the advice was applied to the
+mapped parts; a flag change refused by vm.max_map_count is EAGAIN.
 
-Not modelled yet (raise NotModelled): MADV_COLD, MADV_PAGEOUT (reclaim), MADV_REMOVE,
-MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE, MADV_GUARD_INSTALL/REMOVE.
+Not modelled yet (raise NotModelled once the kernel's own checks pass): MADV_COLD, MADV_PAGEOUT
+(reclaim), MADV_REMOVE on shared memory, MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE,
+MADV_GUARD_INSTALL/REMOVE.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from ..errors import NotModelled
 from ..observe.trace import leaf_of, record
 from .fault import handle_mm_fault
 from .memory import zap_page_range_single
-from .mmap import syscall_error
+from .mmap import ULONG_MASK, syscall_error, vma_modify_flags
 from .pgtable import pte_ranges, pte_table, set_entry
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, Vma, VmFaultResult, VmFlag
-from .vma import find_vma, vma_modify, vma_try_merge
+from .vma import find_vma
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -49,22 +51,33 @@ _NOT_MODELLED = {
 
 
 def do_madvise(task: Task, start: int, len_in: int, behavior: int) -> None:
-    """Mirrors do_madvise(): check the arguments, then apply the advice VMA by VMA."""
-    if behavior not in _VALID:
-        raise syscall_error(errno.EINVAL, f"madvise: unknown advice {behavior}")
-    if start & ~PAGE_MASK:
-        raise syscall_error(errno.EINVAL, "madvise: address not page aligned")
-    length = page_align(len_in)
-    if len_in and not length:
-        raise syscall_error(errno.EINVAL, "madvise: length overflows")
-    end = start + length
+    """Mirrors do_madvise(): check the arguments (madvise_should_skip()), then apply the advice.
+
+    ``start`` and ``len_in`` are unsigned 64-bit, ``behavior`` an int (pagelab.abi).
+    """
+    if not is_valid_madvise(start, len_in, behavior):
+        raise syscall_error(errno.EINVAL, f"madvise: invalid advice {behavior}, unaligned start or wrapping range")
+    end = start + page_align(len_in)
     if end == start:
         return
-    if behavior in _NOT_MODELLED:
-        raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled yet")
+    if behavior in (C.MADV_HWPOISON, C.MADV_SOFT_OFFLINE):  # madvise_inject_error()
+        if not task.capable("CAP_SYS_ADMIN"):
+            raise syscall_error(errno.EPERM, "madvise: memory-failure injection needs CAP_SYS_ADMIN")
+        raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled")
     if behavior in (C.MADV_POPULATE_READ, C.MADV_POPULATE_WRITE):
         return madvise_populate(task, start, end, behavior == C.MADV_POPULATE_WRITE)
     madvise_walk_vmas(task, start, end, behavior)
+
+
+def is_valid_madvise(start: int, len_in: int, behavior: int) -> bool:
+    """Mirrors is_valid_madvise(): a known advice, a page-aligned start, a length that neither rounds
+    up to zero nor makes ``start + len`` wrap around."""
+    if behavior not in _VALID or start & ~PAGE_MASK:
+        return False
+    length = page_align(len_in) & ULONG_MASK
+    if len_in and not length:
+        return False
+    return start + length <= ULONG_MASK
 
 
 def madvise_walk_vmas(task: Task, start: int, end: int, behavior: int) -> None:
@@ -91,8 +104,16 @@ def madvise_walk_vmas(task: Task, start: int, end: int, behavior: int) -> None:
 
 
 def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: int) -> Vma:
-    """Mirrors madvise_vma_behavior(): apply one advice to [start, end) of one VMA."""
+    """Mirrors madvise_vma_behavior(): apply one advice to [start, end) of one VMA.
+
+    A flag change that cannot split the VMA (vm.max_map_count) is EAGAIN, as the kernel reports
+    ENOMEM from madvise_update_vma().
+    """
     m = task.machine
+    if behavior in _NOT_MODELLED:
+        if behavior == C.MADV_REMOVE and (vma.vm_flags & VmFlag.LOCKED or vma.vm_file is None):
+            raise syscall_error(errno.EINVAL, "madvise(MADV_REMOVE): needs a shared file mapping")
+        raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled yet")
     if behavior in (C.MADV_DONTNEED, C.MADV_DONTNEED_LOCKED):
         forbidden = VmFlag.PFNMAP | VmFlag.HUGETLB
         if behavior == C.MADV_DONTNEED:
@@ -102,6 +123,8 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
         zap_page_range_single(m, vma, start, end)
         return vma
     if behavior == C.MADV_FREE:
+        if vma.vm_flags & (VmFlag.PFNMAP | VmFlag.LOCKED | VmFlag.HUGETLB):
+            raise syscall_error(errno.EINVAL, "madvise(MADV_FREE): locked or special mapping")
         if vma.vm_file is not None or vma.vm_flags & VmFlag.SHARED:  # !vma_is_anonymous()
             raise syscall_error(errno.EINVAL, "madvise(MADV_FREE): only private anonymous memory")
         madvise_free_single_vma(m, vma, start, end)
@@ -111,9 +134,12 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
     new = _new_flags(vma, behavior)
     if new == vma.vm_flags:
         return vma
-    vma = vma_modify(vma.mm, vma, start, end)  # madvise_update_vma()
-    vma.vm_flags = new
-    return vma_try_merge(vma.mm, vma)
+    try:
+        return vma_modify_flags(vma.mm, vma, start, end, new)  # madvise_update_vma()
+    except OSError as exc:
+        if exc.errno == errno.ENOMEM:
+            raise syscall_error(errno.EAGAIN, "madvise: splitting would exceed vm.max_map_count") from None
+        raise
 
 
 def _new_flags(vma: Vma, behavior: int) -> int:
@@ -125,10 +151,12 @@ def _new_flags(vma: Vma, behavior: int) -> int:
         return (f & ~VmFlag.RAND_READ) | VmFlag.SEQ_READ
     if behavior == C.MADV_RANDOM:
         return (f & ~VmFlag.SEQ_READ) | VmFlag.RAND_READ
-    if behavior in (C.MADV_DONTFORK, C.MADV_DOFORK):
+    if behavior == C.MADV_DONTFORK:
+        return f | VmFlag.DONTCOPY
+    if behavior == C.MADV_DOFORK:
         if f & VmFlag.IO:
-            raise syscall_error(errno.EINVAL, "madvise: VM_IO mapping")
-        return f | VmFlag.DONTCOPY if behavior == C.MADV_DONTFORK else f & ~VmFlag.DONTCOPY
+            raise syscall_error(errno.EINVAL, "madvise(MADV_DOFORK): VM_IO mapping")
+        return f & ~VmFlag.DONTCOPY
     if behavior == C.MADV_WIPEONFORK:
         if vma.vm_file is not None or f & VmFlag.SHARED:
             raise syscall_error(errno.EINVAL, "madvise(MADV_WIPEONFORK): only private anonymous memory")
@@ -138,6 +166,8 @@ def _new_flags(vma: Vma, behavior: int) -> int:
     if behavior == C.MADV_DONTDUMP:
         return f | VmFlag.DONTDUMP
     if behavior == C.MADV_DODUMP:
+        if f & (VmFlag.IO | VmFlag.DONTEXPAND | VmFlag.PFNMAP | VmFlag.MIXEDMAP) and not f & VmFlag.HUGETLB:
+            raise syscall_error(errno.EINVAL, "madvise(MADV_DODUMP): special mapping")  # VM_SPECIAL
         return f & ~VmFlag.DONTDUMP
     if behavior == C.MADV_MERGEABLE:  # ksm_madvise(): only for KSM-compatible (private anon) VMAs
         return f | VmFlag.MERGEABLE if not f & VmFlag.SHARED and vma.vm_file is None else f

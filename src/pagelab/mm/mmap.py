@@ -1,12 +1,26 @@
 """mmap() and munmap() for anonymous memory: argument checks, placement, VMA creation and removal.
 
 Mirrors arch/x86/kernel/sys_x86_64.c: sys_mmap(); mm/mmap.c: ksys_mmap_pgoff(), do_mmap(),
-round_hint_to_min(), accountable_mapping(); mm/vma.c: mmap_region() -> __mmap_region(),
-do_vmi_munmap() -> do_vmi_align_munmap(), vm_stat_account(). Each check returns the errno the
-real kernel returns, in the kernel's order (checked against the host kernel in tests/real/).
+round_hint_to_min(), __get_unmapped_area()'s checks, calc_vm_flag_bits(); mm/vma.c: mmap_region()
+-> __mmap_region() (__mmap_setup(), vms_gather_munmap_vmas()), do_vmi_munmap() ->
+do_vmi_align_munmap(), split_vma(), vma_modify_flags() -> vma_modify(), vm_stat_account().
 
-Simplified: anonymous mappings only (file mappings come with the page cache); no RLIMIT_AS; no
-MAP_HUGETLB, MAP_GROWSDOWN stacks, MAP_LOCKED or MAP_POPULATE (mlock and populate come later).
+The arguments are C values (pagelab.abi converts Python values the way a C call would): addresses
+and lengths are unsigned 64-bit, prot and flags are ints (sign-extended into the kernel's unsigned
+long, as glibc passes them). Each check returns the errno the real kernel returns, in the kernel's
+order, before any side effect the kernel would not have made (checked against the host kernel in
+tests/real/).
+
+vm.max_map_count (Mirrors mm/vma.c): mmap() refuses only when the mm already holds more than the
+limit, so it may reach the limit plus one; every split that mprotect() or madvise() asks for
+(split_vma()) refuses at the limit; munmap() refuses only the split that cuts a VMA in three (the
+start split of a range that ends inside the same VMA), so unmapping a VMA's first or last page
+works at the limit. A change that merges with a neighbour instead of splitting needs no new VMA.
+
+Simplified: anonymous mappings only (file mappings come with the page cache); no RLIMIT_AS or
+RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks, MAP_LOCKED, MAP_POPULATE or MAP_DROPPABLE: each is
+checked as the kernel checks it and then raises NotModelled before anything changes (MAP_HUGETLB
+after its page-size check: hugetlbfs has more checks of its own).
 """
 
 from __future__ import annotations
@@ -17,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import (
+    MAP_32BIT,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -27,6 +42,8 @@ from ..constants import (
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MAP_STACK,
+    MAP_SYNC,
     MAP_TYPE,
     PAGE_MASK,
     PAGE_SHIFT,
@@ -44,13 +61,17 @@ from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import (
     find_vma_intersection,
+    find_vma_next,
+    find_vma_prev,
     get_unmapped_area,
     is_mergeable,
     merge_pair,
     split_vma,
     vm_get_page_prot,
     vma_link,
+    vma_modify,
     vma_set_range,
+    vma_try_merge,
     vma_unlink,
     vmas_in_range,
 )
@@ -58,6 +79,15 @@ from .vma import (
 if TYPE_CHECKING:
     from ..kernel.task import Task
     from ..machine import Machine
+
+ULONG_MASK = (1 << 64) - 1
+MAP_DROPPABLE = 0x08  # a MAP_TYPE value (include/uapi/linux/mman.h, Linux 6.11+)
+MAP_HUGE_SHIFT = 26
+MAP_HUGE_MASK = 0x3F
+HUGE_PAGE_SHIFTS = (21, 30)  # the hstates of x86-64: 2 MiB, and 1 GiB with pdpe1gb
+VM_SYNC = 0x00800000  # calc_vm_flag_bits(): MAP_SYNC sets it even on anonymous memory ("sf")
+MLOCK_LIMIT_PAGES = (8 << 20) >> PAGE_SHIFT  # RLIMIT_MEMLOCK's default (include/uapi/linux/resource.h)
+MAP_32BIT_BEGIN, MAP_32BIT_END, MAP_32BIT_RANDOM = 0x40000000, 0x80000000, 0x02000000  # find_start_end()
 
 
 def syscall_error(code: int, what: str) -> OSError:
@@ -76,29 +106,77 @@ def calc_vm_prot_bits(prot: int) -> int:
     return flags
 
 
+def calc_vm_flag_bits(flags: int) -> int:
+    """Mirrors calc_vm_flag_bits(): MAP_GROWSDOWN, MAP_LOCKED, MAP_SYNC and MAP_STACK as VM_* flags."""
+    vm_flags = VmFlag.NONE
+    if flags & MAP_GROWSDOWN:
+        vm_flags |= VmFlag.GROWSDOWN
+    if flags & MAP_LOCKED:
+        vm_flags |= VmFlag.LOCKED
+    if flags & MAP_SYNC:
+        vm_flags |= VM_SYNC
+    if flags & MAP_STACK:
+        vm_flags |= VmFlag.NOHUGEPAGE
+    return vm_flags
+
+
 def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Mirrors sys_mmap() -> ksys_mmap_pgoff() -> do_mmap() -> mmap_region() for anonymous memory."""
     mm, m = task.mm, task.machine
-    if offset & ~PAGE_MASK:
+    off = offset & ULONG_MASK
+    if off & ~PAGE_MASK:
         raise syscall_error(errno.EINVAL, "mmap: offset not page aligned")
     if not flags & MAP_ANONYMOUS:
-        if fd < 0:
-            raise syscall_error(errno.EBADF, "mmap: no MAP_ANONYMOUS and no file descriptor")
-        raise NotModelled("mmap of files comes with the page cache")
-    if flags & (MAP_HUGETLB | MAP_GROWSDOWN | MAP_LOCKED | MAP_POPULATE):
-        raise NotModelled("mmap: MAP_HUGETLB, MAP_GROWSDOWN, MAP_LOCKED and MAP_POPULATE are not modelled yet")
+        raise syscall_error(errno.EBADF, f"mmap: fd {fd} is not open (the simulated process has no files)")
+    if flags & MAP_HUGETLB:  # ksys_mmap_pgoff(): hstate_sizelog(), then hugetlb_file_setup()
+        if (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK not in (0, *HUGE_PAGE_SHIFTS):
+            raise syscall_error(errno.EINVAL, "mmap: no huge page size 2**MAP_HUGE_SHIFT bits")
+        raise NotModelled("mmap: MAP_HUGETLB (hugetlbfs) is not modelled")
     if length == 0:
         raise syscall_error(errno.EINVAL, "mmap: length is 0")
     if flags & MAP_FIXED_NOREPLACE:
         flags |= MAP_FIXED
     if not flags & MAP_FIXED:
         addr = round_hint_to_min(m, addr)
-    length = page_align(length) & ((1 << 64) - 1)
-    if length == 0 or length >= 1 << 64:
+    length = page_align(length) & ULONG_MASK
+    if length == 0:
         raise syscall_error(errno.ENOMEM, "mmap: length overflows")
+    if (off >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > ULONG_MASK:
+        raise syscall_error(errno.EOVERFLOW, "mmap: offset + length overflows")
     if len(mm.vmas) > m.settings.vm.max_map_count:
         raise syscall_error(errno.ENOMEM, "mmap: too many mappings (vm.max_map_count)")
-    addr = get_unmapped_area(mm, addr, length, bool(flags & MAP_FIXED))
+    vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | VmFlag.MAYREAD | VmFlag.MAYWRITE \
+        | VmFlag.MAYEXEC
+    addr = _get_unmapped_area(task, addr, length, flags)
+    if flags & MAP_FIXED_NOREPLACE and find_vma_intersection(mm, addr, addr + length):
+        raise syscall_error(errno.EEXIST, "mmap: MAP_FIXED_NOREPLACE range is in use")
+    if flags & MAP_LOCKED:
+        _check_mlock(task, length >> PAGE_SHIFT)
+    kind = flags & MAP_TYPE
+    if kind == MAP_SHARED:
+        if vm_flags & VmFlag.GROWSDOWN:
+            raise syscall_error(errno.EINVAL, "mmap: MAP_GROWSDOWN on shared memory")
+        pgoff = 0
+        vm_flags |= VmFlag.SHARED | VmFlag.MAYSHARE
+    elif kind in (MAP_PRIVATE, MAP_DROPPABLE):
+        if kind == MAP_DROPPABLE and (flags & (MAP_LOCKED | MAP_HUGETLB) or vm_flags & VmFlag.GROWSDOWN):
+            raise syscall_error(errno.EINVAL, "mmap: MAP_DROPPABLE with MAP_LOCKED or MAP_GROWSDOWN")
+        pgoff = addr >> PAGE_SHIFT
+    else:
+        raise syscall_error(errno.EINVAL, f"mmap: mapping type {kind:#x} (MAP_SHARED or MAP_PRIVATE needed)")
+    if flags & MAP_NORESERVE and m.settings.vm.overcommit_memory != 2:
+        vm_flags |= VmFlag.NORESERVE
+    return mmap_region(task, addr, length, vm_flags, pgoff, _unmodelled(flags, kind))
+
+
+def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
+    """Mirrors __get_unmapped_area(): find (or take) the range, then its checks (ENOMEM, EINVAL, EPERM)."""
+    m = task.machine
+    fixed = bool(flags & MAP_FIXED)
+    if flags & MAP_32BIT and not fixed and length <= TASK_SIZE:
+        addr = _get_unmapped_area_32bit(task, addr, length)
+    else:
+        addr = get_unmapped_area(task.mm, addr, length, fixed)
     if addr < 0:
         raise syscall_error(errno.ENOMEM, "mmap: no room in the address space")
     if addr > TASK_SIZE - length:
@@ -107,20 +185,43 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         raise syscall_error(errno.EINVAL, "mmap: MAP_FIXED address not page aligned")
     if addr < m.settings.vm.mmap_min_addr and not task.capable("CAP_SYS_RAWIO"):
         raise syscall_error(errno.EPERM, "mmap: address below vm.mmap_min_addr")  # security_mmap_addr()
-    if flags & MAP_FIXED_NOREPLACE and find_vma_intersection(mm, addr, addr + length):
-        raise syscall_error(errno.EEXIST, "mmap: MAP_FIXED_NOREPLACE range is in use")
-    vm_flags = calc_vm_prot_bits(prot) | VmFlag.MAYREAD | VmFlag.MAYWRITE | VmFlag.MAYEXEC
-    kind = flags & MAP_TYPE
-    if kind == MAP_SHARED:
-        pgoff = 0
-        vm_flags |= VmFlag.SHARED | VmFlag.MAYSHARE
-    elif kind == MAP_PRIVATE:
-        pgoff = addr >> PAGE_SHIFT
-    else:
-        raise syscall_error(errno.EINVAL, "mmap: flags must hold exactly one of MAP_SHARED and MAP_PRIVATE")
-    if flags & MAP_NORESERVE and m.settings.vm.overcommit_memory != 2:
-        vm_flags |= VmFlag.NORESERVE
-    return mmap_region(task, addr, length, vm_flags, pgoff)
+    return addr
+
+
+def _get_unmapped_area_32bit(task: Task, hint: int, length: int) -> int:
+    """Mirrors arch_get_unmapped_area() with MAP_32BIT (arch/x86/kernel/sys_x86_64.c): a free hint, else
+    the lowest gap in [1 GiB + a random offset below 32 MiB (find_start_end()), 2 GiB); -1 means ENOMEM."""
+    mm = task.mm
+    begin, end = MAP_32BIT_BEGIN, MAP_32BIT_END
+    begin += task.machine.rng("mmap32").randrange(MAP_32BIT_RANDOM >> PAGE_SHIFT) << PAGE_SHIFT
+    if length > end:
+        return -1
+    hint &= PAGE_MASK
+    if hint and hint <= TASK_SIZE - length and find_vma_intersection(mm, hint, hint + length) is None:
+        return hint
+    low = begin
+    for vma in vmas_in_range(mm, begin, end):  # unmapped_area(): bottom-up
+        if vma.vm_start >= low + length:
+            break
+        low = max(low, vma.vm_end)
+    return low if low + length <= end else -1
+
+
+def _check_mlock(task: Task, npages: int) -> None:
+    """Mirrors can_do_mlock() (EPERM) and mlock_future_ok() (EAGAIN) for MAP_LOCKED."""
+    if task.capable("CAP_IPC_LOCK"):
+        return
+    if task.mm.locked_vm + npages > MLOCK_LIMIT_PAGES:
+        raise syscall_error(errno.EAGAIN, "mmap: MAP_LOCKED beyond RLIMIT_MEMLOCK")
+
+
+def _unmodelled(flags: int, kind: int) -> str:
+    """What a valid mmap() asks for that the simulator does not model (empty if nothing)."""
+    names = [name for bit, name in ((MAP_LOCKED, "MAP_LOCKED"), (MAP_POPULATE, "MAP_POPULATE"),
+                                    (MAP_GROWSDOWN, "MAP_GROWSDOWN")) if flags & bit]
+    if kind == MAP_DROPPABLE:
+        names.append("MAP_DROPPABLE")
+    return "|".join(names)
 
 
 def round_hint_to_min(m: Machine, hint: int) -> int:
@@ -131,25 +232,47 @@ def round_hint_to_min(m: Machine, hint: int) -> int:
     return hint
 
 
-def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int) -> int:
-    """Mirrors __mmap_region(): unmap what MAP_FIXED covers, charge commit, merge or create the VMA."""
+def accountable_mapping(vm_flags: int) -> bool:
+    """Mirrors accountable_mapping(): private writable memory without MAP_NORESERVE is charged."""
+    return (vm_flags & (VmFlag.NORESERVE | VmFlag.SHARED | VmFlag.WRITE)) == VmFlag.WRITE
+
+
+def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, unmodelled: str = "") -> int:
+    """Mirrors __mmap_region(): gather what MAP_FIXED replaces, charge commit, then merge or create the VMA.
+
+    As in the kernel, a failure after the gather leaves its splits behind (the old VMAs are put back,
+    cut); a shared mapping whose shmem charge fails also loses the old pages (vms_clean_up_area()).
+    """
     mm, m = task.mm, task.machine
     end = addr + length
     npages = length >> PAGE_SHIFT
-    if find_vma_intersection(mm, addr, end):
-        do_munmap(task, addr, length)
-    shared = bool(vm_flags & VmFlag.SHARED)
-    if not shared and (vm_flags & (VmFlag.NORESERVE | VmFlag.SHARED | VmFlag.WRITE)) == VmFlag.WRITE:
-        if not m.vm_enough_memory(npages):  # accountable_mapping()
+    old = vmas_in_range(mm, addr, end)
+    if old:
+        _check_gather(mm, old[0], addr, end)
+    nr_accounted = sum((min(v.vm_end, end) - max(v.vm_start, addr)) >> PAGE_SHIFT
+                       for v in old if v.vm_flags & VmFlag.ACCOUNT)
+    charged = 0
+    if accountable_mapping(vm_flags):
+        charged = npages - nr_accounted
+        if charged and not m.vm_enough_memory(charged):
+            _gather(mm, addr, end)
             raise syscall_error(errno.ENOMEM, "mmap: not enough memory to commit (vm.overcommit_memory)")
         vm_flags |= VmFlag.ACCOUNT
+    shared = bool(vm_flags & VmFlag.SHARED)
+    shmem_charged = shared and not vm_flags & VmFlag.NORESERVE
+    if shmem_charged and not m.vm_enough_memory(npages):  # shmem_zero_setup() -> shmem_acct_size()
+        m.vm_unacct_memory(charged)
+        _unmap_vmas(task, _gather(mm, addr, end), addr, end, unlink=False)
+        raise syscall_error(errno.ENOMEM, "mmap: not enough memory to commit (vm.overcommit_memory)")
+    if unmodelled:
+        m.vm_unacct_memory(charged + (npages if shmem_charged else 0))
+        raise NotModelled(f"mmap: {unmodelled} is not modelled")
+    if old:
+        _unmap_vmas(task, _gather(mm, addr, end), addr, end, unaccount=not vm_flags & VmFlag.ACCOUNT)
     vma = Vma(mm=mm, vm_start=addr, vm_end=end, vm_flags=vm_flags, vm_pgoff=pgoff,
               vm_page_prot=vm_get_page_prot(vm_flags))
     if shared:
-        # shmem_zero_setup(): a tmpfs file backs the mapping; shmem_acct_size() charges it.
-        if not vm_flags & VmFlag.NORESERVE and not m.vm_enough_memory(npages):
-            raise syscall_error(errno.ENOMEM, "mmap: not enough memory to commit (vm.overcommit_memory)")
-        vma.vm_file = ShmemFile(m, npages, charged=not vm_flags & VmFlag.NORESERVE)
+        vma.vm_file = ShmemFile(m, npages, charged=shmem_charged)
         vma_link(mm, vma)
     else:
         vma_merge_new_range(mm, vma)
@@ -179,34 +302,100 @@ def vm_stat_account(mm: MmStruct, flags: int, npages: int) -> None:
         mm.data_vm += npages
 
 
+# --- splitting, and changing flags over part of a VMA (mm/vma.c) ---------------------------------
+
+def _check_gather(mm: MmStruct, first: Vma, start: int, end: int) -> None:
+    """Mirrors vms_gather_munmap_vmas()'s limit: only a split that cuts ``first`` in three is refused."""
+    if first.vm_start < start and end < first.vm_end and len(mm.vmas) >= mm.machine.settings.vm.max_map_count:
+        raise syscall_error(errno.ENOMEM, "munmap: splitting would exceed vm.max_map_count")
+
+
+def _gather(mm: MmStruct, start: int, end: int) -> list[Vma]:
+    """Mirrors vms_gather_munmap_vmas(): split the VMAs at ``start`` and ``end`` (__split_vma(), which
+    does not check the limit: the caller did); returns the VMAs inside [start, end)."""
+    vmas = vmas_in_range(mm, start, end)
+    if vmas and vmas[0].vm_start < start:
+        split_vma(mm, vmas[0], start, new_below=True)
+    if vmas and vmas[-1].vm_end > end:
+        split_vma(mm, vmas[-1], end, new_below=False)
+    return vmas
+
+
+def split_vma_checked(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
+    """Mirrors split_vma(): ENOMEM when the mm already holds vm.max_map_count VMAs, else __split_vma()."""
+    if len(mm.vmas) >= mm.machine.settings.vm.max_map_count:
+        raise syscall_error(errno.ENOMEM, "split would exceed vm.max_map_count")
+    return split_vma(mm, vma, addr, new_below)
+
+
+def vma_modify_flags(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> Vma:
+    """Mirrors vma_modify_flags() -> vma_modify(): give [start, end) of ``vma`` the flags ``newflags``.
+
+    First the merge: if the range touches an end of ``vma`` and the neighbour there is compatible with
+    the new flags (vma_merge_existing_range()), no VMA is added. Otherwise each needed split goes
+    through split_vma() and its vm.max_map_count check; a second split that fails leaves the first in
+    place, as in the kernel. Returns the VMA now holding [start, end) (merged with its neighbours).
+    """
+    if not _merges_existing(mm, vma, start, end, newflags):
+        if vma.vm_start < start:
+            split_vma_checked(mm, vma, start, new_below=True)
+        if vma.vm_end > end:
+            split_vma_checked(mm, vma, end, new_below=False)
+    vma = vma_modify(mm, vma, start, end)
+    vma.vm_flags = newflags
+    vma.vm_page_prot = vm_get_page_prot(newflags)
+    return vma_try_merge(mm, vma)
+
+
+def _merges_existing(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> bool:
+    """Mirrors vma_merge_existing_range()'s decision: does [start, end) with ``newflags`` join a neighbour?"""
+    piece = Vma(mm=mm, vm_start=start, vm_end=end, vm_flags=newflags,
+                vm_pgoff=vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT), vm_page_prot=0,
+                vm_file=vma.vm_file, anon_vma=vma.anon_vma)
+    if start == vma.vm_start:
+        prev = find_vma_prev(mm, vma)
+        if prev is not None and is_mergeable(prev, piece):
+            return True
+    if end == vma.vm_end:
+        nxt = find_vma_next(mm, vma)
+        if nxt is not None and is_mergeable(piece, nxt):
+            return True
+    return False
+
+
+# --- munmap ---------------------------------------------------------------------------------------
+
 def do_munmap(task: Task, start: int, length: int) -> None:
     """Mirrors do_vmi_munmap() -> do_vmi_align_munmap(): split at the ends, zap, free, unlink."""
-    mm, m = task.mm, task.machine
+    mm = task.mm
     if start & ~PAGE_MASK or start > TASK_SIZE or length > TASK_SIZE - start:
         raise syscall_error(errno.EINVAL, "munmap: address not page aligned or range outside user space")
     end = start + page_align(length)
     if end == start:
         raise syscall_error(errno.EINVAL, "munmap: length is 0")
-    vmas = vmas_in_range(mm, start, end)
-    if not vmas:
+    first = find_vma_intersection(mm, start, end)
+    if first is None:
         return
-    first, last = vmas[0], vmas[-1]
-    if first.vm_start < start:
-        if len(mm.vmas) >= m.settings.vm.max_map_count:
-            raise syscall_error(errno.ENOMEM, "munmap: splitting would exceed vm.max_map_count")
-        split_vma(mm, first, start, new_below=True)
-    if last.vm_end > end:
-        split_vma(mm, last, end, new_below=False)
+    _check_gather(mm, first, start, end)
+    _unmap_vmas(task, _gather(mm, start, end), start, end)
+
+
+def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unlink: bool = True,
+                unaccount: bool = True) -> None:
+    """Mirrors vms_clear_ptes() + vms_complete_munmap_vmas(): zap and flush [start, end), free the page
+    tables, and (``unlink``) take the VMAs out with their accounting."""
+    m, mm = task.machine, task.mm
     lru_add_drain(m)  # unmap_region()
     mm.update_hiwater_rss()
     for vma in vmas:
         zap_pte_range(m, vma, vma.vm_start, vma.vm_end)
     flush_tlb_mm_range(m, mm, start, end)
-    for vma in vmas:
-        vma_unlink(mm, vma)
-        vm_stat_account(mm, vma.vm_flags, -vma.pages)
-        if vma.vm_flags & VmFlag.ACCOUNT:
-            m.vm_unacct_memory(vma.pages)
-        if vma.vm_file is not None:
-            vma.vm_file.put()
+    if unlink:
+        for vma in vmas:
+            vma_unlink(mm, vma)
+            vm_stat_account(mm, vma.vm_flags, -vma.pages)
+            if vma.vm_flags & VmFlag.ACCOUNT and unaccount:
+                m.vm_unacct_memory(vma.pages)
+            if vma.vm_file is not None:
+                vma.vm_file.put()
     free_pgtables(m, mm, start, end)

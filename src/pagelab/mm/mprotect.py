@@ -2,7 +2,8 @@
 
 Mirrors mm/mprotect.c: do_mprotect_pkey(), mprotect_fixup(), change_protection() ->
 change_pte_range() and can_change_pte_writable(). Write access to exclusive anonymous pages is
-restored in place (no later fault); the zero page and shared clean pages stay read-only.
+restored in place (no later fault); the zero page and shared clean pages stay read-only. Splits
+are refused at vm.max_map_count (split_vma() in mm/vma.c) unless the change merges instead.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from ..constants import (
     page_align,
 )
 from ..hw.physmem import PG
-from .mmap import calc_vm_prot_bits, syscall_error, vm_stat_account
+from .mmap import ULONG_MASK, calc_vm_prot_bits, syscall_error, vm_stat_account, vma_modify_flags
 from .pgtable import pte_ranges, set_entry
 from .types import VM_ACCESS_FLAGS, Vma, VmFlag
-from .vma import find_vma, vm_get_page_prot, vma_modify, vma_try_merge
+from .vma import find_vma, find_vma_intersection
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -43,62 +44,88 @@ if TYPE_CHECKING:
 
 
 def do_mprotect(task: Task, start: int, length: int, prot: int) -> None:
-    """Mirrors do_mprotect_pkey(): validate, then mprotect_fixup() each VMA of the range in turn."""
+    """Mirrors do_mprotect_pkey(): validate in the kernel's order, then mprotect_fixup() each VMA in turn.
+
+    ``start`` and ``length`` are unsigned 64-bit, ``prot`` an int (pagelab.abi). PROT_GROWSDOWN asks
+    for the range to be extended down to the start of a VM_GROWSDOWN VMA: EINVAL on any other VMA
+    (and PROT_GROWSUP always is on x86, which has no VM_GROWSUP). A hole stops the walk with ENOMEM
+    after the VMAs before it were changed, as in the kernel.
+    """
     mm = task.mm
-    if start & ~PAGE_MASK:
-        raise syscall_error(errno.EINVAL, "mprotect: address not page aligned")
-    if length == 0:
-        return
-    end = start + page_align(length)
-    if end <= start:
-        raise syscall_error(errno.ENOMEM, "mprotect: range wraps around")
     grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
     prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP)
     if grows == (PROT_GROWSDOWN | PROT_GROWSUP):
         raise syscall_error(errno.EINVAL, "mprotect: PROT_GROWSDOWN and PROT_GROWSUP together")
+    if start & ~PAGE_MASK:
+        raise syscall_error(errno.EINVAL, "mprotect: address not page aligned")
+    if length == 0:
+        return
+    end = start + (page_align(length) & ULONG_MASK)
+    if end <= start or end > ULONG_MASK:
+        raise syscall_error(errno.ENOMEM, "mprotect: range wraps around")
     if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM):  # arch_validate_prot()
         raise syscall_error(errno.EINVAL, "mprotect: unknown PROT_ bits")
-    vma = find_vma(mm, start)
-    if vma is None or vma.vm_start >= end or vma.vm_start > start:
-        raise syscall_error(errno.ENOMEM, "mprotect: range not fully mapped")
-    tmp = start
+    vma = find_vma_intersection(mm, start, end)  # vma_find(&vmi, end)
+    if vma is None:
+        raise syscall_error(errno.ENOMEM, "mprotect: range not mapped")
+    if grows & PROT_GROWSDOWN:
+        start = vma.vm_start
+        if not vma.vm_flags & VmFlag.GROWSDOWN:
+            raise syscall_error(errno.EINVAL, "mprotect: PROT_GROWSDOWN on a mapping that does not grow down")
+    else:
+        if vma.vm_start > start:
+            raise syscall_error(errno.ENOMEM, "mprotect: range not fully mapped")
+        if grows & PROT_GROWSUP:  # x86 has no VM_GROWSUP
+            raise syscall_error(errno.EINVAL, "mprotect: PROT_GROWSUP on a mapping that does not grow up")
+    tmp = vma.vm_start
+    nstart = start
     while vma is not None and vma.vm_start < end:
-        if vma.vm_start > tmp:
+        if vma.vm_start != tmp:
             raise syscall_error(errno.ENOMEM, "mprotect: range has a hole")
         newflags = calc_vm_prot_bits(prot) | (vma.vm_flags & ~VM_ACCESS_FLAGS)
         if (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS:  # VM_MAY* forbids it
             raise syscall_error(errno.EACCES, "mprotect: the mapping does not allow that access")
-        nend = min(vma.vm_end, end)
-        vma = mprotect_fixup(task, vma, max(tmp, vma.vm_start), nend, newflags)
-        tmp = nend
+        tmp = min(vma.vm_end, end)
+        vma = mprotect_fixup(task, vma, nstart, tmp, newflags)
+        tmp = vma.vm_end  # vma_iter_end(): where the walk resumes (past a merge, or past ``end``)
+        nstart = tmp
         vma = find_vma(mm, tmp) if tmp < end else None
     if tmp < end:
         raise syscall_error(errno.ENOMEM, "mprotect: range not fully mapped")
 
 
 def mprotect_fixup(task: Task, vma: Vma, start: int, end: int, newflags: int) -> Vma:
-    """Mirrors mprotect_fixup(): commit accounting, split/merge, then change the PTEs."""
+    """Mirrors mprotect_fixup(): commit accounting, split or merge (vma_modify_flags()), then the PTEs.
+
+    Making a private mapping writable charges its pages (ENOMEM if overcommit refuses); making it
+    read-only gives the charge back only while no page was ever faulted in (no anon_vma). Returns the
+    VMA now holding [start, end).
+    """
     m, mm = task.machine, task.mm
     oldflags = vma.vm_flags
     if newflags == oldflags:
         return vma
     npages = (end - start) >> PAGE_SHIFT
-    if not oldflags & (VmFlag.ACCOUNT | VmFlag.WRITE | VmFlag.HUGETLB | VmFlag.SHARED | VmFlag.NORESERVE):
-        if newflags & VmFlag.WRITE:
+    charged = 0
+    if newflags & VmFlag.WRITE:
+        if not oldflags & (VmFlag.ACCOUNT | VmFlag.WRITE | VmFlag.HUGETLB | VmFlag.SHARED | VmFlag.NORESERVE):
             if not m.vm_enough_memory(npages):
                 raise syscall_error(errno.ENOMEM, "mprotect: not enough memory to commit")
+            charged = npages
             newflags |= VmFlag.ACCOUNT
     elif oldflags & VmFlag.ACCOUNT and vma.vm_file is None and vma.anon_vma is None:
         newflags &= ~VmFlag.ACCOUNT
-    vma = vma_modify(mm, vma, start, end)
-    vma.vm_flags = newflags
-    vma.vm_page_prot = vm_get_page_prot(newflags)
+    try:
+        vma = vma_modify_flags(mm, vma, start, end, newflags)
+    except OSError:
+        m.vm_unacct_memory(charged)
+        raise
     change_protection(task, vma, start, end)
-    if oldflags & ~newflags & VmFlag.ACCOUNT:
+    if oldflags & VmFlag.ACCOUNT and not newflags & VmFlag.ACCOUNT:
         m.vm_unacct_memory(npages)
     vm_stat_account(mm, oldflags, -npages)
     vm_stat_account(mm, newflags, npages)
-    return vma_try_merge(mm, vma)
+    return vma
 
 
 def change_protection(task: Task, vma: Vma, start: int, end: int) -> None:

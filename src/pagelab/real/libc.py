@@ -52,11 +52,24 @@ def madvise(addr: int, length: int, advice: int) -> None:
         _raise("madvise")
 
 
+MINCORE_CHUNK = 1 << 30  # bytes of address space per mincore() call: a vector of 256 KiB at most
+
+
 def mincore(addr: int, length: int) -> bytes:
-    vec = ctypes.create_string_buffer((length + 4095) // 4096)
-    if _libc.mincore(addr, length, vec) != 0:
-        _raise("mincore")
-    return vec.raw
+    """mincore(2), one call per MINCORE_CHUNK of the range, so the vector grows only as far as the kernel
+    answered: a huge length fails (ENOMEM at its first hole, or past the end of user space) as one call
+    would, without first allocating a vector of up to 2**52 bytes."""
+    out = bytearray()
+    while True:
+        n = min(length, MINCORE_CHUNK)
+        pages = (n + 4095) // 4096
+        vec = ctypes.create_string_buffer(max(pages, 1))
+        if _libc.mincore(addr, n, vec) != 0:
+            _raise("mincore")
+        out += vec.raw[:pages]
+        addr, length = addr + n, length - n
+        if not length:
+            return bytes(out)
 
 
 def set_comm(name: str) -> None:
