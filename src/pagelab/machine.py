@@ -7,15 +7,17 @@ commit accounting). Two machines in one process never interfere.
 
 from __future__ import annotations
 
+import numbers
 import random
+from fractions import Fraction
 from typing import Any
 
 from .arch.x86.tlb import CpuTlbState
 from .clock import Clock
-from .constants import PAGE_SIZE, TASK_SIZE, MiB, parse_size
+from .constants import _SIZE_RE, _UNITS, PAGE_SIZE, TASK_SIZE, GiB, MiB, parse_size
 from .errors import NotModelled
 from .hw.cost import CostModel
-from .hw.cpu import CpuModel, get_cpu_model
+from .hw.cpu import CPU_MODELS, CpuModel, get_cpu_model
 from .hw.physmem import PG, FrameTable
 from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
@@ -31,6 +33,107 @@ from .stats import Counters, NodeStat
 
 VERSION_MODELLED = "6.18"
 _THP_PATH = "/sys/kernel/mm/transparent_hugepage/enabled"
+# Block devices the design names (ARCHITECTURE.md, hw/devices.py): what ``disk=`` may say.
+DISK_MODELS = ("hdd", "ssd", "nvme", "zram")
+MIN_RAM = 16 * MiB
+# Host memory a simulated page costs (measured with VmRSS; FrameTable keeps 36 bytes per frame:
+# flags, refcount, mapcount int32, mapping, index int64, of which only the free stack's 8 bytes are
+# written at boot, the rest as frames are first used; a page table, 4 KiB of host memory, maps 512 pages).
+HOST_BYTES_PER_PAGE_AT_BOOT = 8  # 2 MiB per simulated GiB
+HOST_BYTES_PER_PAGE_IN_USE = 36 + 8  # 11 MiB per simulated GiB once every frame was used and mapped
+
+
+def host_memory_cost(ram_bytes: int) -> tuple[int, int]:
+    """Bytes of host memory a Machine of ``ram_bytes`` takes: at creation, and once all its memory is in use.
+
+    Not counted: bytes written with store() (a host page per simulated page holding data), and page-table
+    pages beyond one per 512 mapped pages (each costs the host 4 KiB, as it costs the simulated machine).
+    """
+    pages = ram_bytes // PAGE_SIZE
+    return pages * HOST_BYTES_PER_PAGE_AT_BOOT, pages * HOST_BYTES_PER_PAGE_IN_USE
+
+
+def host_mem_available() -> int | None:
+    """This host's MemAvailable in bytes (/proc/meminfo), or None where there is no such file."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{n / MiB:.0f} MiB"
+
+
+def parse_ram(ram: object) -> int:
+    """``ram=`` as a byte count: an int, or a size such as "2GiB"; a whole number of 4 KiB pages, >= 16 MiB."""
+    if isinstance(ram, bool) or not isinstance(ram, (numbers.Integral, str)):
+        raise TypeError(f"ram must be a byte count (int) or a size string such as '2GiB' or '512MiB', "
+                        f"got {type(ram).__name__} {ram!r}")
+    exact = _exact_size(ram) if isinstance(ram, str) else Fraction(int(ram))
+    if exact < 0:
+        raise ValueError(f"ram must not be negative, got {ram!r}")
+    if exact.denominator != 1 or exact % PAGE_SIZE:
+        raise ValueError(f"ram must be a whole number of 4 KiB pages, got {ram!r} ({float(exact):.1f} bytes)")
+    if exact < MIN_RAM:
+        raise ValueError(f"ram must be at least 16 MiB, got {ram!r}")
+    return int(exact)
+
+
+def _exact_size(text: str) -> Fraction:
+    """parse_size()'s syntax, read exactly ("1.5GiB" is 1610612736 bytes; "1.1GiB" is no whole number)."""
+    match = _SIZE_RE.match(text)
+    if not match and text.strip().startswith("-"):
+        raise ValueError(f"ram must not be negative, got {text!r}")
+    if not match:
+        raise ValueError(f"ram: not a size: {text!r} (write e.g. '2GiB', '512MiB', '1.5GiB' or a byte count "
+                         f"such as '4294967296'; units K, M, G, T are binary)")
+    return Fraction(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def check_machine_args(ram: object, swap: object, disk: object, thp: object, cpu: object, seed: object,
+                       settings: object, batch_faults: object) -> int:
+    """Check Machine()'s arguments before anything is allocated; returns ram in bytes.
+
+    TypeError for a wrong type, ValueError (listing what is accepted) for a wrong value, NotModelled for
+    swap, and a ValueError giving the host cost for a ``ram`` this host cannot hold (MemAvailable).
+    """
+    ram_bytes = parse_ram(ram)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    if not isinstance(disk, str):
+        raise TypeError(f"disk must be one of {', '.join(DISK_MODELS)}, got {type(disk).__name__} {disk!r}")
+    if disk not in DISK_MODELS:
+        raise ValueError(f"unknown disk {disk!r}; known: {', '.join(DISK_MODELS)}")
+    thp_modes = BY_PATH[_THP_PATH].choices
+    if not isinstance(thp, str) or thp not in thp_modes:
+        raise ValueError(f"thp must be one of {', '.join(thp_modes)} (as {_THP_PATH}), got {thp!r}")
+    if not isinstance(cpu, (str, CpuModel)):
+        raise TypeError(f"cpu must be a model name ({', '.join(sorted(CPU_MODELS))}) or a CpuModel, "
+                        f"got {type(cpu).__name__} {cpu!r}")
+    get_cpu_model(cpu)  # a ValueError listing the known models
+    if settings is not None and not isinstance(settings, dict):
+        raise TypeError(f"settings must be a dict of tunable path -> value, got {type(settings).__name__}")
+    if not isinstance(batch_faults, bool):
+        raise TypeError(f"batch_faults must be True or False, got {batch_faults!r}")
+    if swap is not None and (isinstance(swap, bool) or not isinstance(swap, (int, str))):
+        raise TypeError(f"swap must be None, or a size such as '1GiB', got {type(swap).__name__} {swap!r}")
+    if swap is not None and parse_size(swap) != 0:
+        raise NotModelled("swap devices come with memory pressure (reclaim); use swap=None")
+    at_boot, in_use = host_memory_cost(ram_bytes)
+    available = host_mem_available()
+    if available is not None and in_use > available:
+        per_gib = GiB // PAGE_SIZE / MiB
+        raise ValueError(f"ram={ram!r} is more than this host can hold: a simulated GiB costs the host "
+                         f"{HOST_BYTES_PER_PAGE_AT_BOOT * per_gib:.0f} MiB at once and "
+                         f"{HOST_BYTES_PER_PAGE_IN_USE * per_gib:.0f} MiB once in use, {_gib(at_boot)} and "
+                         f"{_gib(in_use)} here, and this host has {_gib(available)} available (MemAvailable): "
+                         f"at most {available // HOST_BYTES_PER_PAGE_IN_USE * PAGE_SIZE // GiB} GiB")
+    return ram_bytes
 
 
 class Machine:
@@ -44,11 +147,8 @@ class Machine:
     def __init__(self, ram: int | str = "2GiB", swap: int | str | None = None, disk: str = "nvme",
                  thp: str = "madvise", cpu: str | CpuModel = "skylake", seed: int = 0,
                  settings: dict[str, Any] | None = None, batch_faults: bool = True) -> None:
-        ram_bytes = parse_size(ram)
-        if ram_bytes < 16 * MiB:
-            raise ValueError(f"ram must be at least 16 MiB, got {ram!r}")
-        if swap not in (None, 0, "0"):
-            raise NotModelled("swap devices come with memory pressure (reclaim); use swap=None")
+        ram_bytes = check_machine_args(ram, swap, disk, thp, cpu, seed, settings, batch_faults)
+        seed = int(seed)
         self.config = {"ram": ram_bytes, "swap": 0, "disk": disk, "thp": thp,
                        "cpu": get_cpu_model(cpu).name, "seed": seed}
         self.seed = seed

@@ -107,8 +107,11 @@ class Process:
         """
         if length < 0 or stride <= 0:
             raise ValueError("touch needs length >= 0 and stride > 0")
-        addrs = np.arange(addr, addr + length, stride, dtype=np.uint64).view(np.int64)
-        self._run(addrs, _ONE_WRITE if write else _ONE_READ)
+        self._live()
+        per_call = (1 << 18) * stride  # the MMU gets at most 2**18 addresses (2 MiB) at a time, same results
+        for start in range(addr, addr + length, per_call):
+            addrs = np.arange(start, min(start + per_call, addr + length), stride, dtype=np.uint64).view(np.int64)
+            self._run(addrs, _ONE_WRITE if write else _ONE_READ)
 
     def access(self, addresses: np.ndarray | list[int], *, write: bool | np.ndarray = False) -> None:
         """Access each address in order; ``write`` is one flag or one flag per address."""

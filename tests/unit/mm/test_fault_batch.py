@@ -127,7 +127,7 @@ def test_zero_page_reads_beyond_ram_then_writes_until_the_oom_kill():
 
 
 @settings(max_examples=30, deadline=None)
-@given(hog=st.integers(3900, 4090), runs=st.lists(st.tuples(st.integers(0, 8191), st.integers(1, 700),
+@given(hog=st.integers(3850, 4075), runs=st.lists(st.tuples(st.integers(0, 8191), st.integers(1, 700),
                                                               st.sampled_from([1024, 4096, 8192]), st.booleans()),
                                                     min_size=1, max_size=5))
 def test_partial_batches_when_frames_are_short(hog, runs):
@@ -145,3 +145,20 @@ def test_partial_batches_when_frames_are_short(hog, runs):
                 assert not p.alive
                 return
     run_both(script, ram="16MiB")
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_touch_in_pieces_equals_one_access_batch(write):
+    """touch() hands the MMU at most 2**18 addresses at a time; the state is that of one access() of them all."""
+    snaps = []
+    for piecewise in (True, False):
+        m = pl.Machine(ram="64MiB", seed=7)
+        p = m.spawn("pieces")
+        a = p.mmap(None, 5 * pl.MiB, RW, ANON)
+        p.touch(a + 8192, 4096, write=True)
+        if piecewise:
+            p.touch(a, 5 * pl.MiB - 4096, stride=16, write=write)  # 327,424 accesses: two pieces
+        else:
+            p.access(np.arange(a, a + 5 * pl.MiB - 4096, 16, dtype=np.uint64), write=write)
+        snaps.append(snapshot(m))
+    assert_same(*snaps)
