@@ -25,6 +25,14 @@ class ProcessDead(PagelabError):
     """The simulated process has exited or was killed; it accepts no more calls."""
 
 
+class ChildStopped(PagelabError):
+    """The real backend's child process is stopped (SIGSTOP, or a terminal stop such as SIGTSTP).
+
+    A call that waits on it gives up after a short grace period instead of hanging; SIGCONT resumes the
+    child, and the next call works (it discards the reply of the call that gave up).
+    """
+
+
 class KernelBug(PagelabError):
     """An invariant of the simulated kernel broke (the analogue of VM_BUG_ON)."""
 

@@ -1,7 +1,7 @@
 """The real backend's child: a fresh interpreter that performs Process API calls on the host kernel.
 
-It reads length-prefixed pickled commands from a pipe, runs each through libc or on memory through a
-numpy view of the whole user address space, and writes the reply. Before each command it makes its own
+It reads pickled commands from a pipe (in PIPE_BUF chunks, see ``chunks``), runs each through libc or on
+memory through a numpy view of the whole user address space, and writes the reply. Before each command it makes its own
 memory resident (``Server.settle``), so the loop itself takes no page faults and a measured window counts
 only the faults the caller's accesses cause.
 """
@@ -13,6 +13,7 @@ import gc
 import os
 import pickle
 import resource
+import signal
 import struct
 import traceback
 from collections.abc import Callable
@@ -23,7 +24,6 @@ import numpy as np
 from . import libc
 from .perf import open_exec_counters
 
-_LEN = struct.Struct("<I")
 VIEW_BASE = 4096  # numpy will not view address 0; nothing below mmap_min_addr is reachable anyway
 VIEW_END = 1 << 47  # the top of the 4-level user address space
 
@@ -40,15 +40,37 @@ class _Span:
                            "typestr": "|u1", "version": 3}
 
 
-def read_frame(fd: int) -> bytes | None:
-    head = read_exact(fd, 4)
-    if head is None:
-        return None
-    return read_exact(fd, _LEN.unpack(head)[0])
+# --- the pipe protocol, shared with machine.py -----------------------------------------------------
+# Both pipes carry chunks of exactly CHUNK bytes: a header (request id, kind, index, count, payload
+# bytes) and a slice of a pickled message, zero-padded. CHUNK is PIPE_BUF, so each chunk is written
+# with one write() that the kernel makes atomic (pipe_write(): all of it or, non-blocking, EAGAIN), and a
+# read of CHUNK bytes returns exactly one chunk. A message of several chunks can be cut short (the parent
+# interrupted while writing): the reader drops the incomplete message when the next one begins. The
+# child announces each request (START) before running it, so a fault report, the one write that is not
+# a chunk (FAULT_LEN bytes from libc.install_fault_reporter), follows the START of the request that
+# faulted.
+CHUNK = 4096  # PIPE_BUF on Linux
+HEAD = struct.Struct("<QIIII")  # request id, kind, index of this chunk, number of chunks, payload bytes
+ROOM = CHUNK - HEAD.size
+REQUEST, START, REPLY = 0, 1, 2
+FAULT_LEN = 4 + libc.FAULT_FRAME.size
+
+
+def chunks(rid: int, kind: int, payload: bytes) -> list[bytes]:
+    """``payload`` as the CHUNK-sized pieces of message ``rid``."""
+    count = max(1, -(-len(payload) // ROOM))
+    return [(HEAD.pack(rid, kind, i, count, len(part)) + part).ljust(CHUNK, b"\0")
+            for i, part in enumerate(payload[k:k + ROOM] for k in range(0, count * ROOM, ROOM))]
+
+
+def parse_chunk(chunk: bytes) -> tuple[int, int, int, int, bytes]:
+    """(request id, kind, index, count, payload slice) of one chunk."""
+    rid, kind, index, count, n = HEAD.unpack_from(chunk)
+    return rid, kind, index, count, chunk[HEAD.size:HEAD.size + n]
 
 
 def read_exact(fd: int, n: int) -> bytes | None:
-    """Read exactly ``n`` bytes, or None at end of file."""
+    """Read exactly ``n`` bytes from a blocking ``fd``, or None at end of file."""
     buf = b""
     while len(buf) < n:
         chunk = os.read(fd, n - len(buf))
@@ -58,10 +80,30 @@ def read_exact(fd: int, n: int) -> bytes | None:
     return buf
 
 
-def write_frame(fd: int, payload: bytes) -> None:
-    data = memoryview(_LEN.pack(len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data):]
+def read_request(fd: int) -> tuple[int, bytes] | None:
+    """The next whole request (id, pickled payload); None at end of file. A request cut short is dropped."""
+    rid, parts = -1, list[bytes]()
+    while True:
+        chunk = read_exact(fd, CHUNK)
+        if chunk is None:
+            return None
+        r, _kind, index, count, body = parse_chunk(chunk)
+        if index == 0:
+            rid, parts = r, []
+        elif r != rid or index != len(parts):
+            rid, parts = -1, []  # the rest of a request whose start was dropped: never happens, but never run it
+            continue
+        parts.append(body)
+        if len(parts) == count:
+            return rid, b"".join(parts)
+
+
+def send(fd: int, rid: int, kind: int, payload: bytes = b"") -> None:
+    """Write message ``rid`` to a blocking ``fd``, one atomic write per chunk."""
+    for chunk in chunks(rid, kind, payload):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
 
 
 class Server:
@@ -204,29 +246,46 @@ def main() -> None:
 
 
 def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
-    """The child's main loop; never returns (exits through os._exit)."""
+    """The child's main loop; never returns (exits through os._exit).
+
+    SIGINT is ignored: Ctrl-C reaches the whole foreground process group, and it is the parent that
+    decides what an interrupted call means. A closed command pipe (the parent is gone) or reply pipe
+    ends the child.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc.set_comm(name)
     libc.keep_heap(64 << 20)
     libc.install_fault_reporter(reply_fd)
     server = Server()
     while True:
-        frame = read_frame(cmd_fd)
-        if frame is None:
+        request = read_request(cmd_fd)
+        if request is None:
             os._exit(0)
+        rid, frame = request
+        try:
+            send(reply_fd, rid, START)
+            reply = run(server, frame)
+            if reply[0] == "exit":
+                send(reply_fd, rid, REPLY, pickle.dumps(("ok", None)))
+                os._exit(reply[1])
+            send(reply_fd, rid, REPLY, pickle.dumps(reply))
+        except BrokenPipeError:
+            os._exit(0)
+
+
+def run(server: Server, frame: bytes) -> tuple[Any, ...]:
+    """Perform one pickled request: ("ok", value), ("oserror", errno, text), ("error", text) or ("exit", code)."""
+    try:
         op, args = pickle.loads(frame)
         if op == "exit":
-            write_frame(reply_fd, pickle.dumps(("ok", None)))
-            os._exit(args[0])
-        reply: tuple[Any, ...]
-        try:
-            if op not in ("phase", "rusage", "ping"):
-                server.settle()  # so that even a bare rusage(); op(); rusage() sees only op's faults
-            reply = ("ok", getattr(server, op)(*args))
-        except OSError as exc:
-            reply = ("oserror", exc.errno, str(exc))
-        except Exception:  # noqa: BLE001 - reported to the parent, which raises it there
-            reply = ("error", traceback.format_exc())
-        write_frame(reply_fd, pickle.dumps(reply))
+            return ("exit", int(args[0]))
+        if op not in ("phase", "rusage", "ping"):
+            server.settle()  # so that even a bare rusage(); op(); rusage() sees only op's faults
+        return ("ok", getattr(server, op)(*args))
+    except OSError as exc:
+        return ("oserror", exc.errno, str(exc))
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises it there
+        return ("error", traceback.format_exc())
 
 
 if __name__ == "__main__":

@@ -12,16 +12,19 @@ import errno
 import os
 import pickle
 import resource
+import select
 import signal
 import subprocess
 import sys
+import time
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..constants import PAGE_SIZE
-from ..errors import BusError, PagelabError, ProcessDead, SegmentationFault
+from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
 from ..observe.parse import parse_vmstat
 from ..workload.scenario import Op
 from . import child as _child
@@ -31,12 +34,38 @@ SI_CODES = {(11, 1): "SEGV_MAPERR", (11, 2): "SEGV_ACCERR", (11, 4): "SEGV_PKUER
             (7, 1): "BUS_ADRALN", (7, 2): "BUS_ADRERR", (7, 3): "BUS_OBJERR"}
 
 
-class ChildDied(PagelabError):
-    """The real child process disappeared without a fault report (killed, or crashed)."""
+FAULT_MAGIC = b"\xff\xff\xff\xff"  # how libc.install_fault_reporter's report begins
+_SIGNAMES = {int(s): s.name for s in signal.Signals}
+
+
+class ChildDied(ProcessDead):
+    """The real child process died outside the call being made: killed from outside, crashed, or of a fault in
+    a call that was interrupted (then ``__cause__`` is that SegmentationFault or BusError)."""
+
+
+def _wait_status(info: os.waitid_result) -> int:
+    """The wait status word (as wait4 returns it) of a waitid() result."""
+    if info.si_code == os.CLD_EXITED:
+        return (info.si_status & 0xFF) << 8
+    return info.si_status | (0x80 if info.si_code == os.CLD_DUMPED else 0)
+
+
+def _fault_signal(report: bytes, pid: int) -> FatalSignal:
+    """The SegmentationFault or BusError of a fault report (FAULT_MAGIC + libc.FAULT_FRAME)."""
+    sig, code, addr = FAULT_FRAME.unpack(report[len(FAULT_MAGIC):])
+    cls = SegmentationFault if sig == signal.SIGSEGV else BusError
+    return cls(addr, SI_CODES.get((sig, code), f"si_code {code}"), pid)
 
 
 class RealProcess:
-    """A real child process of this machine, driven through the Process API."""
+    """A real child process of this machine, driven through the Process API.
+
+    A call waits for the child as long as it runs; if the child is stopped (SIGSTOP) for ``stop_grace``
+    seconds the call raises ChildStopped instead of hanging. ``alive`` notices a child killed from outside.
+    """
+
+    POLL_MS = 50  # how often a waiting call looks at the child's state
+    stop_grace = 0.5  # seconds a child may stay stopped before a waiting call gives up
 
     def __init__(self, machine: Machine, name: str) -> None:
         self.machine = machine
@@ -53,14 +82,22 @@ class RealProcess:
         os.close(rep_w)
         self.pid = self._popen.pid
         self._cmd, self._rep = cmd_w, rep_r
-        self._alive = True
+        self._pidfd = os.pidfd_open(self.pid)  # names this very process, even after its pid is reused
+        os.set_blocking(cmd_w, False)
+        os.set_blocking(rep_r, False)
+        self._alive = True  # False once reaped
+        self._death_told = False  # a call has reported the end (exit(), its own fault, Machine.close())
+        self._rids = count(1)
         self.exit_status: int | None = None
+        self.fault: FatalSignal | None = None  # the SIGSEGV/SIGBUS the child died of, if it reported one
+        self.discarded = 0  # replies of interrupted calls discarded
         self._final_rusage: resource.struct_rusage | None = None
         self._warm_up()
 
     @property
     def alive(self) -> bool:
-        return self._alive
+        """False once the child has exited, however it ended (reaped here if it was killed from outside)."""
+        return not self._collect()
 
     def _warm_up(self) -> None:
         """Exercise every command, alone and inside a phase, on scratch memory, so that whatever the
@@ -81,51 +118,192 @@ class RealProcess:
         self._call("munmap", a, n)
 
     # --- the pipe protocol ----------------------------------------------------------------------
+    # Requests carry ids and the child's START and REPLY carry them back, so whatever an interrupted call
+    # left in the pipe is recognised and discarded by the next call. Both pipes carry whole PIPE_BUF chunks
+    # (child.chunks), each written by one atomic write() and read by one read(), so an interrupt cannot
+    # leave part of a chunk behind; a request cut short between chunks is dropped by the child. Nothing of
+    # the stream is kept between calls but the next id: a KeyboardInterrupt raised by a signal handler
+    # between any two bytecodes loses at most the current call's own chunks. (Blocking signals around the
+    # writes would not do: the kernel then delivers the signal to numpy's BLAS thread, and Python runs the
+    # handler in the main thread all the same.) The calls are not thread-safe: one caller at a time.
     def _call(self, op: str, *args: Any) -> Any:
-        if not self._alive:
-            raise ProcessDead(f"real process {self.pid} ({self.name}) has exited")
-        try:
-            _child.write_frame(self._cmd, pickle.dumps((op, args)))
-        except BrokenPipeError:
-            self._reap()
-            raise self._death() from None
-        head = _child.read_exact(self._rep, 4)
-        if head is None:
-            self._reap()
-            raise self._death()
-        body = _child.read_exact(self._rep, FAULT_FRAME.size if head == b"\xff\xff\xff\xff"
-                                  else int.from_bytes(head, "little"))
-        if body is None:
-            self._reap()
-            raise self._death()
-        if head == b"\xff\xff\xff\xff":
-            sig, code, addr = FAULT_FRAME.unpack(body)
-            self._reap()
-            exc = SegmentationFault if sig == signal.SIGSEGV else BusError
-            raise exc(addr, SI_CODES.get((sig, code), f"si_code {code}"), self.pid)
-        reply = pickle.loads(body)
+        if not self.alive:
+            raise self._dead()
+        rid = next(self._rids)
+        payload = pickle.dumps((op, args))
+        self._send(rid, payload)
+        reply = self._receive(rid)
         if reply[0] == "ok":
             return reply[1]
         if reply[0] == "oserror":
             raise OSError(reply[1], reply[2])
         raise PagelabError(f"the real process {self.pid} failed running {op}:\n{reply[1]}")
 
-    def _reap(self) -> None:
-        if not self._alive:
-            return
-        self._alive = False
-        _, status, ru = os.wait4(self.pid, 0)
-        self._popen.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by subprocess
-        self.exit_status = status
-        self._final_rusage = ru
-        os.close(self._cmd)
-        os.close(self._rep)
+    def _send(self, rid: int, payload: bytes) -> None:
+        """Write request ``rid`` chunk by chunk, waiting while the pipe is full."""
+        for chunk in _child.chunks(rid, _child.REQUEST, payload):
+            while True:
+                try:
+                    written = os.write(self._cmd, chunk)
+                except BlockingIOError:
+                    self._wait(self._cmd, select.POLLOUT)
+                    continue
+                except BrokenPipeError:  # the child's end is closed: it is gone
+                    raise self._gone() from None
+                if written != _child.CHUNK:  # pipe_write() writes PIPE_BUF bytes whole or not at all
+                    raise self._out_of_step(f"a write of {_child.CHUNK} bytes wrote {written}")
+                break
 
-    def _death(self) -> ChildDied:
-        st = self.exit_status or 0
-        how = f"killed by signal {os.WTERMSIG(st)} ({signal.Signals(os.WTERMSIG(st)).name})" \
-            if os.WIFSIGNALED(st) else f"exited with status {os.WEXITSTATUS(st)}"
-        return ChildDied(f"the real process {self.pid} ({self.name}) died: {how}")
+    def _receive(self, rid: int) -> tuple[Any, ...]:
+        """Read until the reply to request ``rid``, discarding what interrupted calls left in the pipe."""
+        started, parts = False, list[bytes]()
+        while True:
+            try:
+                data = os.read(self._rep, _child.CHUNK)
+            except BlockingIOError:
+                self._wait(self._rep, select.POLLIN)
+                continue
+            if len(data) == _child.CHUNK:
+                r, kind, index, count, body = _child.parse_chunk(data)
+                if r != rid:
+                    self.discarded += kind == _child.REPLY and index + 1 == count
+                elif kind == _child.START:
+                    started = True
+                elif kind == _child.REPLY and index == len(parts):
+                    parts.append(body)
+                    if len(parts) == count:
+                        reply: tuple[Any, ...] = pickle.loads(b"".join(parts))
+                        return reply
+                else:
+                    raise self._out_of_step(f"chunk {index} of {count} of reply {r} after {len(parts)}")
+            elif len(data) == _child.FAULT_LEN and data[:4] == FAULT_MAGIC:
+                raise self._faulted(data, started)
+            elif not data:
+                raise self._gone()
+            else:
+                raise self._out_of_step(f"a read of {_child.CHUNK} bytes returned {len(data)}")
+
+    def _wait(self, fd: int, event: int) -> None:
+        """Wait until ``fd`` is ready for ``event``, however long a running child takes (touching GiBs is no
+        hang); raise ChildStopped once the child has stayed stopped (state T) ``stop_grace`` seconds."""
+        poller = select.poll()
+        poller.register(fd, event)
+        stopped_since: float | None = None
+        while not poller.poll(self.POLL_MS):
+            if self._state() != "T":
+                stopped_since = None
+                continue
+            now = time.monotonic()
+            if stopped_since is None:
+                stopped_since = now
+            elif now - stopped_since >= self.stop_grace:
+                raise ChildStopped(
+                    f"the real process {self.pid} ({self.name}) is stopped (SIGSTOP or a terminal stop): the call "
+                    f"gave up after {self.stop_grace:g} s. SIGCONT resumes it (kill -CONT {self.pid}); it then runs "
+                    f"or drops this call's request, and the next call discards the reply")
+
+    def _state(self) -> str:
+        """The child's state letter in /proc/PID/stat (R, S, D, T, Z...); the pid is ours until reaped."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return "?"
+        return stat[stat.rindex(b")") + 2:][:1].decode()
+
+    def _faulted(self, report: bytes, started: bool) -> PagelabError:
+        """The child reported SIGSEGV/SIGBUS and dies of it: the error of the call that caused it, or, if it was
+        an earlier, interrupted call (this call's request had not started), the ChildDied of this one."""
+        self.fault = _fault_signal(report, self.pid)
+        self._await_exit(timeout=5.0)  # the re-executed access kills it; SIGKILL if it somehow lives on
+        if started:
+            self._death_told = True
+            return self.fault
+        return self._dead()
+
+    def _gone(self) -> PagelabError:
+        """The child closed its pipes, so it is exiting: reap it, and the error for the call."""
+        self._await_exit(timeout=None)
+        return self._dead()
+
+    def _out_of_step(self, what: str) -> PagelabError:
+        """Never expected: the pipe no longer holds whole chunks. The child is killed rather than trusted."""
+        self._terminate()
+        return PagelabError(f"the real process {self.pid} ({self.name}): reply pipe out of step ({what}); killed")
+
+    def _dead(self) -> ProcessDead:
+        """The error for a call to a child that is gone: ProcessDead if a call already reported its end (exit(),
+        its own fault, Machine.close()), else ChildDied saying how it died."""
+        if self._death_told:
+            return ProcessDead(f"real process {self.pid} ({self.name}) has exited ({self._how()})")
+        err = ChildDied(f"the real process {self.pid} ({self.name}) died: {self._how()}")
+        err.__cause__ = self.fault
+        return err
+
+    def _how(self) -> str:
+        if self.fault is not None:
+            return f"{self.fault}, in a call that was interrupted" if not self._death_told else str(self.fault)
+        st = self.exit_status
+        if st is None:
+            return "its exit status was lost to an interrupt"
+        if os.WIFSIGNALED(st):
+            sig = os.WTERMSIG(st)
+            return f"killed by signal {sig} ({signal.strsignal(sig) if sig not in _SIGNAMES else _SIGNAMES[sig]})"
+        return f"exited with status {os.WEXITSTATUS(st)}"
+
+    def _collect(self) -> bool:
+        """Reap the child if it has exited, recording its wait status, final rusage and any fault report it
+        left in the pipe, then close its fds; True once it is gone. Never blocks. Each step can be cut short by
+        an interrupt and is finished by the next call (the status is peeked before the reap, for that)."""
+        if self._alive:
+            try:
+                peek = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                if peek is None:
+                    return False
+                self.exit_status = _wait_status(peek)
+                _, self.exit_status, self._final_rusage = os.wait4(self.pid, 0)  # a zombie: returns at once
+            except ChildProcessError:  # reaped already by a _collect that an interrupt cut short
+                pass
+            self._alive = False
+            self._popen.returncode = -1 if self.exit_status is None else os.waitstatus_to_exitcode(self.exit_status)
+        self._read_leftovers()
+        self._close_fds()
+        return True
+
+    def _read_leftovers(self) -> None:
+        """Read what a dead child left in the reply pipe (bounded: its end is closed) for a fault report."""
+        while self._rep >= 0:
+            try:
+                data = os.read(self._rep, _child.CHUNK)
+            except OSError:
+                return
+            if not data:
+                return
+            if len(data) == _child.FAULT_LEN and data[:4] == FAULT_MAGIC and self.fault is None:
+                self.fault = _fault_signal(data, self.pid)
+
+    def _close_fds(self) -> None:
+        for name in ("_cmd", "_rep", "_pidfd"):
+            fd = getattr(self, name, -1)
+            setattr(self, name, -1)  # first: an interrupt may leak the fd, never close a reused number twice
+            if fd >= 0:
+                os.close(fd)
+
+    def _await_exit(self, timeout: float | None) -> None:
+        """Wait for the child to exit and reap it; SIGKILL it if it has not exited after ``timeout`` seconds."""
+        if self._collect():
+            return
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)  # a pidfd polls readable once its process has exited
+        if not poller.poll(None if timeout is None else int(timeout * 1000)):
+            self.kill(signal.SIGKILL)
+            poller.poll(None)
+        self._collect()
+
+    def _terminate(self) -> None:
+        """SIGKILL the child unless it is gone already, and reap it."""
+        self.kill(signal.SIGKILL)
+        self._await_exit(timeout=None)
 
     # --- the Process API ------------------------------------------------------------------------
     def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
@@ -194,26 +372,30 @@ class RealProcess:
         return counts
 
     def rusage(self) -> resource.struct_rusage:
-        if not self._alive and self._final_rusage is not None:
+        if not self.alive and self._final_rusage is not None:
             return self._final_rusage
         return resource.struct_rusage(self._call("rusage"))
 
     def exit(self, code: int = 0) -> None:
         self._call("exit", code)
-        self._reap()
+        self._death_told = True
+        self._await_exit(timeout=None)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send the child a signal (it is ours: we started it)."""
-        if self._alive:
-            os.kill(self.pid, sig)
+        """Send the child a signal (through its pidfd: it is ours, and never another process)."""
+        if self.alive:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:  # exited, not yet reaped
+                pass
 
     def __del__(self) -> None:
-        if getattr(self, "_alive", False):
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                self._reap()
-            except Exception:  # noqa: BLE001 - nothing can be reported from a finalizer
-                pass
+        try:
+            if getattr(self, "_alive", False):
+                self._terminate()
+            self._close_fds()
+        except Exception:  # noqa: BLE001 - nothing can be reported from a finalizer
+            pass
 
     def __repr__(self) -> str:
         return f"<pagelab.real.Process pid={self.pid} {self.name!r} {'alive' if self._alive else 'dead'}>"
@@ -240,10 +422,11 @@ class Machine:
         return parse_vmstat(self.read("/proc/vmstat"))
 
     def close(self) -> None:
+        """SIGKILL and reap every child still running."""
         for p in self.procs:
             if p.alive:
-                p.kill()
-                p._reap()
+                p._death_told = True
+                p._terminate()
 
     def __enter__(self) -> Machine:
         return self
