@@ -131,22 +131,48 @@ class Validate(Command):
 
 
 class Measure(Command):
-    """Run a real command and report what /usr/bin/time -v and perf stat would, with a diagnosis."""
+    """Run a real command and report what /usr/bin/time -v and perf stat would, with a timeline and a diagnosis.
+
+    As GNU time: the command's stdout and stderr are its own, the report goes to stderr (or -o FILE),
+    and the exit status is the command's (128+N after a death by signal N; 126 when it cannot be
+    executed, 127 when it is not found; 125 when measure itself fails).
+    """
 
     name = "measure"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--interval", type=float, default=0.1, help="sampling interval in seconds (default 0.1)")
-        p.add_argument("--json", action="store_true", help="print the measurement as JSON")
+        p.add_argument("--interval", type=float, default=0.1,
+                       help="sampling interval in seconds (default 0.1; the first samples come at 5, 10, 20... ms)")
+        p.add_argument("--json", action="store_true",
+                       help="write the report as one line of JSON (to stderr, after the command's own output, "
+                            "or to -o FILE)")
+        p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stderr (as time -o)")
+        p.add_argument("-a", "--append", action="store_true", help="with -o FILE, append instead of overwriting")
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .real.measure import measure, render
+        from .real.measure import MeasureError, measure, render
 
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        m = measure(argv, args.interval)
-        print(json.dumps(m.as_dict(), indent=1) if args.json else render(m), end="" if not args.json else "\n")
-        return 0
+        if not argv:
+            raise MeasureError("missing program to run: pagelab measure [OPTIONS] -- CMD ARGS...")
+        out = sys.stderr
+        if args.output is not None:  # opened before the command runs, as GNU time does
+            try:
+                out = open(args.output, "a" if args.append else "w", encoding="utf-8")
+            except OSError as exc:
+                raise MeasureError(f"{args.output}: {exc.strerror}") from None
+        try:
+            try:
+                m = measure(argv, args.interval, record_host=args.json)
+            except KeyboardInterrupt:  # before the command started (e.g. while the launcher compiled)
+                return 130
+            out.write(json.dumps(m.as_dict()) + "\n" if args.json else render(m))
+            out.flush()
+        finally:
+            if out is not sys.stderr:
+                out.close()
+        return 130 if m.interrupted else m.exit_code
 
 
 class Explain(Command):

@@ -1,261 +1,381 @@
-"""Measure a real command: what /usr/bin/time -v and perf stat report, a timeline, and a diagnosis.
+"""Measure a real command as /usr/bin/time -v and perf stat do, follow its process tree, and diagnose it.
 
-The command runs as an argv (never through a shell), spawned with posix_spawn so that almost nothing
-runs in the child before execve(). While it runs, /proc/PID/stat, /proc/PID/status, smaps_rollup and
-/proc/vmstat are sampled every ``interval`` seconds. The diagnosis uses the terms of the seed's
-closing paragraph: a cold start (major faults early, then minor only), steady-state memory pressure
-(a persistent major-fault rate, or refaults), THP in use (AnonHugePages), locked memory (VmLck).
+The command is an argv, never a shell command line, resolved on PATH as execvp() resolves it. It
+behaves as under GNU time: it inherits stdin, stdout and stderr, so its output is exactly its own,
+and the report is written afterwards to stderr or a file; pagelab's exit status is the command's, or
+128 + N after a death by signal N; a command that cannot run exits 127 (not found) or 126 (found but
+not executable: "Permission denied", "Is a directory"), as shells and GNU time do.
+
+How the command is found, started, timed and stopped is launch.py's (pagelab-launch, launch.c: a
+small process that forks it as /usr/bin/time does, so ru_maxrss is the command's own, times it from
+the go-ahead to wait4(), and opens perf's page-fault events on it as perf stat does).
+
+While it runs, the command's process tree (/proc/PID/task/TID/children) is sampled: faults
+(minflt + cminflt), RSS, RssAnon, AnonHugePages and VmLck, summed over the tree. /proc/vmstat
+counts the whole host, so its deltas are kept apart and labelled ``host_``. The diagnosis uses the
+seed's terms: a cold start, steady-state memory pressure, anonymous first touch, a warm page cache,
+THP in use, locked memory.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
-import shutil
-import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PagelabError
-from ..observe.parse import parse_smaps, parse_stat, parse_status, parse_vmstat
-from .perf import open_exec_counters
+from ..observe.parse import parse_smaps, parse_status, parse_vmstat
+from .launch import (
+    RU_FIELDS,
+    CommandNotExecutable,
+    CommandNotFound,
+    Launched,
+    MeasureError,
+    Run,
+    Spawned,
+    children,
+    exec_error,
+    launcher,
+    resolve,
+    stat_if_child,
+    stop,
+)
 from .probe import probe_host
 
+__all__ = ["CommandNotExecutable", "CommandNotFound", "Measurement", "MeasureError", "Sample", "diagnose",
+           "measure", "render", "time_v"]
 
-class CommandNotFound(PagelabError):
-    exit_code = 127
+FIRST_SAMPLE_S = 0.005  # the first sample; then 10, 20, 40 ms... up to the interval, so short runs are seen
+HOST_VMSTAT_KEYS = ("pgfault", "pgmajfault", "workingset_refault_anon", "workingset_refault_file", "pswpin",
+                    "pswpout", "thp_fault_alloc", "thp_collapse_alloc")
 
 
 @dataclass
 class Sample:
+    """The command's process tree at time ``t`` (seconds after its exec), summed over its processes."""
+
     t: float
-    minflt: int
+    procs: int  # processes in the tree
+    minflt: int  # minflt + cminflt (children already reaped) of every process
     majflt: int
-    rss_kb: int
-    anon_huge_kb: int
-    locked_kb: int
-    vm_pgmajfault: int  # system-wide /proc/vmstat, counted from the start of the run
-    vm_refaults: int  # workingset_refault_anon + _file, likewise
+    rss_kb: int  # VmRSS summed (pages shared between the processes count once per process)
+    rss_anon_kb: int  # RssAnon
+    rss_shmem_kb: int  # RssShmem: shared anonymous memory and tmpfs
+    anon_huge_kb: int  # AnonHugePages (smaps_rollup)
+    locked_kb: int  # VmLck
+    host_pgmajfault: int  # /proc/vmstat, the whole host, since the start of the run
+    host_refaults: int  # workingset_refault_anon + _file, likewise
 
 
 @dataclass
 class Measurement:
+    """One run: the wait status and struct rusage from wait4(), perf's counts, the samples."""
+
     argv: list[str]
-    exit_status: int
-    wall_s: float
-    rusage: dict[str, float]
-    perf: dict[str, int] | None
+    wait_status: int
+    elapsed_ns: int  # from the go-ahead (just before execve) to wait4()'s return
+    rusage: dict[str, float]  # struct rusage by field name; ru_utime and ru_stime in seconds
+    perf: dict[str, int] | None  # perf's event names; None when perf_event_open was refused
     samples: list[Sample] = field(default_factory=list)
-    vmstat_delta: dict[str, int] = field(default_factory=dict)
+    host_vmstat_delta: dict[str, int] = field(default_factory=dict)  # system-wide, not the command's
     diagnosis: list[str] = field(default_factory=list)
     launcher: str = ""
+    pid: int = 0  # the command's PID: the root of the sampled tree
+    interrupted: bool = False  # Ctrl-C reached pagelab while the command ran
     host: dict[str, Any] = field(default_factory=dict)  # probe_host(): the settings this ran under
 
+    @property
+    def elapsed_s(self) -> float:
+        return self.elapsed_ns / 1e9
+
+    @property
+    def exit_code(self) -> int:
+        """What GNU time exits with: the command's status, or 128 + the signal that killed or stopped it."""
+        st = self.wait_status
+        if os.WIFSTOPPED(st):
+            return 128 + os.WSTOPSIG(st)
+        if os.WIFSIGNALED(st):
+            return 128 + os.WTERMSIG(st)
+        return os.WEXITSTATUS(st)
+
+    @property
+    def termination(self) -> str | None:
+        """GNU time's line for an abnormal end (summarize() in time.c), or None."""
+        st = self.wait_status
+        if os.WIFSTOPPED(st):
+            return f"Command stopped by signal {os.WSTOPSIG(st)}"
+        if os.WIFSIGNALED(st):
+            return f"Command terminated by signal {os.WTERMSIG(st)}"
+        if os.WIFEXITED(st) and os.WEXITSTATUS(st):
+            return f"Command exited with non-zero status {os.WEXITSTATUS(st)}"
+        return None
+
+    @property
+    def sampled(self) -> str:
+        return (f"the process tree of pid {self.pid} (the command and its descendants, summed); "
+                "host_* columns are /proc/vmstat, the whole host")
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d.update(exit_code=self.exit_code, termination=self.termination, elapsed_s=self.elapsed_s,
+                 sampled=self.sampled, time_v=dict(time_v(self)))
+        return d
+
+
+def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True,
+            record_host: bool = True) -> Measurement:
+    """Run ``argv`` to completion, sampling its process tree every ``interval`` seconds, and measure it.
+
+    Raises CommandNotFound / CommandNotExecutable when it cannot run, MeasureError for bad arguments. A
+    KeyboardInterrupt while it runs stops the command (see ``_stop``) and returns its measurement with
+    ``interrupted`` set; one before the command started propagates.
+    """
+    if not argv:
+        raise MeasureError("missing program to run: pagelab measure [OPTIONS] -- CMD ARGS...")
+    if not (math.isfinite(interval) and 0 < interval <= 86400):
+        raise MeasureError(f"--interval must be a number of seconds in (0, 86400], not {interval}")
+    file = resolve(argv[0])
+    vm0 = _vmstat()
+    with launcher() if use_launcher else nullcontext(None) as exe:
+        run: Run
+        try:
+            run = Launched(exe, file, argv) if exe else Spawned(file, argv)
+        except OSError:  # the launcher cannot be executed after all
+            run = Spawned(file, argv)
+        try:
+            samples, interrupted = _follow(run, interval, vm0)
+        finally:
+            run.close()
+    if run.exec_errno is not None:
+        raise exec_error(argv[0], run.exec_errno)
+    res = run.result
+    if res is None:
+        raise KeyboardInterrupt
+    vm1 = _vmstat()
+    m = Measurement(argv, res["status"], res["elapsed_ns"], res["rusage"], res["perf"], samples,
+                    {k: vm1.get(k, 0) - vm0[k] for k in HOST_VMSTAT_KEYS if k in vm0}, launcher=run.how,
+                    pid=run.pid, interrupted=interrupted)
+    m.diagnosis = diagnose(m)
+    if record_host:
+        m.host = probe_host()
+    return m
+
+
+def _vmstat() -> dict[str, int]:
+    try:
+        return parse_vmstat(Path("/proc/vmstat").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _follow(run: Run, interval: float, vm0: dict[str, int]) -> tuple[list[Sample], bool]:
+    """Sample the command's tree until it is reaped; on Ctrl-C, stop it. Returns (samples, interrupted)."""
+    samples: list[Sample] = []
+    delay = min(interval, FIRST_SAMPLE_S)
+    try:
+        while not run.wait(delay):
+            if run.started is not None and run.pid > 0:
+                s = _sample_tree(run.parent, run.pid, time.monotonic() - run.started, vm0)
+                if s is not None:
+                    samples.append(s)
+                delay = min(interval, delay * 2)
+    except KeyboardInterrupt:
+        stop(run)
+        return samples, True
+    except BaseException:
+        stop(run, grace=False)
+        raise
+    return samples, False
+
+
+def _sample_tree(parent: int, root: int, t: float, vm0: dict[str, int]) -> Sample | None:
+    """One Sample of ``root``'s tree; None when the tree is gone."""
+    tot = dict.fromkeys(("procs", "minflt", "majflt", "rss", "anon", "shmem", "huge", "locked"), 0)
+    todo = [(parent, root)]
+    while todo:
+        ppid, pid = todo.pop()
+        st = stat_if_child(pid, ppid)
+        if st is None:
+            continue
+        tot["procs"] += 1
+        tot["minflt"] += st["minflt"] + st["cminflt"]
+        tot["majflt"] += st["majflt"] + st["cmajflt"]
+        if st["state"] not in ("Z", "X"):
+            try:
+                status = parse_status(Path(f"/proc/{pid}/status").read_text())
+                roll = parse_smaps(Path(f"/proc/{pid}/smaps_rollup").read_text())
+            except (OSError, ValueError):  # it exited between the reads
+                status, roll = {}, []
+            tot["rss"] += int(status.get("VmRSS", 0))
+            tot["anon"] += int(status.get("RssAnon", 0))
+            tot["shmem"] += int(status.get("RssShmem", 0))
+            tot["locked"] += int(status.get("VmLck", 0))
+            tot["huge"] += int(roll[0].get("AnonHugePages", 0)) if roll else 0
+        todo += [(pid, c) for c in children(pid)]
+    if not tot["procs"]:
+        return None
+    vm = _vmstat()
+    return Sample(t, tot["procs"], tot["minflt"], tot["majflt"], tot["rss"], tot["anon"], tot["shmem"], tot["huge"],
+                  tot["locked"], vm.get("pgmajfault", 0) - vm0.get("pgmajfault", 0), _refaults(vm) - _refaults(vm0))
 
 
 def _refaults(vm: dict[str, int]) -> int:
     return vm.get("workingset_refault_anon", 0) + vm.get("workingset_refault_file", 0)
 
 
-def _sample(pid: int, t: float, vm0: dict[str, int]) -> Sample | None:
-    try:
-        stat = parse_stat(Path(f"/proc/{pid}/stat").read_text())
-        status = parse_status(Path(f"/proc/{pid}/status").read_text())
-        roll = parse_smaps(Path(f"/proc/{pid}/smaps_rollup").read_text())
-        vm = parse_vmstat(Path("/proc/vmstat").read_text())
-    except (OSError, ValueError):
-        return None
-    if stat.get("state") == "Z" or not roll:
-        return None
-    return Sample(t, int(stat["minflt"]), int(stat["majflt"]), int(status.get("VmRSS", 0)),
-                  int(roll[0].get("AnonHugePages", 0)), int(status.get("VmLck", 0)),
-                  vm.get("pgmajfault", 0) - vm0.get("pgmajfault", 0), _refaults(vm) - _refaults(vm0))
+# ---- diagnosis ----
 
-
-def launcher() -> str | None:
-    """The compiled pagelab-launch (real/launch.c), built with the host's C compiler on first use."""
-    src = Path(__file__).with_name("launch.c")
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        return None
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pagelab"
-    exe = cache / f"pagelab-launch-{digest}"
-    if not exe.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = exe.with_suffix(f".{os.getpid()}.tmp")
-        r = subprocess.run([cc, "-O2", "-o", str(tmp), str(src)], capture_output=True, text=True)
-        if r.returncode != 0:
-            return None
-        tmp.replace(exe)
-    return str(exe)
-
-
-def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True) -> Measurement:
-    """Run ``argv`` to completion and measure it.
-
-    With a C compiler at hand the command runs under pagelab-launch, which forks it from a small
-    process as /usr/bin/time does, so ru_maxrss is the command's own. Without one, it is spawned from
-    this Python process and ru_maxrss includes the interpreter's RSS (execve records the old mm's peak).
-    """
-    if not argv:
-        raise PagelabError("no command given: pagelab measure -- CMD ARGS...")
-    if interval <= 0:
-        raise PagelabError("--interval must be positive")
-    path = argv[0] if "/" in argv[0] else shutil.which(argv[0])
-    if path is None or not os.access(path, os.X_OK) or os.path.isdir(path):
-        raise CommandNotFound(f"command not found: {argv[0]}")
-    vm0 = parse_vmstat(Path("/proc/vmstat").read_text())
-    exe = launcher() if use_launcher else None
-    t0 = time.monotonic()
-    if exe:
-        status, rusage, perf, samples = _run_launched(exe, [path, *argv[1:]], interval, t0, vm0)
-        how = "pagelab-launch (forks the command from a small process, as /usr/bin/time does)"
-    else:
-        status, rusage, perf, samples = _run_spawned(path, argv, interval, t0, vm0)
-        how = "posix_spawn from Python (no C compiler): ru_maxrss includes this interpreter's RSS"
-    wall = time.monotonic() - t0
-    vm1 = parse_vmstat(Path("/proc/vmstat").read_text())
-    keys = ("pgfault", "pgmajfault", "workingset_refault_anon", "workingset_refault_file", "pswpin",
-            "pswpout", "thp_fault_alloc", "thp_collapse_alloc")
-    m = Measurement(argv, status, wall, rusage, perf, samples,
-                    {k: vm1.get(k, 0) - vm0.get(k, 0) for k in keys if k in vm0}, launcher=how)
-    m.diagnosis = diagnose(m)
-    m.host = probe_host()
-    return m
-
-
-_RunResult = tuple[int, dict[str, Any], "dict[str, int] | None", "list[Sample]"]  # status, rusage, perf, samples
-_RU_FIELDS = ("ru_utime", "ru_stime", "ru_maxrss", "ru_minflt", "ru_majflt", "ru_nswap", "ru_inblock",
-              "ru_oublock", "ru_nvcsw", "ru_nivcsw", "ru_nsignals")
-
-
-def _run_launched(exe: str, argv: list[str], interval: float, t0: float, vm0: dict[str, int]) -> _RunResult:
-    r, w = os.pipe()
-    proc = subprocess.Popen([exe, str(w), *argv], pass_fds=(w,), stdin=None)
-    os.close(w)
-    reader = os.fdopen(r)
-    first = reader.readline().split()
-    pid = int(first[1]) if first[:1] == ["pid"] else -1
-    samples = []
-    while proc.poll() is None:
-        s = _sample(pid, time.monotonic() - t0, vm0)
-        if s:
-            samples.append(s)
-        time.sleep(interval)
-    last = reader.readline().split()
-    reader.close()
-    if last[:1] == ["execfail"]:
-        raise CommandNotFound(f"cannot run {argv[0]}: {os.strerror(int(last[1]))}")
-    if last[:1] != ["done"]:
-        raise PagelabError(f"pagelab-launch failed (exit {proc.returncode})")
-    values = [float(v) if "." in v else int(v) for v in last[2:]]
-    rusage = dict(zip(_RU_FIELDS, values[:11], strict=True))
-    perf = {k: int(v) for k, v in zip(("page-faults", "minor-faults", "major-faults"), values[11:], strict=True)}
-    return int(last[1]), rusage, (perf if min(perf.values()) >= 0 else None), samples
-
-
-def _run_spawned(path: str, argv: list[str], interval: float, t0: float, vm0: dict[str, int]) -> _RunResult:
-    counters = open_exec_counters()
-    try:
-        pid = os.posix_spawn(path, argv, os.environ)
-    except OSError as exc:
-        if counters:
-            counters.close()
-        raise CommandNotFound(f"cannot run {argv[0]}: {exc.strerror}") from None
-    samples = []
-    while True:
-        done, status, ru = os.wait4(pid, os.WNOHANG)
-        if done:
-            break
-        s = _sample(pid, time.monotonic() - t0, vm0)
-        if s:
-            samples.append(s)
-        time.sleep(interval)
-    perf = counters.read() if counters else None
-    if counters:
-        counters.close()
-    return status, {k: getattr(ru, k) for k in _RU_FIELDS}, perf, samples
+def anon_first_touches(samples: list[Sample], page_size: int | None = None) -> int:
+    """A lower bound on the faults that populated new anonymous memory: the growth of RssAnon plus
+    RssShmem (shared anonymous memory) between samples, in faults: one per base page, one per
+    PMD-mapped THP (a page of page-table entries' worth of pages: 2 MiB with 4 KiB pages).
+    Simplified: RssShmem that grows by mapping a tmpfs file's existing pages counts too."""
+    page_kb = (page_size or os.sysconf("SC_PAGE_SIZE")) // 1024
+    pmd_kb = page_kb * (page_kb * 1024 // 8)
+    total, prev = 0.0, 0.0
+    for s in samples:
+        faults = (s.rss_anon_kb + s.rss_shmem_kb - s.anon_huge_kb) / page_kb + s.anon_huge_kb / pmd_kb
+        total += max(0.0, faults - prev)
+        prev = faults
+    return int(total)
 
 
 def diagnose(m: Measurement) -> list[str]:
-    """Name what the counters show, in the seed's terms."""
-    out = []
-    majors = [s.majflt for s in m.samples]
-    total_major = m.rusage["ru_majflt"]
-    if total_major:
-        # Split the run in halves: a cold start takes its major faults early; pressure keeps taking them.
-        late = majors[-1] - majors[len(majors) // 2] if len(majors) >= 4 else 0
-        if late > 0 and late >= total_major // 4:
-            out.append(f"steady-state memory pressure: major faults continue late in the run ({late} in the "
-                       f"second half of {total_major})")
-        else:
-            out.append(f"cold start: {total_major} major faults, taken early; minor faults after that")
-        refaults = m.vmstat_delta.get("workingset_refault_anon", 0) + m.vmstat_delta.get("workingset_refault_file", 0)
-        if refaults:
-            out.append(f"refaults on the host while it ran: {refaults} (workingset_refault_*, system-wide): "
-                       "pages evicted and needed again, which is what memory pressure looks like")
+    """Name what the counters show, in the seed's terms. Fault totals are wait4()'s, or the last
+    sample's where that saw more (descendants killed before their parent reaped them)."""
+    last = m.samples[-1] if m.samples else None
+    total_major = max(int(m.rusage["ru_majflt"]), last.majflt if last else 0)
+    minor = max(int(m.rusage["ru_minflt"]), last.minflt if last else 0)
+    out = _major_faults(m, total_major)
+    out += _minor_faults(m, total_major, minor)
     if any(s.anon_huge_kb for s in m.samples):
         out.append(f"THP in use: up to {max(s.anon_huge_kb for s in m.samples)} kB AnonHugePages")
     if any(s.locked_kb for s in m.samples):
         out.append(f"locked memory: up to {max(s.locked_kb for s in m.samples)} kB VmLck (mlock)")
-    if not out:
-        out.append("warm: minor faults only (no I/O); the page cache already held what it needed")
+    return out or ["no page faults"]
+
+
+def _major_faults(m: Measurement, total_major: int) -> list[str]:
+    """A cold start takes its major faults early; memory pressure keeps taking them (the run split in halves)."""
+    if not total_major:
+        return []
+    faults = f"{total_major} major fault{'s' if total_major != 1 else ''}"
+    majors = [s.majflt for s in m.samples]
+    late = majors[-1] - majors[len(majors) // 2] if len(majors) >= 4 else 0
+    if len(majors) < 4:
+        out = [f"cold start: {faults} (pages read from disk); the run was too short to tell early faults "
+               "from late ones"]
+    elif late > 0 and late >= total_major // 4:
+        out = [f"steady-state memory pressure: major faults continue late in the run ({late} in the "
+               f"second half of {total_major})"]
+    else:
+        out = [f"cold start: {faults}, taken early; minor faults after that"]
+    refaults = _refaults(m.host_vmstat_delta)
+    if refaults:
+        out.append(f"refaults on the host while it ran: {refaults} (workingset_refault_*, system-wide): "
+                   "pages evicted and needed again, which is what memory pressure looks like")
     return out
 
 
-TIME_V_LABELS = (
-    ("Command being timed", None), ("User time (seconds)", "ru_utime"), ("System time (seconds)", "ru_stime"),
-    ("Percent of CPU this job got", None), ("Elapsed (wall clock) time (h:mm:ss or m:ss)", None),
-    ("Average shared text size (kbytes)", 0), ("Average unshared data size (kbytes)", 0),
-    ("Average stack size (kbytes)", 0), ("Average total size (kbytes)", 0),
-    ("Maximum resident set size (kbytes)", "ru_maxrss"), ("Average resident set size (kbytes)", 0),
-    ("Major (requiring I/O) page faults", "ru_majflt"), ("Minor (reclaiming a frame) page faults", "ru_minflt"),
-    ("Voluntary context switches", "ru_nvcsw"), ("Involuntary context switches", "ru_nivcsw"),
-    ("Swaps", "ru_nswap"), ("File system inputs", "ru_inblock"), ("File system outputs", "ru_oublock"),
-    ("Socket messages sent", 0), ("Socket messages received", 0), ("Signals delivered", "ru_nsignals"),
-    ("Page size (bytes)", None), ("Exit status", None),
-)
+def _minor_faults(m: Measurement, total_major: int, minor: int) -> list[str]:
+    """Anonymous first touch when it is at least half the minor faults; else a warm page cache, when
+    the samples saw enough of the run (80% of its minor faults) to say so."""
+    if not minor:
+        return []
+    anon = anon_first_touches(m.samples)
+    peak = f"RssAnon reached {max((s.rss_anon_kb for s in m.samples), default=0)} kB"
+    if any(s.rss_shmem_kb for s in m.samples):
+        peak += f", RssShmem {max(s.rss_shmem_kb for s in m.samples)} kB"
+    if 2 * anon >= minor:
+        return [f"anonymous first touch: at least {anon} of the {minor} minor faults gave the command new "
+                f"anonymous pages ({peak}): memory it allocated and touched for the first "
+                "time, zero-filled by the kernel, not pages found in the page cache"]
+    if total_major:
+        return []
+    seen = m.samples[-1].minflt if m.samples else 0
+    if 10 * seen >= 8 * minor:
+        return [f"warm page cache: minor faults only (no I/O); about {anon} of the {minor} were anonymous "
+                f"first touches ({peak}), the rest mapped pages the page cache already held"]
+    return [f"minor faults only (no I/O): nothing was read from disk; the samples saw {seen} of the {minor} "
+            "minor faults, too few to tell anonymous first touches from page-cache hits"]
+
+
+# ---- the report ----
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def time_v(m: Measurement) -> list[tuple[str, str]]:
+    """GNU time -v's lines, label and value, computed as summarize() in time.c computes them: times
+    truncated to hundredths, CPU% = CPU ms * 100 / elapsed ms, averages over CPU ticks of 10 ms."""
+    ru = m.rusage
+    sec, usec = m.elapsed_ns // 1_000_000_000, m.elapsed_ns % 1_000_000_000 // 1000
+    r_ms = sec * 1000 + usec // 1000
+    v_ms = _us(ru["ru_utime"]) // 1000 + _us(ru["ru_stime"]) // 1000
+    ticks = v_ms // 10
+
+    def avg(*keys: str) -> str:
+        return str(sum(int(ru.get(k, 0)) // ticks for k in keys) if ticks else 0)
+
+    def secs(v: float) -> str:
+        return f"{_us(v) // 1_000_000}.{_us(v) % 1_000_000 // 10_000:02d}"
+
+    elapsed = (f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600
+               else f"{sec // 60}:{sec % 60:02d}.{usec // 10000:02d}")
+    n = {k: str(int(ru.get(k, 0))) for k in RU_FIELDS}
+    return [
+        ("Command being timed", '"' + " ".join(m.argv) + '"'), ("User time (seconds)", secs(ru["ru_utime"])),
+        ("System time (seconds)", secs(ru["ru_stime"])),
+        ("Percent of CPU this job got", f"{v_ms * 100 // r_ms}%" if r_ms > 0 else "?%"),
+        ("Elapsed (wall clock) time (h:mm:ss or m:ss)", elapsed),
+        ("Average shared text size (kbytes)", avg("ru_ixrss")),
+        ("Average unshared data size (kbytes)", avg("ru_idrss", "ru_isrss")),
+        ("Average stack size (kbytes)", avg("ru_isrss")),
+        ("Average total size (kbytes)", avg("ru_idrss", "ru_isrss", "ru_ixrss")),
+        ("Maximum resident set size (kbytes)", n["ru_maxrss"]), ("Average resident set size (kbytes)", avg("ru_idrss")),
+        ("Major (requiring I/O) page faults", n["ru_majflt"]),
+        ("Minor (reclaiming a frame) page faults", n["ru_minflt"]),
+        ("Voluntary context switches", n["ru_nvcsw"]), ("Involuntary context switches", n["ru_nivcsw"]),
+        ("Swaps", n["ru_nswap"]), ("File system inputs", n["ru_inblock"]), ("File system outputs", n["ru_oublock"]),
+        ("Socket messages sent", n["ru_msgsnd"]), ("Socket messages received", n["ru_msgrcv"]),
+        ("Signals delivered", n["ru_nsignals"]), ("Page size (bytes)", str(os.sysconf("SC_PAGE_SIZE"))),
+        ("Exit status", str(os.WEXITSTATUS(m.wait_status))),
+    ]
+
+
+def perf_stat(m: Measurement) -> str:
+    """perf stat's block for the page-fault events, laid out as perf 6.1 lays it out."""
+    if m.perf is None:
+        return "\n(perf counters unavailable: perf_event_open was refused)\n"
+    out = f"\n Performance counter stats for '{' '.join(m.argv)}':\n\n"
+    out += "".join(f"{v:>18}      {k:<67}\n" for k, v in m.perf.items())
+    out += f"\n{m.elapsed_s:18.9f} seconds time elapsed\n\n"
+    return out + f"{m.rusage['ru_utime']:18.9f} seconds user\n{m.rusage['ru_stime']:18.9f} seconds sys\n\n"
 
 
 def render(m: Measurement) -> str:
-    """GNU time -v's block, perf stat's block, the timeline and the diagnosis."""
-    cpu = (m.rusage["ru_utime"] + m.rusage["ru_stime"]) / m.wall_s if m.wall_s else 0
-    minutes, seconds = divmod(m.wall_s, 60)
-    st = m.exit_status
-    code = os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
-    special = {"Command being timed": '"' + " ".join(m.argv) + '"', "Percent of CPU this job got": f"{int(cpu * 100)}%",
-               "Elapsed (wall clock) time (h:mm:ss or m:ss)": f"{int(minutes)}:{seconds:05.2f}",
-               "Page size (bytes)": os.sysconf("SC_PAGE_SIZE"), "Exit status": code}
-    lines = []
-    for label, key in TIME_V_LABELS:
-        if label in special:
-            value = special[label]
-        elif isinstance(key, str):
-            v = m.rusage[key]
-            value = f"{v:.2f}" if isinstance(v, float) else v
-        else:
-            value = key
-        lines.append(f"\t{label}: {value}")
-    out = "\n".join(lines) + "\n"
-    if m.perf is not None:
-        out += f"\n Performance counter stats for '{' '.join(m.argv)}':\n\n"
-        out += "".join(f"{v:>18}      {k:<61}\n" for k, v in m.perf.items())
-        out += f"\n{m.wall_s:>18.9f} seconds time elapsed\n"
-    else:
-        out += "\n(perf counters unavailable: perf_event_open was refused)\n"
+    """GNU time -v's report (with its line for an abnormal end), perf stat's block, the timeline,
+    the host's counters and the diagnosis."""
+    out = f"{m.termination}\n" if m.termination else ""
+    out += "".join(f"\t{label}: {value}\n" for label, value in time_v(m))
+    out += perf_stat(m)
     if m.samples:
-        out += "\n  time_s   minflt   majflt   rss_kB  anonhuge_kB  locked_kB  sys_pgmajfault  sys_refaults\n"
-        for s in m.samples:
-            out += (f"{s.t:8.2f} {s.minflt:8d} {s.majflt:8d} {s.rss_kb:8d} {s.anon_huge_kb:12d} {s.locked_kb:10d}"
-                    f" {s.vm_pgmajfault:15d} {s.vm_refaults:13d}\n")
-    if m.vmstat_delta:
-        out += "\n/proc/vmstat during the run (system-wide): " + \
-               ", ".join(f"{k} +{v}" for k, v in m.vmstat_delta.items() if v) + "\n"
-    out += f"\nlaunched by: {m.launcher}\n"
+        out += (f"timeline: {m.sampled}\n  time_s  procs   minflt   majflt   rss_kB  anon_kB  shmem_kB  anonhuge_kB"
+                "  locked_kB  host_pgmajfault  host_refaults\n")
+        out += "".join(f"{s.t:8.3f} {s.procs:6d} {s.minflt:8d} {s.majflt:8d} {s.rss_kb:8d} {s.rss_anon_kb:8d}"
+                       f" {s.rss_shmem_kb:9d} {s.anon_huge_kb:12d} {s.locked_kb:10d} {s.host_pgmajfault:16d}"
+                       f" {s.host_refaults:14d}\n"
+                       for s in m.samples)
+    else:
+        out += f"timeline: no samples (pid {m.pid} ended before the first, at {FIRST_SAMPLE_S * 1000:g} ms)\n"
+    delta = ", ".join(f"{k} +{v}" for k, v in m.host_vmstat_delta.items() if v)
+    out += f"\n/proc/vmstat over the run, the whole host (every process, not this command's): {delta or 'no change'}\n"
+    out += f"launched by: {m.launcher}\n"
     out += "\ndiagnosis:\n" + "".join(f"  - {d}\n" for d in m.diagnosis)
+    if m.interrupted:
+        out += "\ninterrupted: Ctrl-C reached pagelab while the command ran; the command was stopped\n"
     return out

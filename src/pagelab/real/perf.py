@@ -16,6 +16,7 @@ SW_EVENTS = {"page-faults": 2, "minor-faults": 5, "major-faults": 6}  # PERF_COU
 _NR_PERF_EVENT_OPEN = 298  # x86-64
 _ATTR_SIZE = 128
 _DISABLED, _INHERIT, _ENABLE_ON_EXEC = 1 << 0, 1 << 1, 1 << 12
+_PERF_FLAG_FD_CLOEXEC = 1 << 3  # so that a command spawned from this process does not inherit the fds
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -37,7 +38,7 @@ class ExecCounters:
         self.fds: dict[str, int] = {}
         flags = (_DISABLED | _INHERIT | _ENABLE_ON_EXEC) if for_exec else 0
         for name, config in SW_EVENTS.items():
-            fd = _libc.syscall(_NR_PERF_EVENT_OPEN, _attr(config, flags), 0, -1, -1, 0)
+            fd = _libc.syscall(_NR_PERF_EVENT_OPEN, _attr(config, flags), 0, -1, -1, _PERF_FLAG_FD_CLOEXEC)
             if fd < 0:
                 self.close()
                 raise OSError(ctypes.get_errno(), f"perf_event_open: {os.strerror(ctypes.get_errno())}")
