@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from ..errors import kernel_bug
+from ..errors import KernelBug, kernel_bug
 
 if TYPE_CHECKING:
     from .types import Vma
@@ -176,17 +176,11 @@ class VmaTree:
     # --- lookups ------------------------------------------------------------------------------
     def _at_or_below(self, addr: int) -> Vma | None:
         """The VMA with the highest vm_start <= addr, or None."""
-        for start in self._by_start.irange(maximum=addr, reverse=True):
-            vma: Vma = self._by_start[start]
-            return vma
-        return None
-
-    def _above(self, addr: int) -> Vma | None:
-        """The VMA with the lowest vm_start > addr, or None."""
-        for start in self._by_start.irange(minimum=addr, inclusive=(False, True)):
-            vma: Vma = self._by_start[start]
-            return vma
-        return None
+        i = self._by_start.bisect_right(addr)
+        if not i:
+            return None
+        vma: Vma = self._by_start.peekitem(i - 1)[1]
+        return vma
 
     def find(self, addr: int) -> Vma | None:
         """Mirrors find_vma(): the first VMA with vm_end > addr (it may start above addr), or None."""
@@ -218,11 +212,14 @@ class VmaTree:
     def add(self, vma: Vma) -> None:
         """Link ``vma``; it must not overlap a linked VMA."""
         start, end = vma.vm_start, vma.vm_end
-        kernel_bug(start >= end, f"vma_link: empty VMA {start:#x}-{end:#x}")
         below = self._at_or_below(start)
-        above = self._next[below.vm_start] if below is not None else self._above(start)
-        kernel_bug((below is not None and below.vm_end > start) or (above is not None and above.vm_start < end),
-                   f"vma_link: {start:#x}-{end:#x} overlaps a mapped VMA")
+        if below is not None:
+            above = self._next[below.vm_start]
+        else:
+            above = self._by_start.peekitem(0)[1] if self._by_start else None
+        if start >= end or (below is not None and below.vm_end > start) or (above is not None
+                                                                            and above.vm_start < end):
+            raise KernelBug(f"vma_link: {start:#x}-{end:#x} is empty or overlaps a mapped VMA")
         self._by_start[start] = vma
         self._prev[start], self._next[start] = below, above
         if below is not None:
@@ -254,8 +251,8 @@ class VmaTree:
             return
         self._linked(vma)
         above = self._next[start]
-        kernel_bug(end <= start or (above is not None and end > above.vm_start),
-                   f"vma_set_range: {start:#x}-{end:#x} is empty or overlaps the next VMA")
+        if end <= start or (above is not None and end > above.vm_start):
+            raise KernelBug(f"vma_set_range: {start:#x}-{end:#x} is empty or overlaps the next VMA")
         vma.vm_end = end
         if above is not None:
             self.gaps.set(above.vm_start, above.vm_start - end)
