@@ -21,6 +21,7 @@ from .hw.cpu import CPU_MODELS, CpuModel, get_cpu_model
 from .hw.physmem import PG, FrameTable
 from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
+from .kernel.entry import KernelEntry
 from .kernel.task import Task
 from .mm.pgtable import pgtable_alloc
 from .mm.swap import CpuFolioBatches
@@ -162,7 +163,7 @@ class Machine:
         self.disk = disk
         self._rng = {"mmap": random.Random(f"{seed}:mmap")}
         # Hardware.
-        self.frames = FrameTable(ram_bytes // PAGE_SIZE)
+        self.frames = FrameTable(ram_bytes // PAGE_SIZE + 1)  # ram, plus the zero page's frame (below)
         self.ptpool = PageTablePool()
         self.tlb = Tlb(self.cpu)
         self.cpu_tlbstate = CpuTlbState()
@@ -171,7 +172,10 @@ class Machine:
         self.zero_pfn = 0
         self.frames.reserve(self.zero_pfn)  # the zero page lives in the kernel image
         self.frames.flags[self.zero_pfn] = PG.RESERVED | PG.ZERO
-        self.totalram_pages = self.frames.nr_frames - 1
+        # MemTotal: totalram_pages counts the pages the buddy allocator manages. empty_zero_page is in
+        # the kernel image's .bss (arch/x86/kernel/head_64.S), reserved by memblock and never freed to
+        # buddy, so it is not one of them: ``ram`` is MemTotal, and the zero page is a frame beyond it.
+        self.totalram_pages = ram_bytes // PAGE_SIZE
         self.counters.gauges[NodeStat.NR_FREE_PAGES] = self.frames.nr_free
         self.committed_pages = 0
         self.page_data: dict[int, bytearray] = {}  # bytes written by store(); absent = all zero
@@ -181,21 +185,30 @@ class Machine:
         self._next_ino = 1024
         self.host_config: dict[str, Any] = {}  # what from_host() read off the host
         self.fault_log: list[FaultTrace] | None = None  # a list turns per-fault recording on (explain)
+        self.kernel_entry = KernelEntry()  # host signals wait while the simulated kernel runs
 
     @classmethod
     def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel = "skylake", seed: int = 0,
-                  **kwargs: Any) -> Machine:
-        """A machine shaped like this host: its RAM and the tunables the simulator models, copied.
+                  without_swap: bool = False, **kwargs: Any) -> Machine:
+        """A machine shaped like this host: its RAM (MemTotal) and the tunables the simulator models, copied.
 
         Every probed host fact (kernel, THP and mTHP modes, khugepaged, KSM, read_ahead_kb, swappiness,
-        watermarks, overcommit, dirty ratios, RLIMIT_MEMLOCK ...) is kept in ``host_config`` and
-        recorded with every result, modelled or not.
+        watermarks, overcommit, dirty ratios, swap devices, RLIMIT_MEMLOCK ...) is kept in ``host_config``
+        and recorded with every result, modelled or not.
+
+        Swap is not modelled yet. On a host with swap (a disk, a file or zram) this raises NotModelled
+        unless ``without_swap=True``: then the machine has this host's RAM and no swap device, and
+        ``host_config`` still records the host's swap (``SwapTotal_kB``, ``swaps``). What then differs
+        from the host: whatever would be swapped out under memory pressure, and the commit checks that
+        count swap (overcommit 0 admits RAM + swap; CommitLimit adds swap).
         """
         from .real.probe import probe_host
 
         facts = probe_host()
-        if facts["SwapTotal_kB"]:
-            raise NotModelled("this host has swap; swap devices come with memory pressure (reclaim)")
+        if facts.get("SwapTotal_kB") and not without_swap:
+            devices = ", ".join(str(d.get("name")) for d in facts.get("swaps") or []) or "see /proc/swaps"
+            raise NotModelled(f"this host has {facts['SwapTotal_kB']} kB of swap ({devices}); the simulator "
+                              "models no swap yet: Machine.from_host(without_swap=True) models it without")
         settings = {path: facts[path] for path in BY_PATH if facts.get(path) is not None}
         ram = ram if ram is not None else (facts["MemTotal_kB"] or 2 * 1024 * 1024) * 1024
         thp = settings.pop(_THP_PATH, "madvise")
@@ -229,20 +242,23 @@ class Machine:
         """Let ``seconds`` of simulated time pass, running kernel daemons that are due."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
-        self.clock.advance_to(int(self.clock_cycles[0]) + self.clock.ns_to_cycles(int(seconds * 1e9)))
+        with self.kernel_entry:
+            now = int(self.clock_cycles[0])
+            self.clock.advance_to(now + self.clock.ns_to_cycles(int(seconds * 1e9)))
 
     # --- processes ------------------------------------------------------------------------------
     def spawn(self, name: str = "proc") -> Process:
         """Start a process with an empty address space; returns its Process handle."""
-        mm = MmStruct(machine=self, pgd=0, mmap_base=self._mmap_base())
-        mm.pgd = pgtable_alloc(self, mm, 4)
-        if not mm.pgd:
-            raise MemoryError("no memory left for a page directory")
-        pid = self._next_pid
-        self._next_pid += 1
-        task = Task(self, pid, name, mm)
-        mm.owner = task
-        self.tasks[pid] = task
+        with self.kernel_entry:
+            mm = MmStruct(machine=self, pgd=0, mmap_base=self._mmap_base())
+            mm.pgd = pgtable_alloc(self, mm, 4)
+            if not mm.pgd:
+                raise MemoryError("no memory left for a page directory")
+            pid = self._next_pid
+            self._next_pid += 1
+            task = Task(self, pid, name, mm)
+            mm.owner = task
+            self.tasks[pid] = task
         return Process(self, task)
 
     def _mmap_base(self) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import abi
 from .arch.x86.fault import exc_general_protection, exc_page_fault
 from .arch.x86.pgtable import PTE_PFN_MASK
 from .arch.x86.tlb import switch_mm
@@ -27,14 +28,13 @@ if TYPE_CHECKING:
     from .kernel.task import Task
     from .machine import Machine
 
+MMU_CHUNK = 1 << 18  # accesses per atomic step of a batch: host signals are delivered between steps
 _ONE_READ = np.zeros(1, dtype=np.uint8)
 _ONE_WRITE = np.ones(1, dtype=np.uint8)
 
 
 def _one_address(addr: int) -> np.ndarray:
-    """A one-access batch; addresses are 64-bit (the MMU sees the upper half as negative)."""
-    if not 0 <= addr < 1 << 64:
-        raise ValueError(f"not a 64-bit address: {addr}")
+    """A one-access batch of a checked address (abi.access_address); the MMU sees the upper half as negative."""
     return np.array([addr], dtype=np.uint64).view(np.int64)
 
 
@@ -62,27 +62,29 @@ class Process:
     # --- system calls ---------------------------------------------------------------------------
     def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
         """mmap(2); returns the mapped address."""
-        return syscalls.sys_mmap(self._live(), addr or 0, length, prot, flags, fd, offset)
+        args = abi.mmap_args(addr, length, prot, flags, fd, offset)
+        return syscalls.sys_mmap(self._live(), *args)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(2)."""
-        syscalls.sys_munmap(self._live(), addr, length)
+        syscalls.sys_munmap(self._live(), *abi.munmap_args(addr, length))
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """mprotect(2)."""
-        syscalls.sys_mprotect(self._live(), addr, length, prot)
+        syscalls.sys_mprotect(self._live(), *abi.mprotect_args(addr, length, prot))
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
         """madvise(2)."""
-        syscalls.sys_madvise(self._live(), addr, length, advice)
+        syscalls.sys_madvise(self._live(), *abi.madvise_args(addr, length, advice))
 
     def exit(self, code: int = 0) -> None:
         """exit(2): the address space is torn down, every frame and page-table page freed."""
-        self._live().do_exit(code)
+        syscalls.sys_exit(self._live(), abi.exit_status(code))
 
     # --- memory accesses ------------------------------------------------------------------------
     def load(self, addr: int) -> int:
         """Read the byte at ``addr`` (faulting it in as the hardware would)."""
+        addr = abi.access_address(addr)
         self._run(_one_address(addr), _ONE_READ)
         pfn = self._pfn_of(addr)
         data = self.machine.page_data.get(pfn)
@@ -90,23 +92,15 @@ class Process:
 
     def store(self, addr: int, value: int = 0) -> None:
         """Write the byte ``value`` (0..255) at ``addr``."""
-        if not 0 <= value <= 255:
-            raise ValueError(f"store writes one byte: value must be 0..255, got {value}")
-        self._run(_one_address(addr), _ONE_WRITE)
-        pfn = self._pfn_of(addr)
-        data = self.machine.page_data.get(pfn)
-        if data is None and value:
-            data = self.machine.page_data[pfn] = bytearray(PAGE_SIZE)
-        if data is not None:
-            data[addr & (PAGE_SIZE - 1)] = value
+        addr, value = abi.access_address(addr), abi.store_value(value)
+        self._run(_one_address(addr), _ONE_WRITE, value)
 
     def touch(self, addr: int, length: int, *, write: bool = False, stride: int = PAGE_SIZE) -> None:
         """Access [addr, addr + length) every ``stride`` bytes: one read (or write) per 4 KiB page by default.
 
         A write access stores the byte 0, on both backends, so fresh pages stay zero-filled.
         """
-        if length < 0 or stride <= 0:
-            raise ValueError("touch needs length >= 0 and stride > 0")
+        addr, length, write, stride = abi.touch_args(addr, length, write, stride)
         self._live()
         per_call = (1 << 18) * stride  # the MMU gets at most 2**18 addresses (2 MiB) at a time, same results
         for start in range(addr, addr + length, per_call):
@@ -115,43 +109,48 @@ class Process:
 
     def access(self, addresses: np.ndarray | list[int], *, write: bool | np.ndarray = False) -> None:
         """Access each address in order; ``write`` is one flag or one flag per address."""
-        addrs = np.ascontiguousarray(np.asarray(addresses, dtype=np.uint64)).view(np.int64)
-        if isinstance(write, (bool, np.bool_)):
-            flags = _ONE_WRITE if write else _ONE_READ
-        else:
-            flags = np.ascontiguousarray(np.asarray(write, dtype=bool)).view(np.uint8)
-            if flags.shape != addrs.shape:
-                raise ValueError("write mask must have one flag per address")
-        self._run(addrs, flags)
+        addrs = abi.access_addresses(addresses).view(np.int64)
+        self._run(addrs, abi.access_writes(write, addrs.shape[0]).view(np.uint8))
 
-    def _run(self, addrs: np.ndarray, writes: np.ndarray) -> None:
-        """Feed accesses to the MMU loop; handle each trap in the kernel and resume where it stopped."""
+    def _run(self, addrs: np.ndarray, writes: np.ndarray, value: int = 0) -> None:
+        """Feed accesses to the MMU loop; handle each trap in the kernel and resume where it stopped.
+
+        Write accesses store ``value``. The batch runs as a sequence of atomic steps (a chunk of at
+        most ``MMU_CHUNK`` accesses up to its first trap, then the kernel's handling of that trap),
+        with host signals held back during each step and delivered between steps
+        (``KernelEntry.deliver_pending``): an interrupt never leaves a fault half done.
+        """
         task = self._live()
         m = self.machine
-        tlb, clock = m.tlb, m.clock
+        tlb, clock, entry = m.tlb, m.clock, m.kernel_entry
         i, n = 0, addrs.shape[0]
-        while i < n:
-            asid = switch_mm(m, task.mm)
-            before = int(m.clock_cycles[0])
-            outcome, i, va, err = mmu_run(m.ptpool.tables, task.mm.pgd, asid, addrs, writes, i,
-                                          tlb.tag, tlb.val, tlb.age, tlb.geom, tlb.lat, tlb.tick,
-                                          m.counters.sim, m.clock_cycles, clock.next_deadline())
-            task.utime_cycles += int(m.clock_cycles[0]) - before
-            if outcome == MMU_DONE:
-                self._written_bytes_are_zero(addrs, writes)
-                return
-            if outcome == MMU_DEADLINE:
-                clock.run_due()
-            elif outcome == MMU_GP_FAULT:
-                exc_general_protection(task)
-            elif not (m.batch_faults and m.fault_log is None and try_fault_batch(task, addrs, writes, i, va, err)):
-                task.charge_fault(exc_page_fault(task, va, err))
+        with entry:
+            while i < n:
+                entry.deliver_pending()
+                start, end = i, min(n, i + MMU_CHUNK)
+                chunk_writes = writes if writes.shape[0] == 1 else writes[:end]
+                asid = switch_mm(m, task.mm)
+                before = int(m.clock_cycles[0])
+                outcome, i, va, err = mmu_run(m.ptpool.tables, task.mm.pgd, asid, addrs[:end], chunk_writes, i,
+                                              tlb.tag, tlb.val, tlb.age, tlb.geom, tlb.lat, tlb.tick,
+                                              m.counters.sim, m.clock_cycles, clock.next_deadline())
+                task.utime_cycles += int(m.clock_cycles[0]) - before
+                self._write_bytes(addrs[start:i], writes if writes.shape[0] == 1 else writes[start:i], value)
+                if outcome == MMU_DONE:
+                    continue
+                if outcome == MMU_DEADLINE:
+                    clock.run_due()
+                elif outcome == MMU_GP_FAULT:
+                    exc_general_protection(task)
+                elif not (m.batch_faults and m.fault_log is None
+                          and try_fault_batch(task, addrs, writes, i, va, err)):
+                    task.charge_fault(exc_page_fault(task, va, err))
 
-    def _written_bytes_are_zero(self, addrs: np.ndarray, writes: np.ndarray) -> None:
-        """A write access stores 0: clear those bytes in pages that hold store()d data."""
+    def _write_bytes(self, addrs: np.ndarray, writes: np.ndarray, value: int) -> None:
+        """Store ``value`` at every address of a completed write access (page bytes live in page_data)."""
         data = self.machine.page_data
-        if not data:
-            return
+        if not data and not value:
+            return  # every page reads as zero already
         if writes.shape[0] == 1:
             targets = addrs if writes[0] else addrs[:0]
         else:
@@ -162,8 +161,10 @@ class Process:
         pfns = (leaves & PTE_PFN_MASK) >> PAGE_SHIFT
         for addr, pfn in zip(targets.tolist(), pfns.tolist(), strict=True):
             page = data.get(pfn)
+            if page is None and value:
+                page = data[pfn] = bytearray(PAGE_SIZE)
             if page is not None:
-                page[addr & (PAGE_SIZE - 1)] = 0
+                page[addr & (PAGE_SIZE - 1)] = value
 
     def _pfn_of(self, addr: int) -> int:
         leaf = int(leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd,
@@ -172,7 +173,7 @@ class Process:
 
     def mincore(self, addr: int, length: int) -> np.ndarray:
         """mincore(2): one byte per page, 1 where a page is resident (the zero page counts)."""
-        return syscalls.sys_mincore(self._live(), addr, length)
+        return syscalls.sys_mincore(self._live(), *abi.mincore_args(addr, length))
 
     def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` back to back as one measured phase.

@@ -1,16 +1,27 @@
-"""Random system-call sequences never break the kernel's bookkeeping (a hypothesis state machine)."""
+"""Random system-call sequences never break the kernel's bookkeeping (a hypothesis state machine).
+
+Ranges include negative, wrapping and huge lengths and addresses; any step may be interrupted by a
+host signal at a chosen point (a KeyboardInterrupt, as Ctrl-C). CI runs a short profile;
+``PAGELAB_LONG=1`` runs at least 100,000 steps (2,000 programs of 50 steps).
+"""
 
 from __future__ import annotations
+
+import sys
 
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from tests.support.interrupts import alarm_raises, interrupt_at_call
+from tests.support.profiles import LONG
 
 import pagelab as pl
 from pagelab.mm.debug import check_machine
 
 P = 4096
 PROTS = [pl.PROT_NONE, pl.PROT_READ, pl.PROT_READ | pl.PROT_WRITE]
+# Lengths and offsets as a careless or hostile caller passes them (the kernel sees them as unsigned).
+ODD_LENGTHS = [-1, -P, -(1 << 63), 1, P - 1, P + 1, 1 << 47, (1 << 64) - P, 1 << 63]
 ADVICE = [pl.MADV_DONTNEED, pl.MADV_FREE, pl.MADV_NORMAL, pl.MADV_RANDOM, pl.MADV_POPULATE_READ,
           pl.MADV_POPULATE_WRITE, pl.MADV_HUGEPAGE, pl.MADV_DONTFORK]
 
@@ -22,6 +33,8 @@ class MemoryMachine(RuleBasedStateMachine):
         self.procs: list[pl.Process] = []
         self.regions: list[tuple[pl.Process, int, int]] = []
         self.free_at_boot = self.m.frames.nr_free
+        self.interrupt_at = 0
+        self.interrupts = 0
 
     def _live(self):
         return [p for p in self.procs if p.alive]
@@ -42,14 +55,27 @@ class MemoryMachine(RuleBasedStateMachine):
     def _range(self, data):
         p, a, pages = data.draw(st.sampled_from(self.regions))
         start = data.draw(st.integers(-2, pages))
-        n = data.draw(st.integers(0, pages + 2))
-        return p, a + start * P, n * P
+        n = data.draw(st.one_of(st.integers(0, pages + 2).map(lambda k: k * P), st.sampled_from(ODD_LENGTHS)))
+        return p, a + start * P, n
 
     def _call(self, fn, *args):
-        try:
-            fn(*args)
-        except (OSError, pl.ProcessDead, pl.SegmentationFault, pl.OutOfMemoryKill):
-            pass
+        """Make one call; with probability 1/4 a host signal interrupts it at a drawn point."""
+        with alarm_raises():
+            try:
+                if self.interrupt_at:
+                    interrupt_at_call(self.interrupt_at)
+                fn(*args)
+            except (OSError, ValueError, pl.ProcessDead, pl.SegmentationFault, pl.BusError, pl.OutOfMemoryKill):
+                pass
+            except KeyboardInterrupt:
+                self.interrupts += 1
+            finally:
+                self.interrupt_at = 0
+                sys.setprofile(None)
+
+    @rule(at=st.integers(1, 3000))
+    def interrupt_next_call(self, at):
+        self.interrupt_at = at
 
     @precondition(lambda self: self.regions)
     @rule(data=st.data())
@@ -84,7 +110,7 @@ class MemoryMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._live())
     @rule(data=st.data())
     def exit(self, data):
-        data.draw(st.sampled_from(self._live())).exit()
+        self._call(data.draw(st.sampled_from(self._live())).exit)
 
     @invariant()
     def bookkeeping_is_consistent(self):
@@ -100,5 +126,7 @@ class MemoryMachine(RuleBasedStateMachine):
         assert self.m.committed_pages == 0
 
 
-MemoryMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+MemoryMachine.TestCase.settings = settings(max_examples=2000 if LONG else 60,
+                                           stateful_step_count=50 if LONG else 30, deadline=None)
+
 TestMemoryMachine = MemoryMachine.TestCase

@@ -1,8 +1,11 @@
 """Whole-machine consistency checks, in the spirit of CONFIG_DEBUG_VM.
 
 ``check_machine(m)`` recomputes from the page tables what the kernel keeps in counters (map counts,
-reference counts, RSS, the LRU and page-table gauges, free frames) and raises KernelBug naming the
-first disagreement. Tests call it after every step of random syscall sequences; users can too.
+reference counts, RSS, the LRU and page-table gauges, free frames), checks each address space's VMAs
+(sorted, disjoint, page-aligned, inside user space, protections and accounting that match their
+flags, no PTE outside a VMA or more permissive than it; validate_mm() in mm/vma.c), and raises
+KernelBug naming the first disagreement. Tests call it after every step of random syscall sequences;
+users can too.
 """
 
 from __future__ import annotations
@@ -11,26 +14,98 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
+from ..arch.x86.pgtable import (
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    _PAGE_USER,
+    PGDIR_SHIFT,
+    PMD_SHIFT,
+    PTE_PFN_MASK,
+    PUD_SHIFT,
+)
+from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
+from .types import VmFlag
+from .vma import vm_get_page_prot
 
 if TYPE_CHECKING:
     from ..machine import Machine
     from .types import MmStruct
 
 
-def pte_rows(m: Machine, mm: MmStruct) -> list[int]:
-    """The pool rows of every PTE table of ``mm`` (walking PGD -> PUD -> PMD)."""
-    rows: list[int] = []
+def pte_tables(m: Machine, mm: MmStruct) -> list[tuple[int, int]]:
+    """(pool row, first virtual address it maps) of every PTE table of ``mm`` (PGD -> PUD -> PMD)."""
+    out: list[tuple[int, int]] = []
     tables = m.ptpool.tables
-    for e3 in tables[mm.pgd][tables[mm.pgd] != 0]:
-        pud = (int(e3) & PTE_PFN_MASK) >> 12
-        for e2 in tables[pud][tables[pud] != 0]:
-            pmd = (int(e2) & PTE_PFN_MASK) >> 12
-            rows.extend((int(e) & PTE_PFN_MASK) >> 12 for e in tables[pmd][tables[pmd] != 0])
-    return rows
+    for i3 in np.flatnonzero(tables[mm.pgd]):
+        pud = (int(tables[mm.pgd, i3]) & PTE_PFN_MASK) >> 12
+        for i2 in np.flatnonzero(tables[pud]):
+            pmd = (int(tables[pud, i2]) & PTE_PFN_MASK) >> 12
+            base = (int(i3) << PGDIR_SHIFT) | (int(i2) << PUD_SHIFT)
+            out.extend(((int(tables[pmd, i1]) & PTE_PFN_MASK) >> 12, base | (int(i1) << PMD_SHIFT))
+                       for i1 in np.flatnonzero(tables[pmd]))
+    return out
+
+
+def pte_rows(m: Machine, mm: MmStruct) -> list[int]:
+    """The pool rows of every PTE table of ``mm``."""
+    return [row for row, _ in pte_tables(m, mm)]
+
+
+def check_vmas(m: Machine, mm: MmStruct, pid: int) -> None:
+    """Mirrors validate_mm() (mm/vma.c): the VMA tree, each VMA's bounds, protection and accounting,
+    and that every PTE lies inside a VMA and grants no more than it (no write, no access under PROT_NONE)."""
+    mm.vmas.check()
+    vmas = list(mm.vmas)
+    total = data = 0
+    for v in vmas:
+        where = f"pid {pid}: VMA {v.vm_start:#x}-{v.vm_end:#x}"
+        kernel_bug(bool((v.vm_start | v.vm_end) & ~PAGE_MASK), f"{where} is not page aligned")
+        kernel_bug(not 0 <= v.vm_start < v.vm_end <= TASK_SIZE, f"{where} is empty or outside user space")
+        kernel_bug(v.vm_page_prot != vm_get_page_prot(v.vm_flags), f"{where}: vm_page_prot does not match vm_flags")
+        kernel_bug(bool(v.vm_flags & VmFlag.SHARED) != (v.vm_file is not None), f"{where}: shared without a file")
+        kernel_bug(bool(v.vm_flags & VmFlag.ACCOUNT and v.vm_flags & (VmFlag.SHARED | VmFlag.NORESERVE)),
+                   f"{where}: VM_ACCOUNT on a shared or NORESERVE mapping")
+        total += v.pages
+        if (v.vm_flags & (VmFlag.WRITE | VmFlag.SHARED | VmFlag.GROWSDOWN)) == VmFlag.WRITE:
+            data += v.pages
+    kernel_bug(mm.total_vm != total or mm.data_vm != data, f"pid {pid}: total_vm/data_vm != the VMAs' pages")
+    starts = np.array([v.vm_start for v in vmas], dtype=np.int64)
+    ends = np.array([v.vm_end for v in vmas], dtype=np.int64)
+    writable = np.array([bool(v.vm_flags & VmFlag.WRITE) for v in vmas], dtype=bool)
+    accessible = np.array([bool(v.vm_flags & (VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC)) for v in vmas],
+                          dtype=bool)
+    tables = m.ptpool.tables
+    for row, base in pte_tables(m, mm):
+        idx = np.flatnonzero(tables[row])
+        ptes = tables[row, idx]
+        vas = base + (idx.astype(np.int64) << PAGE_SHIFT)
+        k = np.searchsorted(ends, vas, side="right")
+        inside = (k < len(vmas)) & (starts[np.minimum(k, max(len(vmas) - 1, 0))] <= vas) if vmas else k < 0
+        if not inside.all():
+            kernel_bug(True, f"pid {pid}: a PTE maps {int(vas[~inside][0]):#x}, outside every VMA")
+        kernel_bug(bool((((ptes & _PAGE_RW) != 0) & ~writable[k]).any()), f"pid {pid}: a writable PTE in a "
+                   "VMA without VM_WRITE")
+        kernel_bug(bool((((ptes & (_PAGE_PRESENT | _PAGE_USER)) != 0) & ~accessible[k]).any()),
+                   f"pid {pid}: an accessible PTE in a PROT_NONE VMA")
+
+
+def committed_pages(m: Machine) -> int:
+    """Committed_AS recomputed: VM_ACCOUNT VMAs of live tasks plus charged shmem files (each once)."""
+    pages = 0
+    files = {}
+    for task in m.tasks.values():
+        if task.alive:
+            for v in task.mm.vmas:
+                if v.vm_flags & VmFlag.ACCOUNT:
+                    pages += v.pages
+                if v.vm_file is not None:
+                    files[id(v.vm_file)] = v.vm_file
+    return pages + sum(f.size_pages for f in files.values() if f.charged)
 
 
 def check_machine(m: Machine) -> None:
@@ -42,6 +117,7 @@ def check_machine(m: Machine) -> None:
         if not task.alive:
             continue
         mm = task.mm
+        check_vmas(m, mm, task.pid)
         rows = pte_rows(m, mm)
         ptes = pool.tables[rows].ravel() if rows else np.zeros(0, dtype=np.int64)
         normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
@@ -71,6 +147,8 @@ def check_machine(m: Machine) -> None:
                "page-table pool and frame table disagree")
     counted = (pool.tables[live] != 0).sum(axis=1)
     kernel_bug(not np.array_equal(counted, pool.used[live]), "a table's used count is wrong")
+    kernel_bug(m.committed_pages != committed_pages(m), f"Committed_AS {m.committed_pages} pages, the VMAs "
+               f"and shmem files account for {committed_pages(m)}")
     g = m.counters.gauges
     lazy = (flags & PG.LAZYFREE) != 0
     checks = {
