@@ -143,6 +143,8 @@ def launcher() -> Iterator[str | None]:
 # ---- running the command ----
 
 class Run(Protocol):
+    """A running command, as Launched and Spawned present it."""
+
     pid: int  # the command, once known (else -1)
     parent: int  # the process whose child it is
     started: float | None  # time.monotonic() when its exec was seen
@@ -216,17 +218,19 @@ RU_FIELDS = ("ru_utime", "ru_stime", "ru_maxrss", "ru_ixrss", "ru_idrss", "ru_is
 
 
 class Spawned:
-    """The command spawned from this process (no C compiler): perf's events are opened on this process,
-    inherited and enabled on exec. Simplified: posix_spawn() runs no script without "#!" under /bin/sh,
-    and ru_maxrss includes this interpreter's RSS (execve records the old mm's peak)."""
+    """The command spawned from this process (no C compiler, or nowhere to run pagelab-launch): perf's
+    events are opened on this process, inherited and enabled on exec. Simplified: posix_spawn() runs no
+    script without "#!" under /bin/sh, and ru_maxrss includes this interpreter's RSS (execve records
+    the old mm's peak)."""
 
-    how = "posix_spawn from Python (no C compiler): ru_maxrss includes this interpreter's RSS"
+    how = "posix_spawn from Python (pagelab-launch unavailable): ru_maxrss includes this interpreter's RSS"
 
     def __init__(self, file: str, argv: list[str]) -> None:
         self.counters = open_exec_counters()
         self.parent = os.getpid()
         self.exec_errno: int | None = None
         self.result: dict[str, Any] | None = None
+        self.pidfd: int | None = None
         self.t0 = time.monotonic_ns()
         try:
             self.pid = os.posix_spawn(file, argv, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
@@ -237,13 +241,12 @@ class Spawned:
         self.pidfd = os.pidfd_open(self.pid)
 
     def wait(self, timeout: float | None) -> bool:
-        if self.result is not None:
-            return True
+        if self.result is not None or self.pidfd is None:
+            return self.result is not None
         if not select.select([self.pidfd], [], [], timeout)[0]:
             return False
         t1 = time.monotonic_ns()
         _, status, ru = os.wait4(self.pid, 0)
-        os.close(self.pidfd)
         perf = self.counters.read() if self.counters else None
         self.result = {"status": status, "elapsed_ns": t1 - self.t0, "perf": perf,
                        "rusage": {k: getattr(ru, k) for k in RU_FIELDS}}
@@ -252,6 +255,9 @@ class Spawned:
     def close(self) -> None:
         if self.counters:
             self.counters.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 def stop(run: Run, grace: bool = True) -> None:

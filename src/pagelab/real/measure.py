@@ -11,7 +11,7 @@ small process that forks it as /usr/bin/time does, so ru_maxrss is the command's
 the go-ahead to wait4(), and opens perf's page-fault events on it as perf stat does).
 
 While it runs, the command's process tree (/proc/PID/task/TID/children) is sampled: faults
-(minflt + cminflt), RSS, RssAnon, AnonHugePages and VmLck, summed over the tree. /proc/vmstat
+(minflt + cminflt), RSS, RssAnon, RssShmem, AnonHugePages and VmLck, summed over the tree. /proc/vmstat
 counts the whole host, so its deltas are kept apart and labelled ``host_``. The diagnosis uses the
 seed's terms: a cold start, steady-state memory pressure, anonymous first touch, a warm page cache,
 THP in use, locked memory.
@@ -130,7 +130,7 @@ def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True
     """Run ``argv`` to completion, sampling its process tree every ``interval`` seconds, and measure it.
 
     Raises CommandNotFound / CommandNotExecutable when it cannot run, MeasureError for bad arguments. A
-    KeyboardInterrupt while it runs stops the command (see ``_stop``) and returns its measurement with
+    KeyboardInterrupt while it runs stops the command (see launch.stop) and returns its measurement with
     ``interrupted`` set; one before the command started propagates.
     """
     if not argv:
