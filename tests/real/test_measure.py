@@ -111,7 +111,7 @@ def test_minor_faults_and_maxrss_are_the_commands_as_under_gnu_time():
 
 def test_the_timeline_follows_the_process_tree():
     m = measure(["sh", "-c", "sleep 0.3; true"], record_host=False)
-    assert m.exit_code == 0 and 0.3 <= m.elapsed_s < 1.0
+    assert m.exit_code == 0 and 0.3 <= m.elapsed_s < 2.0
     assert max(s.procs for s in m.samples) == 2  # sh and its sleep
     assert all(s.t < m.elapsed_s + 0.05 for s in m.samples)
 
@@ -162,7 +162,7 @@ def test_an_unusable_cache_directory_falls_back(tmp_path):
 def test_without_the_launcher_the_status_is_still_the_commands():
     for argv, code in ((["false"], 1), (["sh", "-c", "kill -SEGV $$"], 139), (["sh", "-c", "sleep 0.1"], 0)):
         m = measure(argv, use_launcher=False, record_host=False)
-        assert m.exit_code == code and m.elapsed_s < 1.0 and "posix_spawn" in m.launcher
+        assert m.exit_code == code and m.elapsed_s < 2.0 and "posix_spawn" in m.launcher
 
 
 def _descendants(pid: int) -> list[int]:
@@ -194,8 +194,14 @@ def _interrupt(script: str, group: bool) -> tuple[subprocess.CompletedProcess[st
 
 
 def _gone(pids: list[int]) -> bool:
-    return not any(Path(f"/proc/{pid}").exists() and "sleep" in Path(f"/proc/{pid}/cmdline").read_text()
-                   for pid in pids)
+    """None of ``pids`` is a sleep still running (a PID reused since by another program does not count)."""
+    for pid in pids:
+        try:
+            if "sleep" in Path(f"/proc/{pid}/cmdline").read_text():
+                return False
+        except OSError:
+            continue
+    return True
 
 
 @pytest.mark.parametrize("group", [False, True], ids=["sigint-to-pagelab", "ctrl-c-to-the-group"])
