@@ -49,7 +49,11 @@ class KernelEntry:
 
     def __init__(self) -> None:
         self.depth = 0
-        self._signals = sorted(int(s) for s in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
+        self._signals = tuple(sorted(int(s) for s in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
+        self._main = threading.main_thread().ident
+        self._recorder: Handler = self._record
+        self._seen: tuple[object, ...] = ()  # every signal's handler at the last entry
+        self._python_handlers: list[tuple[int, Handler]] = []  # those of them that are Python callables
         self._held: list[tuple[int, Handler]] = []  # (signal, the handler it had) while held
         self._pending: list[int] = []
 
@@ -59,7 +63,7 @@ class KernelEntry:
             return self
         try:
             self.depth = 1
-            if threading.current_thread() is threading.main_thread():
+            if threading.get_ident() == self._main:
                 self._hold()
         except BaseException:
             # A handler ran before every handler was held: nothing in the kernel has started.
@@ -99,11 +103,14 @@ class KernelEntry:
         self._pending.append(signum)
 
     def _hold(self) -> None:
-        for sig in self._signals:
-            handler = _signal.getsignal(sig)
-            if callable(handler) and handler != self._record:
-                self._held.append((sig, handler))
-                _signal.signal(sig, self._record)
+        handlers = tuple(map(_signal.getsignal, self._signals))
+        if handlers != self._seen:  # a handler was installed or removed since the last entry
+            self._seen = handlers
+            self._python_handlers = [(sig, h) for sig, h in zip(self._signals, handlers, strict=True)
+                                     if callable(h) and h != self._recorder]
+        for sig, handler in self._python_handlers:
+            self._held.append((sig, handler))  # first, so that _release() restores it whatever happens
+            _signal.signal(sig, self._recorder)
 
     def _release(self) -> None:
         try:
