@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-long lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy --strict --ignore-missing-imports src/pagelab
 	$(BIN)/python -m pytest tests
+
+# The long profiles (PAGELAB_LONG=1): 100 interrupt seeds per backend, >= 10,000 syscall argument tuples
+# against the kernel, >= 100,000 state-machine steps. Takes about an hour on 2 cores.
+test-long: $(BIN)/.installed
+	PAGELAB_LONG=1 $(BIN)/python -m pytest tests -p no:cacheprovider --hypothesis-show-statistics
 
 bench: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[bench]'

@@ -2,7 +2,7 @@
 
 Ranges include negative, wrapping and huge lengths and addresses; any step may be interrupted by a
 host signal at a chosen point (a KeyboardInterrupt, as Ctrl-C). CI runs a short profile;
-``PAGELAB_LONG=1`` runs at least 100,000 steps (2,000 programs of 50 steps).
+``PAGELAB_LONG=1`` runs at least 100,000 steps (2,200 programs of up to 50 steps).
 """
 
 from __future__ import annotations
@@ -112,11 +112,16 @@ class MemoryMachine(RuleBasedStateMachine):
     def exit(self, data):
         self._call(data.draw(st.sampled_from(self._live())).exit)
 
+    steps = 0  # every step of every program, summed over the whole run (checked below)
+    interrupted = 0
+
     @invariant()
     def bookkeeping_is_consistent(self):
+        MemoryMachine.steps += 1
         check_machine(self.m)
 
     def teardown(self):
+        MemoryMachine.interrupted += self.interrupts
         for p in self._live():
             p.exit()
         check_machine(self.m)
@@ -126,7 +131,14 @@ class MemoryMachine(RuleBasedStateMachine):
         assert self.m.committed_pages == 0
 
 
-MemoryMachine.TestCase.settings = settings(max_examples=2000 if LONG else 60,
+MemoryMachine.TestCase.settings = settings(max_examples=2200 if LONG else 60,
                                            stateful_step_count=50 if LONG else 30, deadline=None)
 
 TestMemoryMachine = MemoryMachine.TestCase
+
+
+def test_the_programs_ran_their_steps() -> None:
+    """The run above really took its steps (>= 100,000 in the long profile), some of them interrupted."""
+    print(f"state machine: {MemoryMachine.steps} steps, {MemoryMachine.interrupted} interrupted calls")
+    assert MemoryMachine.steps >= (100_000 if LONG else 500)
+    assert MemoryMachine.interrupted > 0
