@@ -1,4 +1,4 @@
-"""pagelab validate on this machine (pagelab measure: test_measure.py)."""
+"""pagelab validate on this machine (pagelab measure: test_measure_vs_gnu_time.py)."""
 
 from __future__ import annotations
 
@@ -26,4 +26,4 @@ def test_validate_rejects_unknown_scenarios(capsys):
     assert "unknown scenario" in capsys.readouterr().err
 
 
-# pagelab measure beside GNU time: tests/real/test_measure.py
+# pagelab measure beside GNU time: tests/real/test_measure_vs_gnu_time.py
