@@ -1,7 +1,9 @@
 """The ``pagelab`` command: small command classes over the library; ``main(argv) -> int``.
 
-User errors print a one-line message and a usage hint and exit non-zero; they never print a
-traceback. Each command's name comes from its class, its help from its docstring.
+User errors print the command's usage and a one-line message and exit 2 (as argparse does); other
+failures print one line and exit 1 (or the error's own code); Ctrl-C exits 130, as a shell reports
+SIGINT. None of them prints a traceback. Each command's name comes from its class, its help from its
+docstring.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import __version__
 from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
@@ -20,6 +25,14 @@ from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
 from .observe.trace import FaultTrace
 from .workload.scenario import Scenario
+
+WIDTH = 100  # explain and validate wrap their prose to this many columns
+
+
+class UsageError(PagelabError):
+    """A bad command line that argparse could not catch: the command's usage, the message, exit 2."""
+
+    exit_code = 2
 
 
 class Command:
@@ -40,14 +53,18 @@ class Demo(Command):
     name = "demo"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--size-mib", type=int, default=64, help="size of the mapping (default 64)")
-        p.add_argument("--ram", default="2GiB", help="simulated RAM (default 2GiB)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--size-mib", type=int, default=64, help="size of the mapping in MiB (default 64)")
+        p.add_argument("--ram", default="2GiB", help="simulated RAM, e.g. 512MiB or 4GiB (default 2GiB)")
+        p.add_argument("--seed", type=int, default=0,
+                       help="seed of every random choice (mmap placement); same seed, same output (default 0)")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.size_mib <= 0:
-            raise PagelabError("--size-mib must be positive")
-        m = Machine(ram=args.ram, seed=args.seed)
+            raise UsageError("--size-mib must be positive")
+        try:
+            m = Machine(ram=args.ram, seed=args.seed)
+        except (ValueError, TypeError) as exc:  # a --ram the machine refuses
+            raise UsageError(f"--ram {args.ram}: {exc}") from None
         p = m.spawn("demo")
         size = args.size_mib * MiB
         print(f"# pagelab {__version__} demo (models Linux {VERSION_MODELLED})  seed={args.seed} ram={args.ram} "
@@ -87,47 +104,96 @@ class Demo(Command):
 
 
 class Validate(Command):
-    """Run scenarios on this machine's real kernel and on Machine.from_host(); compare counter by counter."""
+    """Run scenarios on this machine's real kernel and on Machine.from_host(); compare counter by counter.
+
+    Exits 0 when every counter agrees (within its stated tolerance), 1 when one differs for no known
+    reason. A difference this host's settings explain, because they enable what the simulator does not
+    model yet (THP, swap), is shown with its reason and does not fail the run.
+    """
 
     name = "validate"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)")
+        p.add_argument("--scenario", action="append", metavar="NAME",
+                       help="run only this scenario (repeatable; see --list)")
         p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-        p.add_argument("--json", action="store_true", help="print the results as JSON")
+        p.add_argument("--json", action="store_true",
+                       help="print the results (or, with --list, the scenarios) as JSON")
 
     def run(self, args: argparse.Namespace) -> int:
-        from .real import Machine as RealMachine
-        from .report.compare import compare, render_table, rows_as_dicts
         from .workload.library import SCENARIOS
-        from .workload.scenario import run_scenario
 
         if args.list:
-            for sc in SCENARIOS.values():
-                print(f"{sc.name:<26} {sc.doc}")
-            return 0
-        names = args.scenario or list(SCENARIOS)
+            return _list_scenarios(SCENARIOS.values(), args.json)
+        names = list(dict.fromkeys(args.scenario or SCENARIOS))  # a name given twice runs once
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
-            raise PagelabError(f"unknown scenario {', '.join(unknown)}; see pagelab validate --list")
-        sim = Machine.from_host()
-        rows = []
-        with RealMachine() as real:
-            for name in names:
-                rows += compare(name, run_scenario(real, SCENARIOS[name]), run_scenario(sim, SCENARIOS[name]))
-        misses = sum(not r.ok for r in rows)
-        if args.json:
-            print(json.dumps({"host": sim.host_config, "pagelab": __version__, "rows": rows_as_dicts(rows),
-                              "misses": misses}, indent=1, default=str))
-        else:
-            h = sim.host_config
-            print(f"# pagelab {__version__} validate  kernel={h.get('kernel')} "
-                  f"thp={sim.settings.transparent_hugepage.enabled} ram={h.get('MemTotal_kB')}kB "
-                  f"swap={h.get('SwapTotal_kB')}kB  (every probed host setting: --json)")
-            print(render_table(rows))
-            print(f"\nsummary: {len(rows) - misses} of {len(rows)} counters agree, {misses} differ "
-                  f"({len(names)} scenarios)")
-        return 1 if misses else 0
+            raise UsageError(f"unknown scenario {', '.join(unknown)}; see pagelab validate --list")
+        return _validate([SCENARIOS[n] for n in names], args.json)
+
+
+def _list_scenarios(scenarios: Iterable[Scenario], as_json: bool) -> int:
+    scenarios = list(scenarios)
+    if as_json:
+        print(json.dumps([{"name": sc.name, "doc": sc.doc, "source": sc.source,
+                           "phases": [ph.name for ph in sc.phases]} for sc in scenarios], indent=1))
+        return 0
+    width = max(len(sc.name) for sc in scenarios)
+    for sc in scenarios:  # one line each, so the list greps
+        print(f"{sc.name:<{width}}  {sc.doc}")
+    return 0
+
+
+def _validate(scenarios: list[Scenario], as_json: bool) -> int:
+    from .real import Machine as RealMachine
+    from .report.compare import compare, render_table, rows_as_dicts
+    from .workload.scenario import run_scenario, thp_caveat
+
+    sim = Machine.from_host(without_swap=True)  # swap is not modelled; a swapped-out phase is flagged below
+    host = sim.host_config
+    warnings = _host_warnings(host)
+    caveats = {sc.name: thp_caveat(sc, host) for sc in scenarios}
+    affected = [name for name, why in caveats.items() if why]
+    if affected:
+        warnings.append(f"THP is not modelled yet and this host's settings let the kernel use huge folios in "
+                        f"{_count(len(affected), 'scenario')} ({', '.join(affected)}): their differences "
+                        f"are shown with the reason and do not fail the run")
+    for w in warnings:
+        print(textwrap.fill(f"warning: {w}", WIDTH, subsequent_indent="  "), file=sys.stderr)
+    rows = []
+    with RealMachine() as real:
+        for sc in scenarios:
+            rows += compare(sc.name, run_scenario(real, sc), run_scenario(sim, sc), caveats[sc.name])
+    misses = sum(not r.ok and not r.note for r in rows)
+    explained = sum(not r.ok and bool(r.note) for r in rows)
+    if as_json:
+        print(json.dumps({"host": host, "pagelab": __version__, "warnings": warnings, "rows": rows_as_dicts(rows),
+                          "misses": misses, "explained": explained}, indent=1, default=str))
+    else:
+        print(f"# pagelab {__version__} validate  kernel={host.get('kernel')} "
+              f"thp={host.get('/sys/kernel/mm/transparent_hugepage/enabled')} ram={host.get('MemTotal_kB')}kB "
+              f"swap={host.get('SwapTotal_kB')}kB  (every probed host setting: --json)")
+        print(render_table(rows))
+        agree = len(rows) - misses - explained
+        tail = f", {explained} explained by this host's settings (marked *)" if explained else ""
+        print(f"\nsummary: {agree} of {_count(len(rows), 'counter')} agree, {misses} differ{tail} "
+              f"({_count(len(scenarios), 'scenario')})")
+    return 1 if misses else 0
+
+
+def _host_warnings(host: dict[str, Any]) -> list[str]:
+    """What on this host the simulator leaves out, for the top of a validate run."""
+    out = []
+    if host.get("SwapTotal_kB"):
+        devices = ", ".join(f"{d['name']} ({d['type']})" for d in host.get("swaps") or []) or "see /proc/swaps"
+        out.append(f"this host has {host['SwapTotal_kB']} kB of swap ({devices}); the simulator models none. "
+                   "No scenario needs swap, so all run; a phase in which the host swaps a scenario's pages "
+                   "out is marked with that reason")
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 class Measure(Command):
@@ -184,16 +250,17 @@ class Explain(Command):
         p.add_argument("scenario", nargs="?", default="tour", help="a scenario of pagelab validate --list "
                                                                   "(default: tour, one fault of each kind)")
         p.add_argument("--limit", type=int, default=4, help="faults shown per phase (default 4)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, default=0,
+                       help="seed of every random choice (mmap placement); same seed, same output (default 0)")
 
     def run(self, args: argparse.Namespace) -> int:
         from .workload.library import SCENARIOS
         from .workload.scenario import run_scenario
 
         if args.scenario not in SCENARIOS:
-            raise PagelabError(f"unknown scenario {args.scenario}; see pagelab validate --list")
+            raise UsageError(f"unknown scenario {args.scenario}; see pagelab validate --list")
         if args.limit < 0:
-            raise PagelabError("--limit must not be negative")
+            raise UsageError("--limit must not be negative")
         sc = SCENARIOS[args.scenario]
         m = Machine(ram="1GiB", seed=args.seed)
         log: list[FaultTrace] = []
@@ -206,17 +273,90 @@ class Explain(Command):
 
         m.fault_log = log
         results = run_scenario(m, sc, on_phase=on_phase)
-        print(f"# pagelab {__version__} explain {sc.name}: {sc.doc}\n# source: {sc.source}")
+        print(textwrap.fill(f"# pagelab {__version__} explain {sc.name}: {sc.doc}", WIDTH, subsequent_indent="#   "))
+        print(textwrap.fill(f"# source: {sc.source}", WIDTH, subsequent_indent="#   "))
         marks.append(("", len(log)))
+        steps = {ph.name: ph.steps for ph in sc.phases}
         for (phase, start), (_, end) in zip(marks, marks[1:], strict=False):
-            res = results.get(phase, {})
-            print(f"\n== {phase}: {end - start} fault(s) " + ", ".join(f"{k}={v}" for k, v in res.items()))
+            print()
+            for line in _phase_header(phase, steps.get(phase, ()), end - start, results.get(phase, {})):
+                print(line)
             for t in log[start:min(end, start + args.limit)]:
                 label, base = _region_of(t.address, bases, sc)
-                print(t.describe(base, label))
+                print("\n".join(_wrap(line, indent="        ") for line in t.describe(base, label).splitlines()))
             if end - start > args.limit:
                 print(f"    ... {end - start - args.limit} more like these")
         return 0
+
+
+def _phase_header(phase: str, steps: Iterable[Any], faults: int, res: dict[str, Any]) -> list[str]:
+    """A phase's header for explain: its calls, its counts, then each region's state, wrapped to WIDTH.
+
+    The counters the scenario records per region (``Rss[a] kB``, ``VmFlags[a]`` ...) are grouped by
+    region, so a line reads ``a: Rss 4 kB, Private_Dirty 4 kB ...`` instead of one long list.
+    """
+    lines = [_wrap(f"== {phase}: " + "; ".join(_describe_step(st) for st in steps), indent="     ")]
+    if "signal" in res:
+        lines.append(_wrap(f"   ended in {res['signal']} at {res.get('si_addr')}", indent="     "))
+        return lines
+    perf = " ".join(f"{k[5:]}={v}" for k, v in res.items() if k.startswith("perf "))
+    counts = f"minflt={res.get('minflt')} majflt={res.get('majflt')}" + (f" | perf {perf}" if perf else "")
+    lines.append(_wrap(f"   {_count(faults, 'fault')}: {counts}", indent="     "))
+    regions: dict[str, list[str]] = {}
+    for k, v in res.items():
+        if "[" in k:
+            field, rest = k.split("[", 1)
+            name, unit = rest.split("]", 1)
+            pieces = f"{field} {v}{unit}".split(" | ")  # a VMA split in pieces: break between them only
+            regions.setdefault(name, []).append(" | ".join(piece.replace(" ", "\u00a0") for piece in pieces))
+    lines += [_wrap(f"   {name}: " + ", ".join(fields), indent="     ").replace("\u00a0", " ")
+              for name, fields in regions.items()]
+    return lines
+
+
+def _wrap(text: str, indent: str) -> str:
+    """``text`` wrapped to WIDTH columns, breaking only between words of the text's own spaces.
+
+    Values that contain spaces (VmFlags ``rd wr mr``) stay on one line: they are joined with no-break
+    spaces, which textwrap does not split on, and given their spaces back after.
+    """
+    if len(text) <= WIDTH:
+        return text
+    lead = len(text) - len(text.lstrip(" "))
+    return "\n".join(textwrap.wrap(text[lead:], WIDTH, initial_indent=" " * lead, subsequent_indent=indent,
+                                    break_long_words=False, break_on_hyphens=False))
+
+
+def _describe_step(st: Any) -> str:
+    """``touch(a+0x1000, 8 KiB, write=True)``: a scenario step as the call it makes."""
+    where = f"{st.region}+{st.offset:#x}" if st.offset else st.region
+    size = "" if st.length is None else f", {_size(st.length)}"
+    args = [_constant_name(st.op, a) if i == 0 else str(a) for i, a in enumerate(st.args)]
+    extra = "".join(f", {a}" for a in args) + "".join(f", {k}={v}" for k, v in st.kwargs.items())
+    if st.op in ("store", "load"):
+        size = ""
+    return f"{st.op}({where}{size}{extra})"
+
+
+def _constant_name(op: str, value: Any) -> str:
+    """An advice or a protection by its Linux name (``MADV_POPULATE_WRITE``, ``PROT_READ|PROT_WRITE``)."""
+    from . import constants
+
+    if op == "madvise":
+        names = [k for k in dir(constants) if k.startswith("MADV_") and getattr(constants, k) == value]
+        return names[0] if names else str(value)
+    if op == "mprotect" and isinstance(value, int):
+        bits = [k for k in ("PROT_READ", "PROT_WRITE", "PROT_EXEC") if value & getattr(constants, k)]
+        return "|".join(bits) if bits and sum(getattr(constants, k) for k in bits) == value else \
+            "PROT_NONE" if value == 0 else str(value)
+    return str(value)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
 
 
 def _region_of(addr: int, bases: dict[str, int], sc: Scenario) -> tuple[str, int]:
@@ -227,53 +367,125 @@ def _region_of(addr: int, bases: dict[str, int], sc: Scenario) -> tuple[str, int
 
 
 class SettingsCommand(Command):
-    """List the tunables the simulator models: path, value, default; --host shows this host's beside them."""
+    """List the tunables the simulator models: path, default (the modelled kernel's), unit, and what it does.
+
+    With --host, a column with this host's value follows the default, and a * marks each value that
+    differs (Machine.from_host() copies the host's values). It only reads the host.
+    """
 
     name = "settings"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--host", action="store_true", help="add a column with this host's values")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--host", action="store_true", help="add a column with this host's values (read-only)")
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON object per tunable: path, default, unit, host (with --host), doc, mirrors")
 
     def run(self, args: argparse.Namespace) -> int:
+        from .real.probe import probe_host
         from .settings import TUNABLES
 
-        host = Machine.from_host(ram="64MiB").host_config if args.host else {}
-        rows = [{"path": t.path, "default": t.default, "host": host.get(t.path), "doc": t.doc, "mirrors": t.mirrors}
-                for t in TUNABLES]
+        host = probe_host() if args.host else {}
+        rows: list[dict[str, Any]] = []
+        for t in TUNABLES:
+            row: dict[str, Any] = {"path": t.path, "default": t.default, "unit": t.unit}
+            if args.host:
+                row["host"] = host.get(t.path)
+            rows.append(row | {"doc": t.doc, "mirrors": t.mirrors})
         if args.json:
             print(json.dumps(rows, indent=1))
             return 0
-        width = max(len(t.path) for t in TUNABLES)
+        head = ["path", "default", "unit"] + (["host", ""] if args.host else []) + ["what it does"]
+        table = []
         for r in rows:
-            host_col = f"  host={r['host']}" if args.host else ""
-            print(f"{r['path']:<{width}}  default={r['default']}{host_col}  # {r['doc']}")
+            cells = [r["path"], str(r["default"]), r["unit"] or "-"]
+            if args.host:
+                differs = r["host"] is not None and str(r["host"]) != str(r["default"])
+                cells += ["-" if r["host"] is None else str(r["host"]), "*" if differs else ""]
+            table.append(cells + [r["doc"]])
+        widths = [max(len(c[i]) for c in [head, *table]) for i in range(len(head) - 1)]
+        for cells in [head, *table]:
+            print("  ".join(f"{c:<{w}}" for c, w in zip(cells, widths, strict=False)) + "  " + cells[-1])
+        if any(cells[4:5] == ["*"] for cells in table):
+            print("\n* the host's value differs from the modelled kernel's default")
         return 0
 
 
 COMMANDS: tuple[type[Command], ...] = (Demo, Validate, Measure, Explain, SettingsCommand)
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command], dict[str, argparse.ArgumentParser]]:
+    """The top-level parser, the commands by name, and each command's own parser (for its usage)."""
     parser = argparse.ArgumentParser(prog="pagelab", description="A laboratory for Linux demand paging.")
     parser.add_argument("--version", action="version", version=f"pagelab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands = {}
+    commands, parsers = {}, {}
     for cls in COMMANDS:
         cmd = cls()
-        p = sub.add_parser(cmd.name, help=(cls.__doc__ or "").splitlines()[0], description=cls.__doc__)
+        p = sub.add_parser(cmd.name, help=(cls.__doc__ or "").splitlines()[0], description=cls.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.add_arguments(p)
         commands[cmd.name] = cmd
-    return parser, commands
+        parsers[cmd.name] = p
+    return parser, commands, parsers
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt (cleanup after Ctrl-C)."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__context__, seen + 1
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (2 for usage errors, as argparse does)."""
-    parser, commands = build_parser()
+    """Run the CLI; returns the exit code (2 for usage errors, as argparse does; 130 after Ctrl-C)."""
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _RedeliverInterrupt(previous_hook)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse printed usage and the error
-        return int(exc.code or 0)
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; 128 + SIGINT, as a shell reports it
+        return 130
+    finally:
+        sys.unraisablehook = previous_hook
+        if isinstance(signal.getsignal(signal.SIGALRM), _RedeliverInterrupt):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+class _RedeliverInterrupt:
+    """Ctrl-C must stop the command even when it lands where Python swallows exceptions.
+
+    A KeyboardInterrupt raised inside a finalizer or a C callback (numba's compile-cache notifier,
+    a weakref callback) is "ignored": Python prints a traceback and carries on. As sys.unraisablehook
+    this catches that case and raises the interrupt again 10 ms later from a SIGALRM handler, in the
+    code that was running, which then stops as after any Ctrl-C (exit 130, no traceback).
+    """
+
+    def __init__(self, previous: Callable[[Any], object]) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any, *rest: Any) -> None:
+        if rest:  # called as the SIGALRM handler (signum, frame): deliver the interrupt here
+            raise KeyboardInterrupt
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self.previous(unraisable)
+            return
+        signal.signal(signal.SIGALRM, self)
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+
+
+def _main(argv: list[str] | None) -> int:
+    parser, commands, parsers = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command is not None:  # the command's own usage, not the top-level one
+            parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # argparse printed usage and the error (or --help, --version)
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_usage(sys.stderr)
         print("pagelab: error: a command is required", file=sys.stderr)
@@ -284,12 +496,15 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except PagelabError as exc:
+    except UsageError as exc:
+        parsers[args.command].print_usage(sys.stderr)
         print(f"pagelab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (OSError, ValueError) as exc:
+    except (PagelabError, OSError, ValueError) as exc:
+        if _interrupted(exc):  # a failure while cleaning up after Ctrl-C (e.g. a real child gone)
+            raise KeyboardInterrupt from None
         print(f"pagelab {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code if isinstance(exc, PagelabError) else 1
 
 
 def entry() -> None:

@@ -63,6 +63,20 @@ def parse_stat(text: str) -> dict[str, Any]:
     return dict(zip(STAT_FIELDS, values, strict=False))
 
 
+STATM_FIELDS = ("size", "resident", "shared", "text", "lib", "data", "dt")
+
+
+def parse_statm(text: str) -> dict[str, int]:
+    """/proc/PID/statm -> {size, resident, shared, text, lib, data, dt}, in pages (proc(5) names).
+
+    ValueError unless the text is exactly seven non-negative integers.
+    """
+    values = text.split()
+    if len(values) != len(STATM_FIELDS) or not all(v.isdigit() for v in values):
+        raise ValueError(f"not /proc/PID/statm text: {text!r}")
+    return dict(zip(STATM_FIELDS, (int(v) for v in values), strict=True))
+
+
 def parse_maps(text: str) -> list[dict[str, Any]]:
     """/proc/PID/maps -> one dict per VMA: start, end, perms, offset, dev, inode, pathname."""
     out = []

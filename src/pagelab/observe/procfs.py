@@ -1,8 +1,8 @@
 """Render /proc and /sys files from the simulated state, in Linux 6.18's exact text formats.
 
 Mirrors fs/proc/meminfo.c (meminfo_proc_show), mm/vmstat.c (vmstat_show), fs/proc/array.c
-(do_task_stat, proc_pid_status), fs/proc/task_mmu.c (show_map_vma, show_smap, show_smaps_rollup,
-smaps_account), and the sysfs/sysctl files of the modelled tunables. Reads state only.
+(do_task_stat, proc_pid_status, proc_pid_statm), fs/proc/task_mmu.c (show_map_vma, show_smap,
+show_smaps_rollup, smaps_account, task_statm), and the sysfs/sysctl files of the modelled tunables. Reads state only.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ def read_path(m: Machine, path: str) -> str:
         return meminfo(m)
     if path in BY_PATH:
         return m.settings.render(path)
-    match = re.fullmatch(r"/proc/(\d+)/(stat|status|maps|smaps|smaps_rollup)", path)
+    match = re.fullmatch(r"/proc/(\d+)/(stat|statm|status|maps|smaps|smaps_rollup)", path)
     if match:
         task = m.tasks.get(int(match.group(1)))
         if task is not None and task.alive:
-            render = {"stat": proc_pid_stat, "status": proc_pid_status, "maps": proc_pid_maps,
-                      "smaps": proc_pid_smaps, "smaps_rollup": proc_pid_smaps_rollup}[match.group(2)]
+            render = {"stat": proc_pid_stat, "statm": proc_pid_statm, "status": proc_pid_status,
+                      "maps": proc_pid_maps, "smaps": proc_pid_smaps,
+                      "smaps_rollup": proc_pid_smaps_rollup}[match.group(2)]
             return render(task)
     raise FileNotFoundError(errno.ENOENT, "No such file (or not one pagelab renders)", path)
 
@@ -183,6 +184,32 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     return mss
 
 
+def lazyfree_batched(m: Machine, vma: Vma) -> int:
+    """Simulator-only: the bytes of ``vma`` smaps would add to LazyFree once this CPU's lru_lazyfree batch
+    is applied (mm/swap.c: lru_add_drain() -> folio_batch_move_lru() -> lru_lazyfree()).
+
+    The kernel applies that batch whenever any task on the CPU drains it, or anything calls
+    lru_add_drain_all() (khugepaged's scan, compaction, drop_caches, MADV_COLLAPSE), so the LazyFree a
+    reader sees lies between smaps' value and smaps' value plus this. Never rendered: no kernel file has it.
+    """
+    batch = set(m.cpu_fbatches.pending())
+    if not batch:
+        return 0
+    vpns = np.arange(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT, dtype=np.int64)
+    ptes = leaf_entries(m.ptpool.tables, vma.mm.pgd, vpns)
+    normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
+    total = 0
+    for pte in ptes[normal].tolist():
+        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+        fl = int(m.frames.flags[pfn])
+        # folio_batch_move_lru() skips folios off the LRU; lru_lazyfree() takes anon, swap-backed, evictable
+        # ones and clears PG_dirty, so smaps counts them as LazyFree unless the PTE is dirty.
+        movable = fl & PG.LRU and fl & PG.ANON and fl & PG.SWAPBACKED and not fl & PG.UNEVICTABLE
+        if pfn in batch and movable and not pte & _PAGE_DIRTY:
+            total += 4096
+    return total
+
+
 def _d(label: str, nbytes: int) -> str:
     """SEQ_PUT_DEC(): a 16-column label and the kB value right-aligned in 8."""
     return f"{label:<16}{nbytes >> 10:>8} kB\n"
@@ -271,6 +298,32 @@ def proc_pid_status(task: Task) -> str:
     out += _status_kb("VmSwap:", rss[MmCounter.MM_SWAPENTS]) + _status_kb("HugetlbPages:", 0)
     out += "CoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t1\n"
     return out
+
+
+def task_statm(mm: MmStruct) -> tuple[int, int, int, int, int]:
+    """Mirrors task_statm() (fs/proc/task_mmu.c): (size, shared, text, data, resident), in pages.
+
+    shared = MM_FILEPAGES + MM_SHMEMPAGES, resident = shared + MM_ANONPAGES, data = data_vm + stack_vm,
+    text = the pages from start_code to end_code, size = total_vm.
+    Simplified: a simulated process is spawned, not exec'd, and MAP_GROWSDOWN is not modelled, so it has
+    no text (start_code = end_code = 0) and no VM_STACK mapping (stack_vm = 0).
+    """
+    rss = mm.rss
+    shared = rss[MmCounter.MM_FILEPAGES] + rss[MmCounter.MM_SHMEMPAGES]
+    text = 0
+    stack_vm = 0
+    data = mm.data_vm + stack_vm
+    resident = shared + rss[MmCounter.MM_ANONPAGES]
+    return mm.total_vm, shared, text, data, resident
+
+
+def proc_pid_statm(task: Task) -> str:
+    """Mirrors proc_pid_statm() (fs/proc/array.c): ``size resident shared text lib data dt`` in pages.
+
+    lib and dt are always 0 (unused since Linux 2.6).
+    """
+    size, shared, text, data, resident = task_statm(task.mm)
+    return f"{size} {resident} {shared} {text} 0 {data} 0\n"
 
 
 def proc_pid_stat(task: Task) -> str:

@@ -69,6 +69,20 @@ def root_block_device() -> str | None:
     return target.parent.name if (target / "partition").exists() else target.name
 
 
+def swap_devices(text: str | None = None) -> list[dict[str, Any]]:
+    """The active swap areas, from /proc/swaps (mm/swapfile.c: swap_show()): name, type, size and used in kB,
+    priority. A zram device is listed like any partition (``/dev/zram0 partition``)."""
+    text = _read(Path("/proc/swaps")) if text is None else text
+    out: list[dict[str, Any]] = []
+    for line in (text or "").splitlines()[1:]:  # the first line is the header
+        fields = line.rsplit(None, 4)
+        if len(fields) == 5 and all(f.lstrip("-").isdigit() for f in fields[2:]):
+            name, kind, size, used, prio = fields
+            out.append({"name": name.replace("\\040", " "), "type": kind, "size_kB": int(size),
+                        "used_kB": int(used), "priority": int(prio)})
+    return out
+
+
 def probe_host() -> dict[str, Any]:
     """Every host fact pagelab records, keyed by the real path (or a plain name for non-files)."""
     facts: dict[str, Any] = {
@@ -77,6 +91,8 @@ def probe_host() -> dict[str, Any]:
         "page_size": os.sysconf("SC_PAGE_SIZE"),
         "MemTotal_kB": meminfo_kb("MemTotal"),
         "SwapTotal_kB": meminfo_kb("SwapTotal"),
+        "swaps": swap_devices(),
+        "nr_cpus": os.cpu_count(),
         "RLIMIT_MEMLOCK": resource.getrlimit(resource.RLIMIT_MEMLOCK),
         "euid": os.geteuid(),
     }
@@ -87,6 +103,8 @@ def probe_host() -> dict[str, Any]:
     facts[str(THP / "use_zero_page")] = _int(_read(THP / "use_zero_page"))
     for d in sorted(THP.glob("hugepages-*kB")):
         facts[str(d / "enabled")] = _choice(_read(d / "enabled"))
+        if (d / "shmem_enabled").exists():
+            facts[str(d / "shmem_enabled")] = _choice(_read(d / "shmem_enabled"))
     for name in KHUGEPAGED:
         facts[str(THP / "khugepaged" / name)] = _int(_read(THP / "khugepaged" / name))
     for name in KSM_TUNABLES:

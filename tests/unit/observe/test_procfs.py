@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 import pagelab as pl
-from pagelab.observe.parse import parse_maps, parse_meminfo, parse_smaps, parse_stat, parse_status, parse_vmstat
+from pagelab.observe.parse import (
+    parse_maps,
+    parse_meminfo,
+    parse_smaps,
+    parse_stat,
+    parse_statm,
+    parse_status,
+    parse_vmstat,
+)
+from pagelab.observe.procfs import lazyfree_batched
 
 RW, ANON, SHARED = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS, pl.MAP_SHARED | pl.MAP_ANONYMOUS
 on_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
@@ -53,7 +62,7 @@ def test_meminfo_has_the_hosts_lines_in_the_hosts_order(busy):
 def test_meminfo_values(busy):
     m, *_ = busy
     info = parse_meminfo(m.read("/proc/meminfo"))
-    assert info["MemTotal"] == 256 * 1024 - 4
+    assert info["MemTotal"] == 256 * 1024  # ram is MemTotal: the zero page lives in the kernel image
     assert info["AnonPages"] == 64 and info["Shmem"] == 24 and info["Cached"] == 24
     assert info["MemFree"] == m.frames.nr_free * 4
     assert info["PageTables"] == m.ptpool.nr_tables * 4
@@ -131,3 +140,69 @@ def test_missing_files_are_enoent(busy):
     p.exit()
     with pytest.raises(FileNotFoundError):
         m.read(f"/proc/{p.pid}/smaps")
+
+
+def test_memtotal_is_ram_and_the_zero_page_is_not_in_it():
+    m = pl.Machine(ram="64MiB", seed=0)
+    assert m.totalram_pages == 64 * 256
+    assert m.frames.nr_free == m.totalram_pages  # every page of ram is free; the zero page is extra
+    assert parse_meminfo(m.read("/proc/meminfo"))["MemFree"] == 64 * 1024
+
+
+def test_overcommit_guess_admits_exactly_memtotal():
+    """__vm_enough_memory(), OVERCOMMIT_GUESS: ENOMEM only for more pages than totalram_pages (+ swap)."""
+    m = pl.Machine(ram="64MiB", seed=0)
+    p = m.spawn("commit")
+    total = parse_meminfo(m.read("/proc/meminfo"))["MemTotal"] * 1024
+    a = p.mmap(None, total, RW, ANON)
+    p.munmap(a, total)
+    with pytest.raises(OSError) as exc:
+        p.mmap(None, total + 4096, RW, ANON)
+    assert exc.value.errno == 12
+
+
+def test_statm_mirrors_task_statm(busy):
+    m, p, a, s = busy
+    text = m.read(f"/proc/{p.pid}/statm")
+    assert text.endswith("\n") and len(text.split()) == 7
+    statm = parse_statm(text)
+    st = parse_status(m.read(f"/proc/{p.pid}/status"))
+    # size = total_vm, resident = anon + file + shmem, shared = file + shmem, data = data_vm (+ stack_vm)
+    assert statm == {"size": 40, "resident": 22, "shared": 6, "text": 0, "lib": 0, "data": 32, "dt": 0}
+    assert statm["size"] * 4 == st["VmSize"] and statm["resident"] * 4 == st["VmRSS"]
+    assert statm["shared"] * 4 == st["RssFile"] + st["RssShmem"] and statm["data"] * 4 == st["VmData"]
+    assert statm["resident"] == parse_stat(m.read(f"/proc/{p.pid}/stat"))["rss"]
+
+
+def test_statm_of_a_process_that_exited_is_gone(busy):
+    m, p, *_ = busy
+    p.exit()
+    with pytest.raises(FileNotFoundError):
+        m.read(f"/proc/{p.pid}/statm")
+
+
+@on_linux
+def test_statm_parser_reads_the_hosts_file():
+    statm = parse_statm(Path("/proc/self/statm").read_text())
+    status = parse_status(Path("/proc/self/status").read_text())
+    assert statm["size"] > 0 and statm["lib"] == 0 and statm["dt"] == 0
+    assert statm["text"] * 4 >= status["VmExe"]  # text is page-aligned; VmExe is not
+
+
+def test_lazyfree_batched_is_what_a_drain_would_add():
+    m = pl.Machine(ram="64MiB", seed=0)
+    p = m.spawn("free")
+    a = p.mmap(None, 256 * 4096, RW, ANON)
+    p.touch(a, 256 * 4096, write=True)
+    p.madvise(a, 256 * 4096, pl.MADV_FREE)
+    vma = next(v for v in p.task.mm.vmas if v.vm_start == a)
+    smaps = {v["start"]: v for v in parse_smaps(m.read(f"/proc/{p.pid}/smaps"))}
+    assert smaps[a]["LazyFree"] == 248 * 4  # 8 batches of 31 applied, 8 folios still in this CPU's batch
+    assert lazyfree_batched(m, vma) == 8 * 4096
+    p.store(a + 255 * 4096, 1)  # a dirty PTE: a drain would not make that page LazyFree
+    assert lazyfree_batched(m, vma) == 7 * 4096
+    from pagelab.mm.swap import lru_add_drain
+
+    lru_add_drain(m)
+    smaps = {v["start"]: v for v in parse_smaps(m.read(f"/proc/{p.pid}/smaps"))}
+    assert smaps[a]["LazyFree"] == 255 * 4 and lazyfree_batched(m, vma) == 0
