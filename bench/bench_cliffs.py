@@ -58,7 +58,7 @@ def sim_mmap(n: int, run: int) -> float:
 
 
 def sim_mprotect(n: int) -> float:
-    m = pl.Machine(ram="256MiB", seed=0)
+    m = pl.Machine(ram="1GiB", seed=0)  # the mapping is committed (overcommit 0): more than N pages of RAM
     p = m.spawn("mprotect")
     a = p.mmap(None, (n + 1) * P, RW, ANON)
     t0 = time.process_time()
