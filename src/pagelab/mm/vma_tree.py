@@ -27,7 +27,7 @@ from ..errors import KernelBug, kernel_bug
 if TYPE_CHECKING:
     from .types import Vma
 
-_LOAD = 256  # a gap block splits in two when it grows past 2 * _LOAD entries
+_LOAD = 256  # a gap block splits in two past 2 * _LOAD entries and joins a neighbour below _LOAD / 2
 
 
 class GapIndex:
@@ -77,11 +77,28 @@ class GapIndex:
         self._firsts[b] = tops[0]
         self._maxes[b] = max(self._maxes[b], size)
         if len(tops) > 2 * _LOAD:
-            self._tops[b + 1:b + 1] = [tops[_LOAD:]]
-            self._sizes[b + 1:b + 1] = [sizes[_LOAD:]]
-            del tops[_LOAD:], sizes[_LOAD:]
-            self._maxes[b:b + 1] = [max(sizes), max(self._sizes[b + 1])]
-            self._firsts.insert(b + 1, self._tops[b + 1][0])
+            self._split(b)
+
+    def _split(self, b: int) -> None:
+        """Cut block ``b`` in two halves."""
+        tops, sizes = self._tops[b], self._sizes[b]
+        half = len(tops) // 2
+        self._tops.insert(b + 1, tops[half:])
+        self._sizes.insert(b + 1, sizes[half:])
+        del tops[half:], sizes[half:]
+        self._maxes[b:b + 1] = [max(sizes), max(self._sizes[b + 1])]
+        self._firsts.insert(b + 1, self._tops[b + 1][0])
+
+    def _join(self, b: int) -> None:
+        """Fold a block that has shrunk below half a load into a neighbour (splitting again if too big),
+        so the number of blocks stays within twice the gaps over _LOAD, whatever came and went."""
+        lo = b if b + 1 < len(self._tops) else b - 1
+        self._tops[lo] += self._tops.pop(lo + 1)
+        self._sizes[lo] += self._sizes.pop(lo + 1)
+        del self._maxes[lo + 1], self._firsts[lo + 1]
+        self._maxes[lo] = max(self._sizes[lo])
+        if len(self._tops[lo]) > 2 * _LOAD:
+            self._split(lo)
 
     def discard(self, top: int) -> None:
         """Forget the gap below ``top``, if one is recorded."""
@@ -100,6 +117,11 @@ class GapIndex:
         self._firsts[b] = tops[0]
         if old == self._maxes[b]:
             self._maxes[b] = max(sizes)
+        if len(tops) < _LOAD // 2 and len(self._tops) > 1:
+            self._join(b)
+
+    def blocks(self) -> int:
+        return len(self._tops)
 
     def highest(self, bound: int, length: int) -> int:
         """The highest top <= ``bound`` with a gap of at least ``length`` below it, or -1."""

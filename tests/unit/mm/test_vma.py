@@ -157,3 +157,23 @@ def test_gap_index_blocks_split_and_answer_like_a_scan():
         bound, length = rnd.randrange(-P, 4100 * P), rnd.randrange(1, 120) * P
         want = max((t for t, s in ref.items() if t <= bound and s >= length), default=-1)
         assert gaps.highest(bound, length) == want
+
+
+def test_gap_index_blocks_stay_few_under_churn():
+    """Many gaps come and go: blocks join again, so there are never many more than the gaps need."""
+    import random
+
+    rnd = random.Random(9)
+    gaps = GapIndex()
+    live: set[int] = set()
+    for round_ in range(4):
+        for _ in range(4000):
+            top = rnd.randrange(0, 1 << 20) * P
+            gaps.set(top, P)
+            live.add(top)
+        for top in rnd.sample(sorted(live), len(live) - 300 * (round_ + 1)):
+            gaps.discard(top)
+            live.discard(top)
+        assert gaps.items() == [(t, P) for t in sorted(live)]
+        assert gaps.blocks() <= 2 * len(live) // 256 + 2
+        assert gaps.highest(1 << 60, P) == max(live)
