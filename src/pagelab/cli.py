@@ -24,7 +24,7 @@ from .machine import VERSION_MODELLED, Machine
 from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
 from .observe.trace import FaultTrace
-from .workload.scenario import Scenario
+from .workload.scenario import Band, Scenario
 
 WIDTH = 100  # explain and validate wrap their prose to this many columns
 
@@ -99,7 +99,7 @@ class Demo(Command):
         print(f"\n$ /usr/bin/time -v  (pid {p.task.pid}, after exit)")
         print(time_v(p.task), end="")
         print(f"\nsummary: minflt={p.task.min_flt} majflt={p.task.maj_flt} "
-              f"free_after_exit={m.frames.nr_free == m.totalram_pages - 0}")
+              f"free_after_exit={m.frames.nr_free == m.totalram_pages}")
         return 0
 
 
@@ -307,6 +307,9 @@ def _phase_header(phase: str, steps: Iterable[Any], faults: int, res: dict[str, 
         if "[" in k:
             field, rest = k.split("[", 1)
             name, unit = rest.split("]", 1)
+            if isinstance(v, Band):  # LazyFree after MADV_FREE: the model's value, and what a drain makes it
+                v = f"{v.value}{unit} ({v.hi}{unit} once the {v.why} is drained)"
+                unit = ""
             pieces = f"{field} {v}{unit}".split(" | ")  # a VMA split in pieces: break between them only
             regions.setdefault(name, []).append(" | ".join(piece.replace(" ", "\u00a0") for piece in pieces))
     lines += [_wrap(f"   {name}: " + ", ".join(fields), indent="     ").replace("\u00a0", " ")

@@ -230,3 +230,9 @@ def test_ctrl_c_inside_a_finalizer_still_stops_the_command():
     rc, seconds = r.stdout.split()
     assert rc == "130" and float(seconds) < 2.5, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+
+
+def test_explain_shows_the_lazyfree_band_as_text(capsys):
+    assert main(["explain", "madv-free", "--limit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "LazyFree 992 kB (1024 kB once the per-CPU lru batch is drained)" in out and "Band(" not in out
