@@ -234,7 +234,7 @@ def test_interrupts_at_random_points_leave_the_pipe_in_step(real, seed):
         run.respawn()
     s = run.stats
     print(f"seed {seed}: {dict(s)} in {time.monotonic() - t0:.1f}s")
-    assert s["interrupted"] >= STEPS // 5 and s["completed"] >= STEPS // 5  # the test interrupts, and not always
+    assert s["interrupted"] >= STEPS // 10 and s["completed"] >= STEPS // 10  # it interrupts, and not always
 
 
 def test_a_stopped_child_is_an_error_not_a_hang(real):
@@ -257,7 +257,7 @@ def test_a_child_stopped_in_the_middle_of_a_call(real):
     p = real.spawn("midcall")
     n = 256 * pl.MiB
     a = p.mmap(None, n, RW, ANON)
-    threading.Timer(0.05, os.kill, (p.pid, signal.SIGSTOP)).start()
+    threading.Timer(0.05, p.kill, (signal.SIGSTOP,)).start()  # by pidfd: only ever this child
     try:
         t0 = time.monotonic()
         with pytest.raises(ChildStopped):
@@ -353,3 +353,22 @@ def test_the_child_runs_whole_requests_only():
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_an_ended_child_says_how(real):
+    """exit() and a fault the call itself reported end the child plainly (ProcessDead, not ChildDied)."""
+    p = real.spawn("exits")
+    p.exit(3)
+    assert not p.alive and os.WEXITSTATUS(p.exit_status) == 3
+    with pytest.raises(ProcessDead, match="exited with status 3") as exc:
+        p.load(0x10000)
+    assert not isinstance(exc.value, ChildDied)
+
+
+def test_close_reaps_a_stopped_child():
+    with RealMachine() as m:
+        p = m.spawn("stopped")
+        os.kill(p.pid, signal.SIGSTOP)
+    assert not p.alive and os.WTERMSIG(p.exit_status) == signal.SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.kill(p.pid, 0)

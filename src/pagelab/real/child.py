@@ -50,8 +50,8 @@ class _Span:
 # a chunk (FAULT_LEN bytes from libc.install_fault_reporter), follows the START of the request that
 # faulted.
 CHUNK = 4096  # PIPE_BUF on Linux
-HEAD = struct.Struct("<QIIII")  # request id, kind, index of this chunk, number of chunks, payload bytes
-ROOM = CHUNK - HEAD.size
+CHUNK_HEAD = struct.Struct("<QIIII")  # request id, kind, index of this chunk, number of chunks, payload bytes
+ROOM = CHUNK - CHUNK_HEAD.size
 REQUEST, START, REPLY = 0, 1, 2
 FAULT_LEN = 4 + libc.FAULT_FRAME.size
 
@@ -59,14 +59,14 @@ FAULT_LEN = 4 + libc.FAULT_FRAME.size
 def chunks(rid: int, kind: int, payload: bytes) -> list[bytes]:
     """``payload`` as the CHUNK-sized pieces of message ``rid``."""
     count = max(1, -(-len(payload) // ROOM))
-    return [(HEAD.pack(rid, kind, i, count, len(part)) + part).ljust(CHUNK, b"\0")
+    return [(CHUNK_HEAD.pack(rid, kind, i, count, len(part)) + part).ljust(CHUNK, b"\0")
             for i, part in enumerate(payload[k:k + ROOM] for k in range(0, count * ROOM, ROOM))]
 
 
 def parse_chunk(chunk: bytes) -> tuple[int, int, int, int, bytes]:
     """(request id, kind, index, count, payload slice) of one chunk."""
-    rid, kind, index, count, n = HEAD.unpack_from(chunk)
-    return rid, kind, index, count, chunk[HEAD.size:HEAD.size + n]
+    rid, kind, index, count, n = CHUNK_HEAD.unpack_from(chunk)
+    return rid, kind, index, count, chunk[CHUNK_HEAD.size:CHUNK_HEAD.size + n]
 
 
 def read_exact(fd: int, n: int) -> bytes | None:

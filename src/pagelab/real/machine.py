@@ -1,9 +1,12 @@
 """``pagelab.real.Machine``: the Process API on this machine's real Linux kernel.
 
 ``spawn()`` starts a child interpreter (real/child.py) that performs each call through libc on real
-memory; the parent talks to it over two pipes. ``rusage()`` is the child's own getrusage(); a SIGSEGV in the child
-arrives as ``pagelab.SegmentationFault`` with the real si_code and si_addr, and the child is gone
-afterwards, as with the simulator. ``read()`` and ``vmstat()`` read the host's files.
+memory; the parent talks to it over two pipes, each request carrying an id that its reply carries back, so
+an interrupted call (Ctrl-C) never leaves the next call reading its reply. ``rusage()`` is the child's own
+getrusage(); a SIGSEGV in the child arrives as ``pagelab.SegmentationFault`` with the real si_code and
+si_addr, and the child is gone afterwards, as with the simulator. A stopped child (SIGSTOP) makes a call
+raise ``ChildStopped`` rather than hang; a child killed from outside makes ``alive`` False and the next call
+raise ``ChildDied``. ``read()`` and ``vmstat()`` read the host's files.
 """
 
 from __future__ import annotations
@@ -227,9 +230,9 @@ class RealProcess:
         return self._dead()
 
     def _out_of_step(self, what: str) -> PagelabError:
-        """Never expected: the pipe no longer holds whole chunks. The child is killed rather than trusted."""
+        """Never expected: a pipe no longer holds whole chunks. The child is killed rather than trusted."""
         self._terminate()
-        return PagelabError(f"the real process {self.pid} ({self.name}): reply pipe out of step ({what}); killed")
+        return PagelabError(f"the real process {self.pid} ({self.name}): pipe out of step ({what}); killed")
 
     def _dead(self) -> ProcessDead:
         """The error for a call to a child that is gone: ProcessDead if a call already reported its end (exit(),
