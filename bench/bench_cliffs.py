@@ -8,6 +8,8 @@ the same, in bench/cliffs.c (compiled here with gcc), and prints pagelab's time 
   mmap1       the same, none merging (N VMAs): the kernel refuses past vm.max_map_count (65530), so at
               65,536 pagelab runs with the limit raised and the kernel has no figure
   mprotect    one-page mprotects walking up one mapping, protections in pairs: each splits the rest off
+  mprotect3   N splits: N/2 one-page mprotects of every second page, each cutting a VMA in three (two
+              splits, no merge; N + 1 VMAs): past vm.max_map_count at 65,536, as mmap1
   oom         writes to fresh pages of a MAP_NORESERVE mapping on a machine of N pages until the OOM killer
               ends the process (16,384 pages is the 64 MiB machine); the kernel writes N fresh pages (it
               has far more memory than N pages, so no OOM kill: the same first-touch work)
@@ -41,9 +43,11 @@ COUNTS = (8192, 32768, 65536)
 RW = pl.PROT_READ | pl.PROT_WRITE
 ANON = pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
 P = pl.PAGE_SIZE
-KIND_COUNTS = {"mmap": COUNTS, "mmap1": COUNTS, "mprotect": COUNTS, "oom": (8192, 16384, 32768, 65536),
+KIND_COUNTS = {"mmap": COUNTS, "mmap1": COUNTS, "mprotect": COUNTS, "mprotect3": COUNTS,
+               "oom": (8192, 16384, 32768, 65536),
                "noreserve": COUNTS}
-KERNEL_KIND = {"mmap": "mmap", "mmap1": "mmap1", "mprotect": "mprotect", "oom": "write", "noreserve": "read"}
+KERNEL_KIND = {"mmap": "mmap", "mmap1": "mmap1", "mprotect": "mprotect", "mprotect3": "mprotect3", "oom": "write",
+               "noreserve": "read"}
 
 
 def sim_mmap(n: int, run: int) -> float:
@@ -66,6 +70,18 @@ def sim_mprotect(n: int) -> float:
         p.mprotect(a + i * P, P, pl.PROT_READ | pl.PROT_EXEC if (i // 2) % 2 else pl.PROT_READ)
     dt = time.process_time() - t0
     assert len(p.task.mm.vmas) == n // 2 + 1
+    return dt
+
+
+def sim_mprotect3(n: int) -> float:
+    m = pl.Machine(ram="1GiB", seed=0, settings={"/proc/sys/vm/max_map_count": 1 << 20})
+    p = m.spawn("mprotect3")
+    a = p.mmap(None, (n + 1) * P, RW, ANON)
+    t0 = time.process_time()
+    for i in range(1, n, 2):
+        p.mprotect(a + i * P, P, pl.PROT_READ)
+    dt = time.process_time() - t0
+    assert len(p.task.mm.vmas) == n + 1
     return dt
 
 
@@ -96,7 +112,7 @@ def sim_noreserve(n: int) -> float:
 
 SIM: dict[str, Callable[[int], float]] = {
     "mmap": lambda n: sim_mmap(n, 2), "mmap1": lambda n: sim_mmap(n, 1), "mprotect": sim_mprotect,
-    "oom": sim_oom, "noreserve": sim_noreserve,
+    "mprotect3": sim_mprotect3, "oom": sim_oom, "noreserve": sim_noreserve,
 }
 
 

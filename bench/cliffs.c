@@ -7,6 +7,9 @@
  *             stay under vm.max_map_count, 65530 by default).
  *   mprotect  N one-page mprotects walking up a mapping of N + 1 pages, protections in pairs (R R RX RX ...):
  *             each splits the rest of the mapping off; each pair's second merges with the first.
+ *   mprotect3 N splits: N/2 one-page mprotects of every second page of a mapping of N + 1 pages, each
+ *             cutting a VMA in three (two splits, nothing merges): N + 1 VMAs, so N stays under
+ *             vm.max_map_count (65530 by default).
  *   write     first-touch writes to N pages of fresh private anonymous memory (what an OOM run does
  *             before the kill on a machine of N pages).
  *   read      reads of N never-written pages of a MAP_NORESERVE mapping (the zero page; no frames). */
@@ -51,6 +54,17 @@ static double run(const char *kind, size_t n, int *vmas) {
         free(at);
         return t;
     }
+    if (!strcmp(kind, "mprotect3")) {
+        char *p = mmap(NULL, (n + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) { perror("mmap"); exit(1); }
+        t0 = now();
+        for (size_t i = 1; i < n; i += 2)
+            if (mprotect(p + i * PAGE, PAGE, PROT_READ)) { perror("mprotect"); exit(1); }
+        t = now() - t0;
+        *vmas = count_vmas();
+        munmap(p, (n + 1) * PAGE);
+        return t;
+    }
     if (!strcmp(kind, "mprotect")) {
         char *p = mmap(NULL, (n + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) { perror("mmap"); exit(1); }
@@ -82,7 +96,7 @@ static double run(const char *kind, size_t n, int *vmas) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: cliffs mmap|mmap1|mprotect|write|read N [REPEATS]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: cliffs mmap|mmap1|mprotect|mprotect3|write|read N [REPEATS]\n"); return 2; }
     const char *kind = argv[1];
     size_t n = strtoul(argv[2], 0, 10);
     int repeats = argc > 3 ? atoi(argv[3]) : 3, vmas = 0;
