@@ -372,3 +372,26 @@ def test_close_reaps_a_stopped_child():
     assert not p.alive and os.WTERMSIG(p.exit_status) == signal.SIGKILL
     with pytest.raises(ProcessLookupError):
         os.kill(p.pid, 0)
+
+
+def test_replies_left_behind_never_block_a_long_request(real):
+    """Calls that gave up leave replies until the reply pipe is full and the child blocks writing them; a request
+    longer than the command pipe then needs the parent to read those replies while it writes, or both wait."""
+    p = real.spawn("backlog")
+    p.stop_grace = 0.05
+    a = p.mmap(None, 64 * pl.MiB, RW, ANON)
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        for value in range(12):  # 12 requests; once resumed, their 24 chunks of replies overfill the 16-slot pipe
+            with pytest.raises(ChildStopped):
+                p.store(a, value)
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    time.sleep(0.3)
+    watchdog = threading.Timer(60, p.kill)  # a deadlock fails the test instead of hanging it
+    watchdog.start()
+    try:
+        p.access(np.arange(a, a + 64 * pl.MiB, P, dtype=np.int64), write=True)  # 16384 addresses: 33 chunks
+    finally:
+        watchdog.cancel()
+    assert p.load(a) == 0 and p.discarded == 12 and p.mincore(a, 64 * pl.MiB).all()

@@ -188,11 +188,23 @@ class RealProcess:
 
     def _wait(self, fd: int, event: int) -> None:
         """Wait until ``fd`` is ready for ``event``, however long a running child takes (touching GiBs is no
-        hang); raise ChildStopped once the child has stayed stopped (state T) ``stop_grace`` seconds."""
+        hang); raise ChildStopped once the child has stayed stopped (state T) ``stop_grace`` seconds.
+
+        Waiting to write, it reads (and discards) what earlier calls' requests answer meanwhile: the child may
+        be blocked writing those replies, and would never read the rest of this request otherwise.
+        """
         poller = select.poll()
         poller.register(fd, event)
+        if fd == self._cmd:
+            poller.register(self._rep, select.POLLIN)
         stopped_since: float | None = None
-        while not poller.poll(self.POLL_MS):
+        while True:
+            ready = poller.poll(self.POLL_MS)
+            if any(f == fd for f, _ in ready):
+                return
+            if ready:
+                self._discard_stale()
+                continue
             if self._state() != "T":
                 stopped_since = None
                 continue
@@ -204,6 +216,24 @@ class RealProcess:
                     f"the real process {self.pid} ({self.name}) is stopped (SIGSTOP or a terminal stop): the call "
                     f"gave up after {self.stop_grace:g} s. SIGCONT resumes it (kill -CONT {self.pid}); it then runs "
                     f"or drops this call's request, and the next call discards the reply")
+
+    def _discard_stale(self) -> None:
+        """Read what the reply pipe holds while this call's request is still being written: all of it answers
+        earlier, interrupted calls (a fault report too: this request cannot have started)."""
+        while True:
+            try:
+                data = os.read(self._rep, _child.CHUNK)
+            except BlockingIOError:
+                return
+            if len(data) == _child.CHUNK:
+                _, kind, index, count, _ = _child.parse_chunk(data)
+                self.discarded += kind == _child.REPLY and index + 1 == count
+            elif len(data) == _child.FAULT_LEN and data[:4] == FAULT_MAGIC:
+                raise self._faulted(data, started=False)
+            elif not data:
+                raise self._gone()
+            else:
+                raise self._out_of_step(f"a read of {_child.CHUNK} bytes returned {len(data)}")
 
     def _state(self) -> str:
         """The child's state letter in /proc/PID/stat (R, S, D, T, Z...); the pid is ours until reaped."""
