@@ -372,7 +372,7 @@ def _region_of(addr: int, bases: dict[str, int], sc: Scenario) -> tuple[str, int
 class SettingsCommand(Command):
     """List the tunables the simulator models: path, default (the modelled kernel's), unit, and what it does.
 
-    With --host, a column with this host's value follows the default, and a * marks each value that
+    With --host, a host column (this host's value) comes after the unit, and a * marks each value that
     differs (Machine.from_host() copies the host's values). It only reads the host.
     """
 
