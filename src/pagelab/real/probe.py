@@ -70,8 +70,11 @@ def root_block_device() -> str | None:
 
 
 def swap_devices(text: str | None = None) -> list[dict[str, Any]]:
-    """The active swap areas, from /proc/swaps (mm/swapfile.c: swap_show()): name, type, size and used in kB,
-    priority. A zram device is listed like any partition (``/dev/zram0 partition``)."""
+    """The active swap areas: name, type, size and used in kB, priority.
+
+    Reads /proc/swaps as mm/swapfile.c: swap_show() writes it (a header line, then one area a line; a
+    space in a name is ``\\040``). A zram device is listed like any partition (``/dev/zram0 partition``).
+    """
     text = _read(Path("/proc/swaps")) if text is None else text
     out: list[dict[str, Any]] = []
     for line in (text or "").splitlines()[1:]:  # the first line is the header
