@@ -46,6 +46,7 @@ P = pl.PAGE_SIZE
 KIND_COUNTS = {"mmap": COUNTS, "mmap1": COUNTS, "mprotect": COUNTS, "mprotect3": COUNTS,
                "oom": (8192, 16384, 32768, 65536),
                "noreserve": COUNTS}
+NOISE_S = 0.05  # growth from a time shorter than this is not judged
 KERNEL_KIND = {"mmap": "mmap", "mmap1": "mmap1", "mprotect": "mprotect", "mprotect3": "mprotect3", "oom": "write",
                "noreserve": "read"}
 
@@ -167,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             if prev is not None:
                 doublings = max(1, (row["n"] // prev["n"]).bit_length() - 1)
                 per_doubling = (row["pagelab_s"] / prev["pagelab_s"]) ** (1 / doublings)
-                worst_growth = max(worst_growth, per_doubling)
                 growth = f"x{per_doubling:.2f}"
+                if prev["pagelab_s"] >= NOISE_S:
+                    worst_growth = max(worst_growth, per_doubling)
+                else:
+                    growth += "*"
             kern = "-" if row["kernel_s"] is None else f"{row['kernel_s']:.4f}"
             ratio = "-" if row["ratio"] is None else f"{row['ratio']:.1f}x"
             if row["n"] == 65536 and row["ratio"] is not None:
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{kern:>9s} {ratio:>7s} {growth:>7s}" + (f"  (kernel: {row['kernel_note']})" if row["kernel_note"]
                                                             else ""))
             prev = row
-    print(f"\nworst growth per doubling: x{worst_growth:.2f} (target <= 2 plus a log factor); "
+    print(f"\n* from under {NOISE_S * 1000:.0f} ms, where timer and scheduler noise dominate: not counted below")
+    print(f"worst growth per doubling: x{worst_growth:.2f} (target <= 2 plus a log factor); "
           f"worst ratio at 65,536: {worst_ratio:.1f}x (target <= 50x)")
     return 0
 
