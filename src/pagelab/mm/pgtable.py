@@ -21,7 +21,6 @@ from ..arch.x86.pgtable import (
     pte_index,
     pud_index,
 )
-from ..constants import PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import NodeStat
@@ -117,13 +116,17 @@ def pte_table(m: Machine, mm: MmStruct, addr: int) -> int:
 def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, int, int]]:
     """The PTE tables under [start, end): (row, first index, end index) for each one that exists.
 
-    Mirrors the pmd-level loop of zap_pmd_range()/change_pmd_range()/walk_page_range(), which skip
-    2 MiB regions with no PTE table.
+    Mirrors the pgd/pud/pmd loops of zap_page_range()/change_protection()/walk_page_range(), which skip
+    a 512 GiB, 1 GiB or 2 MiB region whose upper table entry is empty (pXd_none()): the cost follows the
+    tables that exist, not the length of the range.
     """
     addr = start
     while addr < end:
-        chunk_end = min((addr | (PMD_SIZE - 1)) + 1, end)
-        row = pte_table(m, mm, addr)
+        pud = _next_table(m, mm, mm.pgd, pgd_index(addr), 3, False)
+        pmd = _next_table(m, mm, pud, pud_index(addr), 2, False) if pud else 0
+        row = pte_offset(m, pmd, addr) if pmd else 0
+        shift = PMD_SHIFT if pmd else PUD_SHIFT if pud else PGDIR_SHIFT
+        chunk_end = min((addr | ((1 << shift) - 1)) + 1, end)
         if row:
             yield row, pte_index(addr), pte_index(chunk_end - 1) + 1
         addr = chunk_end
