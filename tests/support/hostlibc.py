@@ -10,7 +10,7 @@ from pagelab.real import libc
 
 
 class HostSyscalls:
-    """mmap/munmap/mprotect/madvise of this process on the host kernel."""
+    """mmap/munmap/mprotect/madvise/mincore of this process on the host kernel."""
 
     def __init__(self) -> None:
         self.mapped: list[tuple[int, int]] = []
@@ -28,6 +28,9 @@ class HostSyscalls:
 
     def madvise(self, addr, length, advice):
         libc.madvise(addr, length, advice)
+
+    def mincore(self, addr, length):
+        return libc.mincore(addr, length)
 
     def cleanup(self) -> None:
         for addr, length in self.mapped:
