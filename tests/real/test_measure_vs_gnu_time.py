@@ -179,16 +179,19 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _interrupt(script: str, group: bool) -> tuple[subprocess.CompletedProcess[str], list[int], float]:
-    """Start measure on ``sh -c script``, wait for its sleep, send SIGINT (to pagelab alone, or to its
-    whole process group as a terminal's Ctrl-C does); returns the result, the tree's PIDs, the seconds taken."""
+def _interrupt(script: str, group: bool, times: int = 1) -> tuple[subprocess.CompletedProcess[str], list[int], float]:
+    """Start measure on ``sh -c script``, wait for its sleep, send SIGINT ``times`` times (to pagelab alone,
+    or to its whole process group as a terminal's Ctrl-C does); returns the result, the tree's PIDs, the
+    seconds taken."""
     p = subprocess.Popen([*PAGELAB, "--", "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, start_new_session=True)
     deadline = time.monotonic() + 30
     while len(tree := _descendants(p.pid)) < 3 and time.monotonic() < deadline:  # launcher, sh, sleep
         time.sleep(0.05)
     t0 = time.monotonic()
-    os.killpg(p.pid, signal.SIGINT) if group else p.send_signal(signal.SIGINT)
+    for _ in range(times):
+        os.killpg(p.pid, signal.SIGINT) if group else p.send_signal(signal.SIGINT)
+        time.sleep(0.05)
     out, err = p.communicate(timeout=30)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err), tree, time.monotonic() - t0
 
@@ -207,13 +210,22 @@ def _gone(pids: list[int]) -> bool:
 @pytest.mark.parametrize("group", [False, True], ids=["sigint-to-pagelab", "ctrl-c-to-the-group"])
 def test_ctrl_c_stops_the_command_and_exits_130(group):
     r, tree, took = _interrupt("sleep 30; true", group)
-    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr[-1000:]
-    assert "Command terminated by signal 2" in r.stderr and took < 5
-    assert len(tree) >= 3 and _gone(tree)
+    why = (r.returncode, took, tree, r.stderr[:300], r.stderr[-300:])
+    assert r.returncode == 130 and "Traceback" not in r.stderr, why
+    assert "Command terminated by signal 2" in r.stderr and took < 5, why
+    assert len(tree) >= 3 and _gone(tree), why
 
 
 def test_ctrl_c_kills_a_command_that_ignores_sigint():
     r, tree, took = _interrupt("trap '' INT; sleep 30; true", group=False)
-    assert r.returncode == 130 and "Traceback" not in r.stderr
-    assert "Command terminated by signal 9" in r.stderr and took < 10
-    assert _gone(tree)
+    why = (r.returncode, took, tree, r.stderr[:300], r.stderr[-300:])
+    assert r.returncode == 130 and "Traceback" not in r.stderr, why
+    assert "Command terminated by signal 9" in r.stderr and took < 10, why
+    assert _gone(tree), why
+
+
+def test_each_further_ctrl_c_moves_on_to_the_next_signal():
+    r, tree, took = _interrupt("trap '' INT; sleep 30; true", group=False, times=3)
+    why = (r.returncode, took, tree, r.stderr[:300], r.stderr[-300:])
+    assert r.returncode == 130 and "Command terminated by signal 9" in r.stderr and took < 2, why
+    assert _gone(tree), why

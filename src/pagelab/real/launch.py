@@ -151,7 +151,7 @@ class Run(Protocol):
     exec_errno: int | None
     result: dict[str, Any] | None  # once reaped: status, elapsed_ns, rusage, perf
 
-    def wait(self, timeout: float | None) -> bool: ...
+    def wait(self, timeout: float | None, wake: int | None = None) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -176,12 +176,13 @@ class Launched:
         self.exec_errno: int | None = None
         self.result: dict[str, Any] | None = None
 
-    def wait(self, timeout: float | None) -> bool:
-        """Read report lines for up to ``timeout`` seconds (None: no limit); True once the command is reaped."""
+    def wait(self, timeout: float | None, wake: int | None = None) -> bool:
+        """Read report lines for up to ``timeout`` seconds (None: no limit), or until ``wake`` is readable;
+        True once the command is reaped."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.result is None:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([self.fd], [], [], left)[0]:
+            if self.fd not in _select(self.fd, wake, left):
                 return False
             chunk = os.read(self.fd, 4096)
             if not chunk:
@@ -240,10 +241,11 @@ class Spawned:
         self.started: float | None = time.monotonic()
         self.pidfd = os.pidfd_open(self.pid)
 
-    def wait(self, timeout: float | None) -> bool:
+    def wait(self, timeout: float | None, wake: int | None = None) -> bool:
+        """Wait up to ``timeout`` seconds, or until ``wake`` is readable; True once the command is reaped."""
         if self.result is not None or self.pidfd is None:
             return self.result is not None
-        if not select.select([self.pidfd], [], [], timeout)[0]:
+        if self.pidfd not in _select(self.pidfd, wake, timeout):
             return False
         t1 = time.monotonic_ns()
         _, status, ru = os.wait4(self.pid, 0)
@@ -260,19 +262,73 @@ class Spawned:
             self.pidfd = None
 
 
-def stop(run: Run, grace: bool = True) -> None:
+def _select(fd: int, wake: int | None, timeout: float | None) -> list[int]:
+    """The ready ones of ``fd`` and ``wake``; a readable ``wake`` is drained."""
+    ready: list[int] = select.select([fd] if wake is None else [fd, wake], [], [], timeout)[0]
+    if wake in ready:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(wake, 64):
+                pass
+    return ready
+
+
+class CtrlC:
+    """SIGINT while the command runs, counted, and seen by select() through a self-pipe
+    (signal.set_wakeup_fd), instead of a KeyboardInterrupt raised wherever the interpreter happens to
+    be (in the middle of reading the launcher's report, say). Only in the main thread, where Python
+    runs signal handlers, and only where SIGINT is not ignored (a background job keeps ignoring it);
+    elsewhere ``fd`` is None and ``count`` stays 0."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.fd: int | None = None
+        self._w = -1
+        self._old_wakeup = -2  # not replaced yet
+        self._old_handler: Any = None
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+            return self
+        self.fd, self._w = os.pipe()
+        try:
+            os.set_blocking(self.fd, False)
+            os.set_blocking(self._w, False)
+            self._old_handler = signal.getsignal(signal.SIGINT)
+            self._old_wakeup = signal.set_wakeup_fd(self._w)
+            signal.signal(signal.SIGINT, self._on_sigint)
+        except BaseException:  # a KeyboardInterrupt pending from just before
+            self.__exit__()
+            raise
+        return self
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is None:
+            return
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+        if self._old_wakeup != -2:
+            signal.set_wakeup_fd(self._old_wakeup)
+        os.close(self.fd)
+        os.close(self._w)
+        self.fd = None
+
+
+def stop(run: Run, ctrl: CtrlC | None = None, grace: bool = True) -> None:
     """Stop the command and reap it. A Ctrl-C at a terminal has already sent SIGINT to the whole
     foreground process group, the command included: give it 0.2 s to end of its own, then send its
     process tree SIGINT, then after 2 s SIGKILL. Another Ctrl-C moves on to the next step at once."""
     steps = ((0, 0.2), (signal.SIGINT, 2.0), (signal.SIGKILL, 5.0)) if grace else ((signal.SIGKILL, 5.0),)
     for sig, wait_s in steps:
-        try:
-            if sig:
-                signal_tree(run.parent, run.pid, sig)
-            if run.wait(wait_s):
+        if sig:
+            signal_tree(run.parent, run.pid, sig)
+        seen, end = (ctrl.count if ctrl else 0), time.monotonic() + wait_s
+        while (left := end - time.monotonic()) > 0 and (ctrl is None or ctrl.count == seen):
+            if run.wait(left, ctrl.fd if ctrl else None):
                 return
-        except KeyboardInterrupt:
-            continue
     if isinstance(run, Launched) and run.result is None:  # the command never appeared, or cannot be killed
         run.proc.kill()
         run.proc.wait()
@@ -321,9 +377,10 @@ def stat_if_child(pid: int, ppid: int) -> dict[str, Any] | None:
 
 
 def signal_tree(parent: int, root: int, sig: int) -> None:
-    """Send ``sig`` to ``root`` (a child of ``parent``) and all its descendants, deepest first. Each is
-    pinned with a pidfd and checked to be its parent's child before its children are read, so a PID
-    reused in between is never signalled."""
+    """Send ``sig`` to ``root`` (a child of ``parent``) and all its descendants, parents first, so that a
+    shell has its own SIGINT pending when it sees its child die of one, as after a terminal's Ctrl-C
+    (which reaches the whole process group at once). Each process is pinned with a pidfd and checked
+    to be its parent's child before its children are read, so a PID reused in between is never signalled."""
     pinned: list[int] = []
     todo = [(parent, root)] if root > 0 else []
     try:
@@ -338,7 +395,7 @@ def signal_tree(parent: int, root: int, sig: int) -> None:
                 continue
             pinned.append(fd)
             todo += [(pid, c) for c in children(pid)]
-        for fd in reversed(pinned):
+        for fd in pinned:
             try:
                 signal.pidfd_send_signal(fd, sig)
             except OSError:  # already gone

@@ -32,6 +32,7 @@ from .launch import (
     RU_FIELDS,
     CommandNotExecutable,
     CommandNotFound,
+    CtrlC,
     Launched,
     MeasureError,
     Run,
@@ -130,8 +131,9 @@ def measure(argv: list[str], interval: float = 0.1, *, use_launcher: bool = True
     """Run ``argv`` to completion, sampling its process tree every ``interval`` seconds, and measure it.
 
     Raises CommandNotFound / CommandNotExecutable when it cannot run, MeasureError for bad arguments. A
-    KeyboardInterrupt while it runs stops the command (see launch.stop) and returns its measurement with
-    ``interrupted`` set; one before the command started propagates.
+    Ctrl-C (SIGINT) while it runs stops the command (launch.stop) and returns its measurement with
+    ``interrupted`` set; one before the command started raises KeyboardInterrupt, as one does when
+    the command could not be reaped.
     """
     if not argv:
         raise MeasureError("missing program to run: pagelab measure [OPTIONS] -- CMD ARGS...")
@@ -176,19 +178,24 @@ def _follow(run: Run, interval: float, vm0: dict[str, int]) -> tuple[list[Sample
     samples: list[Sample] = []
     delay = min(interval, FIRST_SAMPLE_S)
     try:
-        while not run.wait(delay):
-            if run.started is not None and run.pid > 0:
-                s = _sample_tree(run.parent, run.pid, time.monotonic() - run.started, vm0)
-                if s is not None:
-                    samples.append(s)
-                delay = min(interval, delay * 2)
-    except KeyboardInterrupt:
-        stop(run)
+        with CtrlC() as ctrl:
+            while not run.wait(delay, ctrl.fd):
+                if ctrl.count:
+                    stop(run, ctrl)
+                    return samples, True
+                if run.started is not None and run.pid > 0:
+                    s = _sample_tree(run.parent, run.pid, time.monotonic() - run.started, vm0)
+                    if s is not None:
+                        samples.append(s)
+                    delay = min(interval, delay * 2)
+            return samples, ctrl.count > 0  # a Ctrl-C as the command ended
+    except KeyboardInterrupt:  # measuring from another thread, or a SIGINT just before CtrlC took over
+        with CtrlC() as ctrl:
+            stop(run, ctrl)
         return samples, True
     except BaseException:
         stop(run, grace=False)
         raise
-    return samples, False
 
 
 def _sample_tree(parent: int, root: int, t: float, vm0: dict[str, int]) -> Sample | None:
