@@ -141,6 +141,23 @@ class HostProcess:
         return maps_in(lines, lo, hi)
 
 
+class SimProcess:
+    """A simulated process with the same methods (``m``: a pagelab.Machine)."""
+
+    def __init__(self, m: Any) -> None:
+        self.m = m
+        self.p = m.spawn("max_map_count")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.p, name)
+
+    def maps(self, lo: int, hi: int) -> list[str]:
+        from pagelab.observe.parse import parse_maps
+
+        vmas = parse_maps(self.m.read(f"/proc/{self.p.pid}/maps"))
+        return maps_in([(v["start"], v["end"], v["perms"]) for v in vmas], lo, hi)
+
+
 def main() -> None:
     from pagelab.real import libc
 

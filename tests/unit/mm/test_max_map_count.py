@@ -1,12 +1,11 @@
-"""vm.max_map_count on the simulator: the answers measured on Linux 6.18 (tests/real/test_max_map_count.py
+"""vm.max_map_count on the simulator: the answers measured on Linux 6.18 (tests/real/test_max_map_count_vs_kernel.py
 holds the simulator to the running kernel with the same trials)."""
 
 from __future__ import annotations
 
-from tests.support.max_map_count import TRIALS, maps_in, scenario
+from tests.support.max_map_count import TRIALS, SimProcess, scenario
 
 import pagelab as pl
-from pagelab.observe.parse import parse_maps
 
 # Measured on Linux 6.18 with a process holding exactly vm.max_map_count VMAs (and one or two fewer).
 EXPECTED = {
@@ -35,21 +34,6 @@ LEFTOVER = {
     "one below: madvise(MADV_RANDOM) one page inside (the second split fails)":
         ["0-1 ---p", "1-7 rw-p", "7-11 rw-p", "11-12 ---p"],
 }
-
-
-class SimProcess:
-    """A simulated process with the methods tests/support/max_map_count.py calls."""
-
-    def __init__(self, m: pl.Machine) -> None:
-        self.m = m
-        self.p = m.spawn("max_map_count")
-
-    def __getattr__(self, name):
-        return getattr(self.p, name)
-
-    def maps(self, lo, hi):
-        vmas = parse_maps(self.m.read(f"/proc/{self.p.pid}/maps"))
-        return maps_in([(v["start"], v["end"], v["perms"]) for v in vmas], lo, hi)
 
 
 def test_the_limit_as_the_kernel_applies_it():

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.support.max_map_count import scenario
+from tests.support.max_map_count import SimProcess, scenario
 from tests.support.profiles import LONG
-from tests.unit.mm.test_max_map_count import SimProcess
 
 import pagelab as pl
 
