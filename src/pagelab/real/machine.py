@@ -12,6 +12,7 @@ raise ``ChildDied``. ``read()`` and ``vmstat()`` read the host's files.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import pickle
 import resource
@@ -20,12 +21,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import abi
 from ..constants import PAGE_SIZE
 from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
 from ..observe.parse import parse_vmstat
@@ -339,43 +342,34 @@ class RealProcess:
         self._await_exit(timeout=None)
 
     # --- the Process API ------------------------------------------------------------------------
+    # Arguments are checked and converted here, in the parent, by the same pagelab.abi rules as the
+    # simulator's, before anything reaches the child (_CHILD_ARGS).
     def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
-        return int(self._call("mmap", addr or 0, length, prot, flags, fd, offset))
+        return int(self._call("mmap", *abi.mmap_args(addr, length, prot, flags, fd, offset)))
 
     def munmap(self, addr: int, length: int) -> None:
-        self._call("munmap", addr, length)
+        self._call("munmap", *abi.munmap_args(addr, length))
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
-        self._call("mprotect", addr, length, prot)
+        self._call("mprotect", *abi.mprotect_args(addr, length, prot))
 
     def madvise(self, addr: int, length: int, advice: int) -> None:
-        self._call("madvise", addr, length, advice)
+        self._call("madvise", *abi.madvise_args(addr, length, advice))
 
     def mincore(self, addr: int, length: int) -> np.ndarray:
-        return np.frombuffer(self._call("mincore", addr, length), dtype=np.uint8) & 1
+        return np.frombuffer(self._call("mincore", *abi.mincore_args(addr, length)), dtype=np.uint8) & 1
 
     def load(self, addr: int) -> int:
-        return int(self._call("load", addr))
+        return int(self._call("load", *_CHILD_ARGS["load"](addr)))
 
     def store(self, addr: int, value: int = 0) -> None:
-        if not 0 <= value <= 255:
-            raise ValueError(f"store writes one byte: value must be 0..255, got {value}")
-        self._call("store", addr, value)
+        self._call("store", *_CHILD_ARGS["store"](addr, value))
 
     def touch(self, addr: int, length: int, *, write: bool = False, stride: int = PAGE_SIZE) -> None:
-        if length < 0 or stride <= 0:
-            raise ValueError("touch needs length >= 0 and stride > 0")
-        self._call("touch", addr, length, write, stride)
+        self._call("touch", *abi.touch_args(addr, length, write, stride))
 
     def access(self, addresses: Any, *, write: bool | np.ndarray = False) -> None:
-        addrs = np.ascontiguousarray(np.asarray(addresses, dtype=np.uint64)).view(np.int64)
-        if isinstance(write, (bool, np.bool_)):
-            flags = np.array([bool(write)])
-        else:
-            flags = np.ascontiguousarray(np.asarray(write, dtype=bool))
-            if flags.shape != addrs.shape:
-                raise ValueError("write mask must have one flag per address")
-        self._call("access", addrs, flags)
+        self._call("access", *_CHILD_ARGS["access"](addresses, write))
 
     def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` in the child as one measured phase."""
@@ -384,20 +378,12 @@ class RealProcess:
 
     @staticmethod
     def _child_op(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """Translate a Process API call into the child's positional command."""
-        if name == "touch":
-            return "touch", (*args, kwargs.get("write", False), kwargs.get("stride", PAGE_SIZE))
-        if name == "access":
-            addrs = np.ascontiguousarray(np.asarray(args[0], dtype=np.uint64)).view(np.int64)
-            write = kwargs.get("write", False)
-            flags = np.array([bool(write)]) if isinstance(write, (bool, np.bool_)) else np.asarray(write, bool)
-            return "access", (addrs, flags)
-        if name == "mmap":
-            addr, length, prot, flags, *rest = args
-            fd = rest[0] if rest else kwargs.get("fd", -1)
-            offset = rest[1] if len(rest) > 1 else kwargs.get("offset", 0)
-            return "mmap", (addr or 0, length, prot, flags, fd, offset)
-        return name, tuple(args) + tuple(kwargs.values())
+        """Translate a Process API call into the child's positional command, checked as the method checks it."""
+        if name not in _CHILD_ARGS:
+            return name, tuple(args) + tuple(kwargs.values())
+        bound = inspect.signature(getattr(RealProcess, name)).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        return name, _CHILD_ARGS[name](*list(bound.arguments.values())[1:])
 
     def perf_counts(self) -> dict[str, int] | None:
         """perf's page-faults, minor-faults and major-faults of the child (None where perf is refused)."""
@@ -410,7 +396,7 @@ class RealProcess:
         return resource.struct_rusage(self._call("rusage"))
 
     def exit(self, code: int = 0) -> None:
-        self._call("exit", code)
+        self._call("exit", abi.exit_status(code))
         self._death_told = True
         self._await_exit(timeout=None)
 
@@ -432,6 +418,21 @@ class RealProcess:
 
     def __repr__(self) -> str:
         return f"<pagelab.real.Process pid={self.pid} {self.name!r} {'alive' if self._alive else 'dead'}>"
+
+
+def _access_args(addresses: Any, write: Any) -> tuple[np.ndarray, np.ndarray]:
+    addrs = abi.access_addresses(addresses).view(np.int64)
+    return addrs, abi.access_writes(write, addrs.shape[0])
+
+
+# Process API method -> its arguments checked (pagelab.abi) and laid out as the child's command takes them.
+_CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
+    "mmap": abi.mmap_args, "munmap": abi.munmap_args, "mprotect": abi.mprotect_args,
+    "madvise": abi.madvise_args, "mincore": abi.mincore_args,
+    "load": lambda addr: (abi.access_address(addr),),
+    "store": lambda addr, value: (abi.access_address(addr), abi.store_value(value)),
+    "touch": abi.touch_args, "access": _access_args,
+}
 
 
 class Machine:
