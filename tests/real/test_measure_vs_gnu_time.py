@@ -82,10 +82,13 @@ def test_measure_matches_gnu_time(name):
     assert report["time_v"]["Exit status"] == ref_v["Exit status"]
     assert report["time_v"]["Command being timed"] == ref_v["Command being timed"]
     ours_s, ref_s = report["elapsed_s"], _seconds(ref_v["Elapsed (wall clock) time (h:mm:ss or m:ss)"])
-    # GNU time prints hundredths; the host is shared, so allow for the scheduler, not for padding.
-    assert abs(ours_s - ref_s) < 0.1 + 0.25 * ref_s, (ours_s, ref_s)
+    # GNU time prints hundredths, and the host is shared: allow for the scheduler (a loaded 2-core host
+    # stretches a Python start by half), not for padding, which the fast commands show.
+    assert abs(ours_s - ref_s) < 0.15 + 0.5 * ref_s, (ours_s, ref_s)
     if name in ("true", "false", "sigsegv"):
         assert ours_s < 0.08  # not padded to the sampling interval (it was 0.10 s and more)
+    if name == "shell-runs-a-child":
+        assert ours_s >= 0.2  # the child's sleep is the command's time too
 
 
 def test_text_report_goes_to_stderr_in_gnu_times_words():
