@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.support.profiles import scale
 
 import pagelab as pl
 from pagelab.errors import ChildStopped, ProcessDead
@@ -39,7 +40,7 @@ RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
 ADVICE = [pl.MADV_DONTNEED, pl.MADV_FREE, pl.MADV_RANDOM, pl.MADV_SEQUENTIAL, pl.MADV_NORMAL, pl.MADV_WILLNEED,
           pl.MADV_COLD]
 STEPS = 40
-SEEDS = 100 if os.environ.get("PAGELAB_LONG", "") not in ("", "0") else 2  # the bar; CI runs two
+SEEDS = scale(2, 100)  # the bar; CI runs two
 
 
 @pytest.fixture
