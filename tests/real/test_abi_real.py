@@ -73,3 +73,19 @@ def test_misuse_is_refused_alike_before_anything_happens(procs, name, monkeypatc
         monkeypatch.undo()
         assert p.alive and p.rusage().ru_minflt == minflt, f"{name}: faults before the refusal"
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("addr, si_code", [(0, "SEGV_MAPERR"), (1 << 50, "SI_KERNEL"), (2**64 - 2 * P, "SEGV_MAPERR"),
+                                           ((1 << 47) - P, "SEGV_MAPERR")])
+def test_touch_outside_user_space_faults_alike(addr, si_code):
+    """Every address in [0, 2**64) is accepted, and one that is not user memory faults on both backends."""
+    from pagelab.real import Machine as RealMachine
+
+    got = []
+    with RealMachine() as real:
+        for m in (real, pl.Machine(ram="64MiB", seed=0)):
+            p = m.spawn("wild-touch")
+            with pytest.raises(pl.SegmentationFault) as exc:
+                p.touch(addr, 2 * P, write=True)
+            got.append((exc.value.si_code, exc.value.addr))
+    assert got[0] == got[1] and got[0][0] == si_code

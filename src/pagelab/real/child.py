@@ -138,11 +138,22 @@ class Server:
         ctypes.c_ubyte.from_address(_signed(addr)).value = value
 
     def touch(self, addr: int, length: int, write: bool, stride: int) -> None:
-        view = self.mem[addr - VIEW_BASE:addr - VIEW_BASE + length:stride]
-        if write:
-            view[...] = 0
-        elif view.size:
-            np.bitwise_or.reduce(view)
+        if VIEW_BASE <= addr < VIEW_END:
+            inside = min(length, VIEW_END - addr)
+            view = self.mem[addr - VIEW_BASE:addr - VIEW_BASE + inside:stride]
+            if write:
+                view[...] = 0
+            elif view.size:
+                np.bitwise_or.reduce(view)
+            done = -(-inside // stride) * stride
+            addr, length = addr + done, length - done
+        # Outside the user view (page 0, kernel or non-canonical addresses): one access at a time, so
+        # the first that faults kills the process here, as the same access does on the simulator.
+        for a in range(addr, addr + max(length, 0), stride):
+            if write:
+                self.store(a, 0)
+            else:
+                self.load(a)
 
     def access(self, addrs: np.ndarray, writes: np.ndarray) -> None:
         self.prepare("access", (addrs, writes))()
