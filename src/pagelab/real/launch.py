@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from ..errors import PagelabError
 from ..observe.parse import parse_stat
+from ..observe.summary import RU_FIELDS
 from .perf import SW_EVENTS, open_exec_counters
 
 
@@ -214,8 +215,6 @@ class Launched:
         os.close(self.fd)
 
 
-RU_FIELDS = ("ru_utime", "ru_stime", "ru_maxrss", "ru_ixrss", "ru_idrss", "ru_isrss", "ru_minflt", "ru_majflt",
-              "ru_nswap", "ru_inblock", "ru_oublock", "ru_msgsnd", "ru_msgrcv", "ru_nsignals", "ru_nvcsw", "ru_nivcsw")
 
 
 class Spawned:

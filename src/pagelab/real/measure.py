@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..observe.parse import parse_smaps, parse_status, parse_vmstat
+from ..observe.summary import gnu_time_v, perf_stat_block
 from .launch import (
-    RU_FIELDS,
     CommandNotExecutable,
     CommandNotFound,
     CtrlC,
@@ -312,56 +312,17 @@ def _minor_faults(m: Measurement, total_major: int, minor: int) -> list[str]:
 
 # ---- the report ----
 
-def _us(seconds: float) -> int:
-    return round(seconds * 1_000_000)
-
-
 def time_v(m: Measurement) -> list[tuple[str, str]]:
-    """GNU time -v's lines, label and value, computed as summarize() in time.c computes them: times
-    truncated to hundredths, CPU% = CPU ms * 100 / elapsed ms, averages over CPU ticks of 10 ms."""
-    ru = m.rusage
-    sec, usec = m.elapsed_ns // 1_000_000_000, m.elapsed_ns % 1_000_000_000 // 1000
-    r_ms = sec * 1000 + usec // 1000
-    v_ms = _us(ru["ru_utime"]) // 1000 + _us(ru["ru_stime"]) // 1000
-    ticks = v_ms // 10
-
-    def avg(*keys: str) -> str:
-        return str(sum(int(ru.get(k, 0)) // ticks for k in keys) if ticks else 0)
-
-    def secs(v: float) -> str:
-        return f"{_us(v) // 1_000_000}.{_us(v) % 1_000_000 // 10_000:02d}"
-
-    elapsed = (f"{sec // 3600}:{sec % 3600 // 60:02d}:{sec % 60:02d}" if sec >= 3600
-               else f"{sec // 60}:{sec % 60:02d}.{usec // 10000:02d}")
-    n = {k: str(int(ru.get(k, 0))) for k in RU_FIELDS}
-    return [
-        ("Command being timed", '"' + " ".join(m.argv) + '"'), ("User time (seconds)", secs(ru["ru_utime"])),
-        ("System time (seconds)", secs(ru["ru_stime"])),
-        ("Percent of CPU this job got", f"{v_ms * 100 // r_ms}%" if r_ms > 0 else "?%"),
-        ("Elapsed (wall clock) time (h:mm:ss or m:ss)", elapsed),
-        ("Average shared text size (kbytes)", avg("ru_ixrss")),
-        ("Average unshared data size (kbytes)", avg("ru_idrss", "ru_isrss")),
-        ("Average stack size (kbytes)", avg("ru_isrss")),
-        ("Average total size (kbytes)", avg("ru_idrss", "ru_isrss", "ru_ixrss")),
-        ("Maximum resident set size (kbytes)", n["ru_maxrss"]), ("Average resident set size (kbytes)", avg("ru_idrss")),
-        ("Major (requiring I/O) page faults", n["ru_majflt"]),
-        ("Minor (reclaiming a frame) page faults", n["ru_minflt"]),
-        ("Voluntary context switches", n["ru_nvcsw"]), ("Involuntary context switches", n["ru_nivcsw"]),
-        ("Swaps", n["ru_nswap"]), ("File system inputs", n["ru_inblock"]), ("File system outputs", n["ru_oublock"]),
-        ("Socket messages sent", n["ru_msgsnd"]), ("Socket messages received", n["ru_msgrcv"]),
-        ("Signals delivered", n["ru_nsignals"]), ("Page size (bytes)", str(os.sysconf("SC_PAGE_SIZE"))),
-        ("Exit status", str(os.WEXITSTATUS(m.wait_status))),
-    ]
+    """GNU time -v's lines for a measured command (observe.summary.gnu_time_v does the arithmetic)."""
+    return gnu_time_v(" ".join(m.argv), m.rusage, m.elapsed_ns, os.WEXITSTATUS(m.wait_status),
+                      os.sysconf("SC_PAGE_SIZE"))
 
 
 def perf_stat(m: Measurement) -> str:
     """perf stat's block for the page-fault events, laid out as perf 6.1 lays it out."""
     if m.perf is None:
         return "\n(perf counters unavailable: perf_event_open was refused)\n"
-    out = f"\n Performance counter stats for '{' '.join(m.argv)}':\n\n"
-    out += "".join(f"{v:>18}      {k:<67}\n" for k, v in m.perf.items())
-    out += f"\n{m.elapsed_s:18.9f} seconds time elapsed\n\n"
-    return out + f"{m.rusage['ru_utime']:18.9f} seconds user\n{m.rusage['ru_stime']:18.9f} seconds sys\n\n"
+    return perf_stat_block(" ".join(m.argv), m.perf, m.elapsed_s, m.rusage["ru_utime"], m.rusage["ru_stime"])
 
 
 def render(m: Measurement) -> str:

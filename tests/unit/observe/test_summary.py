@@ -42,3 +42,25 @@ def test_perf_stat_lines(task):
     rows = {line.split()[1]: int(line.split()[0]) for line in perf_stat(task).splitlines()
             if line.strip() and line.split()[0].isdigit()}
     assert rows == {"page-faults": 16, "minor-faults": 16, "major-faults": 0}
+
+
+def test_time_v_after_a_signal_is_gnu_times():
+    """A task killed by SIGSEGV: GNU time's termination line first, and Exit status 0 (WEXITSTATUS)."""
+    m = pl.Machine(ram="64MiB", seed=0)
+    p = m.spawn("segv")
+    with pytest.raises(pl.SegmentationFault):
+        p.load(0x1000)
+    out = time_v(p.task)
+    assert out.startswith("Command terminated by signal 11\n")
+    assert "\tExit status: 0\n" in out
+
+
+def test_time_v_truncates_as_gnu_time_does():
+    """summarize() in time.c truncates times to hundredths and computes CPU% from milliseconds."""
+    from pagelab.observe.summary import gnu_time_v
+
+    v = dict(gnu_time_v("x", {"ru_utime": 0.019, "ru_stime": 0.0}, elapsed_ns=29_999_000, exit_status=0))
+    assert v["User time (seconds)"] == "0.01"
+    assert v["Percent of CPU this job got"] == "65%"  # 19 ms * 100 // 29 ms
+    assert v["Elapsed (wall clock) time (h:mm:ss or m:ss)"] == "0:00.02"
+    assert dict(gnu_time_v("x", {}, elapsed_ns=0, exit_status=1))["Percent of CPU this job got"] == "?%"
