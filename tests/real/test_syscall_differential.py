@@ -34,7 +34,8 @@ def pair():
     with RealMachine() as real:
         pr = Pair(real, pl.Machine.from_host(seed=0))
         yield pr
-        pr.check_machine()
+        if LONG:  # every counter against the page tables: seconds on a machine of this host's size
+            pr.check_machine()
         counts = pr.counts
         print(f"\ndifferential: {counts.get('examples', 0)} examples, {counts.get('calls', 0)} argument tuples "
               f"compared, {counts.get('skipped', 0)} skipped as unsafe for the host, "
@@ -52,14 +53,17 @@ def test_same_errno_and_layout_as_the_kernel(pair, layout, steps):
         pair.count("skipped")
         assume(False)
     pair.count("examples")
+    if LONG and pair.counts["examples"] % 500 == 0:
+        print(f"differential: {pair.counts}", file=sys.__stderr__, flush=True)
     pair.lay_out(layout)
     try:
         assert pair.vmas("real") == pair.vmas("sim"), "the layouts differ before any call"
         for name, args in steps:
             real, sim = pair.call(name, args)
             pair.count("calls")
-            if sim == ("notmodelled",):
-                assert real[0] == "ok", f"{name}{args}: the simulator says NotModelled, the kernel {real}"
+            if sim == ("notmodelled",):  # only where the kernel carried the call out (madvise: up to a hole)
+                carried_out = real[0] == "ok" or (name == "madvise" and real == ("errno", "ENOMEM"))
+                assert carried_out, f"{name}{args}: the simulator says NotModelled, the kernel {real}"
                 pair.count("notmodelled")
                 break
             pair.count(real[0])

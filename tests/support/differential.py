@@ -79,7 +79,7 @@ NEVER_ADVICE = {C.MADV_HWPOISON, C.MADV_SOFT_OFFLINE, C.MADV_COLLAPSE, C.MADV_GU
 MAP_KNOWN = [C.MAP_FIXED, C.MAP_FIXED_NOREPLACE, C.MAP_NORESERVE, C.MAP_STACK, C.MAP_SYNC, C.MAP_32BIT,
              C.MAP_DENYWRITE, C.MAP_EXECUTABLE, C.MAP_NONBLOCK, C.MAP_UNINITIALIZED, C.MAP_POPULATE,
              C.MAP_LOCKED, C.MAP_GROWSDOWN]
-MAP_TYPES = [C.MAP_PRIVATE, C.MAP_PRIVATE, C.MAP_SHARED, C.MAP_SHARED_VALIDATE, 0, 4, 8, 0xF]
+MAP_TYPES = [C.MAP_PRIVATE] * 6 + [C.MAP_SHARED] * 3 + [C.MAP_SHARED_VALIDATE, 0, 4, 8, 0xF]
 # MAP_HUGETLB (with its size bits) is left out of random flags: hugetlbfs has checks of its own.
 RANDOM_FLAG_BITS = 0xFFFFFFFF & ~(C.MAP_HUGETLB | (0x3F << 26) | C.MAP_TYPE)
 
@@ -89,18 +89,18 @@ def _maybe_weird(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(s, s, s, s, s, s, s, s, s, NOT_INTEGERS)
 
 
-ADDRS = st.one_of(
-    st.builds(lambda k, sub: ARENA_BASE + k * P + sub, st.integers(-4, ARENA_PAGES + 4), SUB),
-    st.builds(lambda k, sub: ARENA_BASE + k * P + sub, st.integers(-4, ARENA_PAGES + 4), SUB),
-    st.sampled_from(SPECIAL_ADDRS),
-    st.integers(-(1 << 63), (1 << 64) - 1),
-)
+IN_ARENA = st.builds(lambda k: ARENA_BASE + k * P, st.integers(-2, ARENA_PAGES + 2))
+AROUND_ARENA = st.builds(lambda k, sub: ARENA_BASE + k * P + sub, st.integers(-4, ARENA_PAGES + 4), SUB)
+# Weighted towards calls the kernel carries out (page-aligned, in or around the arena), so that layouts
+# change and get compared, with the edges (special values, any 64-bit value) in a third of the draws.
+ADDRS = st.one_of(IN_ARENA, IN_ARENA, IN_ARENA, AROUND_ARENA, st.sampled_from(SPECIAL_ADDRS),
+                  st.integers(-(1 << 63), (1 << 64) - 1))
 
 
 @st.composite
 def lengths(draw: st.DrawFn, addr: Any) -> Any:
-    choices = [st.builds(lambda k, sub: k * P + sub, st.integers(0, ARENA_PAGES + 4), SUB),
-               st.builds(lambda k, sub: k * P + sub, st.integers(0, ARENA_PAGES + 4), SUB),
+    pages = st.builds(lambda k: k * P, st.integers(1, ARENA_PAGES + 2))
+    choices = [pages, pages, pages, st.builds(lambda k, sub: k * P + sub, st.integers(0, ARENA_PAGES + 4), SUB),
                st.sampled_from(SPECIAL_LENGTHS), st.integers(-(1 << 63), (1 << 64) - 1)]
     if isinstance(addr, int):
         a = addr & ((1 << 64) - 1)
@@ -109,10 +109,11 @@ def lengths(draw: st.DrawFn, addr: Any) -> Any:
     return draw(st.one_of(*choices))
 
 
-PROT = st.one_of(st.sampled_from(PROTS), st.sampled_from(PROTS), st.integers(-(1 << 31), (1 << 32) - 1))
-ADVICE = st.one_of(st.sampled_from(MODELLED_ADVICE), st.sampled_from(MODELLED_ADVICE),
-                   st.sampled_from(INVALID_ADVICE), st.integers(-(1 << 31), (1 << 32) - 1)
-                   ).filter(lambda a: abi.c_int(a, "advice") not in NEVER_ADVICE)
+VALID_PROTS = st.sampled_from([0, 1, 3, 3, 5, 7, 4])
+PROT = st.one_of(VALID_PROTS, VALID_PROTS, VALID_PROTS, st.sampled_from(PROTS), st.integers(-(1 << 31), (1 << 32) - 1))
+ADVICE = st.one_of(st.sampled_from(MODELLED_ADVICE), st.sampled_from(MODELLED_ADVICE), st.sampled_from(MODELLED_ADVICE),
+                   st.sampled_from(MODELLED_ADVICE), st.sampled_from(INVALID_ADVICE),
+                   st.integers(-(1 << 31), (1 << 32) - 1)).filter(lambda a: abi.c_int(a, "advice") not in NEVER_ADVICE)
 
 
 @st.composite
@@ -120,7 +121,9 @@ def map_flags(draw: st.DrawFn) -> int:
     flags = draw(st.sampled_from(MAP_TYPES))
     if draw(st.integers(0, 9)):
         flags |= C.MAP_ANONYMOUS
-    for bit in draw(st.lists(st.sampled_from(MAP_KNOWN), max_size=3)):
+    if draw(st.booleans()):
+        flags |= draw(st.sampled_from([C.MAP_FIXED, C.MAP_FIXED_NOREPLACE]))
+    for bit in draw(st.lists(st.sampled_from(MAP_KNOWN), max_size=2)):
         flags |= bit
     if not draw(st.integers(0, 7)):
         flags |= draw(st.integers(0, (1 << 32) - 1)) & RANDOM_FLAG_BITS

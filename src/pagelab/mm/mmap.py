@@ -128,9 +128,13 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         raise syscall_error(errno.EINVAL, "mmap: offset not page aligned")
     if not flags & MAP_ANONYMOUS:
         raise syscall_error(errno.EBADF, f"mmap: fd {fd} is not open (the simulated process has no files)")
-    if flags & MAP_HUGETLB:  # ksys_mmap_pgoff(): hstate_sizelog(), then hugetlb_file_setup()
-        if (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK not in (0, *HUGE_PAGE_SHIFTS):
-            raise syscall_error(errno.EINVAL, "mmap: no huge page size 2**MAP_HUGE_SHIFT bits")
+    if flags & MAP_HUGETLB:  # ksys_mmap_pgoff(): hstate_sizelog(), ALIGN(len, huge_page_size), then do_mmap()
+        shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK
+        if shift not in (0, *HUGE_PAGE_SHIFTS):
+            raise syscall_error(errno.EINVAL, f"mmap: no huge page size of 2**{shift} bytes")
+        huge = 1 << (shift or HUGE_PAGE_SHIFTS[0])
+        if not (length + huge - 1) & ~(huge - 1) & ULONG_MASK:
+            raise syscall_error(errno.EINVAL, "mmap: length is 0 once rounded to the huge page size")
         raise NotModelled("mmap: MAP_HUGETLB (hugetlbfs) is not modelled")
     if length == 0:
         raise syscall_error(errno.EINVAL, "mmap: length is 0")
