@@ -102,7 +102,7 @@ class Process:
         """
         addr, length, write, stride = abi.touch_args(addr, length, write, stride)
         self._live()
-        per_call = (1 << 18) * stride  # the MMU gets at most 2**18 addresses (2 MiB) at a time, same results
+        per_call = MMU_CHUNK * stride  # never more than one step's addresses in host memory at once
         for start in range(addr, addr + length, per_call):
             addrs = np.arange(start, min(start + per_call, addr + length), stride, dtype=np.uint64).view(np.int64)
             self._run(addrs, _ONE_WRITE if write else _ONE_READ)
