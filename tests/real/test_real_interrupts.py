@@ -18,13 +18,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import pytest
+from tests.support.interrupts import alarm_raises
 from tests.support.profiles import scale
 
 import pagelab as pl
@@ -47,21 +46,6 @@ SEEDS = scale(2, 100)  # the issue's bar; CI runs two
 def real() -> Iterator[RealMachine]:
     with RealMachine() as m:
         yield m
-
-
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def alarm_interrupts() -> Iterator[None]:
-    """SIGALRM raises KeyboardInterrupt inside the block; the timer and the old handler restored after."""
-    old = signal.signal(signal.SIGALRM, _raise_keyboard_interrupt)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def attempt(call: Callable[[], Any], delay: float) -> tuple[bool, Any]:
@@ -228,7 +212,7 @@ class Run:
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_interrupts_at_random_points_leave_the_pipe_in_step(real, seed):
     t0 = time.monotonic()
-    with alarm_interrupts():
+    with alarm_raises():
         run = Run(real, seed)
         for _ in range(STEPS):
             run.step()
