@@ -134,6 +134,12 @@ CASES.update({
     "mmap MAP_FIXED at 2**47": (lambda b: b.mmap(1 << 47, P, RW, ANON | pl.MAP_FIXED), errno.ENOMEM),
     "mmap MAP_FIXED over the top of user space": (
         lambda b: b.mmap(TASK_SIZE - P, 2 * P, RW, ANON | pl.MAP_FIXED), errno.ENOMEM),
+    "mmap MAP_FIXED at 2**64-1 (IS_ERR_VALUE: -EPERM)": (lambda b: b.mmap(-1, P, RW, ANON | pl.MAP_FIXED),
+                                                         errno.EPERM),
+    "mmap MAP_FIXED at 2**64-22 (IS_ERR_VALUE: -EINVAL)": (lambda b: b.mmap(-22, P, RW, ANON | pl.MAP_FIXED),
+                                                           errno.EINVAL),
+    "mmap MAP_FIXED at 2**64-4000 (IS_ERR_VALUE: errno 4000)": (
+        lambda b: b.mmap(-4000, P, RW, SHARED | pl.MAP_FIXED), 4000),
     "mmap MAP_FIXED_NOREPLACE unaligned": (lambda b: b.mmap(FREE + 1, P, RW, ANON | pl.MAP_FIXED_NOREPLACE),
                                            errno.EINVAL),
     "mmap MAP_FIXED_NOREPLACE at TASK_SIZE": (lambda b: b.mmap(TASK_SIZE, P, RW, ANON | pl.MAP_FIXED_NOREPLACE),

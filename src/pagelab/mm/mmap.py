@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from ..machine import Machine
 
 ULONG_MASK = (1 << 64) - 1
+MAX_ERRNO = 4095  # include/linux/err.h: the top 4095 values of an unsigned long are error codes
 MAP_DROPPABLE = 0x08  # a MAP_TYPE value (include/uapi/linux/mman.h, Linux 6.11+)
 MAP_HUGE_SHIFT = 26
 MAP_HUGE_MASK = 0x3F
@@ -91,7 +92,7 @@ MAP_32BIT_BEGIN, MAP_32BIT_END, MAP_32BIT_RANDOM = 0x40000000, 0x80000000, 0x020
 
 
 def syscall_error(code: int, what: str) -> OSError:
-    return OSError(code, f"{what}: {errno.errorcode[code]} ({os.strerror(code)})")
+    return OSError(code, f"{what}: {errno.errorcode.get(code, code)} ({os.strerror(code)})")
 
 
 def calc_vm_prot_bits(prot: int) -> int:
@@ -183,6 +184,8 @@ def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
         addr = get_unmapped_area(task.mm, addr, length, fixed)
     if addr < 0:
         raise syscall_error(errno.ENOMEM, "mmap: no room in the address space")
+    if addr > ULONG_MASK - MAX_ERRNO:  # IS_ERR_VALUE(): a MAP_FIXED address in the last 4095 bytes reads as -errno
+        raise syscall_error(ULONG_MASK + 1 - addr, f"mmap: MAP_FIXED address {addr:#x} is an error value")
     if addr > TASK_SIZE - length:
         raise syscall_error(errno.ENOMEM, "mmap: range ends above TASK_SIZE")
     if addr & ~PAGE_MASK:
