@@ -111,7 +111,7 @@ class Server:
 
     def __init__(self) -> None:
         self.mem = np.asarray(_Span())
-        self.user_ranges: list[tuple[int, int]] = []  # everything the caller ever mapped
+        self.user_ranges: list[tuple[int, int]] = []  # what the caller mapped (and did not unmap whole)
         self.perf_counters = open_exec_counters(for_exec=False)  # perf's page-fault events on this process
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
@@ -121,6 +121,8 @@ class Server:
 
     def munmap(self, addr: int, length: int) -> None:
         libc.munmap(addr, length)
+        end = addr + length  # forget what is gone, so settle() does not slow down with every mapping ever made
+        self.user_ranges = [(s, e) for s, e in self.user_ranges if not addr <= s < e <= end]
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         libc.mprotect(addr, length, prot)
