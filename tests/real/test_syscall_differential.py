@@ -39,12 +39,12 @@ def pair():
         counts = pr.counts
         print(f"\ndifferential: {counts.get('examples', 0)} examples, {counts.get('calls', 0)} argument tuples "
               f"compared, {counts.get('skipped', 0)} skipped as unsafe for the host, "
-              f"{counts.get('notmodelled', 0)} not modelled (the kernel succeeded), "
+              f"{counts.get('notmodelled', 0)} not modelled (the kernel carried them out), "
               f"{counts.get('errno', 0)} errno / {counts.get('python', 0)} Python errors / "
               f"{counts.get('ok', 0)} successes, 0 disagreements")
 
 
-@settings(max_examples=scale(60, 10_000), deadline=None, derandomize=not LONG, database=None,
+@settings(max_examples=scale(100, 10_000), deadline=None, derandomize=not LONG, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(layout=LAYOUTS, steps=st.lists(calls(), min_size=1, max_size=3))

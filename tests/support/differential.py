@@ -79,7 +79,6 @@ NEVER_ADVICE = {C.MADV_HWPOISON, C.MADV_SOFT_OFFLINE, C.MADV_COLLAPSE, C.MADV_GU
 MAP_KNOWN = [C.MAP_FIXED, C.MAP_FIXED_NOREPLACE, C.MAP_NORESERVE, C.MAP_STACK, C.MAP_SYNC, C.MAP_32BIT,
              C.MAP_DENYWRITE, C.MAP_EXECUTABLE, C.MAP_NONBLOCK, C.MAP_UNINITIALIZED, C.MAP_POPULATE,
              C.MAP_LOCKED, C.MAP_GROWSDOWN]
-MAP_TYPES = [C.MAP_PRIVATE] * 6 + [C.MAP_SHARED] * 3 + [C.MAP_SHARED_VALIDATE, 0, 4, 8, 0xF]
 # MAP_HUGETLB (with its size bits) is left out of random flags: hugetlbfs has checks of its own.
 RANDOM_FLAG_BITS = 0xFFFFFFFF & ~(C.MAP_HUGETLB | (0x3F << 26) | C.MAP_TYPE)
 
@@ -92,41 +91,54 @@ def _maybe_weird(s: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 IN_ARENA = st.builds(lambda k: ARENA_BASE + k * P, st.integers(-2, ARENA_PAGES + 2))
 AROUND_ARENA = st.builds(lambda k, sub: ARENA_BASE + k * P + sub, st.integers(-4, ARENA_PAGES + 4), SUB)
 # Weighted towards calls the kernel carries out (page-aligned, in or around the arena), so that layouts
-# change and get compared, with the edges (special values, any 64-bit value) in a third of the draws.
-ADDRS = st.one_of(IN_ARENA, IN_ARENA, IN_ARENA, AROUND_ARENA, st.sampled_from(SPECIAL_ADDRS),
-                  st.integers(-(1 << 63), (1 << 64) - 1))
+# change and get compared, with the edges (special values, any 64-bit value) in about one draw in four.
+ANY_ADDR = st.one_of(st.sampled_from(SPECIAL_ADDRS), st.integers(-(1 << 63), (1 << 64) - 1))
+
+
+@st.composite
+def weighted(draw: st.DrawFn, *choices: tuple[int, st.SearchStrategy[Any]]) -> Any:
+    """One of ``choices`` (weight, strategy), picked by weight (one_of alone gives the edges far more)."""
+    k = draw(st.integers(0, sum(w for w, _ in choices) - 1))
+    for w, strategy in choices:
+        if k < w:
+            return draw(strategy)
+        k -= w
+    raise AssertionError("unreachable")
+
+
+ADDRS = weighted((12, IN_ARENA), (2, AROUND_ARENA), (2, ANY_ADDR))
+MAP_TYPES = weighted((10, st.just(C.MAP_PRIVATE)), (4, st.just(C.MAP_SHARED)),
+                     (2, st.sampled_from([C.MAP_SHARED_VALIDATE, 0, 4, 8, 0xF])))
 
 
 @st.composite
 def lengths(draw: st.DrawFn, addr: Any) -> Any:
     pages = st.builds(lambda k: k * P, st.integers(1, ARENA_PAGES + 2))
-    choices = [pages, pages, pages, st.builds(lambda k, sub: k * P + sub, st.integers(0, ARENA_PAGES + 4), SUB),
-               st.sampled_from(SPECIAL_LENGTHS), st.integers(-(1 << 63), (1 << 64) - 1)]
-    if isinstance(addr, int):
+    odd = st.builds(lambda k, sub: k * P + sub, st.integers(0, ARENA_PAGES + 4), SUB)
+    edges = st.one_of(st.sampled_from(SPECIAL_LENGTHS), st.integers(-(1 << 63), (1 << 64) - 1))
+    if isinstance(addr, int):  # up to the end of user space, or of the 64-bit range, and just past it
         a = addr & ((1 << 64) - 1)
-        choices.append(st.sampled_from([TASK_SIZE - a + d for d in (-P, 0, 1, P)]
-                                       + [(1 << 64) - a + d for d in (-P, 0, P)]))
-    return draw(st.one_of(*choices))
+        edges = st.one_of(edges, st.sampled_from([TASK_SIZE - a + d for d in (-P, 0, 1, P)]
+                                                 + [(1 << 64) - a + d for d in (-P, 0, P)]))
+    return draw(weighted((12, pages), (2, odd), (3, edges)))
 
 
 VALID_PROTS = st.sampled_from([0, 1, 3, 3, 5, 7, 4])
-PROT = st.one_of(VALID_PROTS, VALID_PROTS, VALID_PROTS, st.sampled_from(PROTS), st.integers(-(1 << 31), (1 << 32) - 1))
-ADVICE = st.one_of(st.sampled_from(MODELLED_ADVICE), st.sampled_from(MODELLED_ADVICE), st.sampled_from(MODELLED_ADVICE),
-                   st.sampled_from(MODELLED_ADVICE), st.sampled_from(INVALID_ADVICE),
-                   st.integers(-(1 << 31), (1 << 32) - 1)).filter(lambda a: abi.c_int(a, "advice") not in NEVER_ADVICE)
+PROT = weighted((12, VALID_PROTS), (2, st.sampled_from(PROTS)), (1, st.integers(-(1 << 31), (1 << 32) - 1)))
+ADVICE = weighted((12, st.sampled_from(MODELLED_ADVICE)), (1, st.sampled_from(INVALID_ADVICE)),
+                  (1, st.integers(-(1 << 31), (1 << 32) - 1))).filter(
+                      lambda a: abi.c_int(a, "advice") not in NEVER_ADVICE)
 
 
 @st.composite
 def map_flags(draw: st.DrawFn) -> int:
-    flags = draw(st.sampled_from(MAP_TYPES))
-    if draw(st.integers(0, 9)):
-        flags |= C.MAP_ANONYMOUS
+    flags = draw(MAP_TYPES)
+    flags |= draw(weighted((12, st.just(C.MAP_ANONYMOUS)), (1, st.just(0))))
     if draw(st.booleans()):
         flags |= draw(st.sampled_from([C.MAP_FIXED, C.MAP_FIXED_NOREPLACE]))
     for bit in draw(st.lists(st.sampled_from(MAP_KNOWN), max_size=2)):
         flags |= bit
-    if not draw(st.integers(0, 7)):
-        flags |= draw(st.integers(0, (1 << 32) - 1)) & RANDOM_FLAG_BITS
+    flags |= draw(weighted((8, st.just(0)), (1, st.integers(0, (1 << 32) - 1)))) & RANDOM_FLAG_BITS
     return flags
 
 
@@ -140,8 +152,8 @@ def calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...]]:
     if name == "mmap":
         hint = draw(st.one_of(st.just(None), st.just(addr)))
         fd = draw(st.sampled_from([-1, -1, -1, 1000, 0x7FFFFFFF]))
-        offset = draw(st.one_of(st.sampled_from([0, 0, 0, P, 1, -P, 1 << 62, -1, (1 << 63) - P]),
-                                st.integers(-(1 << 63), (1 << 63) - 1)))
+        offset = draw(weighted((12, st.just(0)), (2, st.sampled_from([P, 1, -P, 1 << 62, -1, (1 << 63) - P])),
+                               (1, st.integers(-(1 << 63), (1 << 63) - 1))))
         args = (hint, length, draw(PROT), draw(map_flags()), fd, offset)
     elif name in ("munmap", "mincore"):
         args = (addr, length)
@@ -149,7 +161,7 @@ def calls(draw: st.DrawFn) -> tuple[str, tuple[Any, ...]]:
         args = (addr, length, draw(PROT))
     else:
         args = (addr, length, draw(ADVICE))
-    if not draw(st.integers(0, 15)):
+    if draw(weighted((15, st.just(False)), (1, st.just(True)))):
         k = draw(st.integers(0, len(args) - 1))
         args = args[:k] + (draw(NOT_INTEGERS),) + args[k + 1:]
     return name, args
