@@ -210,6 +210,10 @@ CASES.update({
     "madvise length 0 at -4096": (lambda b: b.madvise(-P, 0, pl.MADV_RANDOM), 0),
     # madvise: per VMA
     "madvise MADV_REMOVE on private memory": (lambda b: b.madvise(_map(b), P, pl.MADV_REMOVE), errno.EINVAL),
+    "madvise MADV_REMOVE on shared memory (punches a hole)": (
+        lambda b: b.madvise(_map(b, 2, RW, SHARED), P, pl.MADV_REMOVE), 0),
+    "madvise MADV_REMOVE on shared read-only memory": (
+        lambda b: b.madvise(_map(b, 2, pl.PROT_READ, SHARED), P, pl.MADV_REMOVE), 0),
     "madvise MADV_DODUMP": (lambda b: b.madvise(_map(b), P, pl.MADV_DODUMP), 0),
     "madvise MADV_KEEPONFORK": (lambda b: b.madvise(_map(b), P, pl.MADV_KEEPONFORK), 0),
     "madvise MADV_DONTFORK on shared memory": (lambda b: b.madvise(_map(b, 1, RW, SHARED), P, pl.MADV_DONTFORK), 0),

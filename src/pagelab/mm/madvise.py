@@ -7,8 +7,7 @@ that wraps around is EINVAL; a range with a hole is ENOMEM after the advice was 
 mapped parts; a flag change refused by vm.max_map_count is EAGAIN.
 
 Not modelled yet (raise NotModelled once the kernel's own checks pass): MADV_COLD, MADV_PAGEOUT
-(reclaim), MADV_REMOVE on shared memory, MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE,
-MADV_GUARD_INSTALL/REMOVE.
+(reclaim), MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE, MADV_GUARD_INSTALL/REMOVE.
 """
 
 from __future__ import annotations
@@ -26,9 +25,10 @@ from .fault import handle_mm_fault
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK, syscall_error, vma_modify_flags
 from .pgtable import pte_ranges, pte_table, set_entry
+from .shmem import shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, Vma, VmFaultResult, VmFlag
-from .vma import find_vma
+from .vma import find_vma, linear_page_index
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -43,7 +43,7 @@ _VALID = {
     C.MADV_GUARD_INSTALL, C.MADV_GUARD_REMOVE,
 }
 _NOT_MODELLED = {
-    C.MADV_COLD: "MADV_COLD", C.MADV_PAGEOUT: "MADV_PAGEOUT", C.MADV_REMOVE: "MADV_REMOVE",
+    C.MADV_COLD: "MADV_COLD", C.MADV_PAGEOUT: "MADV_PAGEOUT",
     C.MADV_COLLAPSE: "MADV_COLLAPSE", C.MADV_HWPOISON: "MADV_HWPOISON",
     C.MADV_SOFT_OFFLINE: "MADV_SOFT_OFFLINE", C.MADV_GUARD_INSTALL: "MADV_GUARD_INSTALL",
     C.MADV_GUARD_REMOVE: "MADV_GUARD_REMOVE",
@@ -110,9 +110,10 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
     ENOMEM from madvise_update_vma().
     """
     m = task.machine
+    if behavior == C.MADV_REMOVE:
+        madvise_remove(task, vma, start, end)
+        return vma
     if behavior in _NOT_MODELLED:
-        if behavior == C.MADV_REMOVE and (vma.vm_flags & VmFlag.LOCKED or vma.vm_file is None):
-            raise syscall_error(errno.EINVAL, "madvise(MADV_REMOVE): needs a shared file mapping")
         raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled yet")
     if behavior in (C.MADV_DONTNEED, C.MADV_DONTNEED_LOCKED):
         forbidden = VmFlag.PFNMAP | VmFlag.HUGETLB
@@ -178,6 +179,29 @@ def _new_flags(vma: Vma, behavior: int) -> int:
     if behavior == C.MADV_NOHUGEPAGE:
         return (f & ~VmFlag.HUGEPAGE) | VmFlag.NOHUGEPAGE
     raise syscall_error(errno.EINVAL, f"madvise: advice {behavior}")
+
+
+def madvise_remove(task: Task, vma: Vma, start: int, end: int) -> None:
+    """Mirrors madvise_remove() -> vfs_fallocate(PUNCH_HOLE | KEEP_SIZE) -> shmem_fallocate(): free the
+    pages of [start, end) from the shmem file behind ``vma``, zapping them first wherever the file is mapped.
+
+    EINVAL on a locked or private mapping (no file), EACCES unless the mapping is shared and may be
+    writable (vma_is_shared_maywrite()). The file keeps its size, and so its commit charge.
+    """
+    m, f = task.machine, vma.vm_file
+    if vma.vm_flags & VmFlag.LOCKED or f is None:
+        raise syscall_error(errno.EINVAL, "madvise(MADV_REMOVE): needs a shared file mapping")
+    if not (vma.vm_flags & VmFlag.SHARED and vma.vm_flags & VmFlag.MAYWRITE):
+        raise syscall_error(errno.EACCES, "madvise(MADV_REMOVE): the mapping may not be written")
+    first = linear_page_index(vma, start)
+    last = first + ((end - start) >> PAGE_SHIFT)
+    for other in [v for v in vma.mm.vmas if v.vm_file is f]:  # unmap_mapping_range()
+        lo = max(first, other.vm_pgoff)
+        hi = min(last, other.vm_pgoff + other.pages)
+        if lo < hi:
+            zap_page_range_single(m, other, other.vm_start + ((lo - other.vm_pgoff) << PAGE_SHIFT),
+                                  other.vm_start + ((hi - other.vm_pgoff) << PAGE_SHIFT))
+    shmem_truncate(f, first, last)  # shmem_undo_range()
 
 
 def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:

@@ -70,10 +70,13 @@ def shmem_get_folio(f: ShmemFile, pgoff: int) -> int:
     return pfn
 
 
-def shmem_truncate(f: ShmemFile) -> None:
-    """Mirrors shmem_undo_range() on the whole file: drop every cached page."""
+def shmem_truncate(f: ShmemFile, start: int = 0, end: int | None = None) -> None:
+    """Mirrors shmem_undo_range(): drop the cached pages of [start, end) (page offsets; all by default).
+
+    Pages still mapped keep their mappings' references; the caller unmaps them first where it must.
+    """
     m = f.machine
-    for pgoff in sorted(f.pages):
+    for pgoff in sorted(p for p in f.pages if start <= p and (end is None or p < end)):
         pfn = f.pages.pop(pgoff)
         m.counters.mod_node_state(NodeStat.NR_FILE_PAGES, -1)
         m.counters.mod_node_state(NodeStat.NR_SHMEM, -1)
