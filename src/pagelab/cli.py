@@ -225,7 +225,8 @@ class Measure(Command):
         out = sys.stderr
         if args.output is not None:  # opened before the command runs, as GNU time does
             try:
-                out = open(args.output, "a" if args.append else "w", encoding="utf-8")
+                out = open(args.output, "a" if args.append else "w", encoding="utf-8",
+                           errors="surrogateescape")  # argv bytes that are not UTF-8 are written back raw
             except OSError as exc:
                 raise MeasureError(f"{args.output}: {exc.strerror}") from None
         try:

@@ -193,6 +193,17 @@ class Server:
             else:
                 self.load(addr)
 
+    def _overlaps_caller(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """For each span [lo, hi): does it overlap a range the caller mapped? O(log n) a span: the
+        ranges sorted by start, with the running maximum of their ends."""
+        if not self.user_ranges:
+            return np.zeros(lo.shape[0], dtype=bool)
+        ranges = np.array(sorted(self.user_ranges), dtype=np.uint64)
+        reach = np.maximum.accumulate(ranges[:, 1])
+        k = np.searchsorted(ranges[:, 0], hi, side="left")  # ranges starting below hi: [0, k)
+        overlaps: np.ndarray = (k > 0) & (reach[np.maximum(k, 1) - 1] > lo)
+        return overlaps
+
     def settle(self) -> None:
         """Make the interpreter's own memory resident so a measured window takes none of its faults.
 
@@ -203,13 +214,14 @@ class Server:
         are never touched.
         """
         with open("/proc/self/maps") as f:
-            lines = f.read().splitlines()
-        for line in lines:
-            fields = line.split()
-            if fields[1] != "rw-p":
-                continue
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if any(lo < e and s < hi for s, e in self.user_ranges):
+            lines = [line.split(maxsplit=2) for line in f.read().splitlines()]
+        spans = [[int(x, 16) for x in f[0].split("-")] for f in lines if f[1] == "rw-p"]
+        if not spans:
+            return
+        bounds = np.array(spans, dtype=np.uint64)
+        ours = self._overlaps_caller(bounds[:, 0], bounds[:, 1])
+        for (lo, hi), caller in zip(spans, ours.tolist(), strict=True):
+            if caller:
                 continue
             # Populate only what is missing: MADV_POPULATE_WRITE also drains this CPU's LRU batches
             # (lru_add_drain), which would disturb the caller's state (e.g. LazyFree after MADV_FREE).

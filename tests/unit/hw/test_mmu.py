@@ -17,8 +17,14 @@ a = p.mmap(None, 64 * 4096, 3, 0x22)
 p.touch(a, 64 * 4096)
 p.touch(a, 64 * 4096, write=True, stride=2048)
 p.access([a + 4096 * i for i in (3, 9, 3, 60, 9)] * 5)
+q = m.spawn("segv")
+b = q.mmap(None, 4096, 1, 0x22)
+try:
+    q.store(b, 1)  # SEGV_ACCERR: the fault path gets the MMU's address as it reports it
+except pl.SegmentationFault as exc:
+    segv = [exc.addr == b, exc.si_code]
 print(json.dumps({"vmstat": m.vmstat(), "sim": m.counters.sim.tolist(), "now": m.now_ns,
-                  "minflt": p.rusage().ru_minflt, "tlb": m.tlb.tag.tolist()}))
+                  "minflt": p.rusage().ru_minflt, "tlb": m.tlb.tag.tolist(), "segv": segv}))
 """
 
 
@@ -29,7 +35,9 @@ def run(env_extra):
 
 
 def test_same_results_with_numba_disabled():
-    assert run({"NUMBA_DISABLE_JIT": "1"}) == run({})
+    jit = run({})
+    assert jit["segv"] == [True, "SEGV_ACCERR"]
+    assert run({"NUMBA_DISABLE_JIT": "1"}) == jit
 
 
 def test_a_timed_event_runs_mid_batch_at_its_time():

@@ -84,7 +84,7 @@ def access_error(error_code: int, vma: Vma) -> bool:
 def bad_area(task: Task, address: int, si_code: str) -> NoReturn:
     """Mirrors __bad_area_nosemaphore() -> force_sig_fault(SIGSEGV): no handler, so the task dies."""
     task.kill_signal(11)
-    raise SegmentationFault(address & ((1 << 64) - 1), si_code, task.pid)  # si_addr is unsigned
+    raise SegmentationFault(int(address) & ((1 << 64) - 1), si_code, task.pid)  # si_addr is unsigned
 
 
 def exc_general_protection(task: Task) -> NoReturn:
