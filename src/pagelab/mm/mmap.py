@@ -247,8 +247,8 @@ def accountable_mapping(vm_flags: int) -> bool:
 def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, unmodelled: str = "") -> int:
     """Mirrors __mmap_region(): gather what MAP_FIXED replaces, charge commit, then merge or create the VMA.
 
-    As in the kernel, a failure after the gather leaves its splits behind (the old VMAs are put back,
-    cut); a shared mapping whose shmem charge fails also loses the old pages (vms_clean_up_area()).
+    As in the kernel, a commit failure leaves the gather's splits behind (the old VMAs are put back, cut);
+    a shared mapping whose shmem charge fails comes after vms_clean_up_area() and leaves a gap instead.
     """
     mm, m = task.mm, task.machine
     end = addr + length
@@ -269,7 +269,8 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
     shmem_charged = shared and not vm_flags & VmFlag.NORESERVE
     if shmem_charged and not m.vm_enough_memory(npages):  # shmem_zero_setup() -> shmem_acct_size()
         m.vm_unacct_memory(charged)
-        _unmap_vmas(task, _gather(mm, addr, end), addr, end, unlink=False)
+        if old:  # vms_abort_munmap_vmas() once the PTEs are cleared: a gap where the mapping failed
+            _unmap_vmas(task, _gather(mm, addr, end), addr, end)
         raise syscall_error(errno.ENOMEM, "mmap: not enough memory to commit (vm.overcommit_memory)")
     if unmodelled:
         m.vm_unacct_memory(charged + (npages if shmem_charged else 0))
@@ -387,22 +388,21 @@ def do_munmap(task: Task, start: int, length: int) -> None:
     _unmap_vmas(task, _gather(mm, start, end), start, end)
 
 
-def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unlink: bool = True,
-                unaccount: bool = True) -> None:
-    """Mirrors vms_clear_ptes() + vms_complete_munmap_vmas(): zap and flush [start, end), free the page
-    tables, and (``unlink``) take the VMAs out with their accounting."""
+def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unaccount: bool = True) -> None:
+    """Mirrors vms_clear_ptes() + vms_complete_munmap_vmas(): zap and flush [start, end), take the VMAs
+    out with their accounting (their commit charge too, unless ``unaccount`` is False: a new private
+    writable mapping takes it over), and free the page tables."""
     m, mm = task.machine, task.mm
     lru_add_drain(m)  # unmap_region()
     mm.update_hiwater_rss()
     for vma in vmas:
         zap_pte_range(m, vma, vma.vm_start, vma.vm_end)
     flush_tlb_mm_range(m, mm, start, end)
-    if unlink:
-        for vma in vmas:
-            vma_unlink(mm, vma)
-            vm_stat_account(mm, vma.vm_flags, -vma.pages)
-            if vma.vm_flags & VmFlag.ACCOUNT and unaccount:
-                m.vm_unacct_memory(vma.pages)
-            if vma.vm_file is not None:
-                vma.vm_file.put()
+    for vma in vmas:
+        vma_unlink(mm, vma)
+        vm_stat_account(mm, vma.vm_flags, -vma.pages)
+        if vma.vm_flags & VmFlag.ACCOUNT and unaccount:
+            m.vm_unacct_memory(vma.pages)
+        if vma.vm_file is not None:
+            vma.vm_file.put()
     free_pgtables(m, mm, start, end)

@@ -114,7 +114,13 @@ def pte_table(m: Machine, mm: MmStruct, addr: int) -> int:
 
 
 def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """The PTE tables under [start, end): (row, first index, end index) for each one that exists.
+    """The PTE tables under [start, end): (row, first index, end index) for each one that exists."""
+    for _addr, row, lo, hi in pte_tables_at(m, mm, start, end):
+        yield row, lo, hi
+
+
+def pte_tables_at(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """pte_ranges() with the address each piece starts at: (addr, row, first index, end index).
 
     Mirrors the pgd/pud/pmd loops of zap_page_range()/change_protection()/walk_page_range(), which skip
     a 512 GiB, 1 GiB or 2 MiB region whose upper table entry is empty (pXd_none()): the cost follows the
@@ -128,7 +134,7 @@ def pte_ranges(m: Machine, mm: MmStruct, start: int, end: int) -> Iterator[tuple
         shift = PMD_SHIFT if pmd else PUD_SHIFT if pud else PGDIR_SHIFT
         chunk_end = min((addr | ((1 << shift) - 1)) + 1, end)
         if row:
-            yield row, pte_index(addr), pte_index(chunk_end - 1) + 1
+            yield addr, row, pte_index(addr), pte_index(chunk_end - 1) + 1
         addr = chunk_end
 
 

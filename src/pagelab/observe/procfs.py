@@ -16,8 +16,8 @@ import numpy as np
 
 from ..arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
 from ..constants import PAGE_SHIFT
-from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
+from ..mm.pgtable import pte_ranges
 from ..mm.types import VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
 from ..settings import BY_PATH
 from ..stats import MmCounter, NodeStat
@@ -135,11 +135,18 @@ class MemSizeStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+def vma_ptes(m: Machine, vma: Vma) -> np.ndarray:
+    """The PTEs of ``vma`` that exist, table by table (walk_page_range() skips empty upper entries), so
+    reading the smaps of a 64 TiB mapping costs what its page tables cost, not one entry per page."""
+    tables = m.ptpool.tables
+    pieces = [tables[row, lo:hi] for row, lo, hi in pte_ranges(m, vma.mm, vma.vm_start, vma.vm_end)]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=tables.dtype)
+
+
 def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     """Mirrors smap_gather_stats() -> smaps_pte_entry() -> smaps_account() for one VMA."""
     mss = MemSizeStats()
-    vpns = np.arange(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT, dtype=np.int64)
-    ptes = leaf_entries(m.ptpool.tables, vma.mm.pgd, vpns)
+    ptes = vma_ptes(m, vma)
     present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
     normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_page(): not the zero page
     ptes = ptes[normal]
@@ -195,8 +202,7 @@ def lazyfree_batched(m: Machine, vma: Vma) -> int:
     batch = set(m.cpu_fbatches.pending())
     if not batch:
         return 0
-    vpns = np.arange(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT, dtype=np.int64)
-    ptes = leaf_entries(m.ptpool.tables, vma.mm.pgd, vpns)
+    ptes = vma_ptes(m, vma)
     normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
     total = 0
     for pte in ptes[normal].tolist():
