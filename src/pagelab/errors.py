@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class PagelabError(Exception):
     """Base of pagelab's own errors; ``exit_code`` is what the CLI exits with."""
@@ -82,3 +85,8 @@ def kernel_bug(cond: bool, what: str) -> None:
     """VM_BUG_ON() analogue: raise KernelBug naming ``what`` when ``cond`` holds (never stripped by -O)."""
     if cond:
         raise KernelBug(what)
+
+
+def syscall_error(code: int, what: str) -> OSError:
+    """The OSError a failed system call raises: Linux's errno, its name and strerror() in the message."""
+    return OSError(code, f"{what}: {errno.errorcode.get(code, code)} ({os.strerror(code)})")

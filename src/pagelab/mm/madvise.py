@@ -19,16 +19,16 @@ from .. import constants as C
 from ..arch.x86.pgtable import pte_mkclean, pte_mkold, pte_pfn, pte_present, pte_special, pte_write
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, page_align
-from ..errors import NotModelled
+from ..errors import NotModelled, syscall_error
 from ..observe.trace import leaf_of, record
 from .fault import handle_mm_fault
 from .memory import zap_page_range_single
-from .mmap import ULONG_MASK, syscall_error, vma_modify_flags
+from .mmap import ULONG_MASK
 from .pgtable import pte_ranges, pte_table, set_entry
 from .shmem import shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, Vma, VmFaultResult, VmFlag
-from .vma import find_vma, linear_page_index
+from .vma import find_vma, linear_page_index, vma_modify_flags
 
 if TYPE_CHECKING:
     from ..kernel.task import Task

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE
 from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
-from .mmap import syscall_error
+from ..errors import syscall_error
 from .pgtable import pte_tables_at
 from .vma import linear_page_index, vma_lookup, vmas_in_range
 

@@ -3,7 +3,7 @@
 Mirrors arch/x86/kernel/sys_x86_64.c: sys_mmap(); mm/mmap.c: ksys_mmap_pgoff(), do_mmap(),
 round_hint_to_min(), __get_unmapped_area()'s checks, calc_vm_flag_bits(); mm/vma.c: mmap_region()
 -> __mmap_region() (__mmap_setup(), vms_gather_munmap_vmas()), do_vmi_munmap() ->
-do_vmi_align_munmap(), split_vma(), vma_modify_flags() -> vma_modify(), vm_stat_account().
+do_vmi_align_munmap(), vm_stat_account() (split_vma() and vma_modify_flags() are in mm/vma.py).
 
 The arguments are C values (pagelab.abi converts Python values the way a C call would): addresses
 and lengths are unsigned 64-bit, prot and flags are ints (sign-extended into the kernel's unsigned
@@ -26,7 +26,6 @@ after its page-size check: hugetlbfs has more checks of its own).
 from __future__ import annotations
 
 import errno
-import os
 from typing import TYPE_CHECKING
 
 from ..arch.x86.tlb import flush_tlb_mm_range
@@ -53,7 +52,7 @@ from ..constants import (
     TASK_SIZE,
     page_align,
 )
-from ..errors import NotModelled
+from ..errors import NotModelled, syscall_error
 from .memory import zap_pte_range
 from .pgtable import free_pgtables
 from .shmem import ShmemFile
@@ -61,17 +60,13 @@ from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import (
     find_vma_intersection,
-    find_vma_next,
-    find_vma_prev,
     get_unmapped_area,
     is_mergeable,
     merge_pair,
     split_vma,
     vm_get_page_prot,
     vma_link,
-    vma_modify,
     vma_set_range,
-    vma_try_merge,
     vma_unlink,
     vmas_in_range,
 )
@@ -89,10 +84,6 @@ HUGE_PAGE_SHIFTS = (21, 30)  # the hstates of x86-64: 2 MiB, and 1 GiB with pdpe
 VM_SYNC = 0x00800000  # calc_vm_flag_bits(): MAP_SYNC sets it even on anonymous memory ("sf")
 MLOCK_LIMIT_PAGES = (8 << 20) >> PAGE_SHIFT  # RLIMIT_MEMLOCK's default (include/uapi/linux/resource.h)
 MAP_32BIT_BEGIN, MAP_32BIT_END, MAP_32BIT_RANDOM = 0x40000000, 0x80000000, 0x02000000  # find_start_end()
-
-
-def syscall_error(code: int, what: str) -> OSError:
-    return OSError(code, f"{what}: {errno.errorcode.get(code, code)} ({os.strerror(code)})")
 
 
 def calc_vm_prot_bits(prot: int) -> int:
@@ -327,48 +318,6 @@ def _gather(mm: MmStruct, start: int, end: int) -> list[Vma]:
     if vmas and vmas[-1].vm_end > end:
         split_vma(mm, vmas[-1], end, new_below=False)
     return vmas
-
-
-def split_vma_checked(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
-    """Mirrors split_vma(): ENOMEM when the mm already holds vm.max_map_count VMAs, else __split_vma()."""
-    if len(mm.vmas) >= mm.machine.settings.vm.max_map_count:
-        raise syscall_error(errno.ENOMEM, "split would exceed vm.max_map_count")
-    return split_vma(mm, vma, addr, new_below)
-
-
-def vma_modify_flags(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> Vma:
-    """Mirrors vma_modify_flags() -> vma_modify(): give [start, end) of ``vma`` the flags ``newflags``.
-
-    First the merge: if the range touches an end of ``vma`` and the neighbour there is compatible with
-    the new flags (vma_merge_existing_range()), no VMA is added. Otherwise each needed split goes
-    through split_vma() and its vm.max_map_count check; a second split that fails leaves the first in
-    place, as in the kernel. Returns the VMA now holding [start, end) (merged with its neighbours).
-    """
-    if not _merges_existing(mm, vma, start, end, newflags):
-        if vma.vm_start < start:
-            split_vma_checked(mm, vma, start, new_below=True)
-        if vma.vm_end > end:
-            split_vma_checked(mm, vma, end, new_below=False)
-    vma = vma_modify(mm, vma, start, end)
-    vma.vm_flags = newflags
-    vma.vm_page_prot = vm_get_page_prot(newflags)
-    return vma_try_merge(mm, vma)
-
-
-def _merges_existing(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> bool:
-    """Mirrors vma_merge_existing_range()'s decision: does [start, end) with ``newflags`` join a neighbour?"""
-    piece = Vma(mm=mm, vm_start=start, vm_end=end, vm_flags=newflags,
-                vm_pgoff=vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT), vm_page_prot=0,
-                vm_file=vma.vm_file, anon_vma=vma.anon_vma)
-    if start == vma.vm_start:
-        prev = find_vma_prev(mm, vma)
-        if prev is not None and is_mergeable(prev, piece):
-            return True
-    if end == vma.vm_end:
-        nxt = find_vma_next(mm, vma)
-        if nxt is not None and is_mergeable(piece, nxt):
-            return True
-    return False
 
 
 # --- munmap ---------------------------------------------------------------------------------------

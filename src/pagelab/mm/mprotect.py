@@ -32,11 +32,12 @@ from ..constants import (
     PROT_WRITE,
     page_align,
 )
+from ..errors import syscall_error
 from ..hw.physmem import PG
-from .mmap import ULONG_MASK, calc_vm_prot_bits, syscall_error, vm_stat_account, vma_modify_flags
+from .mmap import ULONG_MASK, calc_vm_prot_bits, vm_stat_account
 from .pgtable import pte_ranges, set_entry
 from .types import VM_ACCESS_FLAGS, Vma, VmFlag
-from .vma import find_vma, find_vma_intersection
+from .vma import find_vma, find_vma_intersection, vma_modify_flags
 
 if TYPE_CHECKING:
     from ..kernel.task import Task

@@ -2,13 +2,16 @@
 
 Mirrors mm/vma.c and mm/mmap.c: find_vma(), find_vma_intersection(), the top-down
 unmapped-area search (mm/mmap.c: generic_get_unmapped_area_topdown() -> vm_unmapped_area()),
-__split_vma(), and the merge rules of is_mergeable_vma()/is_mergeable_anon_vma().
+__split_vma() and split_vma() (with vm.max_map_count), vma_modify_flags() and the merge rules of
+is_mergeable_vma()/is_mergeable_anon_vma().
 The VMAs live in a VmaTree (mm/vma_tree.py: the maple tree's part), so lookup, link, unlink, split,
 merge and the unmapped-area search each cost O(log n) in the number of VMAs, as in the kernel.
 Simplified: no stack VMA, so no guard gaps.
 """
 
 from __future__ import annotations
+
+import errno
 
 from ..arch.x86.pgtable import (
     PAGE_COPY_EXEC,
@@ -20,6 +23,7 @@ from ..arch.x86.pgtable import (
     PAGE_SHARED_EXEC,
 )
 from ..constants import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE
+from ..errors import syscall_error
 from .types import MmStruct, Vma, VmFlag
 
 
@@ -191,3 +195,45 @@ def vma_modify(mm: MmStruct, vma: Vma, start: int, end: int) -> Vma:
     if vma.vm_end > end:
         split_vma(mm, vma, end, new_below=False)
     return vma
+
+
+def split_vma_checked(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
+    """Mirrors split_vma(): ENOMEM when the mm already holds vm.max_map_count VMAs, else __split_vma()."""
+    if len(mm.vmas) >= mm.machine.settings.vm.max_map_count:
+        raise syscall_error(errno.ENOMEM, "split would exceed vm.max_map_count")
+    return split_vma(mm, vma, addr, new_below)
+
+
+def vma_modify_flags(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> Vma:
+    """Mirrors vma_modify_flags() -> vma_modify(): give [start, end) of ``vma`` the flags ``newflags``.
+
+    First the merge: if the range touches an end of ``vma`` and the neighbour there is compatible with
+    the new flags (vma_merge_existing_range()), no VMA is added. Otherwise each needed split goes
+    through split_vma() and its vm.max_map_count check; a second split that fails leaves the first in
+    place, as in the kernel. Returns the VMA now holding [start, end) (merged with its neighbours).
+    """
+    if not _merges_existing(mm, vma, start, end, newflags):
+        if vma.vm_start < start:
+            split_vma_checked(mm, vma, start, new_below=True)
+        if vma.vm_end > end:
+            split_vma_checked(mm, vma, end, new_below=False)
+    vma = vma_modify(mm, vma, start, end)
+    vma.vm_flags = newflags
+    vma.vm_page_prot = vm_get_page_prot(newflags)
+    return vma_try_merge(mm, vma)
+
+
+def _merges_existing(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int) -> bool:
+    """Mirrors vma_merge_existing_range()'s decision: does [start, end) with ``newflags`` join a neighbour?"""
+    piece = Vma(mm=mm, vm_start=start, vm_end=end, vm_flags=newflags,
+                vm_pgoff=vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT), vm_page_prot=0,
+                vm_file=vma.vm_file, anon_vma=vma.anon_vma)
+    if start == vma.vm_start:
+        prev = find_vma_prev(mm, vma)
+        if prev is not None and is_mergeable(prev, piece):
+            return True
+    if end == vma.vm_end:
+        nxt = find_vma_next(mm, vma)
+        if nxt is not None and is_mergeable(piece, nxt):
+            return True
+    return False
