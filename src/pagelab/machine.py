@@ -23,7 +23,9 @@ from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
 from .kernel.entry import KernelEntry
 from .kernel.task import Task
+from .mm.filemap import AddressSpace
 from .mm.pgtable import pgtable_alloc
+from .mm.rmap import AnonVma
 from .mm.swap import CpuFolioBatches
 from .mm.types import MmStruct
 from .observe.procfs import read_path
@@ -182,6 +184,7 @@ class Machine:
         self.tasks: dict[int, Task] = {}
         self._next_pid = 1000
         self._next_id = 1
+        self.mappings: dict[int, AnonVma | AddressSpace] = {}  # mapping id -> its anon_vma or address_space
         self._next_ino = 1024
         self.host_config: dict[str, Any] = {}  # what from_host() read off the host
         self.fault_log: list[FaultTrace] | None = None  # a list turns per-fault recording on (explain)
@@ -217,10 +220,16 @@ class Machine:
         return m
 
     # --- identities -----------------------------------------------------------------------------
-    def next_object_id(self) -> int:
-        """A fresh id for an anon_vma or a shmem file (what frame.mapping holds)."""
+    def register_mapping(self, owner: AnonVma | AddressSpace) -> int:
+        """A fresh id for an anon_vma or an address_space: what the ``mapping`` column of its frames holds,
+        and the key under which ``mappings`` finds it again (folio->mapping, for reverse-map walks)."""
         self._next_id += 1
+        self.mappings[self._next_id] = owner
         return self._next_id
+
+    def unregister_mapping(self, mapping_id: int) -> None:
+        """The anon_vma or address_space ``mapping_id`` is freed."""
+        del self.mappings[mapping_id]
 
     def next_inode(self) -> int:
         self._next_ino += 1

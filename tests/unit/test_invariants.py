@@ -16,7 +16,7 @@ from tests.support.interrupts import alarm_raises, interrupt_at_call
 from tests.support.profiles import LONG
 
 import pagelab as pl
-from pagelab.mm.debug import check_machine
+from pagelab.mm.debug import check_machine, check_rmap
 
 P = 4096
 PROTS = [pl.PROT_NONE, pl.PROT_READ, pl.PROT_READ | pl.PROT_WRITE]
@@ -119,6 +119,7 @@ class MemoryMachine(RuleBasedStateMachine):
     def bookkeeping_is_consistent(self):
         MemoryMachine.steps += 1
         check_machine(self.m)
+        check_rmap(self.m)
 
     def teardown(self):
         MemoryMachine.interrupted += self.interrupts
@@ -127,6 +128,7 @@ class MemoryMachine(RuleBasedStateMachine):
         check_machine(self.m)
         assert self.m.frames.nr_free == self.free_at_boot
         assert self.m.ptpool.nr_tables == 0
+        assert not self.m.mappings  # every anon_vma and address_space was freed with its last VMA
         assert not self.m.page_data
         assert self.m.committed_pages == 0
 

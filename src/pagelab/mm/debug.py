@@ -29,6 +29,7 @@ from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
+from .rmap import AnonVma, rmap_walk
 from .types import VmFlag
 from .vma import vm_get_page_prot
 
@@ -161,3 +162,27 @@ def check_machine(m: Machine) -> None:
     }
     for item, expected in checks.items():
         kernel_bug(g[item] != expected, f"{item.value} is {g[item]}, the frames say {expected}")
+
+
+def check_rmap(m: Machine) -> None:
+    """Every mapped frame's reverse map finds exactly its mappings: rmap_walk() (anon_vma or
+    address_space -> VMAs -> PTE) returns mapcount places, each a PTE of a live mm mapping the frame.
+    Costs a walk per mapped frame: for small machines (tests), not host-sized ones."""
+    frames = m.frames
+    for pfn in np.flatnonzero(frames.mapcount > 0).tolist():
+        found = rmap_walk(m, pfn)
+        kernel_bug(len(found) != int(frames.mapcount[pfn]),
+                   f"pfn {pfn}: rmap_walk found {len(found)} mappings, mapcount {int(frames.mapcount[pfn])}")
+    live = {id(t.mm) for t in m.tasks.values() if t.alive}
+    for owner in m.mappings.values():
+        vmas = owner.vmas if isinstance(owner, AnonVma) else owner.i_mmap
+        for vma in vmas:
+            kernel_bug(id(vma.mm) not in live or vma not in vma.mm.vmas,
+                       f"mapping {owner.id}: a VMA that is not linked in a live mm")
+    for task in m.tasks.values():
+        if task.alive:
+            for vma in task.mm.vmas:
+                kernel_bug(vma.anon_vma is not None and vma not in vma.anon_vma.vmas,
+                           f"pid {task.pid}: a VMA missing from its anon_vma")
+                kernel_bug(vma.vm_file is not None and vma not in vma.vm_file.mapping.i_mmap,
+                           f"pid {task.pid}: a VMA missing from its file's i_mmap")

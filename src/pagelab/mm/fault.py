@@ -5,7 +5,8 @@ populate) as (vma, address, flags); handle_mm_fault() builds a VmFault, walks an
 the PMD, and handle_pte_fault() dispatches:
 
     none PTE, anonymous VMA  -> do_anonymous_page   zero page on read, new zeroed page on write
-    none PTE, shmem VMA      -> do_fault            do_read_fault (with fault-around) / do_shared_fault
+    none PTE, VMA with ops   -> do_fault            vm_ops->fault; do_read_fault (with fault-around
+                                                    through vm_ops->map_pages) / do_shared_fault
     present, write, RO PTE   -> do_wp_page          reuse an exclusive page, or wp_page_copy
     present otherwise        -> a spurious fault: just mark the PTE young (and dirty)
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..arch.x86.pgtable import (
+    PTRS_PER_TABLE,
     pfn_pte,
     pte_index,
     pte_mkdirty,
@@ -34,15 +36,14 @@ from ..arch.x86.pgtable import (
     pte_write,
 )
 from ..arch.x86.tlb import flush_tlb_page
-from ..constants import PAGE_MASK, PAGE_SHIFT
+from ..constants import PAGE_MASK
 from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import PerfEvent, VmEvent
 from .page_alloc import alloc_page, lru_add, put_page
 from .pgtable import pmd_alloc, pte_alloc, pte_offset, ptep_get_and_clear, set_pte_at
 from .rmap import anon_vma_prepare, folio_add_file_rmap_pte, folio_add_new_anon_rmap, folio_remove_rmap_pte
-from .shmem import shmem_get_folio
-from .types import VM_FAULT_ERROR, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
+from .types import VM_FAULT_ERROR, FaultFlag, FaultKind, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
 from .vma import linear_page_index
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def handle_pte_fault(vmf: VmFault) -> int:
     pte_row = pte_offset(m, vmf.pmd, vmf.address)
     vmf.orig_pte = int(m.ptpool.tables[pte_row, pte_index(vmf.address)]) if pte_row else 0
     if pte_none(vmf.orig_pte):
-        return do_anonymous_page(vmf) if vmf.vma.vm_file is None else do_fault(vmf)
+        return do_anonymous_page(vmf) if vma_is_anonymous(vmf.vma) else do_fault(vmf)
     if not pte_present(vmf.orig_pte):
         raise NotModelled("do_swap_page: swap entries are not modelled yet")
     if vmf.flags & FaultFlag.WRITE and not pte_write(vmf.orig_pte):
@@ -94,7 +95,7 @@ def handle_pte_fault(vmf: VmFault) -> int:
     if vmf.flags & FaultFlag.WRITE:
         entry = pte_mkdirty(entry)
     set_pte_at(m, pte_row, vmf.address, entry)
-    vmf.handler = "spurious"
+    vmf.handler = FaultKind.SPURIOUS
     return VmFaultResult.NONE
 
 
@@ -113,7 +114,7 @@ def do_anonymous_page(vmf: VmFault) -> int:
     if not vmf.flags & FaultFlag.WRITE:
         # Read fault: map the shared zero page read-only; nothing is allocated or charged to RSS.
         set_pte_at(m, row, vmf.address, pte_mkspecial(pfn_pte(m.zero_pfn, vma.vm_page_prot)))
-        vmf.handler = "do_anonymous_page(zero)"
+        vmf.handler = FaultKind.DO_ANONYMOUS_PAGE_ZERO
         return VmFaultResult.NONE
     anon_vma_prepare(vma)  # vmf_anon_prepare()
     pfn = alloc_page(m, 0)  # alloc_anon_folio(): a zeroed order-0 folio
@@ -126,13 +127,16 @@ def do_anonymous_page(vmf: VmFault) -> int:
     lru_add(m, pfn)
     set_pte_at(m, row, vmf.address, entry)
     vmf.page = pfn
-    vmf.handler = "do_anonymous_page"
+    vmf.handler = FaultKind.DO_ANONYMOUS_PAGE
     return VmFaultResult.NONE
 
 
 def do_fault(vmf: VmFault) -> int:
-    """Mirrors do_fault(): dispatch a fault on a file-backed (here: shmem) VMA."""
+    """Mirrors do_fault(): dispatch a fault on a VMA with vm_ops (here: shmem); SIGBUS without ->fault."""
     vmf.path.append("do_fault")
+    ops = vmf.vma.vm_ops
+    if ops is None or ops.fault is None:
+        return VmFaultResult.SIGBUS
     if not vmf.flags & FaultFlag.WRITE:
         return do_read_fault(vmf)
     if not vmf.vma.vm_flags & VmFlag.SHARED:
@@ -143,15 +147,15 @@ def do_fault(vmf: VmFault) -> int:
 def do_read_fault(vmf: VmFault) -> int:
     """Mirrors do_read_fault(): try fault-around first, then read the page and map it."""
     vmf.path.append("do_read_fault")
-    if FAULT_AROUND_PAGES > 1:  # should_fault_around(): shmem has ->map_pages
+    if should_fault_around(vmf):
         ret = do_fault_around(vmf)
         if ret:
-            vmf.handler = "do_read_fault(around)"
+            vmf.handler = FaultKind.DO_FAULT_AROUND
             return ret
     ret = _do_fault(vmf)
     if ret & VM_FAULT_ERROR:
         return ret
-    vmf.handler = "do_read_fault"
+    vmf.handler = FaultKind.DO_READ_FAULT
     return finish_fault(vmf)
 
 
@@ -161,21 +165,16 @@ def do_shared_fault(vmf: VmFault) -> int:
     ret = _do_fault(vmf)
     if ret & VM_FAULT_ERROR:
         return ret
-    vmf.handler = "do_shared_fault"
+    vmf.handler = FaultKind.DO_SHARED_FAULT
     return finish_fault(vmf)
 
 
 def _do_fault(vmf: VmFault) -> int:
-    """Mirrors __do_fault() -> vma->vm_ops->fault (shmem_fault): a referenced page in vmf.page."""
-    vmf.path.append("shmem_fault")
-    f = vmf.vma.vm_file
-    if f is None:
-        raise KernelBug("shmem_fault on a VMA without a file")
-    pfn = shmem_get_folio(f, vmf.pgoff)
-    if pfn < 0:
-        return VmFaultResult.OOM
-    vmf.page = pfn
-    return VmFaultResult.NONE
+    """Mirrors __do_fault(): call vma->vm_ops->fault, which leaves a referenced page in vmf.page."""
+    ops = vmf.vma.vm_ops
+    if ops is None:
+        raise KernelBug("__do_fault on an anonymous VMA")
+    return ops.fault(vmf)
 
 
 def finish_fault(vmf: VmFault) -> int:
@@ -195,37 +194,29 @@ def finish_fault(vmf: VmFault) -> int:
     return VmFaultResult.NONE
 
 
-def do_fault_around(vmf: VmFault) -> int:
-    """Mirrors do_fault_around() + filemap_map_pages(): map the cached pages of a 16-page window.
+def should_fault_around(vmf: VmFault) -> bool:
+    """Mirrors should_fault_around(): the VMA's ops can map cached pages, and the window is > 1 page."""
+    ops = vmf.vma.vm_ops
+    return ops is not None and ops.map_pages is not None and FAULT_AROUND_PAGES > 1
 
-    The window is aligned by virtual address, clamped to the VMA and to the PTE table; only pages
-    already in the page cache are mapped and no I/O starts. Returns NOPAGE if the faulting page
-    itself got mapped.
+
+def do_fault_around(vmf: VmFault) -> int:
+    """Mirrors do_fault_around(): ask vm_ops->map_pages to map the cached pages of a 16-page window.
+
+    The window is aligned by virtual address and clamped to the VMA and to the PTE table; only pages
+    already in the page cache are mapped and no I/O starts. Returns NOPAGE if the faulting page itself
+    got mapped, NONE if it must be read (the caller goes on to ->fault).
     """
-    vma, m = vmf.vma, vmf.vma.mm.machine
+    vma = vmf.vma
     vmf.path.append("do_fault_around")
     pte_off = pte_index(vmf.address)
-    vma_off = vmf.pgoff - vma.vm_pgoff
+    vma_off = vmf.pgoff - vma.vm_pgoff  # the page offset of vmf.address within the VMA
     from_pte = max(pte_off & ~(FAULT_AROUND_PAGES - 1), pte_off - min(pte_off, vma_off))
-    to_pte = min(from_pte + FAULT_AROUND_PAGES, 512, pte_off + vma.pages - vma_off)
-    cache = vma.vm_file.pages if vma.vm_file is not None else {}
-    if not any(vmf.pgoff + k - pte_off in cache for k in range(from_pte, to_pte)):
-        return VmFaultResult.NONE
-    row = pte_alloc(m, vma.mm, vmf.pmd, vmf.address)
-    if not row:
-        return VmFaultResult.OOM
-    base = vmf.address - (pte_off << PAGE_SHIFT)
-    ret = VmFaultResult.NONE
-    for k in range(from_pte, to_pte):
-        pfn = cache.get(vmf.pgoff + k - pte_off)
-        if pfn is None or m.ptpool.tables[row, k] != 0:
-            continue
-        m.frames.refcount[pfn] += 1
-        folio_add_file_rmap_pte(m, vma, pfn)
-        set_pte_at(m, row, base + (k << PAGE_SHIFT), pfn_pte(pfn, vma.vm_page_prot))
-        if k == pte_off:
-            ret = VmFaultResult.NOPAGE
-    return ret
+    to_pte = min(from_pte + FAULT_AROUND_PAGES, PTRS_PER_TABLE, pte_off + vma.pages - vma_off) - 1
+    ops = vma.vm_ops
+    if ops is None or ops.map_pages is None:
+        raise KernelBug("do_fault_around without ->map_pages")
+    return ops.map_pages(vmf, vmf.pgoff + from_pte - pte_off, vmf.pgoff + to_pte - pte_off)
 
 
 def do_wp_page(vmf: VmFault) -> int:
@@ -265,7 +256,7 @@ def wp_page_reuse(vmf: VmFault) -> int:
         entry = pte_mkwrite(entry)
     set_pte_at(m, row, vmf.address, entry)
     m.counters.count_vm_event(VmEvent.PGREUSE)  # mm/memory.c: wp_page_reuse()
-    vmf.handler = "wp_page_reuse"
+    vmf.handler = FaultKind.WP_PAGE_REUSE
     return VmFaultResult.NONE
 
 
@@ -293,7 +284,7 @@ def wp_page_copy(vmf: VmFault) -> int:
         folio_remove_rmap_pte(m, vma, old)
         put_page(m, old)
     vmf.page = new
-    vmf.handler = "wp_page_copy(zero)" if old < 0 else "wp_page_copy"
+    vmf.handler = FaultKind.WP_PAGE_COPY_ZERO if old < 0 else FaultKind.WP_PAGE_COPY
     return VmFaultResult.NONE
 
 

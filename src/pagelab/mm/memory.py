@@ -20,6 +20,7 @@ from .pgtable import free_all_pgtables, pte_ranges
 from .rmap import folio_remove_rmap_pte
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
+from .vma import vma_unlink
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -98,9 +99,9 @@ def exit_mmap(m: Machine, mm: MmStruct) -> None:
         zap_pte_range(m, vma, vma.vm_start, vma.vm_end)
     release_asid(m, mm)
     for vma in list(mm.vmas):
-        mm.vmas.remove(vma)
+        vma_unlink(mm, vma)
         if vma.vm_file is not None:
-            vma.vm_file.put()
+            vma.vm_file.put(vma)
         if vma.vm_flags & VmFlag.ACCOUNT:
             m.vm_unacct_memory(vma.pages)
     free_all_pgtables(m, mm)

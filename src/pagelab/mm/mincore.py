@@ -24,6 +24,7 @@ import numpy as np
 from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE
 from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from ..errors import syscall_error
+from .filemap import cached_range
 from .pgtable import pte_tables_at
 from .vma import linear_page_index, vma_lookup, vmas_in_range
 
@@ -58,7 +59,6 @@ def do_mincore(task: Task, start: int, length: int) -> np.ndarray:
             continue
         lo, hi = max(vma.vm_start, start), min(vma.vm_end, end)
         first, last = linear_page_index(vma, lo), linear_page_index(vma, hi)
-        for pgoff in vma.vm_file.pages:
-            if first <= pgoff < last:
-                vec[((lo - start) >> PAGE_SHIFT) + pgoff - first] = 1
+        for pgoff, _pfn in cached_range(vma.vm_file.mapping, first, last):
+            vec[((lo - start) >> PAGE_SHIFT) + pgoff - first] = 1
     return vec

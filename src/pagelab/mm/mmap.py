@@ -55,7 +55,7 @@ from ..constants import (
 from ..errors import NotModelled, syscall_error
 from .memory import zap_pte_range
 from .pgtable import free_pgtables
-from .shmem import ShmemFile
+from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import (
@@ -271,8 +271,10 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
     vma = Vma(mm=mm, vm_start=addr, vm_end=end, vm_flags=vm_flags, vm_pgoff=pgoff,
               vm_page_prot=vm_get_page_prot(vm_flags))
     if shared:
-        vma.vm_file = ShmemFile(m, npages, charged=shmem_charged)
+        vma.vm_file = ShmemFile(m, npages, charged=shmem_charged)  # shmem_zero_setup()
+        vma.vm_ops = SHMEM_ANON_VM_OPS
         vma_link(mm, vma)
+        vma.vm_file.get(vma)
     else:
         vma_merge_new_range(mm, vma)
     vm_stat_account(mm, vm_flags, npages)
@@ -353,5 +355,5 @@ def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unaccount:
         if vma.vm_flags & VmFlag.ACCOUNT and unaccount:
             m.vm_unacct_memory(vma.pages)
         if vma.vm_file is not None:
-            vma.vm_file.put()
+            vma.vm_file.put(vma)
     free_pgtables(m, mm, start, end)

@@ -1,14 +1,23 @@
 """Reverse-map bookkeeping: which folios are mapped, how often, and the anon_vma of a VMA.
 
-Mirrors mm/rmap.c: anon_vma_prepare() (with find_mergeable_anon_vma()), folio_add_new_anon_rmap(),
-folio_add_file_rmap_pte(), folio_remove_rmap_pte(). The per-mm RSS counters move here too, as
-Linux's callers do right beside these calls.
+Mirrors mm/rmap.c: struct anon_vma, anon_vma_prepare() (with find_mergeable_anon_vma()),
+folio_add_new_anon_rmap(), folio_add_file_rmap_pte(), folio_remove_rmap_pte(), and rmap_walk()
+(rmap_walk_anon() / rmap_walk_file()): from a frame's ``mapping`` column to the anon_vma or
+address_space (``m.mappings``), from there to the VMAs, and in each to the PTE that maps the page.
+The per-mm RSS counters move here too, as Linux's callers do right beside these calls.
+
+Simplified: one anon_vma per VMA family with no anon_vma_chain hierarchy (fork comes with processes).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, PTE_PFN_MASK
+from ..constants import PAGE_SHIFT
+from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
 from .types import VM_ACCESS_FLAGS, Vma
@@ -18,10 +27,33 @@ if TYPE_CHECKING:
     from ..machine import Machine
 
 
+class AnonVma:
+    """Mirrors struct anon_vma: the VMAs whose anonymous pages may carry this ``id`` in ``mapping``.
+
+    ``vmas`` stands for the anon_vma_chain's interval tree (rb_root): every linked VMA using it.
+    """
+
+    def __init__(self, m: Machine) -> None:
+        self.machine = m
+        self.id = m.register_mapping(self)
+        self.vmas: dict[Vma, None] = {}
+
+    def vma_link(self, vma: Vma) -> None:
+        """Mirrors anon_vma_chain_link(): ``vma`` may now hold pages of this anon_vma."""
+        self.vmas[vma] = None
+
+    def vma_unlink(self, vma: Vma) -> None:
+        """Mirrors unlink_anon_vmas(): the last VMA gone frees the anon_vma (put_anon_vma())."""
+        self.vmas.pop(vma, None)
+        if not self.vmas:
+            self.machine.unregister_mapping(self.id)
+
+
 def anon_vma_prepare(vma: Vma) -> int:
     """Mirrors anon_vma_prepare(): give ``vma`` an anon_vma, reusing a compatible neighbour's.
 
     find_mergeable_anon_vma() reuses the anon_vma of an adjacent VMA that could merge with this one.
+    Returns the anon_vma's id (what the ``mapping`` column of its pages holds).
     """
     if vma.anon_vma is None:
         mm = vma.mm
@@ -32,8 +64,9 @@ def anon_vma_prepare(vma: Vma) -> int:
                 vma.anon_vma = other.anon_vma
                 break
         else:
-            vma.anon_vma = mm.machine.next_object_id()
-    return vma.anon_vma
+            vma.anon_vma = AnonVma(mm.machine)
+        vma.anon_vma.vma_link(vma)
+    return vma.anon_vma.id
 
 
 def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfn: int, addr: int) -> None:
@@ -64,3 +97,30 @@ def folio_remove_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
     if frames.mapcount[pfn] == 0:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED if anon else NodeStat.NR_FILE_MAPPED, -1)
     vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= 1
+
+
+def rmap_walk(m: Machine, pfn: int) -> list[tuple[Vma, int]]:
+    """Mirrors rmap_walk() (rmap_walk_anon() / rmap_walk_file()): every (VMA, address) whose PTE maps ``pfn``.
+
+    From the frame's ``mapping`` to its anon_vma or address_space, to each VMA of it whose range covers
+    the page's index, to the leaf entry there (a PMD leaf maps the page if the page lies in it).
+    """
+    owner = m.mappings.get(int(m.frames.mapping[pfn]))
+    if owner is None:
+        return []
+    index = int(m.frames.index[pfn])
+    vmas = owner.vmas if isinstance(owner, AnonVma) else owner.i_mmap
+    found = []
+    for vma in vmas:
+        if not vma.vm_pgoff <= index < vma.vm_pgoff + vma.pages:
+            continue
+        addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
+        leaf = int(leaf_entries(m.ptpool.tables, vma.mm.pgd, np.array([addr >> PAGE_SHIFT], dtype=np.int64))[0])
+        if not leaf & (_PAGE_PRESENT | _PAGE_PROTNONE):
+            continue
+        mapped = (leaf & PTE_PFN_MASK) >> PAGE_SHIFT
+        if leaf & _PAGE_PSE:  # a PMD leaf: the 4 KiB page inside it
+            mapped = (mapped & ~511) + ((addr >> PAGE_SHIFT) & 511)
+        if mapped == pfn:
+            found.append((vma, addr))
+    return found

@@ -1,10 +1,10 @@
 """Shared anonymous memory: the shmem (tmpfs) file behind MAP_SHARED|MAP_ANONYMOUS.
 
 Mirrors mm/shmem.c: shmem_zero_setup() gives each shared anonymous mapping an unlinked tmpfs file
-("/dev/zero (deleted)" in /proc/PID/maps); shmem_fault() finds the page in that file's page cache
-or allocates a zeroed one. There is no zero page here: a read fault allocates, and since tmpfs has
-no write-notify, a later write does not fault. Pages live as long as the file, i.e. until the last
-mapping goes, not when one process's PTEs are zapped.
+("/dev/zero (deleted)" in /proc/PID/maps) and shmem_anon_vm_ops; shmem_fault() finds the page in that
+file's page cache (its address_space, mm/filemap.py) or allocates a zeroed one. There is no zero page
+here: a read fault allocates, and since tmpfs has no write-notify, a later write does not fault. Pages
+live as long as the file, i.e. until the last mapping goes, not when one process's PTEs are zapped.
 
 Simplified: no swap (pages stay resident), no huge pages, no size limit but RAM.
 """
@@ -13,38 +13,52 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import KernelBug
 from ..hw.physmem import PG
 from ..stats import NodeStat
+from .filemap import (
+    AddressSpace,
+    cached_range,
+    filemap_add_folio,
+    filemap_get_folio,
+    filemap_map_pages,
+    page_cache_delete,
+)
 from .page_alloc import alloc_page, lru_add, put_page
+from .types import VmFault, VmFaultResult, VmOperations
 
 if TYPE_CHECKING:
     from ..machine import Machine
+    from .types import Vma
 
 
 class ShmemFile:
-    """An unlinked tmpfs inode: its page cache (pgoff -> pfn) and a count of VMAs using it."""
+    """An unlinked tmpfs inode and its open file: the page cache (``mapping``) and a count of VMAs using it."""
 
     def __init__(self, m: Machine, size_pages: int, charged: bool) -> None:
         self.machine = m
         self.charged = charged  # shmem_acct_size() charged size_pages to Committed_AS
         self.ino = m.next_inode()
-        self.id = m.next_object_id()  # what frame.mapping holds for its pages
+        self.mapping = AddressSpace(m, self.ino)  # inode->i_mapping
         self.size_pages = size_pages
-        self.pages: dict[int, int] = {}
-        self.refs = 1
+        self.refs = 0  # VMAs holding the file (get_file() per VMA)
 
     @property
     def name(self) -> str:
         return "/dev/zero (deleted)"
 
-    def get(self) -> None:
+    def get(self, vma: Vma) -> None:
+        """``vma`` maps the file: get_file() + vma_link_file()."""
         self.refs += 1
+        self.mapping.vma_link(vma)
 
-    def put(self) -> None:
-        """Drop a reference (a VMA went away); the last one frees the pages (shmem_evict_inode)."""
+    def put(self, vma: Vma) -> None:
+        """``vma`` went away: unlink_file_vma() + fput(); the last one frees the pages (shmem_evict_inode)."""
+        self.mapping.vma_unlink(vma)
         self.refs -= 1
         if self.refs == 0:
             shmem_truncate(self)
+            self.mapping.release()
             if self.charged:
                 self.machine.vm_unacct_memory(self.size_pages)
 
@@ -55,19 +69,29 @@ def shmem_get_folio(f: ShmemFile, pgoff: int) -> int:
     Returns the PFN with an extra reference for the caller, or -1 when memory is out.
     """
     m = f.machine
-    pfn = f.pages.get(pgoff)
-    if pfn is None:
+    pfn = filemap_get_folio(f.mapping, pgoff)
+    if pfn < 0:
         pfn = alloc_page(m, PG.SWAPBACKED | PG.UPTODATE)
         if pfn < 0:
             return -1
-        m.frames.mapping[pfn] = f.id
-        m.frames.index[pfn] = pgoff
-        f.pages[pgoff] = pfn  # the page cache's own reference is the allocation's
-        lru_add(m, pfn)
-        m.counters.mod_node_state(NodeStat.NR_FILE_PAGES, 1)
+        filemap_add_folio(m, f.mapping, pfn, pgoff)  # shmem_add_to_page_cache(): the cache keeps this reference
         m.counters.mod_node_state(NodeStat.NR_SHMEM, 1)
+        lru_add(m, pfn)
     m.frames.refcount[pfn] += 1
     return pfn
+
+
+def shmem_fault(vmf: VmFault) -> int:
+    """Mirrors shmem_fault(): vmf.page = the referenced page at vmf.pgoff (allocated if absent)."""
+    vmf.path.append("shmem_fault")
+    f = vmf.vma.vm_file
+    if f is None:
+        raise KernelBug("shmem_fault on a VMA without a file")
+    pfn = shmem_get_folio(f, vmf.pgoff)
+    if pfn < 0:
+        return VmFaultResult.OOM
+    vmf.page = pfn
+    return VmFaultResult.NONE
 
 
 def shmem_truncate(f: ShmemFile, start: int = 0, end: int | None = None) -> None:
@@ -76,8 +100,12 @@ def shmem_truncate(f: ShmemFile, start: int = 0, end: int | None = None) -> None
     Pages still mapped keep their mappings' references; the caller unmaps them first where it must.
     """
     m = f.machine
-    for pgoff in sorted(p for p in f.pages if start <= p and (end is None or p < end)):
-        pfn = f.pages.pop(pgoff)
-        m.counters.mod_node_state(NodeStat.NR_FILE_PAGES, -1)
+    stop = end if end is not None else 1 << 62  # all of it (MAX_LFS_FILESIZE in pages, near enough)
+    for pgoff, _pfn in list(cached_range(f.mapping, start, stop)):
+        pfn = page_cache_delete(m, f.mapping, pgoff)
         m.counters.mod_node_state(NodeStat.NR_SHMEM, -1)
         put_page(m, pfn)
+
+
+# Mirrors shmem_anon_vm_ops (mm/shmem.c): a constant, as the kernel's is.
+SHMEM_ANON_VM_OPS = VmOperations(name="shmem_anon_vm_ops", fault=shmem_fault, map_pages=filemap_map_pages)

@@ -6,6 +6,8 @@ include/linux/mm.h (VM_* flags, FAULT_FLAG_*, VM_FAULT_*).
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -13,8 +15,10 @@ from ..flags import Flags
 from .vma_tree import VmaTree
 
 if TYPE_CHECKING:
+    from ..clock import Event
     from ..kernel.task import Task
     from ..machine import Machine
+    from .rmap import AnonVma
     from .shmem import ShmemFile
 
 
@@ -65,6 +69,21 @@ VM_FLAG_MNEMONICS: dict[int, str] = {
 VM_ACCESS_FLAGS = VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC
 
 
+@dataclass(frozen=True, slots=True)
+class VmOperations:
+    """Mirrors struct vm_operations_struct: what a file-backed VMA does on a fault.
+
+    ``fault`` fills ``vmf.page`` with a referenced page (or reports why not); ``map_pages`` maps the
+    cached pages of [start_pgoff, end_pgoff] around a fault without I/O (fault-around) and returns
+    VmFaultResult bits. A VMA with no vm_ops is anonymous (vma_is_anonymous()).
+    """
+
+    name: str
+    fault: Callable[[VmFault], int]
+    map_pages: Callable[[VmFault, int, int], int] | None = None
+    page_mkwrite: Callable[[VmFault], int] | None = None
+
+
 @dataclass(slots=True, eq=False)
 class Vma:
     """Mirrors struct vm_area_struct: one mapped range [vm_start, vm_end) of an address space.
@@ -79,7 +98,8 @@ class Vma:
     vm_pgoff: int
     vm_page_prot: int
     vm_file: ShmemFile | None = None
-    anon_vma: int | None = None  # id of the anon_vma once an anonymous page exists (anon_vma_prepare)
+    anon_vma: AnonVma | None = None  # set once an anonymous page exists (anon_vma_prepare)
+    vm_ops: VmOperations | None = None  # None: an anonymous VMA
 
     @property
     def pages(self) -> int:
@@ -116,6 +136,33 @@ class MmStruct:
 
     def update_hiwater_vm(self) -> None:
         self.hiwater_vm = max(self.hiwater_vm, self.total_vm)
+
+
+def vma_is_anonymous(vma: Vma) -> bool:
+    """Mirrors vma_is_anonymous(): a VMA without vm_ops."""
+    return vma.vm_ops is None
+
+
+def add_mm_counter(mm: MmStruct, member: int, value: int) -> None:
+    """Mirrors add_mm_counter(): move RSS counter ``member`` (stats.MmCounter) of ``mm`` by ``value`` pages."""
+    mm.rss[member] += value
+
+
+class FaultKind(enum.StrEnum):
+    """How a fault was resolved: the leaf handler that ran, by its kernel name.
+
+    Keys the cost model (hw/cost.py FAULT_NS, by value) and ``explain``'s text (observe/trace.py).
+    """
+
+    DO_ANONYMOUS_PAGE = "do_anonymous_page"  # new zeroed page on a write
+    DO_ANONYMOUS_PAGE_ZERO = "do_anonymous_page(zero)"  # the zero page mapped on a read
+    WP_PAGE_COPY_ZERO = "wp_page_copy(zero)"  # a write to the zero page: new zeroed page
+    WP_PAGE_COPY = "wp_page_copy"  # copy-on-write of a shared page
+    WP_PAGE_REUSE = "wp_page_reuse"  # write to an exclusive read-only page: made writable
+    DO_READ_FAULT = "do_read_fault"  # read of a file page, mapped alone
+    DO_FAULT_AROUND = "do_read_fault(around)"  # read of a file page, mapped with its cached neighbours
+    DO_SHARED_FAULT = "do_shared_fault"  # write to a shared file page
+    SPURIOUS = "spurious"  # the PTE already allowed it: only A/D bits set
 
 
 class FaultFlag(Flags):
@@ -169,7 +216,7 @@ class VmFault:
 
     Inputs (``vma``, ``address``, ``real_address``, ``pgoff``, ``flags``) are fixed after construction;
     the handlers fill ``pmd`` (the row of the PTE table, 0 if none yet), ``orig_pte`` and ``page``.
-    ``handler`` names the leaf handler that ran, for the cost model and for ``explain``.
+    ``handler`` is the FaultKind of the leaf handler that ran, for the cost model and for ``explain``.
     """
 
     vma: Vma
@@ -181,6 +228,7 @@ class VmFault:
     orig_pte: int = 0
     page: int = -1
     cow_page: int = -1
-    handler: str = ""
+    handler: FaultKind | None = None
     result: int = 0  # VmFaultResult bits
     path: list[str] = field(default_factory=list)
+    wait_for: Event | None = None  # with VM_FAULT_RETRY: the I/O completion to sleep on before the retry

@@ -77,13 +77,20 @@ def find_vma_next(mm: MmStruct, vma: Vma) -> Vma | None:
 
 
 def vma_link(mm: MmStruct, vma: Vma) -> None:
-    """Mirrors vma_link(): insert a VMA into the address space (KernelBug if it overlaps one)."""
+    """Mirrors vma_link(): insert a VMA into the address space (KernelBug if it overlaps one), and into
+    its anon_vma's set of VMAs (anon_vma_clone()), so reverse-map walks find it."""
     mm.vmas.add(vma)
+    if vma.anon_vma is not None:
+        vma.anon_vma.vma_link(vma)
 
 
 def vma_unlink(mm: MmStruct, vma: Vma) -> None:
-    """Mirrors vma_iter_clear() on unmap: take a VMA out of the address space."""
+    """Mirrors vma_iter_clear() + unlink_anon_vmas() on unmap: take a VMA out of the address space.
+
+    Its file mapping (i_mmap) is left to the file's put(), which the caller makes."""
     mm.vmas.remove(vma)
+    if vma.anon_vma is not None:
+        vma.anon_vma.vma_unlink(vma)
 
 
 def vma_set_range(mm: MmStruct, vma: Vma, start: int, end: int) -> None:
@@ -139,9 +146,7 @@ def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
     """
     new = Vma(mm=mm, vm_start=vma.vm_start, vm_end=vma.vm_end, vm_flags=vma.vm_flags,
               vm_pgoff=vma.vm_pgoff, vm_page_prot=vma.vm_page_prot, vm_file=vma.vm_file,
-              anon_vma=vma.anon_vma)
-    if vma.vm_file is not None:
-        vma.vm_file.get()
+              anon_vma=vma.anon_vma, vm_ops=vma.vm_ops)
     if new_below:
         new.vm_end = addr
         vma.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
@@ -151,6 +156,8 @@ def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
         new.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
         vma_set_range(mm, vma, vma.vm_start, addr)
     vma_link(mm, new)
+    if new.vm_file is not None:
+        new.vm_file.get(new)
     return new
 
 
@@ -168,12 +175,13 @@ def is_mergeable(a: Vma, b: Vma) -> bool:
 
 def merge_pair(mm: MmStruct, a: Vma, b: Vma) -> Vma:
     """Merge ``b`` into ``a`` (a directly below b); returns the survivor ``a``."""
-    if a.anon_vma is None:
+    if a.anon_vma is None and b.anon_vma is not None:
         a.anon_vma = b.anon_vma
+        a.anon_vma.vma_link(a)
     vma_unlink(mm, b)
     vma_set_range(mm, a, a.vm_start, b.vm_end)
     if b.vm_file is not None:
-        b.vm_file.put()
+        b.vm_file.put(b)
     return a
 
 
@@ -227,7 +235,7 @@ def _merges_existing(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int
     """Mirrors vma_merge_existing_range()'s decision: does [start, end) with ``newflags`` join a neighbour?"""
     piece = Vma(mm=mm, vm_start=start, vm_end=end, vm_flags=newflags,
                 vm_pgoff=vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT), vm_page_prot=0,
-                vm_file=vma.vm_file, anon_vma=vma.anon_vma)
+                vm_file=vma.vm_file, anon_vma=vma.anon_vma, vm_ops=vma.vm_ops)
     if start == vma.vm_start:
         prev = find_vma_prev(mm, vma)
         if prev is not None and is_mergeable(prev, piece):

@@ -26,21 +26,22 @@ from ..arch.x86.pgtable import (
     pte_pfn,
 )
 from ..hw.mmu import leaf_entries
+from ..mm.types import FaultKind
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
     from ..mm.types import VmFault
 
-MEANING = {
-    "do_anonymous_page(zero)": "a read of a never-touched page: mapped the shared zero page read-only",
-    "do_anonymous_page": "first write to the page: allocated a zeroed page and mapped it writable",
-    "wp_page_copy(zero)": "copy-on-write from the zero page: allocated a zeroed page",
-    "wp_page_copy": "copy-on-write: copied the shared page into a private one",
-    "wp_page_reuse": "write to a read-only PTE of a page nobody else holds: made it writable in place",
-    "do_read_fault": "read of a shmem page: found or allocated it in the page cache, mapped it",
-    "do_read_fault(around)": "fault-around: mapped the cached pages of a 16-page window, this one among them",
-    "do_shared_fault": "write to a shared page: mapped it writable and dirty",
-    "spurious": "the PTE already allowed the access (stale TLB entry): only marked it young/dirty",
+MEANING: dict[str, str] = {
+    FaultKind.DO_ANONYMOUS_PAGE_ZERO: "a read of a never-touched page: mapped the shared zero page read-only",
+    FaultKind.DO_ANONYMOUS_PAGE: "first write to the page: allocated a zeroed page and mapped it writable",
+    FaultKind.WP_PAGE_COPY_ZERO: "copy-on-write from the zero page: allocated a zeroed page",
+    FaultKind.WP_PAGE_COPY: "copy-on-write: copied the shared page into a private one",
+    FaultKind.WP_PAGE_REUSE: "write to a read-only PTE of a page nobody else holds: made it writable in place",
+    FaultKind.DO_READ_FAULT: "read of a shmem page: found or allocated it in the page cache, mapped it",
+    FaultKind.DO_FAULT_AROUND: "fault-around: mapped the cached pages of a 16-page window, this one among them",
+    FaultKind.DO_SHARED_FAULT: "write to a shared page: mapped it writable and dirty",
+    FaultKind.SPURIOUS: "the PTE already allowed the access (stale TLB entry): only marked it young/dirty",
 }
 
 
@@ -102,11 +103,13 @@ def leaf_of(task: Task, address: int) -> int:
 
 
 def record(task: Task, address: int, error_code: int, pte_before: int, vmf: VmFault | None, outcome: str,
-           path: tuple[str, ...]) -> None:
-    """Append one FaultTrace to the machine's log (the caller checks the log is on)."""
+           path: tuple[str, ...], time_ns: int | None = None) -> None:
+    """Append one FaultTrace to the machine's log (the caller checks the log is on).
+
+    ``time_ns`` is when the fault was taken (the tracepoint fires on entry); now if not given."""
     log = task.machine.fault_log
     if log is None:
         return
     after = leaf_of(task, address) if vmf is not None else pte_before  # a signal leaves the PTE as it was
-    log.append(FaultTrace(task.machine.now_ns, task.pid, address, error_code, path,
-                          vmf.handler if vmf is not None else "", pte_before, after, outcome))
+    log.append(FaultTrace(task.machine.now_ns if time_ns is None else time_ns, task.pid, address, error_code, path,
+                          (vmf.handler or "") if vmf is not None else "", pte_before, after, outcome))

@@ -27,7 +27,7 @@ def snapshot(m: pl.Machine) -> dict[str, object]:
         snap[f"task{pid}"] = (t.min_flt, t.maj_flt, dict(t.perf), t.utime_cycles, t.stime_cycles)
         if t.mm is not None:
             snap[f"mm{pid}"] = (list(t.mm.rss), t.mm.nr_ptes, t.mm.nr_pmds, t.mm.nr_puds,
-                                [(v.vm_start, v.vm_end, v.vm_flags, v.anon_vma) for v in t.mm.vmas])
+                                [(v.vm_start, v.vm_end, v.vm_flags, v.anon_vma and v.anon_vma.id) for v in t.mm.vmas])
     return snap
 
 
