@@ -77,6 +77,12 @@ TUNABLES: tuple[Tunable, ...] = (
             choices=("always", "defer", "defer+madvise", "madvise", "never")),
     Tunable(_THP + "use_zero_page", 1, "read faults map the huge zero page",
             "mm/huge_memory.c: use_zero_page_store()", lo=0, hi=1),
+    Tunable(_THP + "shmem_enabled", "never", "when shmem/tmpfs (and shared anonymous memory) may get 2 MiB pages",
+            "mm/shmem.c: shmem_enabled_store() (SHMEM_HUGE_NEVER by default)",
+            choices=("always", "within_size", "advise", "never", "deny", "force")),
+    Tunable(_THP + "hugepages-2048kB/enabled", "inherit", "PMD-sized anonymous THP: its own mode, or the top-level one",
+            "mm/huge_memory.c: anon_enabled_store() (huge_anon_orders_inherit has PMD_ORDER at boot)",
+            choices=("always", "inherit", "madvise", "never")),
 )
 BY_PATH = {t.path: t for t in TUNABLES}
 
