@@ -1,8 +1,10 @@
 """The MMU loop: what the silicon does on every memory access, compiled with numba.
 
 For each access of a batch: look the page up in the L1 dTLBs, then the STLB; on a miss walk the
-4-level page table from CR3; check the permission; set the Accessed (and, on a write, Dirty) bit in
-the leaf entry; fill the TLBs; charge the cycles to the simulated clock. The loop makes no decisions.
+4-level page table from CR3 (``walk``: down to a PTE, or to a PMD with the PS bit set, a 2 MiB leaf);
+check the permission; set the Accessed (and, on a write, Dirty) bit in the leaf entry, the PMD for a
+huge page; fill the TLBs of that page size, as far as the CPU model caches it; charge the cycles to the
+simulated clock. The loop makes no decisions.
 When an access cannot complete it stops and reports a trap (batch index, address, x86 error code);
 the kernel handles it and calls the loop again at the same index, as a CPU re-executes the faulting
 instruction. It also stops when the simulated clock reaches ``deadline``.
@@ -11,7 +13,9 @@ instruction. It also stops when the simulated clock reaches ``deadline``.
 ordinary Python, for debugging and teaching.
 
 Simplified: no paging-structure caches (a walk costs ``walk_cycles`` whatever its depth), no 1 GiB
-pages, no instruction fetches, no accesses that straddle a page (each access is one address).
+pages (PS in a PUD is not looked at), permissions checked in the leaf only (Linux sets RW and US in
+every upper-level entry), no instruction fetches, no accesses that straddle a page (each access is one
+address).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, LAT_L1, LAT_STLB, LAT_WALK, STLB, tlb_fill, tlb_find
+from .tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, LAT_L1, LAT_STLB, LAT_WALK, STLB, STLB_2M, tlb_fill, tlb_find
 
 # Outcomes of mmu_run.
 MMU_DONE = 0
@@ -35,6 +39,9 @@ A = 32
 D = 64
 PS = 128
 PFN_MASK = ((1 << 52) - 1) & ~4095
+HPAGE_PFN_MASK = ((1 << 52) - 1) & ~((1 << 21) - 1)  # a PMD leaf: bits 21..51 (bit 12 is PAT there)
+LEVEL_PTE = 1  # walk() levels: where the walk stopped
+LEVEL_PMD = 2
 PF_PROT = 1
 PF_WRITE = 2
 PF_USER = 4
@@ -93,11 +100,11 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
             i += 1
             continue
         if way < 0:
-            # STLB: 4 KiB and 2 MiB translations share it.
+            # STLB: 4 KiB, then 2 MiB translations (in the same array or their own, as the CPU model says).
             srow, sway = tlb_find(tag, geom, STLB, base | vpn, vpn)
             huge = False
             if sway < 0 and tick[1]:
-                srow, sway = tlb_find(tag, geom, STLB, base | HUGE_TAG | vpn2, vpn2)
+                srow, sway = tlb_find(tag, geom, STLB_2M, base | HUGE_TAG | vpn2, vpn2)
                 huge = True
             if sway >= 0 and (val[srow, sway] & need) == need:
                 entry = val[srow, sway]
@@ -114,41 +121,21 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
                 continue
         else:
             ev[EV_DIRTY_WALKS] += 1
-        # Page walk: PGD -> PUD -> PMD -> PTE (P4D folded). Upper entries hold the next table's row.
         ev[EV_STLB_MISS] += 1
         clock[0] += lat[LAT_L1] + lat[LAT_STLB] + lat[LAT_WALK]
-        e = tables[cr3, (va >> 39) & 511]
+        t, idx, e, level = walk(tables, cr3, va)
         if e & P == 0:
             ev[EV_WALK_TRAPS] += 1
             return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
-        t = (e & PFN_MASK) >> 12
-        e = tables[t, (va >> 30) & 511]
-        if e & P == 0:
-            ev[EV_WALK_TRAPS] += 1
-            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
-        t = (e & PFN_MASK) >> 12
-        idx = (va >> 21) & 511
-        e = tables[t, idx]
-        if e & P == 0:
-            ev[EV_WALK_TRAPS] += 1
-            return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
-        huge = (e & PS) != 0
-        if not huge:
-            t = (e & PFN_MASK) >> 12
-            idx = (va >> 12) & 511
-            e = tables[t, idx]
-            if e & P == 0:
-                ev[EV_WALK_TRAPS] += 1
-                return MMU_PAGE_FAULT, i, va, PF_USER | (PF_WRITE if w else 0)
         if (w and (e & RW) == 0) or (e & US) == 0:
             ev[EV_WALK_TRAPS] += 1
             return MMU_PAGE_FAULT, i, va, PF_PROT | PF_USER | (PF_WRITE if w else 0)
         e2 = e | A | (D if w else 0)
         if e2 != e:
-            tables[t, idx] = e2
-        if huge:
+            tables[t, idx] = e2  # in the PTE, or in the PMD of a 2 MiB page
+        if level == LEVEL_PMD:
             tick[1] = 1
-            tlb_fill(tag, val, age, geom, STLB, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
+            tlb_fill(tag, val, age, geom, STLB_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
             tlb_fill(tag, val, age, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
         else:
             tlb_fill(tag, val, age, geom, STLB, base | vpn, vpn, e2, stamp)
@@ -157,6 +144,27 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
         tick[0] = stamp
         i += 1
     return MMU_DONE, n, 0, 0
+
+
+@njit(cache=True)
+def walk(tables: np.ndarray, cr3: int, va: int) -> tuple[int, int, int, int]:
+    """Walk the page table rooted at row ``cr3`` to the entry that maps ``va``.
+
+    Returns (row, index, entry, level): ``tables[row, index]`` is ``entry``, the last entry read, at
+    ``level`` (4 = PGD, 3 = PUD, 2 = PMD, 1 = PTE). The walk stops early at an entry that is not
+    present (then ``entry & P`` is 0) or at a PMD with PS set, a 2 MiB leaf (level 2). So a present
+    entry is a leaf, of a 4 KiB page at level 1 or a 2 MiB page at level 2. Reads only.
+    Mirrors walk() in xv6's kernel/vm.c, and the walk x86 hardware does (P4D folded).
+    """
+    t = cr3
+    for level in range(4, LEVEL_PTE, -1):
+        idx = (va >> (3 + 9 * level)) & 511
+        e = tables[t, idx]
+        if e & P == 0 or (level == LEVEL_PMD and e & PS != 0):
+            return t, idx, e, level
+        t = (e & PFN_MASK) >> 12  # upper-level entries hold the next table's row
+    idx = (va >> 12) & 511
+    return t, idx, tables[t, idx], LEVEL_PTE
 
 
 @njit(cache=True)
@@ -172,20 +180,33 @@ def _count_access(ev: np.ndarray, w: int) -> None:
 def leaf_entries(tables: np.ndarray, cr3: int, vpns: np.ndarray) -> np.ndarray:
     """The leaf entry a walk would find for each page number (0 where a level is missing).
 
-    A PMD leaf (huge page) is returned as is, PS bit set. Reads only: no A/D bits, no TLB fill.
+    A PMD leaf (huge page) is returned as is, PS bit set; a PTE as is, present or not (a swap entry).
+    Reads only: no A/D bits, no TLB fill. ``leaf_pfns`` gives the 4 KiB frame instead.
     """
     out = np.zeros(vpns.shape[0], dtype=np.int64)
     for k in range(vpns.shape[0]):
-        va = vpns[k] << 12
-        e = tables[cr3, (va >> 39) & 511]
-        if e & P == 0:
-            continue
-        e = tables[(e & PFN_MASK) >> 12, (va >> 30) & 511]
-        if e & P == 0:
-            continue
-        e = tables[(e & PFN_MASK) >> 12, (va >> 21) & 511]
-        if e == 0 or (e & PS) != 0:
+        _, _, e, level = walk(tables, cr3, vpns[k] << 12)
+        if level == LEVEL_PTE or e & P != 0:
             out[k] = e
+    return out
+
+
+@njit(cache=True)
+def leaf_pfns(tables: np.ndarray, cr3: int, vpns: np.ndarray) -> np.ndarray:
+    """The 4 KiB frame each page number maps to, -1 where no present leaf maps it.
+
+    For a PMD leaf the frame is the huge page's first frame (bits 21..51 of the PMD) plus the
+    page's index in it (``vpn & 511``), so a store into a huge page lands in its own 4 KiB subpage.
+    Reads only, as ``leaf_entries``.
+    """
+    out = np.full(vpns.shape[0], -1, dtype=np.int64)
+    for k in range(vpns.shape[0]):
+        vpn = vpns[k]
+        _, _, e, level = walk(tables, cr3, vpn << 12)
+        if e & P == 0:
             continue
-        out[k] = tables[(e & PFN_MASK) >> 12, (va >> 12) & 511]
+        if level == LEVEL_PMD:
+            out[k] = ((e & HPAGE_PFN_MASK) >> 12) + (vpn & 511)
+        else:
+            out[k] = (e & PFN_MASK) >> 12
     return out

@@ -1,8 +1,12 @@
-"""The TLBs of one CPU: L1 dTLB for 4 KiB pages, L1 dTLB for 2 MiB pages, and a shared STLB.
+"""The TLBs of one CPU: L1 dTLB for 4 KiB pages, L1 dTLB for 2 MiB pages, and the STLB for each size.
 
-Each structure is set-associative with LRU replacement. All three live in one set of arrays so the
+Each structure is set-associative with LRU replacement. All of them live in one set of arrays so the
 compiled MMU loop takes a handful of arguments: row ``geom[level, 0] + set`` of ``tag``/``val``/``age``
-is one set, its first ``geom[level, 2]`` columns are the ways.
+is one set, its first ``geom[level, 2]`` columns are the ways. The four levels are looked up by page
+size: ``L1_4K``/``STLB`` for 4 KiB translations, ``L1_2M``/``STLB_2M`` for 2 MiB ones. Where the CPU
+keeps both sizes in one array (``TlbShare.SHARED``) the two levels name the same rows, and the size
+bit of the tag keeps the entries apart; where a level holds no 2 MiB entries (``TlbShare.NONE``) it
+has no ways, so a lookup misses and a fill does nothing.
 
 A tag is ``asid << 40 | size_bit << 39 | virtual page number`` (-1 = invalid): entries are tagged with
 the PCID of the address space that filled them, as Linux uses PCIDs on CPUs that have them, so a
@@ -15,11 +19,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .cpu import CpuModel
+from .cpu import CpuModel, TlbShare
 
 L1_4K = 0
 L1_2M = 1
 STLB = 2
+STLB_2M = 3
+N_LEVELS = 4
 
 ASID_SHIFT = 40
 HUGE_TAG = 1 << 39
@@ -33,13 +39,19 @@ class Tlb:
     """The TLB arrays of one CPU, shaped by a CpuModel."""
 
     def __init__(self, cpu: CpuModel) -> None:
-        levels = (cpu.l1_dtlb_4k, cpu.l1_dtlb_2m, cpu.stlb)
-        self.geom = np.zeros((3, 3), dtype=np.int64)
+        self.geom = np.zeros((N_LEVELS, 3), dtype=np.int64)  # (first row, sets, ways); ways 0 = no array
         row = 0
-        for i, lv in enumerate(levels):
-            self.geom[i] = (row, lv.sets, lv.ways)
-            row += lv.sets
-        max_ways = max(lv.ways for lv in levels)
+        for level, lv in ((L1_4K, cpu.l1_dtlb_4k), (L1_2M, cpu.l1_dtlb_2m), (STLB, cpu.stlb),
+                          (STLB_2M, cpu.stlb_2m)):
+            if lv is not None:
+                self.geom[level] = (row, lv.sets, lv.ways)
+                row += lv.sets
+        for level, base, mode in ((L1_2M, L1_4K, cpu.l1_2m), (STLB_2M, STLB, cpu.stlb_2m_mode)):
+            if mode is TlbShare.SHARED:
+                self.geom[level] = self.geom[base]
+            elif mode is TlbShare.NONE:
+                self.geom[level] = (0, 1, 0)
+        max_ways = int(self.geom[:, 2].max())
         self.tag = np.full((row, max_ways), -1, dtype=np.int64)
         self.val = np.zeros((row, max_ways), dtype=np.int64)
         self.age = np.zeros((row, max_ways), dtype=np.int64)
@@ -77,6 +89,8 @@ def tlb_find(tag: np.ndarray, geom: np.ndarray, level: int, key: int, setkey: in
 def tlb_fill(tag: np.ndarray, val: np.ndarray, age: np.ndarray, geom: np.ndarray, level: int, key: int,
              setkey: int, entry: int, stamp: int) -> None:
     """Insert ``key -> entry`` into TLB ``level``, evicting the least recently used way."""
+    if geom[level, 2] == 0:
+        return  # this level holds no entries of this page size
     row = geom[level, 0] + (setkey & (geom[level, 1] - 1))
     victim = 0
     oldest = age[row, 0]
@@ -94,12 +108,12 @@ def tlb_fill(tag: np.ndarray, val: np.ndarray, age: np.ndarray, geom: np.ndarray
 
 @njit(cache=True)
 def tlb_flush_page(tag: np.ndarray, geom: np.ndarray, asid: int, va: int) -> None:
-    """Invalidate the 4 KiB and 2 MiB translations of ``va`` in every level."""
+    """Invalidate the 4 KiB and 2 MiB translations of ``va`` in every level (INVLPG drops both sizes)."""
     vpn = va >> 12
     vpn2 = va >> 21
     key4 = (asid << ASID_SHIFT) | vpn
     key2 = (asid << ASID_SHIFT) | HUGE_TAG | vpn2
-    for level in range(3):
+    for level in range(N_LEVELS):
         row, way = tlb_find(tag, geom, level, key4, vpn)
         if way >= 0:
             tag[row, way] = -1

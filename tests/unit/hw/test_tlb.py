@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 import pagelab as pl
+from pagelab.hw.cpu import get_cpu_model
+from pagelab.hw.tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, STLB, STLB_2M, Tlb, tlb_fill, tlb_find
 from pagelab.stats import SimEvent
 
 RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
@@ -16,7 +18,40 @@ def sim(m):
 
 def test_skylake_geometry_from_the_optimization_manual():
     m = pl.Machine(ram="64MiB", cpu="skylake")
-    assert m.tlb.geom.tolist() == [[0, 16, 4], [16, 8, 4], [24, 128, 12]]
+    # L1 4 KiB 16 sets x 4; L1 2 MiB 8 x 4; STLB 128 x 12, which 2 MiB translations share (same rows)
+    assert m.tlb.geom.tolist() == [[0, 16, 4], [16, 8, 4], [24, 128, 12], [24, 128, 12]]
+
+
+def test_where_each_model_keeps_2m_translations():
+    # zen3: one fully associative 64-entry L1 for both sizes, one 2048-entry 8-way L2 for both sizes
+    assert Tlb(get_cpu_model("zen3")).geom.tolist() == [[0, 1, 64], [0, 1, 64], [1, 256, 8], [1, 256, 8]]
+    # nehalem: separate 2 MiB L1, and an STLB of 4 KiB translations only (no ways for 2 MiB ones)
+    assert Tlb(get_cpu_model("nehalem")).geom.tolist() == [[0, 16, 4], [16, 8, 4], [24, 128, 4], [0, 1, 0]]
+
+
+def test_a_level_without_2m_ways_never_holds_one():
+    tlb = Tlb(get_cpu_model("nehalem"))
+    key = HUGE_TAG | 5
+    tlb_fill(tlb.tag, tlb.val, tlb.age, tlb.geom, STLB_2M, key, 5, 123, 1)
+    assert tlb.entries() == 0 and tlb_find(tlb.tag, tlb.geom, STLB_2M, key, 5)[1] == -1
+    tlb_fill(tlb.tag, tlb.val, tlb.age, tlb.geom, L1_2M, key, 5, 123, 1)
+    assert tlb.entries() == 1 and tlb_find(tlb.tag, tlb.geom, L1_2M, key, 5)[1] >= 0
+
+
+def test_shared_arrays_keep_4k_and_2m_entries_of_one_number_apart_and_invlpg_drops_both():
+    tlb = Tlb(get_cpu_model("zen3"))
+    va = 0x4000_0000
+    k4, k2 = (1 << ASID_SHIFT) | (va >> 12), (1 << ASID_SHIFT) | HUGE_TAG | (va >> 21)
+    for level, key, setkey, entry in ((L1_4K, k4, va >> 12, 4), (L1_2M, k2, va >> 21, 2),
+                                      (STLB, k4, va >> 12, 4), (STLB_2M, k2, va >> 21, 2)):
+        tlb_fill(tlb.tag, tlb.val, tlb.age, tlb.geom, level, key, setkey, entry, 1)
+    assert tlb.entries(1) == 4  # two arrays, two entries each
+    row, way = tlb_find(tlb.tag, tlb.geom, L1_2M, k2, va >> 21)
+    assert tlb.val[row, way] == 2
+    tlb.flush_page(1, va + 4096 * 300)  # INVLPG of another 4 KiB page inside the huge page: the 2 MiB entries go
+    assert tlb.entries(1) == 2
+    tlb.flush_page(1, va)
+    assert tlb.entries(1) == 0
 
 
 def test_repeated_access_hits_the_l1_after_one_walk():
