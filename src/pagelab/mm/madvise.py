@@ -15,19 +15,30 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .. import constants as C
-from ..arch.x86.pgtable import pte_mkclean, pte_mkold, pte_pfn, pte_present, pte_special, pte_write
+from ..arch.x86.pgtable import (
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    PTE_PFN_MASK,
+    pmd_trans_huge,
+)
 from ..arch.x86.tlb import flush_tlb_mm_range
-from ..constants import PAGE_MASK, PAGE_SHIFT, page_align
+from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
 from ..errors import NotModelled, syscall_error
 from ..observe.trace import leaf_of, record
 from .fault import handle_mm_fault
+from .huge_memory import madvise_free_huge_pmd
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK
-from .pgtable import pte_ranges, pte_table, set_entry
+from .pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
+from .pgtable import clear_young_dirty_ptes, get_ptes, pmd_offset, pmdp_get, pte_offset_map, ptep_get
 from .shmem import shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
-from .types import FaultFlag, Vma, VmFaultResult, VmFlag
+from .types import FaultFlag, MmStruct, Vma, VmFaultResult, VmFlag
 from .vma import find_vma, linear_page_index, vma_modify_flags
 
 if TYPE_CHECKING:
@@ -205,33 +216,56 @@ def madvise_remove(task: Task, vma: Vma, start: int, end: int) -> None:
 
 
 def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """Mirrors madvise_free_pte_range(): mark exclusive anon pages clean, old and lazily freeable.
+    """Mirrors madvise_free_single_vma(): walk [start, end) with madvise_free_walk_ops, flush if needed.
 
-    Such pages keep their data and cost no fault when written again; reclaim may drop them instead
-    of swapping them (pglazyfree counts them, pglazyfreed counts those reclaim frees).
+    The pages it marks keep their data and cost no fault when written again; reclaim may drop them
+    instead of swapping them (pglazyfree counts them, pglazyfreed counts those reclaim frees).
     """
     lru_add_drain(m)
-    changed = 0
-    for row, lo, hi in pte_ranges(m, vma.mm, start, end):
-        for k in m.ptpool.tables[row, lo:hi].nonzero()[0] + lo:
-            pte = int(m.ptpool.tables[row, k])
-            if not pte_present(pte) or pte_special(pte):
-                continue
-            pfn = pte_pfn(pte)
-            if m.frames.mapcount[pfn] != 1:
-                continue  # folio_maybe_mapped_shared()
-            set_entry(m, row, int(k), pte_mkold(pte_mkclean(pte)))
-            changed += 1
-            folio_mark_lazyfree(m, pfn)
-    if changed:
+    changed = [0]
+    walk_page_range_vma(vma, start, end, MADVISE_FREE_WALK_OPS, changed)
+    if changed[0]:
         flush_tlb_mm_range(m, vma.mm, start, end)
+
+
+def madvise_free_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors madvise_free_pte_range(): mark the exclusive anon pages of [addr, end) clean and old in
+    their PTEs (clear_young_dirty_ptes()) and queue them to become lazily free (folio_mark_lazyfree()).
+
+    A PMD leaf goes to madvise_free_huge_pmd(). Empty entries, the zero page and pages mapped more
+    than once are left alone. The PTEs of a table change in one numpy pass; the folios are queued in
+    address order, as the kernel's loop does.
+    """
+    m, vma = walk.machine, walk_vma(walk)
+    if pmd_trans_huge(pmdp_get(m, pmd, addr)) and madvise_free_huge_pmd(m, vma, pmd, addr, end):
+        return 0
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        return 0
+    ptes = get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
+    mask = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_folio()
+    pfns = (ptes[mask] & PTE_PFN_MASK) >> PAGE_SHIFT
+    mask[mask] = m.frames.mapcount[pfns] == 1  # folio_maybe_mapped_shared() leaves it alone
+    if not mask.any():
+        return 0
+    pfns = (ptes[mask] & PTE_PFN_MASK) >> PAGE_SHIFT
+    clear_young_dirty_ptes(m, row, addr, mask)
+    walk.private[0] += pfns.shape[0]
+    for pfn in pfns.tolist():
+        folio_mark_lazyfree(m, pfn)
+    return 0
+
+
+MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)
 
 
 def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
     """Mirrors madvise_populate() -> faultin_page_range(): fault every page in now, GUP-style.
 
     These faults count in min_flt (rusage) but not in perf's page-faults. A range the VMA does not
-    allow (check_vma_flags() in mm/gup.c) is EINVAL; a hole is ENOMEM.
+    allow (check_vma_flags() in mm/gup.c) is EINVAL; a hole is ENOMEM. Each 2 MiB piece is walked
+    once to find the pages GUP would not find (gup_walk_ops); each is checked again just before its
+    fault, since an earlier fault may have mapped it (fault-around, a huge page).
     """
     mm, m = task.mm, task.machine
     flags = FaultFlag.WRITE if write else FaultFlag.NONE
@@ -245,16 +279,67 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
         need = VmFlag.WRITE if write else VmFlag.READ
         if not vma.vm_flags & need:
             raise syscall_error(errno.EINVAL, "madvise(MADV_POPULATE): the mapping does not allow that access")
-        for a in range(addr, min(vma.vm_end, end), 1 << PAGE_SHIFT):
-            row = pte_table(m, mm, a)
-            pte = int(m.ptpool.tables[row, (a >> PAGE_SHIFT) & 511]) if row else 0
-            if pte & 1 and (not write or pte_write(pte)):
-                continue  # follow_page_pte() found it
-            before = leaf_of(task, a) if m.fault_log is not None else 0
-            vmf = handle_mm_fault(vma, a, flags, regs=False)
-            if m.fault_log is not None:
-                record(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
-            if vmf.result & VmFaultResult.OOM:
-                raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
-            task.charge_fault(vmf, gup=True)
-        addr = min(vma.vm_end, end)
+        vma_end = min(vma.vm_end, end)
+        while addr < vma_end:
+            piece_end = min((addr | ((1 << 21) - 1)) + 1, vma_end)
+            missing: list[int] = []
+            walk_page_range_vma(vma, addr, piece_end, GUP_WALK_OPS, (missing, write))
+            for a in missing:
+                if follow_page(m, mm, a, write):
+                    continue  # an earlier fault mapped it
+                before = leaf_of(task, a) if m.fault_log is not None else 0
+                vmf = handle_mm_fault(vma, a, flags, regs=False)
+                if m.fault_log is not None:
+                    record(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
+                if vmf.result & VmFaultResult.OOM:
+                    raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
+                task.charge_fault(vmf, gup=True)
+            addr = piece_end
+
+
+def _gup_ok(entries: np.ndarray, write: bool) -> np.ndarray:
+    """follow_page_pte()'s test for each entry: present to the MMU, and writable if GUP writes."""
+    ok: np.ndarray = (entries & _PAGE_PRESENT) != 0
+    if write:
+        ok &= (entries & _PAGE_RW) != 0
+    return ok
+
+
+def follow_page(m: Machine, mm: MmStruct, addr: int, write: bool) -> bool:
+    """Mirrors follow_page_mask() as GUP uses it: whether ``addr`` is mapped as the access needs
+    (a PMD leaf answers for its whole 2 MiB: follow_huge_pmd())."""
+    pmd = pmd_offset(m, mm, addr)
+    if not pmd:
+        return False
+    entry = pmdp_get(m, pmd, addr)
+    if not pmd_trans_huge(entry):
+        row = pte_offset_map(m, pmd, addr)
+        entry = ptep_get(m, row, addr) if row else 0
+    return bool(entry & _PAGE_PRESENT) and (not write or bool(entry & _PAGE_RW))
+
+
+def _gup_pmd_entry(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """The pages of [addr, end) under one PMD entry that follow_page() would not find (GUP faults them)."""
+    m = walk.machine
+    missing, write = walk.private
+    entry = pmdp_get(m, pmd, addr)
+    if pmd_trans_huge(entry):
+        if not entry & _PAGE_PRESENT or (write and not entry & _PAGE_RW):
+            missing.extend(range(addr, end, PAGE_SIZE))
+        return 0
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        walk.action = ACTION_AGAIN
+        return 0
+    bad = np.flatnonzero(~_gup_ok(get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT), write))
+    missing.extend((addr + (bad << PAGE_SHIFT)).tolist())
+    return 0
+
+
+def _gup_hole(addr: int, end: int, depth: int, walk: MmWalk) -> int:
+    """No table maps [addr, end): GUP faults every page of it."""
+    walk.private[0].extend(range(addr, end, PAGE_SIZE))
+    return 0
+
+
+GUP_WALK_OPS = MmWalkOps(pmd_entry=_gup_pmd_entry, pte_hole=_gup_hole)

@@ -1,7 +1,9 @@
 """Tearing mappings down: zapping PTEs over a range, and the whole address space at exit.
 
-Mirrors the non-fault half of mm/memory.c: zap_pte_range() (via unmap_page_range()),
-zap_page_range_single() (MADV_DONTNEED), unmap_vmas(); and mm/mmap.c: exit_mmap().
+Mirrors the non-fault half of mm/memory.c: unmap_page_range() -> zap_pmd_range() -> zap_pte_range(),
+zap_page_range_single() (MADV_DONTNEED), unmap_vmas(); and mm/mmap.c: exit_mmap(). The walk down to
+the PMD level is the one page-table walker (mm/pagewalk.py, zap_walk_ops), which skips empty upper
+entries; a huge PMD is zapped whole (zap_huge_pmd()) or split first when the range covers part of it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
+from ..arch.x86.pgtable import (
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_SPECIAL,
+    PTE_PFN_MASK,
+    pmd_trans_huge,
+)
 from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
-from ..constants import PAGE_SHIFT
+from ..constants import PAGE_SHIFT, PMD_SIZE
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat
+from .huge_memory import split_huge_pmd, zap_huge_pmd
 from .page_alloc import put_page
-from .pgtable import free_all_pgtables, pte_ranges
+from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
+from .pgtable import free_all_pgtables, get_and_clear_full_ptes, pmdp_get, pte_offset_map
 from .rmap import folio_remove_rmap_pte
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
@@ -26,26 +37,50 @@ if TYPE_CHECKING:
     from ..machine import Machine
 
 
-def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> int:
-    """Mirrors zap_pte_range(): clear the PTEs of [start, end) in ``vma`` and drop their pages.
+def unmap_page_range(m: Machine, vma: Vma, start: int, end: int) -> int:
+    """Mirrors unmap_page_range(): clear the mappings of [start, end) in ``vma`` and drop their pages.
 
-    Returns how many present PTEs were cleared. The caller flushes the TLB. Pages mapped once and
-    referenced once (the common, exclusive anonymous case) are released together with numpy; the
-    rest go through folio_remove_rmap_pte() and put_page() one by one. The order of freeing, and so
-    the free list, is the same either way.
+    Returns how many present entries were cleared (a zapped huge PMD counts 1); the caller flushes the
+    TLB when it is not 0 (tlb_finish_mmu()).
     """
-    return sum(_zap_table(m, vma, row, lo, hi) for row, lo, hi in pte_ranges(m, vma.mm, start, end))
+    cleared = [0]
+    walk_page_range_vma(vma, start, end, ZAP_WALK_OPS, cleared)
+    return cleared[0]
 
 
-def _zap_table(m: Machine, vma: Vma, row: int, lo: int, hi: int) -> int:
-    """Zap entries [lo, hi) of PTE table ``row``; returns how many were present."""
-    tables, frames = m.ptpool.tables, m.frames
-    idx = np.flatnonzero(tables[row, lo:hi]) + lo
-    if idx.shape[0] == 0:
+def zap_pmd_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors zap_pmd_range()'s loop body, as the zap walk's pmd_entry: a huge PMD that [addr, end)
+    covers whole goes to zap_huge_pmd(); part of one is split first (__split_huge_pmd()); then the PTEs."""
+    m, vma = walk.machine, walk_vma(walk)
+    if pmd_trans_huge(pmdp_get(m, pmd, addr)):
+        if end - addr != PMD_SIZE:
+            split_huge_pmd(m, vma, pmd, addr)
+        elif zap_huge_pmd(m, vma, pmd, addr):
+            walk.private[0] += 1
+            return 0
+    walk.private[0] += zap_pte_range(m, vma, pmd, addr, end)
+    return 0
+
+
+ZAP_WALK_OPS = MmWalkOps(pmd_entry=zap_pmd_range)
+
+
+def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
+    """Mirrors zap_pte_range(): clear the PTEs of [addr, end) under PMD table ``pmd`` and drop their pages.
+
+    Returns how many present PTEs were cleared. Pages mapped once and referenced once (the common,
+    exclusive anonymous case) are released together with numpy; the rest go through
+    folio_remove_rmap_pte() and put_page() one by one. The order of freeing, and so the free list,
+    is the same either way.
+    """
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
         return 0
-    ptes = tables[row, idx].copy()
-    tables[row, idx] = 0  # ptep_get_and_clear_full() on each
-    m.ptpool.used[row] -= idx.shape[0]
+    frames = m.frames
+    ptes = get_and_clear_full_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
+    ptes = ptes[ptes != 0]
+    if ptes.shape[0] == 0:
+        return 0
     present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0  # swap entries are not modelled yet
     normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # the zero page has no rmap and no reference
     pfns = (ptes[normal] & PTE_PFN_MASK) >> PAGE_SHIFT
@@ -87,7 +122,7 @@ def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
     """Mirrors zap_page_range_single() (MADV_DONTNEED): zap, then flush the TLB; tables stay."""
     lru_add_drain(m)
     vma.mm.update_hiwater_rss()
-    if zap_pte_range(m, vma, start, end):
+    if unmap_page_range(m, vma, start, end):
         flush_tlb_mm_range(m, vma.mm, start, end)
 
 
@@ -95,8 +130,8 @@ def exit_mmap(m: Machine, mm: MmStruct) -> None:
     """Mirrors exit_mmap(): unmap every VMA, free every page-table page, and the PCID slot."""
     lru_add_drain(m)
     mm.update_hiwater_rss()
-    for vma in list(mm.vmas):
-        zap_pte_range(m, vma, vma.vm_start, vma.vm_end)
+    for vma in list(mm.vmas):  # unmap_vmas()
+        unmap_page_range(m, vma, vma.vm_start, vma.vm_end)
     release_asid(m, mm)
     for vma in list(mm.vmas):
         vma_unlink(mm, vma)

@@ -9,8 +9,9 @@ the start's alignment (EINVAL), then that [start, start + length) is a user rang
 ENOMEM, not EFAULT); a hole anywhere in the range is ENOMEM. A length of 0 returns an empty vector
 without looking at the VMAs.
 
-The walk visits only the page tables that exist, so the cost follows them (and the vector the caller
-asked for), not the length of the range. Simplified: no swap entries (nothing is swapped out), no file
+The walk (mm/pagewalk.py, mincore_walk_ops) reads each PTE table with one numpy slice and steps over
+empty upper levels, so the cost follows the page tables (and the vector the caller asked for), not the
+length of the range. A PMD leaf (a THP) is resident whole. Simplified: no swap entries (nothing is swapped out), no file
 mappings other than shmem.
 """
 
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE
+from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE, pmd_trans_huge
 from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from ..errors import syscall_error
 from .filemap import cached_range
-from .pgtable import pte_tables_at
-from .vma import linear_page_index, vma_lookup, vmas_in_range
+from .pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_range
+from .pgtable import get_ptes, pmdp_get, pte_offset_map
+from .vma import linear_page_index, vma_lookup
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -50,15 +52,50 @@ def do_mincore(task: Task, start: int, length: int) -> np.ndarray:
             raise syscall_error(errno.ENOMEM, "mincore: range not fully mapped")
         addr = vma.vm_end
     vec = np.zeros(npages, dtype=np.uint8)
-    tables = task.machine.ptpool.tables
-    for addr, row, lo, hi in pte_tables_at(task.machine, mm, start, end):  # mincore_pte_range()
-        k = (addr - start) >> PAGE_SHIFT
-        vec[k:k + hi - lo] = (tables[row, lo:hi] & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
-    for vma in vmas_in_range(mm, start, end):  # mincore_unmapped_range(): ask the page cache (shmem)
-        if vma.vm_file is None:
-            continue
-        lo, hi = max(vma.vm_start, start), min(vma.vm_end, end)
-        first, last = linear_page_index(vma, lo), linear_page_index(vma, hi)
-        for pgoff, _pfn in cached_range(vma.vm_file.mapping, first, last):
-            vec[((lo - start) >> PAGE_SHIFT) + pgoff - first] = 1
+    if npages:
+        walk_page_range(mm, start, end, MINCORE_WALK_OPS, (vec, start))
     return vec
+
+
+def _vec(walk: MmWalk, addr: int, end: int) -> np.ndarray:
+    """The bytes of the caller's vector for [addr, end) (Linux advances walk->private instead)."""
+    vec, start = walk.private
+    k = (addr - start) >> PAGE_SHIFT
+    return vec[k:k + ((end - addr) >> PAGE_SHIFT)]  # type: ignore[no-any-return]
+
+
+def mincore_unmapped_range(addr: int, end: int, depth: int, walk: MmWalk) -> int:
+    """Mirrors mincore_unmapped_range(): no PTE maps [addr, end): 0, unless a file's page cache holds
+    the page (mincore_page(); shmem here). Anonymous memory needs nothing: the vector starts zeroed."""
+    vma = walk.vma
+    if vma is not None and vma.vm_file is not None:
+        vec = _vec(walk, addr, end)
+        first = linear_page_index(vma, addr)
+        for pgoff, _pfn in cached_range(vma.vm_file.mapping, first, first + vec.shape[0]):
+            vec[pgoff - first] = 1
+    return 0
+
+
+def mincore_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors mincore_pte_range(): a PMD leaf is resident whole; else a present PTE (the zero page and
+    PROT_NONE pages included) is resident, and an empty one asks the page cache (pte_none_mostly())."""
+    m = walk.machine
+    vec = _vec(walk, addr, end)
+    if pmd_trans_huge(pmdp_get(m, pmd, addr)):  # pmd_trans_huge_lock()
+        vec[:] = 1
+        return 0
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        walk.action = ACTION_AGAIN
+        return 0
+    ptes = get_ptes(m, row, addr, vec.shape[0])
+    vec[:] = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
+    if walk.vma is not None and walk.vma.vm_file is not None and not ptes.all():
+        first = linear_page_index(walk.vma, addr)
+        for pgoff, _pfn in cached_range(walk.vma.vm_file.mapping, first, first + vec.shape[0]):
+            if ptes[pgoff - first] == 0:
+                vec[pgoff - first] = 1
+    return 0
+
+
+MINCORE_WALK_OPS = MmWalkOps(pmd_entry=mincore_pte_range, pte_hole=mincore_unmapped_range)

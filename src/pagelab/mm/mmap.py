@@ -53,7 +53,7 @@ from ..constants import (
     page_align,
 )
 from ..errors import NotModelled, syscall_error
-from .memory import zap_pte_range
+from .memory import unmap_page_range
 from .pgtable import free_pgtables
 from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
 from .swap import lru_add_drain
@@ -347,7 +347,7 @@ def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unaccount:
     lru_add_drain(m)  # unmap_region()
     mm.update_hiwater_rss()
     for vma in vmas:
-        zap_pte_range(m, vma, vma.vm_start, vma.vm_end)
+        unmap_page_range(m, vma, vma.vm_start, vma.vm_end)
     flush_tlb_mm_range(m, mm, start, end)
     for vma in vmas:
         vma_unlink(mm, vma)

@@ -1,9 +1,11 @@
 """mprotect(): change the access rights of a range, splitting and merging VMAs as needed.
 
 Mirrors mm/mprotect.c: do_mprotect_pkey(), mprotect_fixup(), change_protection() ->
-change_pte_range() and can_change_pte_writable(). Write access to exclusive anonymous pages is
-restored in place (no later fault); the zero page and shared clean pages stay read-only. Splits
-are refused at vm.max_map_count (split_vma() in mm/vma.c) unless the change merges instead.
+change_pmd_range() -> change_pte_range() and can_change_pte_writable(). The walk down to the PMD
+level is the one page-table walker (mm/pagewalk.py); each PTE table is rewritten with one numpy
+pass. Write access to exclusive anonymous pages is restored in place (no later fault); the zero page
+and shared clean pages stay read-only. Splits are refused at vm.max_map_count (split_vma() in
+mm/vma.c) unless the change merges instead.
 """
 
 from __future__ import annotations
@@ -11,19 +13,23 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..arch.x86.pgtable import (
-    pte_dirty,
-    pte_mkwrite,
-    pte_modify,
-    pte_pfn,
-    pte_present,
-    pte_special,
-    pte_write,
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_RW,
+    _PAGE_SPECIAL,
+    PTE_PFN_MASK,
+    pmd_trans_huge,
 )
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import (
     PAGE_MASK,
     PAGE_SHIFT,
+    PMD_SIZE,
     PROT_EXEC,
     PROT_GROWSDOWN,
     PROT_GROWSUP,
@@ -34,8 +40,10 @@ from ..constants import (
 )
 from ..errors import syscall_error
 from ..hw.physmem import PG
+from .huge_memory import change_huge_pmd, split_huge_pmd
 from .mmap import ULONG_MASK, calc_vm_prot_bits, vm_stat_account
-from .pgtable import pte_ranges, set_entry
+from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
+from .pgtable import get_ptes, modify_prot_commit_ptes, pmdp_get, pte_offset_map
 from .types import VM_ACCESS_FLAGS, Vma, VmFlag
 from .vma import find_vma, find_vma_intersection, vma_modify_flags
 
@@ -130,32 +138,64 @@ def mprotect_fixup(task: Task, vma: Vma, start: int, end: int, newflags: int) ->
 
 
 def change_protection(task: Task, vma: Vma, start: int, end: int) -> None:
-    """Mirrors change_pte_range(): rewrite present PTEs with the new protection, then flush the TLB."""
+    """Mirrors change_protection(): give the present entries of [start, end) the VMA's new protection
+    (change_pmd_range() per PMD entry), then flush the TLB if any entry changed."""
     m = task.machine
-    try_writable = bool(vma.vm_flags & VmFlag.WRITE)  # vma_wants_manual_pte_write_upgrade()
-    changed = 0
-    for row, lo, hi in pte_ranges(m, vma.mm, start, end):
-        for k in m.ptpool.tables[row, lo:hi].nonzero()[0] + lo:
-            old = int(m.ptpool.tables[row, k])
-            if not pte_present(old):
-                continue
-            new = pte_modify(old, vma.vm_page_prot)
-            if try_writable and not pte_write(new) and can_change_pte_writable(m, vma, new):
-                new = pte_mkwrite(new)
-            if new != old:
-                set_entry(m, row, int(k), new)
-                changed += 1
-    if changed:
+    changed = [0]
+    walk_page_range_vma(vma, start, end, CHANGE_PROT_WALK_OPS, changed)
+    if changed[0]:
         flush_tlb_mm_range(m, vma.mm, start, end)
 
 
-def can_change_pte_writable(m: Machine, vma: Vma, pte: int) -> bool:
-    """Mirrors can_change_pte_writable(): exclusive anon pages, or dirty shared ones, may become writable."""
-    if not pte_present(pte) or pte & 1 == 0:  # PROT_NONE entries never do
-        return False
-    if not vma.vm_flags & VmFlag.SHARED:
-        if pte_special(pte):
-            return False
-        flags = int(m.frames.flags[pte_pfn(pte)])
-        return bool(flags & PG.ANON and flags & PG.ANON_EXCLUSIVE)
-    return pte_dirty(pte)
+def change_pmd_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors change_pmd_range()'s loop body, as the walk's pmd_entry: a huge PMD that [addr, end)
+    covers whole goes to change_huge_pmd(); part of one is split first (__split_huge_pmd())."""
+    m, vma = walk.machine, walk_vma(walk)
+    if pmd_trans_huge(pmdp_get(m, pmd, addr)):
+        if end - addr != PMD_SIZE:
+            split_huge_pmd(m, vma, pmd, addr)
+        else:
+            ret = change_huge_pmd(m, vma, pmd, addr, vma.vm_page_prot)
+            if ret:
+                walk.private[0] += ret > 1  # HPAGE_PMD_NR: changed (1: locked but unchanged)
+                return 0
+    walk.private[0] += change_pte_range(m, vma, pmd, addr, end)
+    return 0
+
+
+CHANGE_PROT_WALK_OPS = MmWalkOps(pmd_entry=change_pmd_range)
+
+
+def change_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
+    """Mirrors change_pte_range(): pte_modify() each present PTE of [addr, end) under PMD table ``pmd``
+    to ``vma.vm_page_prot``, restoring write where can_change_pte_writable() allows (the VMA is
+    writable: MM_CP_TRY_CHANGE_WRITABLE). Returns how many PTEs changed. Empty entries stay empty.
+    """
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        return 0
+    ptes = get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
+    present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
+    keep = PTE_PFN_MASK | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_SPECIAL  # pte_modify()
+    new = np.where(present, (ptes & keep) | (vma.vm_page_prot & ~keep), ptes)
+    if vma.vm_flags & VmFlag.WRITE:  # vma_wants_manual_pte_write_upgrade()
+        new[can_change_pte_writable(m, vma, new)] |= _PAGE_RW
+    differ = new != ptes
+    if not differ.any():
+        return 0
+    modify_prot_commit_ptes(m, row, addr, new)
+    return int(differ.sum())
+
+
+def can_change_pte_writable(m: Machine, vma: Vma, ptes: np.ndarray) -> np.ndarray:
+    """Mirrors can_change_pte_writable() for each of ``ptes`` (already pte_modify()'d, not writable yet):
+    exclusive anon pages of a private mapping, or dirty pages of a shared one, may become writable;
+    PROT_NONE and empty entries never do, nor the zero page."""
+    ok: np.ndarray = ((ptes & _PAGE_PRESENT) != 0) & ((ptes & _PAGE_RW) == 0)
+    if vma.vm_flags & VmFlag.SHARED:
+        ok &= (ptes & _PAGE_DIRTY) != 0
+        return ok
+    ok &= (ptes & _PAGE_SPECIAL) == 0  # vm_normal_page(): not the zero page
+    flags = m.frames.flags[(ptes[ok] & PTE_PFN_MASK) >> PAGE_SHIFT]
+    ok[ok] = ((flags & PG.ANON) != 0) & ((flags & PG.ANON_EXCLUSIVE) != 0)
+    return ok

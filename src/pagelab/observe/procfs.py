@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import errno
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_SPECIAL, PTE_PFN_MASK
-from ..constants import PAGE_SHIFT
+from ..arch.x86.pgtable import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
+    _PAGE_PRESENT,
+    _PAGE_PROTNONE,
+    _PAGE_SPECIAL,
+    PTE_PFN_MASK,
+    pmd_trans_huge,
+)
+from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
 from ..hw.physmem import PG
-from ..mm.pgtable import pte_ranges
+from ..mm.pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_vma
+from ..mm.pgtable import get_ptes, pmdp_get, pte_offset_map
 from ..mm.types import VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
 from ..settings import BY_PATH
 from ..stats import MmCounter, NodeStat
@@ -129,65 +138,115 @@ class MemSizeStats:
     pss_shmem: int = 0
     pss_dirty: int = 0
     pss_locked: int = 0
+    anonymous_thp: int = 0
+    shmem_thp: int = 0
+    file_thp: int = 0
 
     def add(self, other: MemSizeStats) -> None:
         for name in self.__slots__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def vma_ptes(m: Machine, vma: Vma) -> np.ndarray:
-    """The PTEs of ``vma`` that exist, table by table (walk_page_range() skips empty upper entries), so
-    reading the smaps of a 64 TiB mapping costs what its page tables cost, not one entry per page."""
-    tables = m.ptpool.tables
-    pieces = [tables[row, lo:hi] for row, lo, hi in pte_ranges(m, vma.mm, vma.vm_start, vma.vm_end)]
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=tables.dtype)
+@dataclass(slots=True)
+class SmapsWalk:
+    """What the smaps walk of one VMA found: its PTE tables' slices and its PMD leaves."""
+
+    ptes: list[np.ndarray] = field(default_factory=list)
+    pmds: list[int] = field(default_factory=list)
+
+
+def smaps_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors smaps_pte_range(), the smaps walk's pmd_entry: a PMD leaf goes to smaps_pmd_entry(), a
+    PTE table's entries for [addr, end) to smaps_pte_entry() (here: gathered, accounted all at once)."""
+    m, found = walk.machine, walk.private
+    entry = pmdp_get(m, pmd, addr)
+    if pmd_trans_huge(entry):  # pmd_trans_huge_lock()
+        found.pmds.append(entry)
+        return 0
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        walk.action = ACTION_AGAIN
+        return 0
+    found.ptes.append(get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT))
+    return 0
+
+
+SMAPS_WALK_OPS = MmWalkOps(pmd_entry=smaps_pte_range)
+
+
+@dataclass(frozen=True, slots=True)
+class MappedPages:
+    """The normal pages (vm_normal_page()) mapped in one VMA, one row per 4 KiB page: the entry whose
+    A/D bits apply (PTE or PMD), the page, its folio's first page, and whether a PMD maps it."""
+
+    bits: np.ndarray
+    pfn: np.ndarray
+    head: np.ndarray
+    huge: np.ndarray
+
+
+def vma_mapped_pages(m: Machine, vma: Vma) -> MappedPages:
+    """Walk ``vma`` (walk_page_vma() with smaps_walk_ops: empty upper levels cost nothing, so the smaps
+    of a 64 TiB mapping costs what its page tables cost) and list its mapped normal pages.
+
+    The zero page (a special PTE) and the huge zero page (a special PMD, or a PG_zero folio) have no
+    normal page and are left out, as vm_normal_page() / vm_normal_page_pmd() leave them out.
+    """
+    found = SmapsWalk()
+    walk_page_vma(vma, SMAPS_WALK_OPS, found)
+    ptes = np.concatenate(found.ptes) if found.ptes else np.zeros(0, dtype=np.int64)
+    ptes = ptes[((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)]
+    pfns = (ptes & PTE_PFN_MASK) >> PAGE_SHIFT
+    pmds = np.array(found.pmds, dtype=np.int64)
+    heads = (pmds & PTE_PFN_MASK) >> PAGE_SHIFT
+    normal = ((pmds & _PAGE_SPECIAL) == 0) & ((m.frames.flags[heads] & PG.ZERO) == 0)
+    pmds, heads = pmds[normal], heads[normal]
+    sub = (heads[:, None] + np.arange(HPAGE_PMD_NR, dtype=np.int64)).ravel()
+    big = np.repeat(heads, HPAGE_PMD_NR)
+    return MappedPages(bits=np.concatenate([ptes, np.repeat(pmds, HPAGE_PMD_NR)]),
+                       pfn=np.concatenate([pfns, sub]), head=np.concatenate([pfns, big]),
+                       huge=np.concatenate([np.zeros(pfns.shape[0], dtype=bool), np.ones(sub.shape[0], dtype=bool)]))
 
 
 def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
-    """Mirrors smap_gather_stats() -> smaps_pte_entry() -> smaps_account() for one VMA."""
+    """Mirrors smap_gather_stats() -> smaps_pte_entry() / smaps_pmd_entry() -> smaps_account() ->
+    smaps_page_accumulate() for one VMA, over all its pages at once.
+
+    A page counts private when its folio has one reference or the page one mapping; else its PSS is
+    its size divided by its map count. A PMD-mapped THP counts its 2 MiB in AnonHugePages (anon),
+    ShmemPmdMapped (shmem) or FilePmdMapped, and each of its pages as above, with the PMD's A/D bits
+    and the folio's flags (the per-page loop smaps_account() runs for a shared large folio).
+    """
     mss = MemSizeStats()
-    ptes = vma_ptes(m, vma)
-    present = (ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0
-    normal = present & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_page(): not the zero page
-    ptes = ptes[normal]
-    pfns = (ptes & PTE_PFN_MASK) >> PAGE_SHIFT
-    flags = m.frames.flags[pfns]
-    refcount = m.frames.refcount[pfns]
-    mapcount = m.frames.mapcount[pfns]
-    locked = bool(vma.vm_flags & VmFlag.LOCKED)
-    for pte, fl, ref, mc in zip(ptes.tolist(), flags.tolist(), refcount.tolist(), mapcount.tolist(), strict=True):
-        dirty = bool(pte & _PAGE_DIRTY) or bool(fl & PG.DIRTY)
-        young = bool(pte & _PAGE_ACCESSED) or bool(fl & PG.REFERENCED)
-        size = 4096
-        if fl & PG.ANON:
-            mss.anonymous += size
-            if not fl & PG.SWAPBACKED and not dirty:
-                mss.lazyfree += size
-        mss.resident += size
-        if young:
-            mss.referenced += size
-        private = ref == 1 or mc < 2
-        pss = (size << PSS_SHIFT) if private else (size << PSS_SHIFT) // mc
-        mss.pss += pss
-        if dirty:
-            mss.pss_dirty += pss
-        if fl & PG.ANON:
-            mss.pss_anon += pss
-        elif fl & PG.SWAPBACKED:
-            mss.pss_shmem += pss
-        else:
-            mss.pss_file += pss
-        if locked:
-            mss.pss_locked += pss
-        if private:
-            if dirty:
-                mss.private_dirty += size
-            else:
-                mss.private_clean += size
-        elif dirty:
-            mss.shared_dirty += size
-        else:
-            mss.shared_clean += size
+    pages = vma_mapped_pages(m, vma)
+    frames = m.frames
+    fl = frames.flags[pages.head]
+    anon = (fl & PG.ANON) != 0
+    swapbacked = (fl & PG.SWAPBACKED) != 0
+    dirty = ((pages.bits & _PAGE_DIRTY) != 0) | ((fl & PG.DIRTY) != 0)
+    young = ((pages.bits & _PAGE_ACCESSED) != 0) | ((fl & PG.REFERENCED) != 0)
+    mapcount = frames.mapcount[pages.pfn]
+    private = (frames.refcount[pages.head] == 1) | (mapcount < 2)
+    full = PAGE_SIZE << PSS_SHIFT
+    pss = np.where(private, full, full // np.maximum(mapcount, 1)).astype(np.int64)
+    mss.resident = PAGE_SIZE * int(pages.pfn.shape[0])
+    mss.anonymous = PAGE_SIZE * int(anon.sum())
+    mss.lazyfree = PAGE_SIZE * int((anon & ~swapbacked & ~dirty).sum())
+    mss.referenced = PAGE_SIZE * int(young.sum())
+    mss.anonymous_thp = PAGE_SIZE * int((pages.huge & anon).sum())
+    mss.shmem_thp = PAGE_SIZE * int((pages.huge & ~anon & swapbacked).sum())
+    mss.file_thp = PAGE_SIZE * int((pages.huge & ~anon & ~swapbacked).sum())
+    mss.pss = int(pss.sum())
+    mss.pss_anon = int(pss[anon].sum())
+    mss.pss_shmem = int(pss[~anon & swapbacked].sum())
+    mss.pss_file = int(pss[~anon & ~swapbacked].sum())
+    mss.pss_dirty = int(pss[dirty].sum())
+    if vma.vm_flags & VmFlag.LOCKED:
+        mss.pss_locked = mss.pss
+    mss.private_dirty = PAGE_SIZE * int((private & dirty).sum())
+    mss.private_clean = PAGE_SIZE * int((private & ~dirty).sum())
+    mss.shared_dirty = PAGE_SIZE * int((~private & dirty).sum())
+    mss.shared_clean = PAGE_SIZE * int((~private & ~dirty).sum())
     return mss
 
 
@@ -199,21 +258,17 @@ def lazyfree_batched(m: Machine, vma: Vma) -> int:
     lru_add_drain_all() (khugepaged's scan, compaction, drop_caches, MADV_COLLAPSE), so the LazyFree a
     reader sees lies between smaps' value and smaps' value plus this. Never rendered: no kernel file has it.
     """
-    batch = set(m.cpu_fbatches.pending())
-    if not batch:
+    batch = np.asarray(m.cpu_fbatches.pending(), dtype=np.int64)
+    if not batch.shape[0]:
         return 0
-    ptes = vma_ptes(m, vma)
-    normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
-    total = 0
-    for pte in ptes[normal].tolist():
-        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
-        fl = int(m.frames.flags[pfn])
-        # folio_batch_move_lru() skips folios off the LRU; lru_lazyfree() takes anon, swap-backed, evictable
-        # ones and clears PG_dirty, so smaps counts them as LazyFree unless the PTE is dirty.
-        movable = fl & PG.LRU and fl & PG.ANON and fl & PG.SWAPBACKED and not fl & PG.UNEVICTABLE
-        if pfn in batch and movable and not pte & _PAGE_DIRTY:
-            total += 4096
-    return total
+    pages = vma_mapped_pages(m, vma)
+    fl = m.frames.flags[pages.head]
+    # folio_batch_move_lru() skips folios off the LRU; lru_lazyfree() takes anon, swap-backed, evictable
+    # ones and clears PG_dirty, so smaps counts them as LazyFree unless the PTE (or PMD) is dirty.
+    need = PG.LRU | PG.ANON | PG.SWAPBACKED
+    movable = ((fl & need) == need) & ((fl & PG.UNEVICTABLE) == 0)
+    counted = np.isin(pages.head, batch) & movable & ((pages.bits & _PAGE_DIRTY) == 0)
+    return PAGE_SIZE * int(counted.sum())
 
 
 def _d(label: str, nbytes: int) -> str:
@@ -230,10 +285,9 @@ def _show_smap_body(mss: MemSizeStats, rollup: bool) -> str:
     out += _d("Shared_Clean:", mss.shared_clean) + _d("Shared_Dirty:", mss.shared_dirty)
     out += _d("Private_Clean:", mss.private_clean) + _d("Private_Dirty:", mss.private_dirty)
     out += _d("Referenced:", mss.referenced) + _d("Anonymous:", mss.anonymous) + _d("KSM:", 0)
-    out += _d("LazyFree:", mss.lazyfree)
-    for label in ("AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:", "Shared_Hugetlb:",
-                  "Private_Hugetlb:"):
-        out += _d(label, 0)
+    out += _d("LazyFree:", mss.lazyfree) + _d("AnonHugePages:", mss.anonymous_thp)
+    out += _d("ShmemPmdMapped:", mss.shmem_thp) + _d("FilePmdMapped:", mss.file_thp)
+    out += _d("Shared_Hugetlb:", 0) + _d("Private_Hugetlb:", 0)
     out += _d("Swap:", mss.swap) + _d("SwapPss:", 0) + _d("Locked:", mss.pss_locked >> PSS_SHIFT)
     return out
 

@@ -137,3 +137,40 @@ def pte_modify(pte: int, newprot: int) -> int:
     """Mirrors pte_modify(): keep PFN, A, D and SPECIAL, take every other bit from ``newprot``."""
     keep = PTE_PFN_MASK | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_SPECIAL
     return (pte & keep) | (newprot & ~keep)
+
+
+# PMD entries (arch/x86/include/asm/pgtable.h). A PMD entry either points to a PTE table or, with
+# _PAGE_PSE, maps a 2 MiB page itself (a PMD leaf: a THP, or the huge zero page). Sizes: constants.py
+# (PMD_SIZE, HPAGE_PMD_NR).
+
+
+def pmd_none(pmd: int) -> bool:
+    return pmd == 0
+
+
+def pmd_present(pmd: int) -> bool:
+    """Mirrors x86 pmd_present(): PSE counts too (a huge PMD being split is present)."""
+    return bool(pmd & (_PAGE_PRESENT | _PAGE_PROTNONE | _PAGE_PSE))
+
+
+def pmd_leaf(pmd: int) -> bool:
+    """Mirrors pmd_leaf(): the entry maps a huge page itself instead of pointing to a PTE table."""
+    return bool(pmd & _PAGE_PSE)
+
+
+def pmd_trans_huge(pmd: int) -> bool:
+    """Mirrors pmd_trans_huge(): a PMD leaf of a transparent huge page (no DAX/devmap here)."""
+    return bool(pmd & _PAGE_PSE)
+
+
+def pmd_pfn(pmd: int) -> int:
+    return (pmd & PTE_PFN_MASK) >> PAGE_SHIFT
+
+
+def pfn_pmd(pfn: int, prot: int) -> int:
+    """Mirrors pfn_pmd(): a PMD entry for ``pfn`` with ``prot`` (pmd_mkhuge() makes it a leaf)."""
+    return (pfn << PAGE_SHIFT) | prot
+
+
+def pmd_mkhuge(pmd: int) -> int:
+    return pmd | _PAGE_PSE
