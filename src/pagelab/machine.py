@@ -7,13 +7,15 @@ commit accounting). Two machines in one process never interfere.
 
 from __future__ import annotations
 
+import math
 import numbers
 import random
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from .arch.x86.tlb import CpuTlbState
-from .clock import Clock
+from .clock import NO_DEADLINE, Clock
 from .constants import _SIZE_RE, _UNITS, PAGE_SIZE, TASK_SIZE, GiB, MiB, parse_size
 from .errors import NotModelled
 from .hw.cost import CostModel
@@ -66,6 +68,18 @@ def host_mem_available() -> int | None:
     except OSError:
         return None
     return None
+
+
+def seconds_to_ns(seconds: object) -> int:
+    """``Machine.run``'s argument: a finite number of seconds >= 0, as whole nanoseconds (rounded)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (numbers.Real, Decimal)):
+        raise TypeError(f"seconds must be a number, got {type(seconds).__name__} {seconds!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"seconds must be finite, got {seconds!r}")
+    if seconds < 0:
+        raise ValueError(f"seconds must not be negative, got {seconds!r}")
+    exact = Fraction(seconds) if isinstance(seconds, (numbers.Rational, float, Decimal)) else Fraction(float(seconds))
+    return round(exact * 10**9)
 
 
 def _gib(n: int) -> str:
@@ -248,12 +262,18 @@ class Machine:
         return int(self.clock.now_ns)
 
     def run(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass, running kernel daemons that are due."""
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
+        """Let ``seconds`` of simulated time pass with no process running, each kernel event that falls due
+        (a daemon's run, an I/O completion) running at its time, in order.
+
+        ``seconds`` is a finite real number >= 0 (int, float, Fraction, Decimal, numpy), rounded to the nearest
+        nanosecond; anything else is a TypeError or ValueError, and the clock does not move.
+        """
+        cycles = self.clock.ns_to_cycles(seconds_to_ns(seconds))
+        if self.clock.now + cycles >= NO_DEADLINE:
+            raise ValueError(f"run(seconds={seconds!r}) would go past the end of the simulated clock "
+                             f"({NO_DEADLINE // self.cpu.freq_mhz // 10**6:,} s at {self.cpu.freq_mhz} MHz)")
         with self.kernel_entry:
-            now = int(self.clock_cycles[0])
-            self.clock.advance_to(now + self.clock.ns_to_cycles(int(seconds * 1e9)))
+            self.clock.advance_to(self.clock.now + cycles)
 
     # --- processes ------------------------------------------------------------------------------
     def spawn(self, name: str = "proc") -> Process:
