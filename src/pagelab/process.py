@@ -1,9 +1,10 @@
 """The Process API: what a program does to memory, on the simulated machine.
 
 A Process is the user-space side of a task: it makes system calls (mmap, munmap, mprotect, madvise,
-exit) and accesses memory (load, store, touch, access). Accesses run through the compiled MMU loop;
-when it traps, the kernel's fault path runs and the loop resumes at the same access, as a CPU
-re-executes the faulting instruction. The same API drives the real kernel in ``pagelab.real``.
+exit) and accesses memory (load, store, touch, access). This module is the API only: it checks the
+arguments (``abi``) and calls the kernel: system calls in kernel/syscalls.py, and for accesses the
+user-mode run loop in arch/x86/entry.py (the MMU runs them; a trap enters the kernel's fault path and
+the loop resumes at the same access). The same API drives the real kernel in ``pagelab.real``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import abi
-from .arch.x86.fault import exc_general_protection, exc_page_fault
-from .arch.x86.pgtable import PTE_PFN_MASK
-from .arch.x86.tlb import switch_mm
-from .constants import PAGE_SHIFT, PAGE_SIZE
+from .arch.x86.entry import MMU_CHUNK, load_byte, run_user_mode
+from .constants import PAGE_SIZE
 from .errors import ProcessDead
-from .hw.mmu import MMU_DEADLINE, MMU_DONE, MMU_GP_FAULT, leaf_entries, mmu_run
 from .kernel import syscalls
-from .mm.fault_batch import try_fault_batch
 from .workload.scenario import Op
 
 if TYPE_CHECKING:
     from .kernel.task import Task
     from .machine import Machine
 
-MMU_CHUNK = 1 << 18  # accesses per atomic step of a batch: host signals are delivered between steps
 _ONE_READ = np.zeros(1, dtype=np.uint8)
 _ONE_WRITE = np.ones(1, dtype=np.uint8)
 
@@ -85,15 +81,14 @@ class Process:
     def load(self, addr: int) -> int:
         """Read the byte at ``addr`` (faulting it in as the hardware would)."""
         addr = abi.access_address(addr)
-        self._run(_one_address(addr), _ONE_READ)
-        pfn = self._pfn_of(addr)
-        data = self.machine.page_data.get(pfn)
-        return data[addr & (PAGE_SIZE - 1)] if data is not None else 0
+        task = self._live()
+        run_user_mode(task, _one_address(addr), _ONE_READ)
+        return load_byte(task, addr)
 
     def store(self, addr: int, value: int = 0) -> None:
         """Write the byte ``value`` (0..255) at ``addr``."""
         addr, value = abi.access_address(addr), abi.store_value(value)
-        self._run(_one_address(addr), _ONE_WRITE, value)
+        run_user_mode(self._live(), _one_address(addr), _ONE_WRITE, value)
 
     def touch(self, addr: int, length: int, *, write: bool = False, stride: int = PAGE_SIZE) -> None:
         """Access [addr, addr + length) every ``stride`` bytes: one read (or write) per 4 KiB page by default.
@@ -105,71 +100,12 @@ class Process:
         per_call = MMU_CHUNK * stride  # never more than one step's addresses in host memory at once
         for start in range(addr, addr + length, per_call):
             addrs = np.arange(start, min(start + per_call, addr + length), stride, dtype=np.uint64).view(np.int64)
-            self._run(addrs, _ONE_WRITE if write else _ONE_READ)
+            run_user_mode(self._live(), addrs, _ONE_WRITE if write else _ONE_READ)
 
     def access(self, addresses: np.ndarray | list[int], *, write: bool | np.ndarray = False) -> None:
         """Access each address in order; ``write`` is one flag or one flag per address."""
         addrs = abi.access_addresses(addresses).view(np.int64)
-        self._run(addrs, abi.access_writes(write, addrs.shape[0]).view(np.uint8))
-
-    def _run(self, addrs: np.ndarray, writes: np.ndarray, value: int = 0) -> None:
-        """Feed accesses to the MMU loop; handle each trap in the kernel and resume where it stopped.
-
-        Write accesses store ``value``. The batch runs as a sequence of atomic steps (a chunk of at
-        most ``MMU_CHUNK`` accesses up to its first trap, then the kernel's handling of that trap),
-        with host signals held back during each step and delivered between steps
-        (``KernelEntry.deliver_pending``): an interrupt never leaves a fault half done.
-        """
-        task = self._live()
-        m = self.machine
-        tlb, clock, entry = m.tlb, m.clock, m.kernel_entry
-        i, n = 0, addrs.shape[0]
-        with entry:
-            while i < n:
-                entry.deliver_pending()
-                start, end = i, min(n, i + MMU_CHUNK)
-                chunk_writes = writes if writes.shape[0] == 1 else writes[:end]
-                asid = switch_mm(m, task.mm)
-                before = int(m.clock_cycles[0])
-                outcome, i, va, err = mmu_run(m.ptpool.tables, task.mm.pgd, asid, addrs[:end], chunk_writes, i,
-                                              tlb.tag, tlb.val, tlb.age, tlb.geom, tlb.lat, tlb.tick,
-                                              m.counters.sim, m.clock_cycles, clock.next_deadline())
-                task.utime_cycles += int(m.clock_cycles[0]) - before
-                self._write_bytes(addrs[start:i], writes if writes.shape[0] == 1 else writes[start:i], value)
-                if outcome == MMU_DONE:
-                    continue
-                if outcome == MMU_DEADLINE:
-                    clock.run_due()
-                elif outcome == MMU_GP_FAULT:
-                    exc_general_protection(task)
-                elif not (m.batch_faults and m.fault_log is None
-                          and try_fault_batch(task, addrs, writes, i, va, err)):
-                    task.charge_fault(exc_page_fault(task, va, err))
-
-    def _write_bytes(self, addrs: np.ndarray, writes: np.ndarray, value: int) -> None:
-        """Store ``value`` at every address of a completed write access (page bytes live in page_data)."""
-        data = self.machine.page_data
-        if not data and not value:
-            return  # every page reads as zero already
-        if writes.shape[0] == 1:
-            targets = addrs if writes[0] else addrs[:0]
-        else:
-            targets = addrs[writes.astype(bool)]
-        if targets.shape[0] == 0:
-            return
-        leaves = leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd, targets >> PAGE_SHIFT)
-        pfns = (leaves & PTE_PFN_MASK) >> PAGE_SHIFT
-        for addr, pfn in zip(targets.tolist(), pfns.tolist(), strict=True):
-            page = data.get(pfn)
-            if page is None and value:
-                page = data[pfn] = bytearray(PAGE_SIZE)
-            if page is not None:
-                page[addr & (PAGE_SIZE - 1)] = value
-
-    def _pfn_of(self, addr: int) -> int:
-        leaf = int(leaf_entries(self.machine.ptpool.tables, self.task.mm.pgd,
-                                np.array([addr >> PAGE_SHIFT], dtype=np.int64))[0])
-        return (leaf & PTE_PFN_MASK) >> PAGE_SHIFT
+        run_user_mode(self._live(), addrs, abi.access_writes(write, addrs.shape[0]).view(np.uint8))
 
     def mincore(self, addr: int, length: int) -> np.ndarray:
         """mincore(2): one byte per page, 1 where a page is resident (the zero page counts)."""

@@ -19,7 +19,7 @@ from ..mm.madvise import do_madvise
 from ..mm.mincore import do_mincore
 from ..mm.mmap import do_mmap, do_munmap
 from ..mm.mprotect import do_mprotect
-from .task import Task
+from .task import Task, task_cputime
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -70,10 +70,11 @@ def sys_exit(task: Task, code: int) -> None:
 
 @syscall
 def sys_getrusage(task: Task) -> resource.struct_rusage:
-    """Mirrors getrusage(RUSAGE_SELF) (kernel/sys.c): times, peak RSS in KiB, fault counts."""
+    """Mirrors getrusage(RUSAGE_SELF) (kernel/sys.c): times, peak RSS in KiB, fault counts, voluntary switches."""
     freq_hz = task.machine.cpu.freq_mhz * 1_000_000
     maxrss = max(task.mm.hiwater_rss, task.mm.get_rss())
+    utime, stime = task_cputime(task)
     return resource.struct_rusage((
-        task.utime_cycles / freq_hz, task.stime_cycles / freq_hz, maxrss * 4,
-        0, 0, 0, task.min_flt, task.maj_flt, 0, 0, 0, 0, 0, 0, 0, 0,
+        utime / freq_hz, stime / freq_hz, maxrss * 4,
+        0, 0, 0, task.min_flt, task.maj_flt, 0, 0, 0, 0, 0, 0, task.nvcsw, 0,
     ))

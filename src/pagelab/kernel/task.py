@@ -1,8 +1,15 @@
-"""A task: the process side of the kernel, with its fault counters and its mm.
+"""A task: the process side of the kernel, with its fault counters, its CPU times and its mm.
 
 Mirrors the fields of struct task_struct that demand paging touches (include/linux/sched.h):
-pid, comm, mm, min_flt/maj_flt (fed to getrusage() and /proc/PID/stat), the perf software
-counters for this task, and the exit state.
+pid, comm, mm, min_flt/maj_flt (fed to getrusage() and /proc/PID/stat), utime/stime, the perf
+software counters for this task, and the exit state.
+
+Time is charged in one place per kind, named as kernel/sched/cputime.c names them:
+``account_user_time()`` (cycles the CPU ran the task's code: the MMU loop's accesses),
+``account_system_time()`` (cycles the kernel spent for it: faults, signal delivery) and
+``account_iowait_time()`` (time it slept waiting for I/O, io_schedule()). Each moves the machine's
+clock and books the time to the task; nothing else advances the clock for a task. getrusage() and
+``time -v`` read the totals through ``task_cputime()``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from ..hw.cost import SIGSEGV_NS
 from ..stats import PerfEvent
 
 if TYPE_CHECKING:
+    from ..clock import Event
     from ..machine import Machine
     from ..mm.types import MmStruct, VmFault
 
@@ -32,8 +40,10 @@ class Task:
         self.min_flt = 0
         self.maj_flt = 0
         self.perf: dict[PerfEvent, int] = dict.fromkeys(PerfEvent, 0)
-        self.utime_cycles = 0
+        self.utime_cycles = 0  # utime, stime and the I/O wait: written only by the account_*_time() functions
         self.stime_cycles = 0
+        self.iowait_cycles = 0  # delayacct's blkio_delay: time asleep in io_schedule()
+        self.nvcsw = 0  # voluntary context switches: each sleep (getrusage's ru_nvcsw)
         self.start_cycles = int(machine.clock_cycles[0])
         self.caps: set[str] = set(ROOT_CAPS)
         self.alive = True
@@ -45,10 +55,9 @@ class Task:
         return cap in self.caps
 
     def charge_fault(self, vmf: VmFault, gup: bool = False) -> None:
-        """Advance the clock by what the kernel spent on this fault (system time)."""
-        cycles = self.machine.cost.fault_cycles(vmf.handler, gup) if vmf.handler else 0
-        self.machine.clock_cycles[0] += cycles
-        self.stime_cycles += cycles
+        """Charge what the kernel spent on this fault (the cost model's figure for its handler) as system time."""
+        if vmf.handler:
+            account_system_time(self, self.machine.cost.fault_cycles(vmf.handler, gup))
 
     def do_exit(self, code: int = 0, signal: int = 0) -> None:
         """Mirrors do_exit() -> exit_mm() -> mmput() -> exit_mmap(): free every frame and table."""
@@ -64,9 +73,64 @@ class Task:
 
     def kill_signal(self, sig: int) -> None:
         """A fatal signal with no handler: the task exits (its core dump is not modelled)."""
-        self.machine.clock_cycles[0] += self.machine.cost.cycles(SIGSEGV_NS)
+        account_system_time(self, self.machine.cost.cycles(SIGSEGV_NS))
         self.do_exit(signal=sig)
 
     def kill_oom(self) -> None:
         """The OOM killer chose this task (SIGKILL)."""
         self.do_exit(signal=9)
+
+
+# --- CPU time accounting (kernel/sched/cputime.c) -------------------------------------------------------
+
+def account_user_time(task: Task, cycles: int) -> None:
+    """Mirrors account_user_time(): ``cycles`` the CPU spent running the task's own code.
+
+    The time passes on the machine's clock and is booked as the task's utime. Called by the entry code
+    with what the MMU loop counted (vtime_user_exit() on each kernel entry), and by the batched
+    first-touch path for the trapping walks it stands in for.
+    """
+    task.machine.clock_cycles[0] += cycles
+    task.utime_cycles += cycles
+
+
+def account_system_time(task: Task, cycles: int) -> None:
+    """Mirrors account_system_time(): ``cycles`` the kernel spent on the task's behalf (a fault, a signal).
+
+    The time passes on the machine's clock and is booked as the task's stime. The cost model
+    (hw/cost.py) says how many cycles; this is the one place that charges them.
+    """
+    task.machine.clock_cycles[0] += cycles
+    task.stime_cycles += cycles
+
+
+def account_iowait_time(task: Task, until: int) -> int:
+    """The task sleeps in I/O wait until the clock reads ``until`` (cycles); returns the cycles it slept.
+
+    Time passes through the events due on the way, each run at its time (an I/O completion, a daemon),
+    as other work runs while a task sleeps. The sleep is neither user nor system time: it is booked as
+    the task's I/O wait (delayacct_blkio_end() -> blkio_delay) and shows in the elapsed time only.
+    Mirrors the accounting of io_schedule() (kernel/sched/core.c: in_iowait, CPUTIME_IOWAIT).
+    """
+    clock = task.machine.clock
+    start = clock.now
+    clock.advance_to(until)
+    slept = clock.now - start
+    task.iowait_cycles += slept
+    task.nvcsw += 1  # schedule() away from a task that sleeps: a voluntary switch
+    return slept
+
+
+def io_schedule(task: Task, completion: Event) -> int:
+    """Mirrors io_schedule() waiting on an I/O completion: sleep until ``completion`` has run.
+
+    Returns the cycles slept (0 if it had already run or was cancelled).
+    """
+    if not completion.pending:
+        return 0
+    return account_iowait_time(task, completion.time)
+
+
+def task_cputime(task: Task) -> tuple[int, int]:
+    """Mirrors task_cputime(): the task's (utime, stime) in cycles, what getrusage() and /proc/PID/stat report."""
+    return task.utime_cycles, task.stime_cycles

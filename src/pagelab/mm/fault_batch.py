@@ -10,8 +10,11 @@ the same values, and every counter (pgfault, min_flt, perf page-faults/minor-fau
 the simulated clock and the MMU's own event counts for the trapping walks) moves as it would.
 tests/unit/mm/test_fault_batch.py holds the two paths equal, array by array.
 
-It applies only where nothing could differ: no timed event is pending, the VMA is private anonymous
-and allows the access, no THP could be used, and every page of the run has an empty PTE. When free
+It applies only where nothing could differ: the VMA is private anonymous and allows the access, no THP
+could be used, and every page of the run has an empty PTE. With a timed event pending, a batch runs up to
+it: it takes only the faults one-at-a-time faults would all have taken before the MMU loop's next look at
+the clock could find the event due (``_before_deadline``), so the event runs at the same access, at the
+same time, on the same state; the faults after it go one at a time until it has run. When free
 frames are short it takes the longest prefix of the run they can serve (zero-page reads need frames only
 for page tables), and leaves the rest, and the fault that finds no frame (VM_FAULT_OOM), to the
 ordinary path. Its look-ahead grows with the run, so it never costs more than the faults it saves.
@@ -29,11 +32,12 @@ from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
+from ..kernel.task import account_system_time, account_user_time
 from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
 from .page_alloc import alloc_pages_bulk
 from .pgtable import pmd_alloc, pte_alloc, pte_table
 from .rmap import anon_vma_prepare
-from .types import Vma, VmFlag
+from .types import FaultKind, Vma, VmFlag
 from .vma import find_vma
 
 if TYPE_CHECKING:
@@ -53,7 +57,7 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
     allocation inside it can fail; zero-page reads need frames only for new page tables.
     """
     m, mm = task.machine, task.mm
-    if err & X86_PF_PROT or va < 0 or m.clock.next_deadline() != NO_DEADLINE:
+    if err & X86_PF_PROT or va < 0:
         return False
     write = bool(err & X86_PF_WRITE)
     if write and m.frames.nr_free < 2:
@@ -67,16 +71,41 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
     most = m.frames.nr_free if write else LOOKAHEAD  # pages a run could get frames for
     window = FIRST_WINDOW
     while True:
-        vpns, filled = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, window, write,
-                                        vma.vm_start, vma.vm_end)
+        vpns, at, filled = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, window, write,
+                                            vma.vm_start, vma.vm_end)
         if not filled or window >= LOOKAHEAD or i + window >= addrs.shape[0] or vpns.shape[0] >= most:
             break
         window *= 8
-    vpns = _affordable_prefix(task, vpns, write)
+    vpns = _affordable_prefix(task, _before_deadline(task, vpns, at, write), write)
     if vpns.shape[0] < 2:
         return False
     _do_anonymous_pages(task, vma, vpns, write)
     return True
+
+
+def _before_deadline(task: Task, vpns: np.ndarray, at: np.ndarray, write: bool) -> np.ndarray:
+    """The prefix of ``vpns`` (first touched ``at`` accesses after the trapping one) that may be faulted in
+    together without moving the next event: all of it when no event is pending.
+
+    The MMU loop looks at the clock before each access. After a batch of the first r + 1 faults the clock
+    is ahead of where one-at-a-time faults would have it, until the access that took the last of them: from
+    there on the two agree. So the batch may take them if, even with every access costing the most one
+    can (a full walk), the clock stays short of the deadline up to that access:
+    now + r * walk + (r + 1) * fault + at[r] * walk < deadline.
+    """
+    deadline = task.machine.clock.next_deadline()
+    if deadline == NO_DEADLINE:
+        return vpns
+    m = task.machine
+    walk = int(m.tlb.lat[LAT_L1] + m.tlb.lat[LAT_STLB] + m.tlb.lat[LAT_WALK])  # the dearest access
+    fault = m.cost.fault_cycles(_fault_kind(write))
+    r = np.arange(vpns.shape[0], dtype=np.int64)
+    clock_then = m.clock.now + r * walk + (r + 1) * fault + at * walk
+    return vpns[:int(np.searchsorted(clock_then, deadline, side="left"))]
+
+
+def _fault_kind(write: bool) -> FaultKind:
+    return FaultKind.DO_ANONYMOUS_PAGE if write else FaultKind.DO_ANONYMOUS_PAGE_ZERO
 
 
 def _affordable_prefix(task: Task, vpns: np.ndarray, write: bool) -> np.ndarray:
@@ -92,9 +121,10 @@ def _affordable_prefix(task: Task, vpns: np.ndarray, write: bool) -> np.ndarray:
 
 
 def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np.ndarray, i: int, window: int,
-                     write: bool, lo: int, hi: int) -> tuple[np.ndarray, bool]:
+                     write: bool, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The pages the accesses from ``addrs[i]`` on (at most ``window`` of them) would each fault in once,
-    in the order they first touch them; and whether the run went on to the window's end.
+    in the order they first touch them; where each is first touched (counted from ``i``); and whether
+    the run went on to the window's end.
 
     The run lasts while every access is inside the VMA, has the same write flag, and touches either a page with
     no PTE (its first touch faults; later touches find it mapped) or one whose PTE lets the access through
@@ -125,10 +155,12 @@ def _first_touch_run(tables: np.ndarray, pgd: int, addrs: np.ndarray, writes: np
     stop = int(np.argmin(passes)) if not all_pass else pages.shape[0]
     faulting = none & (first < stop)
     order: np.ndarray = uniq[faulting]
+    at: np.ndarray = first[faulting]
     filled = all_ok and all_pass
     if sequential:
-        return order, filled  # already in first-touch order
-    return order[np.argsort(first[faulting], kind="stable")], filled
+        return order, at, filled  # already in first-touch order
+    by_touch = np.argsort(at, kind="stable")
+    return order[by_touch], at[by_touch], filled
 
 
 def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> None:
@@ -182,7 +214,5 @@ def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> 
     walk = int(lat[LAT_L1] + lat[LAT_STLB] + lat[LAT_WALK]) * (k - 1)
     m.counters.sim[SimEvent.STLB_MISS] += k - 1
     m.counters.sim[SimEvent.WALK_TRAPS] += k - 1
-    fault = m.cost.fault_cycles("do_anonymous_page" if write else "do_anonymous_page(zero)") * k
-    m.clock_cycles[0] += walk + fault
-    task.utime_cycles += walk
-    task.stime_cycles += fault
+    account_user_time(task, walk)
+    account_system_time(task, m.cost.fault_cycles(_fault_kind(write)) * k)

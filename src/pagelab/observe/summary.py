@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..constants import PAGE_SIZE
+from ..kernel.task import task_cputime
 from ..stats import PerfEvent
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ def _times(task: Task) -> tuple[float, float, int]:
     m = task.machine
     freq = m.cpu.freq_mhz * 1e6
     wall_cycles = int(m.clock_cycles[0]) - task.start_cycles
-    return task.utime_cycles / freq, task.stime_cycles / freq, wall_cycles * 1000 // m.cpu.freq_mhz
+    utime, stime = task_cputime(task)
+    return utime / freq, stime / freq, wall_cycles * 1000 // m.cpu.freq_mhz
 
 
 def perf_stat(task: Task, events: tuple[PerfEvent, ...] = tuple(PerfEvent)) -> str:
@@ -95,7 +97,7 @@ def time_v(task: Task) -> str:
     time's "Command terminated by signal N" line first when a signal killed it."""
     user, system, elapsed_ns = _times(task)
     ru = {"ru_utime": user, "ru_stime": system, "ru_maxrss": max(task.mm.hiwater_rss, task.mm.get_rss()) * 4,
-          "ru_minflt": task.min_flt, "ru_majflt": task.maj_flt}
+          "ru_minflt": task.min_flt, "ru_majflt": task.maj_flt, "ru_nvcsw": task.nvcsw}
     lines = gnu_time_v(f"pagelab pid {task.pid} ({task.comm})", ru, elapsed_ns,
                        0 if task.exit_signal else task.exit_code & 0xFF)
     out = f"Command terminated by signal {task.exit_signal}\n" if task.exit_signal else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pagelab as pl
+from pagelab.arch.x86.entry import user_pfn
 from pagelab.mm.debug import check_machine
 
 RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
@@ -23,7 +24,7 @@ def test_check_machine_catches_corruption(corrupt):
     a = p.mmap(None, 16 * 4096, RW, ANON)
     p.touch(a, 16 * 4096, write=True)
     check_machine(m)
-    corrupt(m, p._pfn_of(a))
+    corrupt(m, user_pfn(p.task, a))
     with pytest.raises(pl.KernelBug):
         check_machine(m)
 

@@ -162,3 +162,155 @@ def test_touch_in_pieces_equals_one_access_batch(write):
             p.access(np.arange(a, a + 5 * pl.MiB - 4096, 16, dtype=np.uint64), write=write)
         snaps.append(snapshot(m))
     assert_same(*snaps)
+
+
+# --- Batches run up to the next timed event (issue #7, item 5) -------------------------------------------
+
+def witness(m: pl.Machine, name: str) -> tuple[object, ...]:
+    """What an event sees when it runs: the time, and the state a batch could have moved too early."""
+    tasks = tuple((t.pid, t.min_flt, t.utime_cycles, t.stime_cycles, tuple(t.mm.rss)) for t in m.tasks.values())
+    return (name, m.clock.now, m.frames.nr_free, int(m.counters.sim.sum()), tasks)
+
+
+def run_both_with_events(script, ram: str = "128MiB") -> tuple[list[tuple[object, ...]], list[int]]:
+    """run_both(), where ``script(m, log)`` arms events that append what they see to ``log``: the logs must
+    match too. Returns the log and how many faults each run took one at a time."""
+    import pagelab.arch.x86.entry as entry
+
+    results = []
+    for batch in (False, True):
+        m = pl.Machine(ram=ram, cpu="skylake", seed=7, batch_faults=batch)
+        log: list[tuple[object, ...]] = []
+        singles = [0]
+        original = entry.handle_page_fault
+
+        def counting(task, va, err, original=original, singles=singles):
+            singles[0] += 1
+            return original(task, va, err)
+
+        entry.handle_page_fault = counting
+        try:
+            script(m, log)
+        finally:
+            entry.handle_page_fault = original
+        results.append((snapshot(m), log, singles[0]))
+    assert_same(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]
+    return results[1][1], [results[0][2], results[1][2]]
+
+
+FAULT_W = 1450 * 2600 // 1000 + 40  # about the cycles a first-write fault takes on skylake, with its trap walk
+
+
+def costs(m: pl.Machine) -> tuple[int, int]:
+    """(W, F): the cycles of a full walk and of a first-write fault on this machine."""
+    from pagelab.hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
+
+    return int(m.tlb.lat[LAT_L1] + m.tlb.lat[LAT_STLB] + m.tlb.lat[LAT_WALK]), m.cost.fault_cycles("do_anonymous_page")
+
+
+# Offsets of the event from the start of the touch, as (k, extra): at k pages' worth of time plus ``extra``,
+# or (None, cycles). Page k traps at k * (F + 2W) + W; a batch of two taken there would move the clock check
+# before access k to T + W + 2F, so events just after T + 2F (extra = 2F + small) catch a batch that is one
+# fault too long, and any event there must still fire where one-at-a-time faults have it.
+OFFSETS = [(None, 0), (None, 1), (None, 39), (None, 41), (0, -1), (0, 0), (2, 7), (1000, 3), (2047, 0),
+           (None, 10**9)] + [(k, "2F" + str(x)) for k in (1, 300, 1500) for x in (1, 20, 40, 41)]
+
+
+@pytest.mark.parametrize(("k", "extra"), OFFSETS)
+def test_an_event_at_any_time_fires_at_the_same_access_and_cycle(k, extra):
+    def script(m, log):
+        p = m.spawn("toucher")
+        a = p.mmap(None, 8 * pl.MiB, RW, ANON)
+        walk, fault = costs(m)
+        more = 2 * fault + int(extra[2:]) if isinstance(extra, str) else extra
+        offset = more if k is None else k * (fault + 2 * walk) + walk + more
+        m.clock.schedule(m.clock.now + offset, lambda: log.append(witness(m, "once")), name="once")
+        p.touch(a, 8 * pl.MiB, write=True)
+        log.append(witness(m, "end"))
+    log, (single, batched) = run_both_with_events(script)
+    assert single == 2048
+    assert batched < 40  # the batches ran up to the event and resumed after it
+
+
+@pytest.mark.parametrize("period", [1, 97, FAULT_W, 3 * FAULT_W + 1, 64 * FAULT_W, 700 * FAULT_W])
+def test_a_daemon_armed_throughout_keeps_its_times(period):
+    def script(m, log):
+        p = m.spawn("toucher")
+        a = p.mmap(None, 8 * pl.MiB, RW, ANON)
+        m.clock.every(period, lambda: log.append(witness(m, "kdaemon")), name="kdaemon")
+        p.touch(a, 6 * pl.MiB)  # zero-page reads
+        p.touch(a, 8 * pl.MiB, write=True, stride=1024)  # COW faults and new pages, four accesses a page
+        p.touch(a + 8192, 4 * pl.MiB, stride=8192, write=True)
+    log, (single, batched) = run_both_with_events(script)
+    cow = 1536  # the writes to zero-page PTEs are COW faults: never batched
+    assert single == 2 * 1536 + 512
+    if period >= 64 * FAULT_W:
+        assert batched - cow < 64
+
+
+def test_events_that_change_memory_under_the_batch():
+    """Callbacks unmap pages ahead of the toucher, zap pages behind it, map and write memory of another
+    process (taking frames off the free list) and arm further events: all at the same access either way."""
+    def script(m, log):
+        p = m.spawn("toucher")
+        q = m.spawn("other")
+        a = p.mmap(None, 16 * pl.MiB, RW, ANON)
+        b = q.mmap(None, 4 * pl.MiB, RW, ANON)
+        now = m.clock.now
+
+        def other_writes():
+            log.append(witness(m, "other writes"))
+            q.touch(b, 2 * pl.MiB, write=True)
+            m.clock.schedule(m.clock.now + 5 * FAULT_W, lambda: log.append(witness(m, "chained")), name="chained")
+
+        def zap_behind():
+            log.append(witness(m, "zap"))
+            p.madvise(a, 2 * pl.MiB, pl.MADV_DONTNEED)
+
+        def map_more():
+            log.append(witness(m, "map"))
+            c = p.mmap(None, pl.MiB, RW, ANON)
+            p.munmap(c, 4096)
+
+        def unmap_ahead():
+            log.append(witness(m, "unmap"))
+            p.munmap(a + 15 * pl.MiB, pl.MiB)
+
+        for k, fn in enumerate([other_writes, zap_behind, map_more, unmap_ahead]):
+            m.clock.schedule(now + (300 + 700 * k) * FAULT_W + 13 * k, fn, name=fn.__name__)
+        p.touch(a, 8 * pl.MiB, write=True)
+        p.touch(a, 8 * pl.MiB, write=True)  # the zapped pages come back
+        with pytest.raises(pl.SegmentationFault):
+            p.touch(a + 8 * pl.MiB, 8 * pl.MiB, write=True)  # runs into the unmapped tail
+        log.append(witness(m, "end"))
+    log, _ = run_both_with_events(script)
+    assert [w[0] for w in log] == ["other writes", "chained", "zap", "map", "unmap", "end"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 1600 * FAULT_W), st.integers(-1, 1),
+                                 st.sampled_from(["log", "write_other", "dontneed", "rearm"])), max_size=6),
+       runs=st.lists(st.tuples(st.integers(0, 1023), st.integers(1, 512), st.sampled_from([512, 4096, 8192]),
+                               st.booleans()), min_size=1, max_size=4))
+def test_random_events_during_random_touches(events, runs):
+    def script(m, log):
+        p = m.spawn("toucher")
+        q = m.spawn("other")
+        a = p.mmap(None, 1024 * 4096, RW, ANON)
+        b = q.mmap(None, 64 * 4096, RW, ANON)
+        now = m.clock.now
+        for k, (offset, prio, kind) in enumerate(events):
+            def fire(k=k, kind=kind):
+                log.append(witness(m, f"{kind}{k}"))
+                if kind == "write_other":
+                    q.touch(b + 4096 * k, 4096 * 8, write=True)
+                elif kind == "dontneed":
+                    p.madvise(a + 4096 * 64 * k, 4096 * 64, pl.MADV_DONTNEED)
+                elif kind == "rearm":
+                    m.clock.schedule(m.clock.now + 50 * FAULT_W, lambda: log.append(witness(m, f"again{k}")))
+            m.clock.schedule(now + offset, fire, prio, name=f"{kind}{k}")
+        for start, npages, stride, write in runs:
+            p.touch(a + start * 4096, min(npages, 1024 - start) * 4096, stride=stride, write=write)
+        log.append(witness(m, "end"))
+    run_both_with_events(script)
