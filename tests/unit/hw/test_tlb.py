@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
 import pagelab as pl
 from pagelab.hw.cpu import get_cpu_model
+from pagelab.hw.mmu import leaf_pfns
+from pagelab.hw.ptpool import PageTablePool
 from pagelab.hw.tlb import ASID_SHIFT, HUGE_TAG, L1_2M, L1_4K, STLB, STLB_2M, Tlb, tlb_fill, tlb_find
 from pagelab.stats import SimEvent
 
@@ -150,3 +156,34 @@ def test_without_pcid_every_switch_flushes():
     before = sim(m)[SimEvent.DTLB_4K_HIT]
     p.load(a)  # no switch in between: a hit
     assert sim(m)[SimEvent.DTLB_4K_HIT] == before + 1
+
+
+def _bench_tlb():
+    path = Path(__file__).resolve().parents[3] / "bench" / "bench_tlb.py"
+    spec = importlib.util.spec_from_file_location("bench_tlb", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_tlb"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_tlb_maps_by_hand_and_2m_pages_remove_the_walks_that_4k_pages_take():
+    """bench/bench_tlb.py's core on 1 GiB: every load translates to its frame, 4 KiB pages walk on almost
+    every load (64 + 2048 entries for 262,144 pages), 2 MiB pages (512 of them) fit zen3's L2 DTLB."""
+    b = _bench_tlb()
+    pool = PageTablePool()
+    cr3 = pool.alloc(0, 4)
+    b.map_by_hand(pool, cr3, b.BASE_VA, 1 << 30, b.PAGE_4K, b.FIRST_PFN)
+    b.map_by_hand(pool, cr3, b.BASE_VA + (1 << 30), 1 << 30, b.PAGE_2M, b.FIRST_PFN + (1 << 18))
+    offs = b.random_offsets(2 << 30, 5000, seed=3)
+    pfns = leaf_pfns(pool.tables, cr3, (b.BASE_VA + offs) >> 12)
+    assert pfns.tolist() == (b.FIRST_PFN + (offs >> 12)).tolist()
+    zen3 = get_cpu_model("zen3")
+    small = b.run_hw(zen3, b.PAGE_4K, 1 << 30, 20_000, seed=1, warm=20_000)
+    huge = b.run_hw(zen3, b.PAGE_2M, 1 << 30, 20_000, seed=1, warm=20_000)  # warm: every huge page touched
+    assert small.loads == huge.loads == 20_000
+    assert small.walks > 19_500 and huge.walks == 0 and huge.stlb_hits == huge.l1_misses
+    assert small.walk_cycles == small.walks * zen3.walk_cycles
+    assert small.ns > 3 * huge.ns
+    with pytest.raises(ValueError):
+        b.map_by_hand(pool, cr3, b.BASE_VA + 4096, 1 << 30, b.PAGE_4K, 0)
