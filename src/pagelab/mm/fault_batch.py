@@ -52,7 +52,8 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
     """Resolve the fault at ``addrs[i]`` and the first-touch faults right after it; False to decline.
 
     The look-ahead costs in proportion to the faults it resolves: it starts short and grows only while
-    the run fills it, and a write run never looks further than free frames could serve. When frames are
+    the run fills it, and never looks further than free frames could serve (a write run) or than the time
+    left before the next event allows (``_deadline_room``). When frames are
     short, the batch is the longest prefix (in first-touch order) whose frames are all free, so no
     allocation inside it can fail; zero-page reads need frames only for new page tables.
     """
@@ -68,8 +69,12 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
             or not vma.vm_flags & (VmFlag.WRITE if write else VmFlag.READ)
             or m.settings.transparent_hugepage.enabled == "always"):
         return False
+    room = _deadline_room(task, write)  # the most faults the next event leaves time for
+    if room < 2:
+        return False
     most = m.frames.nr_free if write else LOOKAHEAD  # pages a run could get frames for
-    window = FIRST_WINDOW
+    most = min(most, room)
+    window = min(FIRST_WINDOW, room)
     while True:
         vpns, at, filled = _first_touch_run(m.ptpool.tables, mm.pgd, addrs, writes, i, window, write,
                                             vma.vm_start, vma.vm_end)
@@ -102,6 +107,18 @@ def _before_deadline(task: Task, vpns: np.ndarray, at: np.ndarray, write: bool) 
     r = np.arange(vpns.shape[0], dtype=np.int64)
     clock_then = m.clock.now + r * walk + (r + 1) * fault + at * walk
     return vpns[:int(np.searchsorted(clock_then, deadline, side="left"))]
+
+
+def _deadline_room(task: Task, write: bool) -> int:
+    """An upper bound on the faults ``_before_deadline`` can let a batch take now (LOOKAHEAD with no event
+    pending): r + 1 faults need now + r * walk + (r + 1) * fault + at[r] * walk < deadline, and at[r] >= r."""
+    m = task.machine
+    deadline = m.clock.next_deadline()
+    if deadline == NO_DEADLINE:
+        return LOOKAHEAD
+    walk = int(m.tlb.lat[LAT_L1] + m.tlb.lat[LAT_STLB] + m.tlb.lat[LAT_WALK])
+    per_fault = m.cost.fault_cycles(_fault_kind(write)) + 2 * walk
+    return min(LOOKAHEAD, max(0, (deadline - m.clock.now + 2 * walk - 1) // per_fault))
 
 
 def _fault_kind(write: bool) -> FaultKind:
