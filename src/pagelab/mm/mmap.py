@@ -26,6 +26,7 @@ after its page-size check: hugetlbfs has more checks of its own).
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..arch.x86.tlb import flush_tlb_mm_range
@@ -46,6 +47,7 @@ from ..constants import (
     MAP_TYPE,
     PAGE_MASK,
     PAGE_SHIFT,
+    PMD_SIZE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -169,10 +171,16 @@ def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
     """Mirrors __get_unmapped_area(): find (or take) the range, then its checks (ENOMEM, EINVAL, EPERM)."""
     m = task.machine
     fixed = bool(flags & MAP_FIXED)
-    if flags & MAP_32BIT and not fixed and length <= TASK_SIZE:
-        addr = _get_unmapped_area_32bit(task, addr, length)
-    else:
-        addr = get_unmapped_area(task.mm, addr, length, fixed)
+
+    def search(size: int) -> int:
+        if flags & MAP_32BIT and not fixed and size <= TASK_SIZE:
+            return _get_unmapped_area_32bit(task, addr, size)
+        return get_unmapped_area(task.mm, addr, size, fixed)
+
+    found = -1
+    if not addr and not flags & MAP_SHARED and length % PMD_SIZE == 0:
+        found = thp_get_unmapped_area(search, addr, length)  # larger anonymous mappings are THP aligned
+    addr = found if found >= 0 else search(length)
     if addr < 0:
         raise syscall_error(errno.ENOMEM, "mmap: no room in the address space")
     if addr > ULONG_MASK - MAX_ERRNO:  # IS_ERR_VALUE(): a MAP_FIXED address in the last 4095 bytes reads as -errno
@@ -184,6 +192,25 @@ def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
     if addr < m.settings.vm.mmap_min_addr and not task.capable("CAP_SYS_RAWIO"):
         raise syscall_error(errno.EPERM, "mmap: address below vm.mmap_min_addr")  # security_mmap_addr()
     return addr
+
+
+def thp_get_unmapped_area(search: Callable[[int], int], addr: int, length: int) -> int:
+    """Mirrors __thp_get_unmapped_area() for anonymous memory (pgoff treated as 0): search a gap
+    PMD_SIZE longer than asked, then place the mapping at the 2 MiB boundary inside it (top-down: if
+    the gap already starts aligned, one PMD_SIZE up). ``search(length)`` is the ordinary search, ``addr``
+    the hint (0 here, or a MAP_FIXED 0). -1 when the padded search fails (the caller retries without
+    the padding).
+
+    __get_unmapped_area() takes this path for a private anonymous mapping with no hint whose length
+    is a multiple of PMD_SIZE, whatever the THP mode (measured here: 2, 4 and 6 MiB aligned 3 of 3).
+    """
+    ret = search(length + PMD_SIZE)
+    if ret < 0:
+        return -1
+    if ret == addr:  # MAP_FIXED (at 0): the address is taken as it is
+        return addr
+    off_sub = -ret & (PMD_SIZE - 1)
+    return ret + PMD_SIZE if not off_sub else ret + off_sub  # MMF_TOPDOWN is set for every mm here
 
 
 def _get_unmapped_area_32bit(task: Task, hint: int, length: int) -> int:
