@@ -28,7 +28,7 @@ from ..arch.x86.pgtable import (
 )
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
-from ..errors import NotModelled, syscall_error
+from ..errors import NotModelled, kernel_bug, syscall_error
 from ..observe.trace import leaf_of, record
 from .fault import handle_mm_fault
 from .huge_memory import madvise_free_huge_pmd
@@ -223,7 +223,8 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
     """
     lru_add_drain(m)
     changed = [0]
-    walk_page_range_vma(vma, start, end, MADVISE_FREE_WALK_OPS, changed)
+    err = walk_page_range_vma(vma, start, end, MADVISE_FREE_WALK_OPS, changed)
+    kernel_bug(err != 0, f"madvise_free_single_vma: walk error {err}")
     if changed[0]:
         flush_tlb_mm_range(m, vma.mm, start, end)
 
@@ -283,7 +284,8 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
         while addr < vma_end:
             piece_end = min((addr | ((1 << 21) - 1)) + 1, vma_end)
             missing: list[int] = []
-            walk_page_range_vma(vma, addr, piece_end, GUP_WALK_OPS, (missing, write))
+            err = walk_page_range_vma(vma, addr, piece_end, GUP_WALK_OPS, (missing, write))
+            kernel_bug(err != 0, f"madvise_populate: walk error {err}")
             for a in missing:
                 if follow_page(m, mm, a, write):
                     continue  # an earlier fault mapped it

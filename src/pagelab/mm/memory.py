@@ -22,6 +22,7 @@ from ..arch.x86.pgtable import (
 )
 from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
 from ..constants import PAGE_SHIFT, PMD_SIZE
+from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat
 from .huge_memory import split_huge_pmd, zap_huge_pmd
@@ -44,7 +45,8 @@ def unmap_page_range(m: Machine, vma: Vma, start: int, end: int) -> int:
     TLB when it is not 0 (tlb_finish_mmu()).
     """
     cleared = [0]
-    walk_page_range_vma(vma, start, end, ZAP_WALK_OPS, cleared)
+    err = walk_page_range_vma(vma, start, end, ZAP_WALK_OPS, cleared)
+    kernel_bug(err != 0, f"unmap_page_range: [{start:#x}, {end:#x}) is not inside the VMA")
     return cleared[0]
 
 

@@ -38,7 +38,7 @@ from ..constants import (
     PROT_WRITE,
     page_align,
 )
-from ..errors import syscall_error
+from ..errors import kernel_bug, syscall_error
 from ..hw.physmem import PG
 from .huge_memory import change_huge_pmd, split_huge_pmd
 from .mmap import ULONG_MASK, calc_vm_prot_bits, vm_stat_account
@@ -142,7 +142,8 @@ def change_protection(task: Task, vma: Vma, start: int, end: int) -> None:
     (change_pmd_range() per PMD entry), then flush the TLB if any entry changed."""
     m = task.machine
     changed = [0]
-    walk_page_range_vma(vma, start, end, CHANGE_PROT_WALK_OPS, changed)
+    err = walk_page_range_vma(vma, start, end, CHANGE_PROT_WALK_OPS, changed)
+    kernel_bug(err != 0, f"change_protection: [{start:#x}, {end:#x}) is not inside the VMA")
     if changed[0]:
         flush_tlb_mm_range(m, vma.mm, start, end)
 
