@@ -135,7 +135,8 @@ def mmu_run(tables: np.ndarray, cr3: int, asid: int, addrs: np.ndarray, writes: 
             tables[t, idx] = e2  # in the PTE, or in the PMD of a 2 MiB page
         if level == LEVEL_PMD:
             tick[1] = 1
-            tlb_fill(tag, val, age, geom, STLB_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
+            if geom[STLB_2M, 2]:  # the STLB holds 2 MiB entries (not on every CPU)
+                tlb_fill(tag, val, age, geom, STLB_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
             tlb_fill(tag, val, age, geom, L1_2M, base | HUGE_TAG | vpn2, vpn2, e2, stamp)
         else:
             tlb_fill(tag, val, age, geom, STLB, base | vpn, vpn, e2, stamp)

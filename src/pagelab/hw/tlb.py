@@ -6,7 +6,7 @@ is one set, its first ``geom[level, 2]`` columns are the ways. The four levels a
 size: ``L1_4K``/``STLB`` for 4 KiB translations, ``L1_2M``/``STLB_2M`` for 2 MiB ones. Where the CPU
 keeps both sizes in one array (``TlbShare.SHARED``) the two levels name the same rows, and the size
 bit of the tag keeps the entries apart; where a level holds no 2 MiB entries (``TlbShare.NONE``) it
-has no ways, so a lookup misses and a fill does nothing.
+has no ways: a lookup misses, and the MMU loop does not fill it.
 
 A tag is ``asid << 40 | size_bit << 39 | virtual page number`` (-1 = invalid): entries are tagged with
 the PCID of the address space that filled them, as Linux uses PCIDs on CPUs that have them, so a
@@ -88,9 +88,12 @@ def tlb_find(tag: np.ndarray, geom: np.ndarray, level: int, key: int, setkey: in
 @njit(cache=True)
 def tlb_fill(tag: np.ndarray, val: np.ndarray, age: np.ndarray, geom: np.ndarray, level: int, key: int,
              setkey: int, entry: int, stamp: int) -> None:
-    """Insert ``key -> entry`` into TLB ``level``, evicting the least recently used way."""
-    if geom[level, 2] == 0:
-        return  # this level holds no entries of this page size
+    """Insert ``key -> entry`` into TLB ``level``, evicting the least recently used way.
+
+    The level must have ways (``geom[level, 2] > 0``): callers test it for STLB_2M, which has none on
+    CPUs whose STLB holds no 2 MiB entries. (A test inside this function halves the speed of the MMU
+    loop on a walk-bound trace, as measured by bench/bench_mmu.py's scan: it stops LLVM inlining it.)
+    """
     row = geom[level, 0] + (setkey & (geom[level, 1] - 1))
     victim = 0
     oldest = age[row, 0]

@@ -219,6 +219,7 @@ def test_a_dirty_huge_entry_evicted_from_the_l1_hits_the_stlb_where_the_cpu_keep
         first, sets = c.tlb.geom[STLB, :2]
         stlb_tags = c.tlb.tag[first:first + sets]
         assert int(((stlb_tags >= 0) & (stlb_tags & HUGE_TAG != 0)).sum()) == (0 if cpu == "nehalem" else 5)
+        assert c.tlb.entries() == {"skylake": 4 + 5, "nehalem": 4, "zen3": 5 + 5}[cpu]  # L1 + STLB, nothing else
 
 
 def test_a_store_to_a_read_only_huge_leaf_faults_and_leaves_the_pmd_clean():
