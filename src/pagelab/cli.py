@@ -21,6 +21,7 @@ from . import __version__
 from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
 from .errors import PagelabError
 from .machine import VERSION_MODELLED, Machine
+from .mm.page_alloc import nr_free_frames
 from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
 from .observe.trace import FaultTrace
@@ -99,7 +100,7 @@ class Demo(Command):
         print(f"\n$ /usr/bin/time -v  (pid {p.task.pid}, after exit)")
         print(time_v(p.task), end="")
         print(f"\nsummary: minflt={p.task.min_flt} majflt={p.task.maj_flt} "
-              f"free_after_exit={m.frames.nr_free == m.totalram_pages}")
+              f"free_after_exit={nr_free_frames(m) == m.totalram_pages}")
         return 0
 
 

@@ -26,6 +26,7 @@ from .hw.tlb import Tlb
 from .kernel.entry import KernelEntry
 from .kernel.task import Task
 from .mm.filemap import AddressSpace
+from .mm.page_alloc import Zone, page_alloc_init
 from .mm.pgtable import pgtable_alloc
 from .mm.rmap import AnonVma
 from .mm.swap import CpuFolioBatches
@@ -34,18 +35,22 @@ from .observe.procfs import read_path
 from .observe.trace import FaultTrace
 from .process import Process
 from .settings import BY_PATH, Settings
-from .stats import Counters, NodeStat
+from .stats import Counters
 
 VERSION_MODELLED = "6.18"
 _THP_PATH = "/sys/kernel/mm/transparent_hugepage/enabled"
 # Block devices the design names (ARCHITECTURE.md, hw/devices.py): what ``disk=`` may say.
 DISK_MODELS = ("hdd", "ssd", "nvme", "zram")
 MIN_RAM = 16 * MiB
-# Host memory a simulated page costs (measured with VmRSS; FrameTable keeps 36 bytes per frame:
-# flags, refcount, mapcount int32, mapping, index int64, of which only the free stack's 8 bytes are
-# written at boot, the rest as frames are first used; a page table, 4 KiB of host memory, maps 512 pages).
-HOST_BYTES_PER_PAGE_AT_BOOT = 8  # 2 MiB per simulated GiB
-HOST_BYTES_PER_PAGE_IN_USE = 36 + 8  # 11 MiB per simulated GiB once every frame was used and mapped
+# Host memory a simulated page costs (measured with VmRSS in a fresh interpreter: 13.1 bytes a page at
+# boot for a 4 GiB machine, 57 once 3 GiB of it was written). FrameTable keeps 57 bytes per frame (flags,
+# refcount, mapcount, three folio mapcounts, mapping, head_offset, next, prev int32; index, fingerprint
+# int64; order int8), in lazily mapped columns: boot writes only the free blocks' first pages (flags,
+# order, next, prev: 13 bytes, as a block's first page lies 1024 frames from the next and so touches
+# every host page of those columns); the rest is written as frames are first used; a page table, 4 KiB
+# of host memory, maps 512 pages.
+HOST_BYTES_PER_PAGE_AT_BOOT = 4 + 1 + 8  # 3.3 MiB per simulated GiB
+HOST_BYTES_PER_PAGE_IN_USE = 57 + 8  # 16 MiB per simulated GiB once every frame was used and mapped
 
 
 def host_memory_cost(ram_bytes: int) -> tuple[int, int]:
@@ -185,16 +190,15 @@ class Machine:
         self.cpu_tlbstate = CpuTlbState()
         self.cpu_fbatches = CpuFolioBatches()
         # Kernel state.
-        self.zero_pfn = 0
-        self.frames.reserve(self.zero_pfn)  # the zero page lives in the kernel image
+        self.zero_pfn = 0  # the zero page lives in the kernel image: memblock keeps it from the buddy allocator
         self.frames.flags[self.zero_pfn] = PG.RESERVED | PG.ZERO
+        self.frames.refcount[self.zero_pfn] = 1
+        self.zone: Zone = page_alloc_init(self, reserved=1)  # the rest goes to the buddy free lists
         # MemTotal: totalram_pages counts the pages the buddy allocator manages. empty_zero_page is in
         # the kernel image's .bss (arch/x86/kernel/head_64.S), reserved by memblock and never freed to
         # buddy, so it is not one of them: ``ram`` is MemTotal, and the zero page is a frame beyond it.
         self.totalram_pages = ram_bytes // PAGE_SIZE
-        self.counters.gauges[NodeStat.NR_FREE_PAGES] = self.frames.nr_free
         self.committed_pages = 0
-        self.page_data: dict[int, bytearray] = {}  # bytes written by store(); absent = all zero
         self.tasks: dict[int, Task] = {}
         self._next_pid = 1000
         self._next_id = 1

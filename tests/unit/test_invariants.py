@@ -17,6 +17,7 @@ from tests.support.profiles import LONG
 
 import pagelab as pl
 from pagelab.mm.debug import check_machine, check_rmap
+from pagelab.mm.page_alloc import nr_free_frames
 
 P = 4096
 PROTS = [pl.PROT_NONE, pl.PROT_READ, pl.PROT_READ | pl.PROT_WRITE]
@@ -32,7 +33,7 @@ class MemoryMachine(RuleBasedStateMachine):
         self.m = pl.Machine(ram="32MiB", seed=11)
         self.procs: list[pl.Process] = []
         self.regions: list[tuple[pl.Process, int, int]] = []
-        self.free_at_boot = self.m.frames.nr_free
+        self.free_at_boot = nr_free_frames(self.m)
         self.interrupt_at = 0
         self.interrupts = 0
 
@@ -126,10 +127,10 @@ class MemoryMachine(RuleBasedStateMachine):
         for p in self._live():
             p.exit()
         check_machine(self.m)
-        assert self.m.frames.nr_free == self.free_at_boot
+        assert nr_free_frames(self.m) == self.free_at_boot
         assert self.m.ptpool.nr_tables == 0
         assert not self.m.mappings  # every anon_vma and address_space was freed with its last VMA
-        assert not self.m.page_data
+        assert not self.m.frames.nr_data_pages
         assert self.m.committed_pages == 0
 
 

@@ -74,11 +74,11 @@ def test_good_sizes(ram, pages):
 def test_ram_beyond_the_host_fails_at_once_with_the_host_cost(monkeypatch):
     monkeypatch.setattr(machine_mod, "host_mem_available", lambda: 100 * pl.MiB)
     with pytest.raises(ValueError) as info:
-        pl.Machine(ram="16GiB")  # 11 MiB per GiB in use: 176 MiB > 100 MiB
+        pl.Machine(ram="16GiB")  # 16.25 MiB per GiB in use: 260 MiB > 100 MiB
     text = str(info.value)
-    assert "MemAvailable" in text and "2 MiB at once" in text and "11 MiB once in use" in text
-    assert "176 MiB" in text and "at most 9 GiB" in text
-    assert pl.Machine(ram="8GiB").config["ram"] == 8 * pl.GiB  # 88 MiB fits
+    assert "MemAvailable" in text and "3 MiB at once" in text and "16 MiB once in use" in text
+    assert "260 MiB" in text and "at most 6 GiB" in text
+    assert pl.Machine(ram="4GiB").config["ram"] == 4 * pl.GiB  # 65 MiB fits
 
 
 def test_ram_beyond_this_real_host_is_refused():
@@ -90,12 +90,12 @@ def test_ram_beyond_this_real_host_is_refused():
 
 
 def test_the_stated_host_cost_is_the_frame_tables():
-    """HOST_BYTES_PER_PAGE_*: the frame table's columns (36 bytes a frame, the free stack's 8 written at boot)
-    plus a page table per 512 pages; a 4 GiB machine's boot cost shows in a fresh interpreter's VmRSS."""
+    """HOST_BYTES_PER_PAGE_*: the frame table's columns (57 bytes a frame; boot writes flags, order and the two
+    links of free blocks' first pages) plus a page table per 512 pages; a 4 GiB machine's boot cost shows in a
+    fresh interpreter's VmRSS."""
     ft = FrameTable(16)
-    columns = sum(a.itemsize for a in vars(ft).values() if isinstance(a, np.ndarray))
-    assert machine_mod.HOST_BYTES_PER_PAGE_IN_USE == columns + pl.PAGE_SIZE // 512
-    assert machine_mod.HOST_BYTES_PER_PAGE_AT_BOOT == ft.free_stack.itemsize
+    assert machine_mod.HOST_BYTES_PER_PAGE_IN_USE == FrameTable.host_bytes_per_frame() + pl.PAGE_SIZE // 512
+    assert machine_mod.HOST_BYTES_PER_PAGE_AT_BOOT == ft.flags.itemsize + ft.order.itemsize + ft.links.itemsize * 2
 
     probe = ("import pagelab as pl\n"
              "def rss():\n"

@@ -1,11 +1,11 @@
 """Whole-machine consistency checks, in the spirit of CONFIG_DEBUG_VM.
 
 ``check_machine(m)`` recomputes from the page tables what the kernel keeps in counters (map counts,
-reference counts, RSS, the LRU and page-table gauges, free frames), checks each address space's VMAs
-(sorted, disjoint, page-aligned, inside user space, protections and accounting that match their
-flags, no PTE outside a VMA or more permissive than it; validate_mm() in mm/vma.c), and raises
-KernelBug naming the first disagreement. Tests call it after every step of random syscall sequences;
-users can too.
+reference counts, RSS, the LRU and page-table gauges, free pages), checks the buddy free lists, the
+per-CPU list and compound pages, checks each address space's VMAs (sorted, disjoint, page-aligned,
+inside user space, protections and accounting that match their flags, no PTE outside a VMA or more
+permissive than it; validate_mm() in mm/vma.c), and raises KernelBug naming the first disagreement.
+Tests call it after every step of random syscall sequences; users can too.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
+from .list import list_entries
+from .page_alloc import NR_PAGE_ORDERS, Z_END_PFN, Z_START_PFN
 from .rmap import AnonVma, rmap_walk
 from .types import VmFlag
 from .vma import vm_get_page_prot
@@ -109,6 +111,79 @@ def committed_pages(m: Machine) -> int:
     return pages + sum(f.size_pages for f in files.values() if f.charged)
 
 
+def _check_list(m: Machine, head: int, what: str) -> np.ndarray:
+    """The entries of the list at ``head``, after checking that it is a well-formed circular list."""
+    links, n = m.frames.links, m.frames.nr_frames
+    entries = list_entries(links, head, n)
+    kernel_bug(entries.shape[0] > n, f"{what}: the list does not lead back to its head")
+    kernel_bug(bool((entries >= n).any()), f"{what}: a list head is linked in as an entry")
+    chain = np.concatenate(([head], entries, [head]))
+    kernel_bug(not np.array_equal(links[1, chain[1:]], chain[:-1]), f"{what}: a prev link is wrong")
+    kernel_bug(np.unique(entries).shape[0] != entries.shape[0], f"{what}: a frame is on the list twice")
+    return entries
+
+
+def check_free_lists(m: Machine) -> np.ndarray:
+    """The buddy allocator's free lists and per-CPU list are sound (as CONFIG_DEBUG_VM's checks in
+    mm/page_alloc.c); returns which frames are free, on either.
+
+    Every block on free_area[order] is PageBuddy with that order, aligned, inside the zone, and overlaps
+    no other free block; nr_free is each list's length; no other page is PageBuddy; the per-CPU list
+    holds ``count`` pages that are not PageBuddy; no free page has flags, references or mappings left;
+    NR_FREE_PAGES is the buddy lists' pages.
+    """
+    frames, zone = m.frames, m.zone
+    n = frames.nr_frames
+    start, end = int(zone.state[Z_START_PFN]), int(zone.state[Z_END_PFN])
+    free = np.zeros(n, dtype=bool)
+    nr_blocks = nr_pages = 0
+    for order in range(NR_PAGE_ORDERS):
+        what = f"free_area[{order}]"
+        heads = _check_list(m, zone.free_list(order), what)
+        kernel_bug(heads.shape[0] != zone.nr_free(order), f"{what}: nr_free {zone.nr_free(order)}, "
+                   f"{heads.shape[0]} blocks listed")
+        kernel_bug(bool(((heads < start) | (heads + (1 << order) > end)).any()), f"{what}: a block outside the zone")
+        kernel_bug(bool((heads & ((1 << order) - 1)).any()), f"{what}: a block not aligned to its order")
+        kernel_bug(bool(((frames.flags[heads] & PG.BUDDY) == 0).any() or (frames.order[heads] != order).any()),
+                   f"{what}: a block that is not PageBuddy of order {order}")
+        pages = (heads[:, None] + np.arange(1 << order)).ravel()
+        kernel_bug(bool(free[pages].any()), f"{what}: free blocks overlap")
+        free[pages] = True
+        nr_blocks += heads.shape[0]
+        nr_pages += pages.shape[0]
+    kernel_bug(int(((frames.flags & PG.BUDDY) != 0).sum()) != nr_blocks, "a PageBuddy page on no free list")
+    kernel_bug(zone.free_pages != nr_pages, f"NR_FREE_PAGES {zone.free_pages}, the free lists hold {nr_pages}")
+    pcp = _check_list(m, zone.pcp.list_head, "the per-CPU list")
+    kernel_bug(pcp.shape[0] != zone.pcp.count, f"per-CPU list: count {zone.pcp.count}, {pcp.shape[0]} listed")
+    kernel_bug(bool(free[pcp].any()), "a page on the per-CPU list is also in a free block")
+    kernel_bug(zone.pcp.count >= max(zone.pcp.high, 1), "the per-CPU list holds high pages or more")
+    free[pcp] = True
+    kernel_bug(bool((frames.flags[free] & ~PG.BUDDY).any() or frames.refcount[free].any()
+                    or frames.mapcount[free].any() or frames.head_offset[free].any()),
+               "a free frame still has flags, references, mappings or a compound head")
+    return free
+
+
+def check_compound_pages(m: Machine) -> None:
+    """Every compound page (large folio) is well formed: a PG_head page of order >= 1, naturally
+    aligned, whose tails point back at it, are neither heads nor free, and hold no references."""
+    frames = m.frames
+    heads = np.flatnonzero(frames.flags & PG.HEAD)
+    tails = 0
+    for head in heads.tolist():
+        order = int(frames.order[head])
+        nr = 1 << order
+        kernel_bug(order < 1 or head & (nr - 1) != 0 or head + nr > frames.nr_frames,
+                   f"pfn {head}: a head of order {order} that is not an aligned compound page")
+        rows = slice(head + 1, head + nr)
+        kernel_bug(not np.array_equal(frames.head_offset[rows], np.arange(1, nr)), f"pfn {head}: a tail page "
+                   "does not point at its head")
+        kernel_bug(bool((frames.flags[rows] & (PG.HEAD | PG.BUDDY)).any() or frames.refcount[rows].any()),
+                   f"pfn {head}: a tail page is a head, free, or holds references")
+        tails += nr - 1
+    kernel_bug(int((frames.head_offset != 0).sum()) != tails, "a tail page outside every compound page")
+
+
 def check_machine(m: Machine) -> None:
     """Raise KernelBug if any counter disagrees with the page tables and the frame table."""
     frames, pool = m.frames, m.ptpool
@@ -138,11 +213,11 @@ def check_machine(m: Machine) -> None:
                "anon refcount != mapcount + per-CPU batch references")
     kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1).any()),
                "shmem refcount != mapcount + page-cache reference")
+    free = check_free_lists(m)
+    check_compound_pages(m)
     used = int(anon.sum() + table.sum() + shmem.sum()) + 1  # + the zero page
-    kernel_bug(used + frames.nr_free != n, f"free {frames.nr_free} + used {used} != total {n}")
-    free = frames.free_stack[:frames.nr_free]
-    kernel_bug(bool(frames.refcount[free].any() or flags[free].any()), "a free frame is still in use")
-    kernel_bug(np.unique(free).shape[0] != free.shape[0], "a frame is on the free list twice")
+    nr_free = int(free.sum())
+    kernel_bug(used + nr_free != n, f"free {nr_free} (buddy and per-CPU lists) + used {used} != total {n}")
     live = pool.pfn >= 0
     kernel_bug(int(live.sum()) != int(table.sum()) or pool.nr_tables != int(table.sum()),
                "page-table pool and frame table disagree")
@@ -153,7 +228,7 @@ def check_machine(m: Machine) -> None:
     g = m.counters.gauges
     lazy = (flags & PG.LAZYFREE) != 0
     checks = {
-        NodeStat.NR_FREE_PAGES: frames.nr_free,
+        NodeStat.NR_FREE_PAGES: int(free.sum()) - m.zone.pcp.count,
         NodeStat.NR_ANON_MAPPED: int((anon & (frames.mapcount > 0)).sum()),
         NodeStat.NR_SHMEM: int(shmem.sum()),
         NodeStat.NR_PAGETABLE: int(table.sum()),

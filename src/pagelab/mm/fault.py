@@ -269,8 +269,8 @@ def wp_page_copy(vmf: VmFault) -> int:
     new = alloc_page(m, 0)
     if new < 0:
         return VmFaultResult.OOM
-    if old >= 0 and old in m.page_data:
-        m.page_data[new] = bytearray(m.page_data[old])  # copy_user_highpage()
+    if old >= 0:
+        m.frames.copy_data(new, old)  # copy_user_highpage()
     row = pte_offset(m, vmf.pmd, vmf.address)
     entry = pfn_pte(new, vma.vm_page_prot)
     if vma.vm_flags & VmFlag.WRITE:

@@ -34,7 +34,7 @@ from ..hw.physmem import PG
 from ..hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
 from ..kernel.task import account_system_time, account_user_time
 from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
-from .page_alloc import alloc_pages_bulk
+from .page_alloc import alloc_pages_bulk, nr_free_frames
 from .pgtable import pmd_alloc, pte_alloc, pte_table
 from .rmap import anon_vma_prepare
 from .types import FaultKind, Vma, VmFlag
@@ -61,7 +61,7 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
     if err & X86_PF_PROT or va < 0:
         return False
     write = bool(err & X86_PF_WRITE)
-    if write and m.frames.nr_free < 2:
+    if write and nr_free_frames(m) < 2:
         return False
     vma = find_vma(mm, va)
     if (vma is None or vma.vm_start > va or vma.vm_file is not None
@@ -72,7 +72,7 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
     room = _deadline_room(task, write)  # the most faults the next event leaves time for
     if room < 2:
         return False
-    most = m.frames.nr_free if write else LOOKAHEAD  # pages a run could get frames for
+    most = nr_free_frames(m) if write else LOOKAHEAD  # pages a run could get frames for
     most = min(most, room)
     window = min(FIRST_WINDOW, room)
     while True:
@@ -133,7 +133,7 @@ def _affordable_prefix(task: Task, vpns: np.ndarray, write: bool) -> np.ndarray:
     missing = np.array([not pte_table(m, task.mm, int(r) << 21) for r in regions.tolist()], dtype=bool)
     need = np.full(vpns.shape[0], 1 if write else 0, dtype=np.int64)
     need[first[missing]] += TABLE_FRAMES
-    affordable = int(np.searchsorted(np.cumsum(need), m.frames.nr_free, side="right"))
+    affordable = int(np.searchsorted(np.cumsum(need), nr_free_frames(m), side="right"))
     return vpns[:affordable]
 
 

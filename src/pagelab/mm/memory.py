@@ -26,7 +26,7 @@ from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat
 from .huge_memory import split_huge_pmd, zap_huge_pmd
-from .page_alloc import put_page
+from .page_alloc import free_unref_folios, put_page
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import free_all_pgtables, get_and_clear_full_ptes, pmdp_get, pte_offset_map
 from .rmap import folio_remove_rmap_pte
@@ -111,13 +111,8 @@ def _free_exclusive_anon(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
     m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, -int((on_lru & lazy).sum()))
     m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON, -int((on_lru & active).sum()))
     m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, -int((on_lru & ~active & ~lazy).sum()))
-    m.counters.mod_node_state(NodeStat.NR_FREE_PAGES, n)
     vma.mm.rss[MM_ANONPAGES] -= n
-    frames.clear(pfns)
-    frames.push(pfns)
-    if m.page_data:
-        for pfn in pfns.tolist():
-            m.page_data.pop(pfn, None)
+    free_unref_folios(m, pfns)
 
 
 def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:

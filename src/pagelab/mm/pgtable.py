@@ -37,7 +37,7 @@ from ..constants import PAGE_SHIFT
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import NodeStat
-from .page_alloc import alloc_page, free_frame
+from .page_alloc import alloc_page, free_pages
 from .vma import find_vma_intersection
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def pgtable_free(m: Machine, mm: MmStruct | None, row: int) -> None:
             mm.nr_ptes -= 1
     pfn = m.ptpool.free(row)
     m.counters.mod_node_state(NodeStat.NR_PAGETABLE, -1)
-    free_frame(m, pfn)
+    free_pages(m, pfn, 0)  # pagetable_free() -> __free_pages()
 
 
 def _next_table(m: Machine, mm: MmStruct, row: int, idx: int, level: int, alloc: bool) -> int:

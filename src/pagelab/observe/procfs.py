@@ -25,6 +25,7 @@ from ..arch.x86.pgtable import (
 )
 from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
 from ..hw.physmem import PG
+from ..mm.page_alloc import NR_PAGE_ORDERS
 from ..mm.pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_vma
 from ..mm.pgtable import get_ptes, pmdp_get, pte_offset_map
 from ..mm.types import VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
@@ -45,6 +46,8 @@ def read_path(m: Machine, path: str) -> str:
         return "".join(f"{k} {v}\n" for k, v in m.vmstat().items())
     if path == "/proc/meminfo":
         return meminfo(m)
+    if path == "/proc/buddyinfo":
+        return buddyinfo(m)
     if path in BY_PATH:
         return m.settings.render(path)
     match = re.fullmatch(r"/proc/(\d+)/(stat|statm|status|maps|smaps|smaps_rollup)", path)
@@ -66,7 +69,7 @@ def _kb(label: str, pages: int) -> str:
 def meminfo(m: Machine) -> str:
     """Mirrors meminfo_proc_show(). Simplified: no slab, no vmalloc, no watermark reserve."""
     g = m.counters.gauges
-    free = m.frames.nr_free
+    free = g[NodeStat.NR_FREE_PAGES]  # the buddy lists' free pages: not those on per-CPU lists
     file_lru = g[NodeStat.NR_ACTIVE_FILE] + g[NodeStat.NR_INACTIVE_FILE]
     stack_pages = 4 * sum(1 for t in m.tasks.values() if t.alive)  # THREAD_SIZE = 16 KiB
     rows = [
@@ -96,6 +99,14 @@ def meminfo(m: Machine) -> str:
     out += f"{'Hugepagesize:':<16}{2048:>8} kB\n" + _kb("Hugetlb:", 0)
     out += _kb("DirectMap4k:", 0) + _kb("DirectMap2M:", m.frames.nr_frames) + _kb("DirectMap1G:", 0)
     return out
+
+
+def buddyinfo(m: Machine) -> str:
+    """Mirrors frag_show() -> frag_show_print() (mm/vmstat.c): per populated zone, the number of free
+    blocks of each order, 0 to MAX_PAGE_ORDER."""
+    zone = m.zone
+    counts = "".join(f"{zone.nr_free(order):6d} " for order in range(NR_PAGE_ORDERS))
+    return f"Node {0}, zone {zone.name:>8s} {counts}\n"
 
 
 # --- /proc/PID/maps and smaps ------------------------------------------------------------------

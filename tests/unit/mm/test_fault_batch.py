@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pagelab as pl
+from pagelab.mm.page_alloc import nr_free_frames
 
 RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
 
@@ -17,7 +18,9 @@ def snapshot(m: pl.Machine) -> dict[str, object]:
     f, pt, tlb = m.frames, m.ptpool, m.tlb
     snap = {
         "flags": f.flags.copy(), "refcount": f.refcount.copy(), "mapcount": f.mapcount.copy(),
-        "mapping": f.mapping.copy(), "index": f.index.copy(), "free": f.free_stack[:f.nr_free].copy(),
+        "mapping": f.mapping.copy(), "index": f.index.copy(), "order": f.order.copy(),
+        "head_offset": f.head_offset.copy(), "links": f.links.copy(), "fingerprint": f.fingerprint.copy(),
+        "zone": m.zone.state.copy(),
         "tables": pt.tables.copy(), "pt_pfn": pt.pfn.copy(), "pt_used": pt.used.copy(),
         "pt_free": list(pt._free), "tlb_tag": tlb.tag.copy(), "tlb_val": tlb.val.copy(),
         "tlb_age": tlb.age.copy(), "tick": tlb.tick.copy(), "sim": m.counters.sim.copy(),
@@ -169,7 +172,7 @@ def test_touch_in_pieces_equals_one_access_batch(write):
 def witness(m: pl.Machine, name: str) -> tuple[object, ...]:
     """What an event sees when it runs: the time, and the state a batch could have moved too early."""
     tasks = tuple((t.pid, t.min_flt, t.utime_cycles, t.stime_cycles, tuple(t.mm.rss)) for t in m.tasks.values())
-    return (name, m.clock.now, m.frames.nr_free, int(m.counters.sim.sum()), tasks)
+    return (name, m.clock.now, nr_free_frames(m), int(m.counters.sim.sum()), tasks)
 
 
 def run_both_with_events(script, ram: str = "128MiB") -> tuple[list[tuple[object, ...]], list[int]]:

@@ -92,9 +92,9 @@ def _user_mode(task: Task, addrs: np.ndarray, writes: np.ndarray, start: int,
 
 
 def _store_bytes(task: Task, addrs: np.ndarray, writes: np.ndarray, value: int) -> None:
-    """Store ``value`` at every address of a completed write access (page bytes live in page_data)."""
-    data = task.machine.page_data
-    if not data and not value:
+    """Store ``value`` at every address of a completed write access (page bytes live in the frame table)."""
+    frames = task.machine.frames
+    if not frames.nr_data_pages and not value:
         return  # every page reads as zero already
     if writes.shape[0] == 1:
         targets = addrs if writes[0] else addrs[:0]
@@ -102,19 +102,13 @@ def _store_bytes(task: Task, addrs: np.ndarray, writes: np.ndarray, value: int) 
         targets = addrs[writes.astype(bool)]
     if targets.shape[0] == 0:
         return
-    for addr, pfn in zip(targets.tolist(), _pfns_of(task, targets).tolist(), strict=True):
-        page = data.get(pfn)
-        if page is None and value:
-            page = data[pfn] = bytearray(PAGE_SIZE)
-        if page is not None:
-            page[addr & (PAGE_SIZE - 1)] = value
+    frames.write_bytes(_pfns_of(task, targets), targets & (PAGE_SIZE - 1), value)
 
 
 def load_byte(task: Task, addr: int) -> int:
     """The byte at ``addr``, whose access has completed (so a leaf entry maps it)."""
     pfn = user_pfn(task, addr)
-    data = task.machine.page_data.get(pfn)
-    return data[addr & (PAGE_SIZE - 1)] if data is not None else 0
+    return task.machine.frames.read_byte(pfn, addr & (PAGE_SIZE - 1))
 
 
 def user_pfn(task: Task, addr: int) -> int:
