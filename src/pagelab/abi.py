@@ -103,6 +103,13 @@ def mincore_args(addr: object, length: object) -> tuple[int, int]:
     return c_pointer(addr), c_ulong(length, "length")
 
 
+def prctl_args(option: object, arg2: object = 0, arg3: object = 0, arg4: object = 0,
+               arg5: object = 0) -> tuple[int, int, int, int, int]:
+    """``int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)``."""
+    return (c_int(option, "option"), c_ulong(arg2, "arg2"), c_ulong(arg3, "arg3"), c_ulong(arg4, "arg4"),
+            c_ulong(arg5, "arg5"))
+
+
 def exit_status(code: object) -> int:
     """``void exit(int status)``: the parent sees ``status & 0xff``."""
     return c_int(code, "exit status")

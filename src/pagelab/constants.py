@@ -104,3 +104,8 @@ def parse_size(value: int | str) -> int:
 def page_align(n: int) -> int:
     """PAGE_ALIGN(): round up to a page boundary (include/linux/mm.h)."""
     return (n + PAGE_SIZE - 1) & PAGE_MASK
+
+# prctl(2) options this simulator models (include/uapi/linux/prctl.h).
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
+PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1  # arg3 of PR_SET_THP_DISABLE (6.18): THPs only where MADV_HUGEPAGE asks

@@ -191,6 +191,8 @@ class Machine:
         self.cpu_fbatches = CpuFolioBatches()
         # Kernel state.
         self.zero_pfn = 0  # the zero page lives in the kernel image: memblock keeps it from the buddy allocator
+        self.huge_zero_folio = -1  # head PFN of the huge zero folio once a read fault needed it (huge_memory.py)
+        self.deferred_split_queue: dict[int, None] = {}  # THP heads queued for the deferred-split shrinker
         self.frames.flags[self.zero_pfn] = PG.RESERVED | PG.ZERO
         self.frames.refcount[self.zero_pfn] = 1
         self.zone: Zone = page_alloc_init(self, reserved=1)  # the rest goes to the buddy free lists

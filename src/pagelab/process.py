@@ -73,6 +73,10 @@ class Process:
         """madvise(2)."""
         syscalls.sys_madvise(self._live(), *abi.madvise_args(addr, length, advice))
 
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        """prctl(2); returns its result. Modelled: PR_SET_THP_DISABLE, PR_GET_THP_DISABLE."""
+        return syscalls.sys_prctl(self._live(), *abi.prctl_args(option, arg2, arg3, arg4, arg5))
+
     def exit(self, code: int = 0) -> None:
         """exit(2): the address space is torn down, every frame and page-table page freed."""
         syscalls.sys_exit(self._live(), abi.exit_status(code))

@@ -16,6 +16,8 @@ import enum
 
 import numpy as np
 
+from .constants import HPAGE_PMD_NR
+
 
 class VmEvent(enum.Enum):
     """Mirrors enum vm_event_item (include/linux/vm_event_item.h): the event lines of /proc/vmstat."""
@@ -26,6 +28,13 @@ class VmEvent(enum.Enum):
     PGFAULT = "pgfault"
     PGMAJFAULT = "pgmajfault"
     PGREUSE = "pgreuse"
+    THP_FAULT_ALLOC = "thp_fault_alloc"
+    THP_FAULT_FALLBACK = "thp_fault_fallback"
+    THP_SPLIT_PAGE = "thp_split_page"
+    THP_DEFERRED_SPLIT_PAGE = "thp_deferred_split_page"
+    THP_SPLIT_PMD = "thp_split_pmd"
+    THP_ZERO_PAGE_ALLOC = "thp_zero_page_alloc"
+    THP_ZERO_PAGE_ALLOC_FAILED = "thp_zero_page_alloc_failed"
 
 
 class NodeStat(enum.Enum):
@@ -43,6 +52,7 @@ class NodeStat(enum.Enum):
     NR_FILE_MAPPED = "nr_mapped"
     NR_FILE_PAGES = "nr_file_pages"
     NR_SHMEM = "nr_shmem"
+    NR_ANON_THPS = "nr_anon_transparent_hugepages"  # kept in pages; /proc/vmstat prints it in THPs
     NR_PAGETABLE = "nr_page_table_pages"
 
 
@@ -130,6 +140,7 @@ class Counters:
         for item in NodeStat:
             if item is not NodeStat.NR_FREE_PAGES:
                 out[item.value] = self.gauges[item]
+        out[NodeStat.NR_ANON_THPS.value] //= HPAGE_PMD_NR  # vmstat_item_print_in_thp()
         for ev in VmEvent:
             out[ev.value] = self.events[ev]
         return out

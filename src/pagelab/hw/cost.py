@@ -19,6 +19,15 @@ FAULT_NS: dict[str, int] = {
     "do_read_fault(around)": 1300,  # fault-around of up to 16 cached pages: estimate (0.13 us/page [VM])
     "do_shared_fault": 1450,  # shmem write fault allocating a page: estimate (as anon write-first)
     "spurious": 300,  # stale-TLB fault: estimate
+    # THP faults, measured on this VM by docs/facts/thp_at_fault_time.md, item j: a THP
+    # write fault cost 259-353 us against 2.5-3.7 us for a 4 KiB one (71-142x; ~ zeroing 2 MiB at 10 GB/s
+    # plus 50-150 us): 100x our 4 KiB figure. A huge-zero read fault cost 3.5-3.9x a 4 KiB zero-page read
+    # (it allocates and zeroes the deposited table); the write replacing it 1.3-1.5x a THP fault.
+    "do_huge_pmd_anonymous_page": 145_000,
+    "do_huge_pmd_anonymous_page(zero)": 1_850,
+    "do_huge_zero_wp_pmd": 200_000,
+    "do_huge_pmd_wp_page": 800,  # reuse of an exclusive THP: as wp_page_reuse (estimate)
+    "huge_pmd_set_accessed": 300,  # as a spurious 4 KiB fault (estimate)
 }
 SIGSEGV_NS = 2000  # delivering a fatal SIGSEGV: estimate
 GUP_DISCOUNT_NS = 450  # a GUP-made fault skips the exception entry: 1.0 us vs 1.45 us per page [VM]

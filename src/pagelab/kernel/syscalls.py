@@ -8,6 +8,7 @@ Linux's.
 
 from __future__ import annotations
 
+import errno
 import resource
 from collections.abc import Callable
 from functools import wraps
@@ -15,10 +16,13 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
+from ..constants import PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED
+from ..errors import NotModelled, syscall_error
 from ..mm.madvise import do_madvise
 from ..mm.mincore import do_mincore
 from ..mm.mmap import do_mmap, do_munmap
 from ..mm.mprotect import do_mprotect
+from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED
 from .task import Task, task_cputime
 
 _P = ParamSpec("_P")
@@ -54,6 +58,28 @@ def sys_mprotect(task: Task, addr: int, length: int, prot: int) -> None:
 @syscall
 def sys_madvise(task: Task, addr: int, length: int, advice: int) -> None:
     do_madvise(task, addr, length, advice)
+
+
+@syscall
+def sys_prctl(task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """Mirrors prctl(2) (kernel/sys.c) for the options this simulator models: PR_SET_THP_DISABLE and
+    PR_GET_THP_DISABLE (prctl_set_thp_disable(), prctl_get_thp_disable()). Other options: NotModelled."""
+    mm = task.mm
+    if option == PR_GET_THP_DISABLE:
+        if arg2 or arg3 or arg4 or arg5:
+            raise syscall_error(errno.EINVAL, "prctl(PR_GET_THP_DISABLE): arguments must be 0")
+        if mm.flags & MMF_DISABLE_THP_COMPLETELY:
+            return 1
+        return 1 | PR_THP_DISABLE_EXCEPT_ADVISED if mm.flags & MMF_DISABLE_THP_EXCEPT_ADVISED else 0
+    if option == PR_SET_THP_DISABLE:
+        if arg4 or arg5 or (not arg2 and arg3) or arg3 & ~PR_THP_DISABLE_EXCEPT_ADVISED:
+            raise syscall_error(errno.EINVAL, "prctl(PR_SET_THP_DISABLE): flags only when disabling, "
+                                "and only PR_THP_DISABLE_EXCEPT_ADVISED")
+        mm.flags &= ~(MMF_DISABLE_THP_COMPLETELY | MMF_DISABLE_THP_EXCEPT_ADVISED)
+        if arg2:
+            mm.flags |= MMF_DISABLE_THP_EXCEPT_ADVISED if arg3 else MMF_DISABLE_THP_COMPLETELY
+        return 0
+    raise NotModelled(f"prctl option {option}")
 
 
 @syscall

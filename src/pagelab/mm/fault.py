@@ -22,8 +22,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..arch.x86.pgtable import (
+    _PAGE_RW,
     PTRS_PER_TABLE,
     pfn_pte,
+    pmd_none,
+    pmd_trans_huge,
     pte_index,
     pte_mkdirty,
     pte_mkspecial,
@@ -40,8 +43,15 @@ from ..constants import PAGE_MASK
 from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import PerfEvent, VmEvent
+from .huge_memory import (
+    TvaType,
+    create_huge_pmd,
+    do_huge_pmd_wp_page,
+    huge_pmd_set_accessed,
+    thp_vma_allowable_order,
+)
 from .page_alloc import alloc_page, lru_add, put_page
-from .pgtable import pmd_alloc, pte_alloc, pte_offset, ptep_get_and_clear, set_pte_at
+from .pgtable import pmd_alloc, pmdp_get, pte_alloc, pte_offset, ptep_get_and_clear, set_pte_at
 from .rmap import anon_vma_prepare, folio_add_file_rmap_pte, folio_add_new_anon_rmap, folio_remove_rmap_pte
 from .types import VM_FAULT_ERROR, FaultFlag, FaultKind, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
 from .vma import linear_page_index
@@ -67,14 +77,30 @@ def handle_mm_fault(vma: Vma, address: int, flags: int, regs: bool) -> VmFault:
 
 
 def _handle_mm_fault(vmf: VmFault) -> int:
-    """Mirrors __handle_mm_fault(): allocate the PUD and PMD tables, then handle the PTE level.
+    """Mirrors __handle_mm_fault(): allocate the PUD and PMD tables, try a huge PMD, else the PTE level.
 
-    Simplified: the PMD-level THP attempt (create_huge_pmd) is not modelled yet.
+    An empty PMD in a VMA that may have THPs goes to create_huge_pmd(); a PMD leaf is handled whole
+    (a write to a read-only one: wp_huge_pmd(); otherwise only its A/D bits); a FALLBACK goes on to
+    handle_pte_fault().
     """
-    m = vmf.vma.mm.machine
-    vmf.pmd = pmd_alloc(m, vmf.vma.mm, vmf.address)
+    vma = vmf.vma
+    m = vma.mm.machine
+    vmf.pmd = pmd_alloc(m, vma.mm, vmf.address)
     if not vmf.pmd:
         return VmFaultResult.OOM
+    orig = pmdp_get(m, vmf.pmd, vmf.address)
+    if pmd_none(orig) and thp_vma_allowable_order(vma, vma.vm_flags, TvaType.PAGEFAULT):
+        ret = create_huge_pmd(vmf)
+        if not ret & VmFaultResult.FALLBACK:
+            return ret
+    elif pmd_trans_huge(orig):
+        vmf.orig_pmd = orig
+        if vmf.flags & FaultFlag.WRITE and not orig & _PAGE_RW:
+            ret = do_huge_pmd_wp_page(vmf)  # wp_huge_pmd()
+            if not ret & VmFaultResult.FALLBACK:
+                return ret
+        else:
+            return huge_pmd_set_accessed(vmf)
     return handle_pte_fault(vmf)
 
 

@@ -88,13 +88,15 @@ def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
     pfns = (ptes[normal] & PTE_PFN_MASK) >> PAGE_SHIFT
     dirty = (ptes[normal] & _PAGE_DIRTY) != 0
     flags = frames.flags[pfns]
-    simple = ((flags & PG.ANON) != 0) & (frames.mapcount[pfns] == 1) & (frames.refcount[pfns] == 1)
+    simple = (((flags & (PG.ANON | PG.HEAD)) == PG.ANON) & (frames.mapcount[pfns] == 1)  # order-0 anon
+              & (frames.refcount[pfns] == 1))
     if simple.all():
         _free_exclusive_anon(m, vma, pfns)
     else:
         for pfn, is_dirty in zip(pfns.tolist(), dirty.tolist(), strict=True):
-            if is_dirty and not frames.flags[pfn] & PG.ANON:
-                frames.flags[pfn] |= PG.DIRTY  # folio_mark_dirty()
+            head = pfn - int(frames.head_offset[pfn])
+            if is_dirty and not frames.flags[head] & PG.ANON:
+                frames.flags[head] |= PG.DIRTY  # folio_mark_dirty()
             folio_remove_rmap_pte(m, vma, pfn)
             put_page(m, pfn)  # tlb_remove_page()
     return int(present.sum())

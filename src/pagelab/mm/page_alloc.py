@@ -582,6 +582,8 @@ def put_page(m: Machine, pfn: int) -> None:
         flags = int(frames.flags[head])
         if flags & PG.LRU:
             lru_del(m, head)  # __folio_put() -> page_cache_release()
+        if flags & PG.HEAD:
+            m.deferred_split_queue.pop(head, None)  # folio_unqueue_deferred_split()
         free_frozen_pages(m, head, int(frames.order[head]) if flags & PG.HEAD else 0)
 
 

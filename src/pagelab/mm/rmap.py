@@ -90,13 +90,81 @@ def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
 
 
 def folio_remove_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
-    """Mirrors folio_remove_rmap_pte(): one mapping of ``pfn`` is gone (the caller drops the ref)."""
+    """Mirrors folio_remove_rmap_pte() -> __folio_remove_rmap(PTE): one mapping of page ``pfn`` is gone
+    (the caller drops the reference). A page of a large folio also moves the folio's counts; when the
+    folio is left partly mapped, anon, it is queued for a deferred split (deferred_split_folio())."""
     frames = m.frames
+    head = pfn - int(frames.head_offset[pfn])
     frames.mapcount[pfn] -= 1
-    anon = bool(frames.flags[pfn] & PG.ANON)
-    if frames.mapcount[pfn] == 0:
+    anon = bool(frames.flags[head] & PG.ANON)
+    unmapped = 0
+    if not frames.flags[head] & PG.HEAD:
+        unmapped = int(frames.mapcount[pfn] == 0)
+    else:
+        frames.large_mapcount[head] -= 1
+        if frames.mapcount[pfn] == 0:
+            frames.nr_pages_mapped[head] -= 1
+            unmapped = 0 if frames.entire_mapcount[head] else 1
+    if unmapped:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED if anon else NodeStat.NR_FILE_MAPPED, -1)
+        if anon and frames.flags[head] & PG.HEAD and frames.nr_pages_mapped[head] > 0:
+            from .huge_memory import deferred_split_folio  # huge_memory builds on this module
+
+            deferred_split_folio(m, head, True)
     vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= 1
+
+
+def folio_add_new_anon_rmap_pmd(m: Machine, vma: Vma, folio: int, index: int) -> None:
+    """Mirrors folio_add_new_anon_rmap(RMAP_EXCLUSIVE) for a large folio mapped by one PMD: the folio is
+    anon and exclusive (PG_anon_exclusive on its first page), entirely mapped once; NR_ANON_MAPPED and
+    NR_ANON_THPS grow by its pages. Every page records the anon_vma and its own index (Linux reads the
+    head's; a column per page lets a reverse-map walk start from any page). RSS is the caller's."""
+    frames = m.frames
+    nr = 1 << int(frames.order[folio])
+    frames.flags[folio] |= PG.ANON | PG.SWAPBACKED | PG.UPTODATE | PG.ANON_EXCLUSIVE
+    frames.mapping[folio:folio + nr] = anon_vma_prepare(vma)
+    frames.index[folio:folio + nr] = index + np.arange(nr, dtype=np.int64)
+    frames.entire_mapcount[folio] = 1
+    frames.large_mapcount[folio] = 1
+    frames.nr_pages_mapped[folio] = 0
+    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, nr)
+    m.counters.mod_node_state(NodeStat.NR_ANON_THPS, nr)
+
+
+def folio_add_anon_rmap_ptes(m: Machine, vma: Vma, folio: int, nr: int) -> None:
+    """Mirrors folio_add_anon_rmap_ptes() for pages [folio, folio + nr) of a large anon folio (as a PMD
+    split maps them): each page's mapcount grows; pages newly mapped count in NR_ANON_MAPPED unless
+    the folio is entirely mapped already. PG_anon_exclusive of the first page goes to every page."""
+    frames = m.frames
+    pages = slice(folio, folio + nr)
+    first = int((frames.mapcount[pages] == 0).sum())
+    frames.mapcount[pages] += 1
+    frames.large_mapcount[folio] += nr
+    frames.nr_pages_mapped[folio] += first
+    if frames.flags[folio] & PG.ANON_EXCLUSIVE:
+        frames.flags[pages] |= PG.ANON_EXCLUSIVE
+    if not frames.entire_mapcount[folio] and first:
+        m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, first)
+
+
+def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
+    """Mirrors folio_remove_rmap_pmd(): the PMD mapping of a large anon folio is gone. NR_ANON_THPS drops
+    by its pages, NR_ANON_MAPPED by the pages no PTE maps; a folio left partly mapped is queued for a
+    deferred split. RSS and the reference are the caller's."""
+    frames = m.frames
+    nr_pmdmapped = 1 << int(frames.order[folio])
+    frames.large_mapcount[folio] -= 1
+    frames.entire_mapcount[folio] -= 1
+    if frames.entire_mapcount[folio]:
+        return
+    nr = nr_pmdmapped - int(frames.nr_pages_mapped[folio])
+    m.counters.mod_node_state(NodeStat.NR_ANON_THPS, -nr_pmdmapped)
+    if nr:
+        m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -nr)
+        if nr < nr_pmdmapped:
+            from .huge_memory import deferred_split_folio
+
+            deferred_split_folio(m, folio, True)
 
 
 def rmap_walk(m: Machine, pfn: int) -> list[tuple[Vma, int]]:

@@ -62,10 +62,11 @@ def lru_lazyfree(m: Machine, pfn: int) -> None:
     flags = int(m.frames.flags[pfn])
     if not flags & PG.ANON or not flags & PG.SWAPBACKED or flags & PG.UNEVICTABLE:
         return
+    nr = 1 << int(m.frames.order[pfn]) if flags & PG.HEAD else 1  # folio_nr_pages()
     m.frames.flags[pfn] = (flags & ~(PG.SWAPBACKED | PG.ACTIVE | PG.REFERENCED | PG.DIRTY)) | PG.LAZYFREE
-    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON, -1)
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, 1)
-    m.counters.count_vm_event(VmEvent.PGLAZYFREE)
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON, -nr)
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, nr)
+    m.counters.count_vm_event(VmEvent.PGLAZYFREE, nr)
 
 
 def lru_add_drain(m: Machine) -> None:

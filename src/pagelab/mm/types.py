@@ -125,6 +125,8 @@ class MmStruct:
     nr_puds: int = 0
     asid: int = -1  # PCID slot while loaded on the CPU, -1 when it holds none
     owner: Task | None = None
+    flags: int = 0  # MMF_* bits (mm->flags)
+    pmd_huge_pte: dict[int, int] = field(default_factory=dict)  # deposited PTE tables: PMD entry -> table row
 
     def get_rss(self) -> int:
         """Mirrors get_mm_rss(): file + anon + shmem pages mapped."""
@@ -136,6 +138,12 @@ class MmStruct:
 
     def update_hiwater_vm(self) -> None:
         self.hiwater_vm = max(self.hiwater_vm, self.total_vm)
+
+
+# mm->flags bits (include/linux/mm_types.h: MMF_*); values are ours, the names are Linux's.
+MMF_HUGE_ZERO_FOLIO = 1 << 0  # this mm holds a reference to the huge zero folio
+MMF_DISABLE_THP_EXCEPT_ADVISED = 1 << 1  # prctl(PR_SET_THP_DISABLE, 1, PR_THP_DISABLE_EXCEPT_ADVISED)
+MMF_DISABLE_THP_COMPLETELY = 1 << 2  # prctl(PR_SET_THP_DISABLE, 1, 0)
 
 
 def vma_is_anonymous(vma: Vma) -> bool:
@@ -163,6 +171,11 @@ class FaultKind(enum.StrEnum):
     DO_FAULT_AROUND = "do_read_fault(around)"  # read of a file page, mapped with its cached neighbours
     DO_SHARED_FAULT = "do_shared_fault"  # write to a shared file page
     SPURIOUS = "spurious"  # the PTE already allowed it: only A/D bits set
+    DO_HUGE_PMD_ANONYMOUS_PAGE = "do_huge_pmd_anonymous_page"  # a new 2 MiB THP mapped by one PMD
+    HUGE_ZERO_PAGE = "do_huge_pmd_anonymous_page(zero)"  # a read: the huge zero page mapped by one PMD
+    DO_HUGE_ZERO_WP_PMD = "do_huge_zero_wp_pmd"  # a write to the huge zero page: a new THP replaces it
+    DO_HUGE_PMD_WP_PAGE = "do_huge_pmd_wp_page"  # a write to an exclusive read-only THP: made writable
+    HUGE_PMD_SET_ACCESSED = "huge_pmd_set_accessed"  # the PMD already allowed it: only A/D bits set
 
 
 class FaultFlag(Flags):
@@ -225,6 +238,7 @@ class VmFault:
     pgoff: int
     flags: int  # FaultFlag bits
     pmd: int = 0
+    orig_pmd: int = 0
     orig_pte: int = 0
     page: int = -1
     cow_page: int = -1

@@ -142,8 +142,12 @@ def get_unmapped_area(mm: MmStruct, addr: int, length: int, fixed: bool) -> int:
 def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
     """Mirrors __split_vma(): cut ``vma`` at ``addr``; returns the new VMA (below or above ``addr``).
 
-    Both halves keep the anon_vma and the file; the upper half's pgoff moves with it.
+    Both halves keep the anon_vma and the file; the upper half's pgoff moves with it. A PMD leaf that
+    straddles ``addr`` is split first (vma_adjust_trans_huge()).
     """
+    from .huge_memory import vma_adjust_trans_huge  # huge_memory builds on this module
+
+    vma_adjust_trans_huge(vma, addr)
     new = Vma(mm=mm, vm_start=vma.vm_start, vm_end=vma.vm_end, vm_flags=vma.vm_flags,
               vm_pgoff=vma.vm_pgoff, vm_page_prot=vma.vm_page_prot, vm_file=vma.vm_file,
               anon_vma=vma.anon_vma, vm_ops=vma.vm_ops)

@@ -25,10 +25,11 @@ from ..arch.x86.pgtable import (
 )
 from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PAGE_SIZE
 from ..hw.physmem import PG
+from ..mm.huge_memory import TvaType, thp_vma_allowable_order
 from ..mm.page_alloc import NR_PAGE_ORDERS
 from ..mm.pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_vma
 from ..mm.pgtable import get_ptes, pmdp_get, pte_offset_map
-from ..mm.types import VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
+from ..mm.types import MMF_DISABLE_THP_COMPLETELY, VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
 from ..settings import BY_PATH
 from ..stats import MmCounter, NodeStat
 
@@ -91,8 +92,8 @@ def meminfo(m: Machine) -> str:
     out = "".join(_kb(label, v) for label, v in rows)
     out += f"{'VmallocTotal:':<16}{34359738367:>8} kB\n"
     out += _kb("VmallocUsed:", 0) + _kb("VmallocChunk:", 0) + _kb("Percpu:", 0)
-    for label in ("AnonHugePages:", "ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:",
-                  "FilePmdMapped:", "Balloon:"):
+    out += _kb("AnonHugePages:", g[NodeStat.NR_ANON_THPS])
+    for label in ("ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:", "FilePmdMapped:", "Balloon:"):
         out += _kb(label, 0)
     for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:"):
         out += f"{label:<16}{0:>8}\n"
@@ -215,7 +216,7 @@ def vma_mapped_pages(m: Machine, vma: Vma) -> MappedPages:
     sub = (heads[:, None] + np.arange(HPAGE_PMD_NR, dtype=np.int64)).ravel()
     big = np.repeat(heads, HPAGE_PMD_NR)
     return MappedPages(bits=np.concatenate([ptes, np.repeat(pmds, HPAGE_PMD_NR)]),
-                       pfn=np.concatenate([pfns, sub]), head=np.concatenate([pfns, big]),
+                       pfn=np.concatenate([pfns, sub]), head=np.concatenate([m.frames.compound_head(pfns), big]),
                        huge=np.concatenate([np.zeros(pfns.shape[0], dtype=bool), np.ones(sub.shape[0], dtype=bool)]))
 
 
@@ -304,15 +305,9 @@ def _show_smap_body(mss: MemSizeStats, rollup: bool) -> str:
 
 
 def thp_eligible(m: Machine, vma: Vma) -> bool:
-    """Mirrors thp_vma_allowable_order(TVA_SMAPS): the THP mode allows it and an aligned 2 MiB fits."""
-    mode = m.settings.transparent_hugepage.enabled
-    f = vma.vm_flags
-    if mode == "never" or f & VmFlag.NOHUGEPAGE or (mode == "madvise" and not f & VmFlag.HUGEPAGE):
-        return False
-    if vma.vm_file is not None:
-        return False
-    start = (vma.vm_start + (1 << 21) - 1) & ~((1 << 21) - 1)
-    return start + (1 << 21) <= vma.vm_end
+    """Mirrors smaps' THPeligible: thp_vma_allowable_orders(vma, vm_flags, TVA_SMAPS, THP_ORDERS_ALL)
+    (only the PMD order is modelled: every other mTHP size is ``never``, as on the reference host)."""
+    return thp_vma_allowable_order(vma, vma.vm_flags, TvaType.SMAPS)
 
 
 def proc_pid_smaps(task: Task) -> str:
@@ -367,7 +362,8 @@ def proc_pid_status(task: Task) -> str:
     out += _status_kb("VmData:", mm.data_vm) + _status_kb("VmStk:", 0) + _status_kb("VmExe:", 0)
     out += _status_kb("VmLib:", 0) + _status_kb("VmPTE:", pte_pages)
     out += _status_kb("VmSwap:", rss[MmCounter.MM_SWAPENTS]) + _status_kb("HugetlbPages:", 0)
-    out += "CoreDumping:\t0\nTHP_enabled:\t1\nuntag_mask:\t0xffffffffffffffff\nThreads:\t1\n"
+    thp_enabled = 0 if task.mm.flags & MMF_DISABLE_THP_COMPLETELY else 1  # !MMF_DISABLE_THP_COMPLETELY
+    out += f"CoreDumping:\t0\nTHP_enabled:\t{thp_enabled}\nuntag_mask:\t0xffffffffffffffff\nThreads:\t1\n"
     return out
 
 

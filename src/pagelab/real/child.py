@@ -133,6 +133,9 @@ class Server:
     def mincore(self, addr: int, length: int) -> bytes:
         return libc.mincore(addr, length)
 
+    def prctl(self, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+        return libc.prctl(option, arg2, arg3, arg4, arg5)
+
     def load(self, addr: int) -> int:
         return int(ctypes.c_ubyte.from_address(_signed(addr)).value)  # any address: kernel ones fault too
 

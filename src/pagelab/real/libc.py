@@ -55,6 +55,13 @@ def madvise(addr: int, length: int, advice: int) -> None:
 MINCORE_CHUNK = 1 << 30  # bytes of address space per mincore() call: a vector of 256 KiB at most
 
 
+def prctl(option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    result = int(_libc.prctl(option, arg2, arg3, arg4, arg5))
+    if result < 0:
+        _raise("prctl")
+    return result
+
+
 def mincore(addr: int, length: int) -> bytes:
     """mincore(2), one call per MINCORE_CHUNK of the range, so the vector grows only as far as the kernel
     answered: a huge length fails (ENOMEM at its first hole, or past the end of user space) as one call

@@ -356,6 +356,10 @@ class RealProcess:
     def madvise(self, addr: int, length: int, advice: int) -> None:
         self._call("madvise", *abi.madvise_args(addr, length, advice))
 
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        result: int = self._call("prctl", *abi.prctl_args(option, arg2, arg3, arg4, arg5))
+        return result
+
     def mincore(self, addr: int, length: int) -> np.ndarray:
         return np.frombuffer(self._call("mincore", *abi.mincore_args(addr, length)), dtype=np.uint8) & 1
 
@@ -428,7 +432,7 @@ def _access_args(addresses: Any, write: Any) -> tuple[np.ndarray, np.ndarray]:
 # Process API method -> its arguments checked (pagelab.abi) and laid out as the child's command takes them.
 _CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "mmap": abi.mmap_args, "munmap": abi.munmap_args, "mprotect": abi.mprotect_args,
-    "madvise": abi.madvise_args, "mincore": abi.mincore_args,
+    "madvise": abi.madvise_args, "mincore": abi.mincore_args, "prctl": abi.prctl_args,
     "load": lambda addr: (abi.access_address(addr),),
     "store": lambda addr, value: (abi.access_address(addr), abi.store_value(value)),
     "touch": abi.touch_args, "access": _access_args,

@@ -55,6 +55,59 @@ TOUR = _s(
     ("write-read-only", [Step("mprotect", "a", length=4096, args=(PROT_READ,)), Step("store", "a", args=(3,))]),
     source="the seed's fault table; linux-mm-facts.md sections 0, 1, 3 and 14")
 
+THP_FACTS = "docs/facts/thp_at_fault_time.md"
+HUGE = Step("madvise", "a", args=(MADV_HUGEPAGE,))
+
+
+def _thp(name: str, doc: str, size: int, *phases: tuple[str, list[Step]], item: str, offset: int = 0) -> Scenario:
+    """A THP scenario: region ``a`` (``size`` bytes, ``offset`` past a 2 MiB boundary) gets MADV_HUGEPAGE
+    first, so it behaves the same under enabled=madvise and enabled=always."""
+    return _s(name, doc, {"a": Region(size, offset=offset)}, ("madvise-hugepage", [HUGE]), *phases,
+              source=f"{THP_FACTS} item {item}; mm/huge_memory.c")
+
+
+THP_SCENARIOS = (
+    _thp("thp-write", "64 MiB with MADV_HUGEPAGE, one write per page: one fault per 2 MiB (32), AnonHugePages "
+         "65536 kB", 64 * MiB, ("write", [Step("touch", "a", kwargs=W)]), item="a"),
+    _thp("thp-read-then-write", "reads map the huge zero page (32 faults, Rss 0); the writes then allocate THPs "
+         "(32 faults, do_huge_zero_wp_pmd)", 64 * MiB, ("read", [Step("touch", "a")]),
+         ("write", [Step("touch", "a", kwargs=W)]), item="c"),
+    _thp("thp-unaligned", "5 MiB + 12 KiB one page past a 2 MiB boundary: only the aligned 2 MiB block inside "
+         "gets a THP (772 faults)", 5 * MiB + 12 * 1024, ("write", [Step("touch", "a", kwargs=W)]),
+         item="d", offset=4096),
+    _thp("thp-unaligned-1m", "the same 1 MiB past the boundary: two THPs (261 faults)", 5 * MiB + 12 * 1024,
+         ("write", [Step("touch", "a", kwargs=W)]), item="d", offset=1 * MiB),
+    _thp("thp-split-munmap", "munmap of 4 KiB inside a THP splits its PMD (the deposited table becomes the PTE "
+         "table): the rest stays mapped, no new faults", 4 * MiB, ("write", [Step("touch", "a", kwargs=W)]),
+         ("munmap-4k", [Step("munmap", "a", offset=100 * 4096, length=4096)]),
+         ("write-rest", [Step("touch", "a", length=100 * 4096, kwargs=W),
+                         Step("touch", "a", offset=101 * 4096, kwargs=W)]), item="e"),
+    _thp("thp-split-mprotect", "mprotect(PROT_READ) of 4 KiB inside a THP splits the PMD; Rss stays",
+         4 * MiB, ("write", [Step("touch", "a", kwargs=W)]),
+         ("mprotect-4k", [Step("mprotect", "a", offset=100 * 4096, length=4096, args=(PROT_READ,))]),
+         ("read", [Step("touch", "a")]), item="e"),
+    _thp("thp-split-dontneed", "MADV_DONTNEED of 4 KiB inside a THP splits the PMD; that page refaults as a "
+         "4 KiB page", 4 * MiB, ("write", [Step("touch", "a", kwargs=W)]),
+         ("dontneed-4k", [Step("madvise", "a", offset=100 * 4096, length=4096, args=(MADV_DONTNEED,))]),
+         ("write-again", [Step("touch", "a", kwargs=W)]), item="e"),
+    _thp("thp-dontneed-whole", "MADV_DONTNEED of a whole aligned 2 MiB zaps the PMD (no split); a write "
+         "refaults a new THP", 4 * MiB, ("write", [Step("touch", "a", kwargs=W)]),
+         ("dontneed-2m", [Step("madvise", "a", length=2 * MiB, args=(MADV_DONTNEED,))]),
+         ("write-again", [Step("touch", "a", kwargs=W)]), item="e"),
+    _thp("thp-dontneed-across", "MADV_DONTNEED from 4 KiB into the first THP to 4 KiB into the second: both PMDs "
+         "split, AnonHugePages 0; rewriting takes 512 4 KiB faults", 4 * MiB,
+         ("write", [Step("touch", "a", kwargs=W)]),
+         ("dontneed", [Step("madvise", "a", offset=4096, length=2 * MiB, args=(MADV_DONTNEED,))]),
+         ("write-again", [Step("touch", "a", kwargs=W)]), item="e"),
+    _thp("thp-huge-zero-split", "reads map the huge zero page; DONTNEED of 4 KiB splits it into zero-page PTEs; "
+         "writing all then takes 512 + 1 faults", 4 * MiB, ("read", [Step("touch", "a")]),
+         ("dontneed-4k", [Step("madvise", "a", offset=100 * 4096, length=4096, args=(MADV_DONTNEED,))]),
+         ("write", [Step("touch", "a", kwargs=W)]), item="e"),
+    _thp("thp-nohugepage", "MADV_HUGEPAGE then MADV_NOHUGEPAGE: the last wins, one fault per page",
+         4 * MiB, ("nohugepage", [Step("madvise", "a", args=(MADV_NOHUGEPAGE,))]),
+         ("write", [Step("touch", "a", kwargs=W)]), item="g"),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
@@ -158,4 +211,5 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
        {"a": Region(1 * MiB)}, ("write", [Step("touch", "a", kwargs=W)]),
        ("munmap", [Step("munmap", "a", offset=512 * 1024)]),
        ("read", [Step("load", "a", offset=600 * 1024)]), source="linux-mm-facts.md section 14"),
+    *THP_SCENARIOS,
 )}

@@ -29,7 +29,7 @@ from ..observe.parse import parse_smaps
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
 # summed over a region's VMAs after each phase
-SMAPS_FIELDS = ("Rss", "Private_Dirty", "Anonymous", "LazyFree", "Swap")
+SMAPS_FIELDS = ("Rss", "Private_Dirty", "Anonymous", "LazyFree", "Swap", "AnonHugePages")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +253,11 @@ def _holds_aligned(start: int, length: int, size: int) -> bool:
 def thp_caveat(scenario: Scenario, host: dict[str, Any]) -> str:
     """Why this host's THP settings may make the kernel differ from the simulator here ("" if they cannot).
 
-    THP is not modelled yet (the next issue): where the host may back part of a region with a huge folio
-    (its VMA holds an aligned block of an allowed size), the kernel takes one fault per folio and the
-    simulator one per page. Regions are placed ``offset`` bytes past an ``align``-aligned address, so the
-    geometry is known before the scenario runs.
+    PMD-sized THP of private anonymous memory is modelled; other sizes (mTHP) and huge shmem folios are
+    not yet: where the host may back part of a region with one of those (its VMA holds an aligned block of
+    an allowed size), the kernel takes one fault per folio and the simulator one per page. Regions are
+    placed ``offset`` bytes past an ``align``-aligned address, so the geometry is known before the
+    scenario runs.
     """
     hits: list[str] = []
     why: dict[str, None] = {}  # the settings responsible, in order, once each
@@ -271,10 +272,12 @@ def thp_caveat(scenario: Scenario, host: dict[str, Any]) -> str:
                  if r.align % size == 0 and _holds_aligned(r.offset, r.size, size)}
         sizes |= {size: w for size, w in thp_sizes(host, shmem=shmem, madvised=True).items() for off, n in advised
                   if r.align % size == 0 and _holds_aligned(r.offset + off, n, size)}
+        if not shmem:
+            sizes.pop(PMD_SIZE, None)  # PMD-sized anonymous THP is modelled (mm/huge_memory.py)
         if sizes:
             hits.append(f"{name} ({', '.join(f'{size >> 10} kB' for size in sorted(sizes))})")
             why.update({w: None for w in sizes.values()})
     if not hits:
         return ""
     return (f"host THP ({', '.join(why)}) lets the kernel map huge folios in region {'; '.join(hits)}; "
-            "the simulator does not model THP yet, so its counts here can differ")
+            "the simulator models only PMD-sized anonymous THP, so its counts here can differ")
