@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pagelab.hw.cpu import CPU_MODELS, CpuModel, TlbLevel, TlbShare, get_cpu_model
+from pagelab.hw.tlb import Tlb
 
 
 def test_each_model_says_whether_its_stlb_holds_2m_entries_and_how_many():
@@ -43,6 +44,9 @@ def test_a_2m_mode_must_agree_with_its_geometry():
         CpuModel(**{**fields, "l1_dtlb_2m": None, "l1_2m": TlbShare.NONE})
     separate = CpuModel(**{**fields, "stlb_2m_mode": TlbShare.SEPARATE, "stlb_2m": TlbLevel(16, 4, "test")})
     assert separate.stlb_2m_entries == 16
+    assert "STLB 2 MiB: 16 entries, 4-way  [test]" in separate.describe()
+    # its own rows after the others: L1 4K 16 sets, L1 2M 8, STLB 128, then 4 sets of 4 ways
+    assert Tlb(separate).geom.tolist() == [[0, 16, 4], [16, 8, 4], [24, 128, 12], [152, 4, 4]]
 
 
 def test_unknown_model_lists_the_known_ones():

@@ -6,14 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.support.profiles import scale
 
 import pagelab as pl
-from pagelab.hw.cpu import get_cpu_model
+from pagelab.hw.cpu import CpuModel, TlbLevel, TlbShare, get_cpu_model
 from pagelab.hw.mmu import (
     LEVEL_PMD,
     LEVEL_PTE,
@@ -132,7 +134,7 @@ class Tables:
 class Cpu:
     """One CPU's TLBs, SimEvent counters and clock, driving mmu_run over a Tables."""
 
-    def __init__(self, t: Tables, cpu: str = "skylake") -> None:
+    def __init__(self, t: Tables, cpu: str | CpuModel = "skylake") -> None:
         self.t, self.model = t, get_cpu_model(cpu)
         self.tlb = Tlb(self.model)
         self.ev = np.zeros(len(SimEvent), dtype=np.int64)
@@ -205,21 +207,31 @@ def test_a_store_sets_dirty_in_the_pmd_after_a_load_filled_a_clean_entry():
     assert c.count(SimEvent.STLB_MISS) == 2 and c.count(SimEvent.DTLB_2M_HIT) == len(range(0, 512, 7))
 
 
-def test_a_dirty_huge_entry_evicted_from_the_l1_hits_the_stlb_where_the_cpu_keeps_2m_entries():
-    for cpu, stlb_hits, walks in (("skylake", 1, 5), ("nehalem", 0, 6), ("zen3", 0, 5)):
-        t = Tables()
-        vas = [HUGE_VA + k * 8 * MiB2 for k in range(5)]  # 8 sets in Skylake's 2 MiB L1: all in one 4-way set
-        for k, va in enumerate(vas):
-            t.map_2m(va, 512 * (k + 1))
-        c = Cpu(t, cpu)
-        c.run(vas, write=True)
-        c.run([vas[0]], write=True)  # evicted from a 4-way L1 set (skylake, nehalem); still cached on zen3
-        assert (cpu, c.count(SimEvent.STLB_HIT), c.count(SimEvent.STLB_MISS)) == (cpu, stlb_hits, walks)
-        assert c.cached(STLB_2M, vas[0]) == (None if cpu == "nehalem" else t.pmd(vas[0]))
-        first, sets = c.tlb.geom[STLB, :2]
-        stlb_tags = c.tlb.tag[first:first + sets]
-        assert int(((stlb_tags >= 0) & (stlb_tags & HUGE_TAG != 0)).sum()) == (0 if cpu == "nehalem" else 5)
-        assert c.tlb.entries() == {"skylake": 4 + 5, "nehalem": 4, "zen3": 5 + 5}[cpu]  # L1 + STLB, nothing else
+SEPARATE_STLB_2M = replace(get_cpu_model("skylake"), name="separate", stlb_2m_mode=TlbShare.SEPARATE,
+                           stlb_2m=TlbLevel(32, 8, "test: a 2 MiB STLB array of its own"))
+
+
+@pytest.mark.parametrize("cpu, stlb_hits, walks, huge_in_stlb, entries", [
+    ("skylake", 1, 5, 5, 4 + 5),  # the 1536-entry STLB holds both sizes
+    ("nehalem", 0, 6, 0, 4),  # its STLB holds 4 KiB translations only: walk again
+    ("zen3", 0, 5, 5, 5 + 5),  # a fully associative 64-entry L1: no eviction
+    (SEPARATE_STLB_2M, 1, 5, 0, 4 + 5),  # 2 MiB entries in their own array, none in the 4 KiB STLB
+])
+def test_a_huge_entry_evicted_from_the_l1_hits_the_stlb_where_the_cpu_keeps_2m_entries(cpu, stlb_hits, walks,
+                                                                                       huge_in_stlb, entries):
+    t = Tables()
+    vas = [HUGE_VA + k * 8 * MiB2 for k in range(5)]  # 8 sets in Skylake's 2 MiB L1: all in one 4-way set
+    for k, va in enumerate(vas):
+        t.map_2m(va, 512 * (k + 1))
+    c = Cpu(t, cpu)
+    c.run(vas, write=True)
+    c.run([vas[0]], write=True)  # evicted from a 4-way L1 set (not on zen3)
+    assert (c.count(SimEvent.STLB_HIT), c.count(SimEvent.STLB_MISS)) == (stlb_hits, walks)
+    assert c.cached(STLB_2M, vas[0]) == (None if cpu == "nehalem" else t.pmd(vas[0]))
+    first, sets = c.tlb.geom[STLB, :2]
+    stlb_tags = c.tlb.tag[first:first + sets]
+    assert int(((stlb_tags >= 0) & (stlb_tags & HUGE_TAG != 0)).sum()) == huge_in_stlb
+    assert c.tlb.entries() == entries  # L1 + STLB, nothing anywhere else
 
 
 def test_a_store_to_a_read_only_huge_leaf_faults_and_leaves_the_pmd_clean():
@@ -277,7 +289,7 @@ def _reference_walk(tables: np.ndarray, cr3: int, va: int) -> tuple[int, int, in
 
 
 @settings(max_examples=scale(40, 400), deadline=None)
-@given(cpu=st.sampled_from(["skylake", "nehalem", "zen3", "tiny"]),
+@given(cpu=st.sampled_from(["skylake", "nehalem", "zen3", "tiny", SEPARATE_STLB_2M]),
        regions=st.lists(st.tuples(st.booleans(), st.integers(0, 1), st.integers(0, 7)), min_size=1, max_size=12),
        accesses=st.lists(st.tuples(st.integers(0, 15), st.integers(0, 511), st.booleans()), min_size=1, max_size=200))
 def test_translations_equal_a_reference_walk(cpu, regions, accesses):
