@@ -6,13 +6,16 @@ and 2 MiB pages cure it (a benchmark script, not a test).
    hw/mmu.py ``mmu_run`` on a fresh TLB of each CPU model. Printed per model and page size: L1 dTLB
    misses, STLB hits, STLB misses (= page walks), walk cycles and the estimated translation time, with
    the TLB geometry's source.
-2. This host: bench/tlb_random.c (compiled here with gcc) does the same random loads over the same
+2. Through the simulated kernel (``run_kernel``): the same loads over a mapping with MADV_HUGEPAGE (THP
+   at fault time) and with MADV_NOHUGEPAGE, written once, then read through ``Process.access``.
+3. This host: bench/tlb_random.c (compiled here with gcc) does the same random loads over the same
    size with MADV_HUGEPAGE and with MADV_NOHUGEPAGE, under ``perf stat -e dTLB-load-misses,dTLB-loads``
    when perf can count them. It changes no host setting.
 
 The core is reusable: ``random_offsets`` draws the loads, ``tlb_result`` turns any run's SimEvent
 counters into a ``TlbResult`` (a kernel-level scenario can feed it ``m.counters.sim`` deltas around
-``p.access``), ``run_hw`` is the hardware-only run and ``print_results`` the table.
+``p.access``), ``run_hw`` is the hardware-only run, ``run_kernel`` the one through the kernel and
+``print_results`` the table.
 
 "dTLB misses" as perf counts them are page walks: on AMD family 17h and later perf's dTLB-load-misses is
 event 0xf045 "L2 DTLB misses (PT walks)" and dTLB-loads is 0xff45 "all L2 DTLB accesses", i.e. L1 DTLB
@@ -150,17 +153,38 @@ def run_hw(cpu: CpuModel, page_size: int, size: int, n: int, seed: int = 0, warm
     return result
 
 
+def run_kernel(cpu: CpuModel, huge: bool, size: int, n: int, seed: int = 0, warm: int | None = None) -> TlbResult:
+    """The same loads through the simulated kernel: a private anonymous mapping of ``size`` bytes with
+    MADV_HUGEPAGE (THP at fault time, enabled=madvise as on this host) or MADV_NOHUGEPAGE, written once
+    per 4 KiB page, then ``warm`` uncounted and ``n`` counted random loads through ``Process.access``.
+    """
+    import pagelab as pl  # the kernel: only this run needs it
+
+    m = pl.Machine(ram=f"{size * 5 // 4 >> 20}MiB", cpu=cpu, thp="madvise", seed=seed)
+    p = m.spawn("tlb")
+    a = p.mmap(None, size, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+    p.madvise(a, size, pl.MADV_HUGEPAGE if huge else pl.MADV_NOHUGEPAGE)
+    p.touch(a, size, write=True)
+    p.access(a + random_offsets(size, n // 10 if warm is None else warm, seed + 1))
+    sim0, c0 = m.counters.sim.copy(), int(m.clock_cycles[0])
+    p.access(a + random_offsets(size, n, seed))
+    rollup = m.read(f"/proc/{p.pid}/smaps_rollup")
+    thp_kb = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("AnonHugePages:"))
+    label = f"THP ({thp_kb >> 10} MiB)" if huge else "4 KiB"
+    return tlb_result(label, cpu, m.counters.sim - sim0, int(m.clock_cycles[0]) - c0)
+
+
 def print_results(cpu: CpuModel, results: list[TlbResult]) -> None:
     """The table for one CPU model, its geometry with sources, and the 4 KiB / 2 MiB ratios."""
     print(cpu.describe())
-    print(f"  {'pages':6s} {'loads':>11s} {'L1 dTLB misses':>15s} {'STLB hits':>11s} {'STLB misses':>12s} "
+    print(f"  {'pages':14s} {'loads':>11s} {'L1 dTLB misses':>15s} {'STLB hits':>11s} {'STLB misses':>12s} "
           f"{'walk cycles':>13s} {'est. time':>10s} {'ns/load':>8s}   (STLB misses = page walks = "
           f"perf's dTLB-load-misses)")
     for r in results:
-        print(f"  {r.label:6s} {r.loads:11,d} {r.l1_misses:15,d} {r.stlb_hits:11,d} {r.walks:12,d} "
+        print(f"  {r.label:14s} {r.loads:11,d} {r.l1_misses:15,d} {r.stlb_hits:11,d} {r.walks:12,d} "
               f"{r.walk_cycles:13,d} {r.ns / 1e6:8.2f}ms {r.ns / r.loads:8.2f}")
     small = next((r for r in results if r.label == "4 KiB"), None)
-    huge = next((r for r in results if r.label == "2 MiB"), None)
+    huge = next((r for r in results if r.label != "4 KiB"), None)
     if small and huge:
         def ratio(a: int, b: int) -> str:
             return f"{a / b:.1f}x" if b else f"{a:,} vs none"
@@ -201,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", action="append", help="CPU model(s) (default: zen3 (this host), skylake, nehalem)")
     ap.add_argument("--host-loads", type=int, default=2_000_000, help="loads of the host run (default 2 M)")
     ap.add_argument("--no-host", action="store_true", help="skip the run on this host")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the run through the simulated kernel")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     size = a.size_gib * GiB
@@ -215,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(f"{name}: walks {small.walks:,} (4K) vs {huge.walks:,} (2M), "
                        f"L1 dTLB misses {small.l1_misses:,} vs {huge.l1_misses:,}")
         print()
+        if not a.no_kernel:
+            print(f"through the kernel (Machine(thp='madvise'), MADV_NOHUGEPAGE vs MADV_HUGEPAGE), cpu {name}:")
+            results = [run_kernel(cpu, huge_pages, size, a.loads, a.seed) for huge_pages in (False, True)]
+            print_results(cpu, results)
+            print(json.dumps({"cpu": name, "kernel": True, "results": [asdict(r) for r in results]}))
+            summary.append(f"{name} (kernel): walks {results[0].walks:,} (4K) vs {results[1].walks:,} (THP)")
+            print()
     if not a.no_host:
         host = run_host(a.size_gib * 1024, a.host_loads, a.seed)
         for r in host:

@@ -186,3 +186,12 @@ def test_bench_tlb_maps_by_hand_and_2m_pages_remove_the_walks_that_4k_pages_take
     assert small.ns > 3 * huge.ns
     with pytest.raises(ValueError):
         b.map_by_hand(pool, cr3, b.BASE_VA + 4096, 1 << 30, b.PAGE_4K, 0)
+
+
+def test_bench_tlb_through_the_kernel_maps_thp_and_the_walks_go():
+    b = _bench_tlb()
+    zen3 = get_cpu_model("zen3")
+    small = b.run_kernel(zen3, False, 64 << 20, 5000, seed=2)
+    huge = b.run_kernel(zen3, True, 64 << 20, 5000, seed=2)
+    assert (small.label, huge.label) == ("4 KiB", "THP (64 MiB)")  # AnonHugePages covers the whole mapping
+    assert small.walks > 4000 and huge.walks == 0 and huge.loads == 5000
