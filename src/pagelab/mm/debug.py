@@ -166,7 +166,8 @@ def check_free_lists(m: Machine) -> np.ndarray:
 
 def check_compound_pages(m: Machine) -> None:
     """Every compound page (large folio) is well formed: a PG_head page of order >= 1, naturally
-    aligned, whose tails point back at it, are neither heads nor free, and hold no references."""
+    aligned, whose tails point back at it, are neither heads nor free, and hold no references; folio-wide
+    map counts and orders appear only on heads (and orders on free blocks)."""
     frames = m.frames
     heads = np.flatnonzero(frames.flags & PG.HEAD)
     tails = 0
@@ -182,6 +183,11 @@ def check_compound_pages(m: Machine) -> None:
                    f"pfn {head}: a tail page is a head, free, or holds references")
         tails += nr - 1
     kernel_bug(int((frames.head_offset != 0).sum()) != tails, "a tail page outside every compound page")
+    not_head = (frames.flags & PG.HEAD) == 0
+    kernel_bug(bool((frames.large_mapcount[not_head] | frames.entire_mapcount[not_head]
+                     | frames.nr_pages_mapped[not_head]).any()), "folio map counts on a page that is no folio's head")
+    kernel_bug(bool((frames.order[not_head & ((frames.flags & PG.BUDDY) == 0)] != 0).any()),
+               "an order on a page that heads neither a folio nor a free block")
 
 
 def check_machine(m: Machine) -> None:
