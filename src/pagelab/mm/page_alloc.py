@@ -393,17 +393,48 @@ def _alloc_pages_order0(links: np.ndarray, flags: np.ndarray, order_col: np.ndar
 
 
 @njit(cache=True)
+def _free_run(links: np.ndarray, flags: np.ndarray, order_col: np.ndarray, zs: np.ndarray, start: int,
+              end: int) -> None:
+    """__free_one_page(pfn, 0) for pfn = start, start + 1, ... end - 1 in turn (pages none of which is in a
+    free block), done a block at a time: the largest aligned blocks the range holds (as __free_pages_memory()
+    cuts a range), each freed whole.
+
+    The same lists result: the pages of an aligned block, freed in address order, merge with buddies inside
+    the block until its last page completes it, and only then look outside it, as freeing the block whole
+    does; the smaller blocks listed meanwhile are all unlisted again, leaving the other entries' order as it
+    was and their own rows as any unlisted page's.
+    """
+    while start < end:
+        order = 0
+        while order < MAX_PAGE_ORDER and not (start >> order) & 1:
+            order += 1
+        while start + (1 << order) > end:
+            order -= 1
+        _free_one_page(links, flags, order_col, zs, start, order, False)
+        start += 1 << order
+
+
+@njit(cache=True)
 def free_pcppages_bulk(links: np.ndarray, flags: np.ndarray, order_col: np.ndarray, zs: np.ndarray,
                        count: int) -> int:
     """Mirrors free_pcppages_bulk(): ``count`` pages from the tail (the oldest) of the per-CPU list back
-    to the buddy lists; returns how many."""
+    to the buddy lists, one after another (__free_one_page()); returns how many. Runs of consecutive
+    PFNs (what a zap of memory allocated in order gives) are freed a block at a time (_free_run())."""
     count = min(zs[Z_PCP_COUNT], count)
     head = zs[Z_PCP_LIST]
+    run_start = run_end = -1
     for _ in range(count):
         pfn = int(links[PREV, head])  # list_last_entry()
         list_del(links, pfn)
         zs[Z_PCP_COUNT] -= 1
-        _free_one_page(links, flags, order_col, zs, pfn, 0, False)
+        if pfn == run_end:
+            run_end += 1
+            continue
+        if run_start >= 0:
+            _free_run(links, flags, order_col, zs, run_start, run_end)
+        run_start, run_end = pfn, pfn + 1
+    if run_start >= 0:
+        _free_run(links, flags, order_col, zs, run_start, run_end)
     return int(count)
 
 

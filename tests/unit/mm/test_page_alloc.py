@@ -13,12 +13,15 @@ import pagelab as pl
 from pagelab.hw.physmem import PG, FrameTable
 from pagelab.mm.debug import check_compound_pages, check_free_lists
 from pagelab.mm.folio import Folio, split_folio_to_order
-from pagelab.mm.list import list_add_tail, list_del, list_empty, list_entries
+from pagelab.mm.list import list_add, list_add_tail, list_del, list_empty, list_entries
 from pagelab.mm.page_alloc import (
     MAX_PAGE_ORDER,
     NR_PAGE_ORDERS,
+    Z_PCP_ALLOC_FACTOR,
+    Z_PCP_BATCH,
     Z_PCP_COUNT,
     Z_PCP_FREE_COUNT,
+    Z_PCP_HIGH,
     Z_PCP_LIST,
     Zone,
     _free_one_page,
@@ -36,6 +39,7 @@ from pagelab.mm.page_alloc import (
     free_unref_folios,
     nr_free_frames,
     nr_pcp_alloc,
+    nr_pcp_free,
     put_page,
     split_page,
     zone_batchsize,
@@ -259,6 +263,43 @@ def ref_alloc_page(m: pl.Machine, flags: int) -> int:
     return pfn
 
 
+def ref_put_page(m: pl.Machine, pfn: int) -> None:
+    """free_frozen_page_commit() and free_pcppages_bulk() as Linux writes them: each page pushed on the
+    head; at high, nr_pcp_free() pages from the tail, each through __free_one_page() on its own."""
+    f, zs = m.frames, m.zone.state
+    f.clear(pfn)
+    head = int(zs[Z_PCP_LIST])
+    zs[Z_PCP_ALLOC_FACTOR] >>= 1
+    list_add(f.links, pfn, head)
+    zs[Z_PCP_COUNT] += 1
+    batch, high = int(zs[Z_PCP_BATCH]), int(zs[Z_PCP_HIGH])
+    if zs[Z_PCP_FREE_COUNT] < batch << 5:
+        zs[Z_PCP_FREE_COUNT] += 1
+    if zs[Z_PCP_COUNT] >= high:
+        n = min(int(zs[Z_PCP_COUNT]), nr_pcp_free(zs, batch, high))
+        for _ in range(n):
+            page = int(f.links[1, head])
+            list_del(f.links, page)
+            zs[Z_PCP_COUNT] -= 1
+            _free_one_page(f.links, f.flags, f.order, zs, page, 0, False)
+        account_freepages(m, m.zone, n)
+
+
+def test_freeing_runs_a_block_at_a_time_equals_page_by_page():
+    """free_pcppages_bulk() frees runs of consecutive pages a block at a time: the same lists and columns as
+    __free_one_page() on each page, for a zap of memory allocated in order, in order and in reverse."""
+    for order in ("ascending", "descending", "interleaved"):
+        machines = [pl.Machine(ram="64MiB", seed=0) for _ in range(2)]
+        for k, m in enumerate(machines):
+            pfns = alloc_pages_bulk(m, 6000, 0)
+            pfns = {"ascending": pfns, "descending": pfns[::-1],
+                    "interleaved": np.concatenate([pfns[::2], pfns[1::2]])}[order]
+            for pfn in pfns.tolist():
+                (ref_put_page if k == 0 else put_page)(m, pfn)
+        assert_same(state(machines[0]), state(machines[1]))
+        check_free_lists(machines[1])
+
+
 ops = st.lists(st.one_of(st.tuples(st.just("alloc"), st.integers(1, 700)),
                          st.tuples(st.just("free"), st.integers(0, 2**32))), min_size=1, max_size=12)
 
@@ -267,7 +308,8 @@ ops = st.lists(st.one_of(st.tuples(st.just("alloc"), st.integers(1, 700)),
 @given(ops=ops)
 def test_bulk_equals_single_equals_linux_stepwise(ops):
     """alloc_pages_bulk(n) leaves what n alloc_page() calls leave, and both what Linux's page-at-a-time refill
-    (rmqueue_bulk() calling __rmqueue_smallest() batch times) leaves: the same pages, lists and columns."""
+    (rmqueue_bulk() calling __rmqueue_smallest() batch times) leaves; free_unref_folios() what put_page() on each
+    leaves, and both what Linux's page-at-a-time free_pcppages_bulk() leaves: the same pages, lists, columns."""
     machines = [pl.Machine(ram="16MiB", seed=0) for _ in range(3)]
     got: list[list[int]] = [[], [], []]
     for op, arg in ops:
@@ -291,7 +333,7 @@ def test_bulk_equals_single_equals_linux_stepwise(ops):
                     free_unref_folios(m, np.array(pfns, dtype=np.int64))
                 else:
                     for pfn in pfns:
-                        put_page(m, pfn)
+                        (ref_put_page if k == 0 else put_page)(m, pfn)
     assert got[0] == got[1] == got[2]
     assert_same(state(machines[0]), state(machines[1]))
     assert_same(state(machines[0]), state(machines[2]))
