@@ -10,6 +10,7 @@ Tests call it after every step of random syscall sequences; users can too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,17 +21,17 @@ from ..arch.x86.pgtable import (
     _PAGE_RW,
     _PAGE_SPECIAL,
     _PAGE_USER,
-    PGDIR_SHIFT,
-    PMD_SHIFT,
     PTE_PFN_MASK,
-    PUD_SHIFT,
+    pmd_trans_huge,
 )
-from ..constants import PAGE_MASK, PAGE_SHIFT, TASK_SIZE
+from ..constants import HPAGE_PMD_NR, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, TASK_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
 from .list import list_entries
 from .page_alloc import NR_PAGE_ORDERS, Z_END_PFN, Z_START_PFN
+from .pagewalk import MmWalk, MmWalkOps, walk_page_range_novma
+from .pgtable import pmdp_get, pte_offset_map
 from .rmap import AnonVma, rmap_walk
 from .types import VmFlag
 from .vma import vm_get_page_prot
@@ -40,18 +41,40 @@ if TYPE_CHECKING:
     from .types import MmStruct
 
 
+@dataclass(slots=True)
+class PageTableScan:
+    """Every PTE table and PMD leaf of an address space: (pool row, first address it maps) and
+    (PMD leaf entry, address), from one walk of all its page tables."""
+
+    tables: list[tuple[int, int]] = field(default_factory=list)
+    leaves: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _scan_pmd_entry(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    m, scan = walk.machine, walk.private
+    entry = pmdp_get(m, pmd, addr)
+    base = addr & ~(PMD_SIZE - 1)
+    if pmd_trans_huge(entry):
+        scan.leaves.append((entry, base))
+    else:
+        scan.tables.append((pte_offset_map(m, pmd, addr), base))
+    return 0
+
+
+_SCAN_WALK_OPS = MmWalkOps(pmd_entry=_scan_pmd_entry)
+
+
+def scan_page_tables(m: Machine, mm: MmStruct) -> PageTableScan:
+    """Every PTE table and PMD leaf of ``mm``, VMAs or not (walk_page_range_novma() over the whole
+    4-level address space, as ptdump walks it), so tables left outside every VMA are found too."""
+    scan = PageTableScan()
+    walk_page_range_novma(mm, 0, 1 << 48, _SCAN_WALK_OPS, scan)
+    return scan
+
+
 def pte_tables(m: Machine, mm: MmStruct) -> list[tuple[int, int]]:
-    """(pool row, first virtual address it maps) of every PTE table of ``mm`` (PGD -> PUD -> PMD)."""
-    out: list[tuple[int, int]] = []
-    tables = m.ptpool.tables
-    for i3 in np.flatnonzero(tables[mm.pgd]):
-        pud = (int(tables[mm.pgd, i3]) & PTE_PFN_MASK) >> 12
-        for i2 in np.flatnonzero(tables[pud]):
-            pmd = (int(tables[pud, i2]) & PTE_PFN_MASK) >> 12
-            base = (int(i3) << PGDIR_SHIFT) | (int(i2) << PUD_SHIFT)
-            out.extend(((int(tables[pmd, i1]) & PTE_PFN_MASK) >> 12, base | (int(i1) << PMD_SHIFT))
-                       for i1 in np.flatnonzero(tables[pmd]))
-    return out
+    """(pool row, first virtual address it maps) of every PTE table of ``mm``."""
+    return scan_page_tables(m, mm).tables
 
 
 def pte_rows(m: Machine, mm: MmStruct) -> list[int]:
@@ -59,9 +82,10 @@ def pte_rows(m: Machine, mm: MmStruct) -> list[int]:
     return [row for row, _ in pte_tables(m, mm)]
 
 
-def check_vmas(m: Machine, mm: MmStruct, pid: int) -> None:
+def check_vmas(m: Machine, mm: MmStruct, pid: int, scan: PageTableScan | None = None) -> None:
     """Mirrors validate_mm() (mm/vma.c): the VMA tree, each VMA's bounds, protection and accounting,
-    and that every PTE lies inside a VMA and grants no more than it (no write, no access under PROT_NONE)."""
+    and that every PTE and PMD leaf lies inside a VMA and grants no more than it (no write, no access
+    under PROT_NONE). ``scan``: the page tables of ``mm`` if the caller has walked them already."""
     mm.vmas.check()
     vmas = list(mm.vmas)
     total = data = 0
@@ -83,14 +107,23 @@ def check_vmas(m: Machine, mm: MmStruct, pid: int) -> None:
     accessible = np.array([bool(v.vm_flags & (VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC)) for v in vmas],
                           dtype=bool)
     tables = m.ptpool.tables
-    for row, base in pte_tables(m, mm):
-        idx = np.flatnonzero(tables[row])
-        ptes = tables[row, idx]
-        vas = base + (idx.astype(np.int64) << PAGE_SHIFT)
+    scan = scan_page_tables(m, mm) if scan is None else scan
+    pieces = [(tables[row][idx := np.flatnonzero(tables[row])], base + (idx.astype(np.int64) << PAGE_SHIFT))
+              for row, base in scan.tables]
+    if scan.leaves:  # a PMD leaf must lie in one VMA whole: check its first and last page
+        leaves = np.array([e for e, _ in scan.leaves], dtype=np.int64)
+        addrs = np.array([a for _, a in scan.leaves], dtype=np.int64)
+        kernel_bug(bool(((leaves & PTE_PFN_MASK) >> PAGE_SHIFT & (HPAGE_PMD_NR - 1)).any()),
+                   f"pid {pid}: a PMD leaf maps a PFN not aligned to 2 MiB")
+        pieces.append((np.repeat(leaves, 2), np.stack([addrs, addrs + PMD_SIZE - PAGE_SIZE], axis=1).ravel()))
+        last = np.searchsorted(ends, addrs + PMD_SIZE - PAGE_SIZE, side="right")
+        kernel_bug(bool((np.searchsorted(ends, addrs, side="right") != last).any()),
+                   f"pid {pid}: a PMD leaf straddles two VMAs")
+    for ptes, vas in pieces:
         k = np.searchsorted(ends, vas, side="right")
         inside = (k < len(vmas)) & (starts[np.minimum(k, max(len(vmas) - 1, 0))] <= vas) if vmas else k < 0
         if not inside.all():
-            kernel_bug(True, f"pid {pid}: a PTE maps {int(vas[~inside][0]):#x}, outside every VMA")
+            kernel_bug(True, f"pid {pid}: a PTE or PMD leaf maps {int(vas[~inside][0]):#x}, outside every VMA")
         kernel_bug(bool((((ptes & _PAGE_RW) != 0) & ~writable[k]).any()), f"pid {pid}: a writable PTE in a "
                    "VMA without VM_WRITE")
         kernel_bug(bool((((ptes & (_PAGE_PRESENT | _PAGE_USER)) != 0) & ~accessible[k]).any()),
@@ -194,34 +227,52 @@ def check_machine(m: Machine) -> None:
     """Raise KernelBug if any counter disagrees with the page tables and the frame table."""
     frames, pool = m.frames, m.ptpool
     n = frames.nr_frames
-    mapped = np.zeros(n, dtype=np.int64)
+    mapped = np.zeros(n, dtype=np.int64)  # PTE mappings per page
+    entire = np.zeros(n, dtype=np.int64)  # PMD mappings per folio (on its head)
     for task in m.tasks.values():
         if not task.alive:
             continue
         mm = task.mm
-        check_vmas(m, mm, task.pid)
-        rows = pte_rows(m, mm)
+        scan = scan_page_tables(m, mm)
+        check_vmas(m, mm, task.pid, scan)
+        rows = [row for row, _ in scan.tables]
         ptes = pool.tables[rows].ravel() if rows else np.zeros(0, dtype=np.int64)
         normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
         pfns = (ptes[normal] & PTE_PFN_MASK) >> 12
-        anon = (frames.flags[pfns] & PG.ANON) != 0
-        kernel_bug(int(anon.sum()) != mm.rss[MM_ANONPAGES], f"pid {task.pid}: RssAnon != anon PTEs")
-        kernel_bug(int((~anon).sum()) != mm.rss[MM_SHMEMPAGES], f"pid {task.pid}: RssShmem != shmem PTEs")
-        kernel_bug(mm.nr_ptes != len(rows), f"pid {task.pid}: nr_ptes != PTE tables")
+        anon = (frames.flags[frames.compound_head(pfns)] & PG.ANON) != 0  # folio flags live on the head
+        heads = _pmd_mapped_folios(m, scan)
+        huge_anon = (frames.flags[heads] & PG.ANON) != 0
+        rss_anon = int(anon.sum()) + HPAGE_PMD_NR * int(huge_anon.sum())
+        rss_shmem = int((~anon).sum()) + HPAGE_PMD_NR * int((~huge_anon).sum())
+        kernel_bug(rss_anon != mm.rss[MM_ANONPAGES], f"pid {task.pid}: RssAnon != anon PTEs and PMDs")
+        kernel_bug(rss_shmem != mm.rss[MM_SHMEMPAGES], f"pid {task.pid}: RssShmem != shmem PTEs and PMDs")
+        # x86 deposits a page-table page with every PMD leaf (pgtable_trans_huge_deposit()), counted too
+        kernel_bug(mm.nr_ptes != len(rows) + len(scan.leaves), f"pid {task.pid}: nr_ptes != PTE tables + "
+                   "tables deposited under PMD leaves")
         mapped += np.bincount(pfns, minlength=n)
+        entire += np.bincount(heads, minlength=n)
     kernel_bug(not np.array_equal(mapped, frames.mapcount), "mapcount != PTEs mapping the frame")
+    kernel_bug(not np.array_equal(entire, frames.entire_mapcount), "entire_mapcount != PMDs mapping the folio")
+    large = (frames.flags & PG.HEAD) != 0
+    nr_pages = np.where(large, np.left_shift(1, frames.order.astype(np.int64)), 1)
+    folio_maps = np.bincount(frames.compound_head(np.arange(n)), weights=mapped, minlength=n).astype(np.int64)
+    kernel_bug(bool((frames.large_mapcount[large] != folio_maps[large] + entire[large]).any()),
+               "large_mapcount != PTEs and PMDs mapping the folio")
     flags = frames.flags
     anon = (flags & PG.ANON) != 0
     table = (flags & PG.TABLE) != 0
     shmem = ((flags & (PG.SWAPBACKED | PG.ANON)) == PG.SWAPBACKED) & (frames.refcount > 0)
     batch_refs = np.bincount(np.asarray(m.cpu_fbatches.pending(), dtype=np.int64), minlength=n)
-    kernel_bug(bool((frames.refcount[anon] != frames.mapcount[anon] + batch_refs[anon]).any()),
-               "anon refcount != mapcount + per-CPU batch references")
+    maps = np.where(large, frames.large_mapcount, frames.mapcount)  # a folio holds a reference per mapping
+    kernel_bug(bool((frames.refcount[anon] != maps[anon] + batch_refs[anon]).any()),
+               "anon refcount != mappings + per-CPU batch references")
     kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1).any()),
                "shmem refcount != mapcount + page-cache reference")
     free = check_free_lists(m)
     check_compound_pages(m)
-    used = int(anon.sum() + table.sum() + shmem.sum()) + 1  # + the zero page
+    used = int(nr_pages[anon].sum() + table.sum() + nr_pages[shmem].sum()) + 1  # + the zero page
+    if m.huge_zero_folio >= 0:  # the huge zero folio, once allocated, until its shrinker frees it
+        used += HPAGE_PMD_NR
     nr_free = int(free.sum())
     kernel_bug(used + nr_free != n, f"free {nr_free} (buddy and per-CPU lists) + used {used} != total {n}")
     live = pool.pfn >= 0
@@ -235,14 +286,38 @@ def check_machine(m: Machine) -> None:
     lazy = (flags & PG.LAZYFREE) != 0
     checks = {
         NodeStat.NR_FREE_PAGES: int(free.sum()) - m.zone.pcp.count,
-        NodeStat.NR_ANON_MAPPED: int((anon & (frames.mapcount > 0)).sum()),
+        NodeStat.NR_ANON_MAPPED: _anon_mapped_pages(m, anon, large, entire),
+        NodeStat.NR_ANON_THPS: int(nr_pages[anon & (entire > 0)].sum()),
         NodeStat.NR_SHMEM: int(shmem.sum()),
         NodeStat.NR_PAGETABLE: int(table.sum()),
-        NodeStat.NR_INACTIVE_ANON: int(((flags & PG.LRU) != 0).sum() - lazy.sum()),
-        NodeStat.NR_INACTIVE_FILE: int(lazy.sum()),
+        NodeStat.NR_INACTIVE_ANON: int(nr_pages[(flags & PG.LRU) != 0].sum() - nr_pages[lazy].sum()),
+        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum()),
     }
     for item, expected in checks.items():
         kernel_bug(g[item] != expected, f"{item.value} is {g[item]}, the frames say {expected}")
+
+
+def _pmd_mapped_folios(m: Machine, scan: PageTableScan) -> np.ndarray:
+    """The head PFNs of the folios PMD leaves map: vm_normal_page_pmd(), so not the huge zero page (a
+    special PMD, or PG_zero frames)."""
+    leaves = np.array([e for e, _ in scan.leaves], dtype=np.int64)
+    heads = (leaves & PTE_PFN_MASK) >> PAGE_SHIFT
+    normal = ((leaves & _PAGE_SPECIAL) == 0) & ((m.frames.flags[heads] & PG.ZERO) == 0)
+    out: np.ndarray = heads[normal]
+    return out
+
+
+def _anon_mapped_pages(m: Machine, anon: np.ndarray, large: np.ndarray, entire: np.ndarray) -> int:
+    """NR_ANON_MAPPED recomputed: an order-0 anon page counts if mapped; a large anon folio counts all
+    its pages once a PMD maps it, else those of its pages PTEs map (__folio_add_rmap())."""
+    frames = m.frames
+    small = anon & ~large & (frames.mapcount > 0)
+    heads = np.flatnonzero(anon & large)
+    pages = int(small.sum())
+    for head in heads.tolist():
+        nr = 1 << int(frames.order[head])
+        pages += nr if entire[head] else int((frames.mapcount[head:head + nr] > 0).sum())
+    return pages
 
 
 def check_rmap(m: Machine) -> None:

@@ -197,6 +197,8 @@ def can_change_pte_writable(m: Machine, vma: Vma, ptes: np.ndarray) -> np.ndarra
         ok &= (ptes & _PAGE_DIRTY) != 0
         return ok
     ok &= (ptes & _PAGE_SPECIAL) == 0  # vm_normal_page(): not the zero page
-    flags = m.frames.flags[(ptes[ok] & PTE_PFN_MASK) >> PAGE_SHIFT]
-    ok[ok] = ((flags & PG.ANON) != 0) & ((flags & PG.ANON_EXCLUSIVE) != 0)
+    pfns = (ptes[ok] & PTE_PFN_MASK) >> PAGE_SHIFT
+    frames = m.frames
+    anon = (frames.flags[frames.compound_head(pfns)] & PG.ANON) != 0  # PageAnon(): the folio's flag
+    ok[ok] = anon & ((frames.flags[pfns] & PG.ANON_EXCLUSIVE) != 0)  # PageAnonExclusive(): the page's
     return ok

@@ -255,3 +255,147 @@ def test_novma_walk_sees_every_table_of_the_process(layout):
 
     walk_page_range_novma(p.task.mm, 0, 1 << 48, MmWalkOps(pmd_entry=pmd_entry))
     assert sorted(found) == sorted(touched)
+
+
+# --- PMD leaves: made by THP faults (do_huge_pmd_anonymous_page()) --------------------------------------
+
+@pytest.fixture
+def thp():
+    """A process with an 8 MiB MADV_HUGEPAGE mapping: a THP in its second 2 MiB, and one 4 KiB page after
+    it (faulted while THP was off, so that 2 MiB has a PTE table)."""
+    from pagelab.mm.debug import check_machine
+
+    m = pl.Machine(ram="64MiB", seed=2)
+    p = m.spawn("huge")
+    a = p.mmap(None, 4 * MiB2, RW, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+    p.madvise(a, 4 * MiB2, pl.MADV_HUGEPAGE)
+    huge = a + MiB2
+    with m.settings.override({"/sys/kernel/mm/transparent_hugepage/enabled": "never"}):
+        p.store(huge + MiB2 + 5 * P, 7)
+    p.store(huge, 1)  # do_huge_pmd_anonymous_page()
+    assert m.vmstat()["thp_fault_alloc"] == 1
+    check_machine(m)
+    return m, p, a, huge
+
+
+def _smaps(m, p, start):
+    from pagelab.observe.parse import parse_smaps
+
+    return next(v for v in parse_smaps(m.read(f"/proc/{p.pid}/smaps")) if v["start"] == start)
+
+
+def test_readers_of_a_pmd_leaf_answer_for_the_whole_2_mib(thp):
+    from pagelab.mm.debug import check_machine
+
+    m, p, a, huge = thp
+    vec = p.mincore(a, 4 * MiB2)
+    first = (huge - a) // P
+    assert vec[first:first + 512].all() and vec.sum() == 513  # mincore_pte_range(): resident whole
+    s = _smaps(m, p, a)
+    assert s["Rss"] == 2052 and s["AnonHugePages"] == 2048 and s["Anonymous"] == 2052
+    assert s["Private_Dirty"] == 2052 and s["Pss"] == 2052
+    rollup = m.read(f"/proc/{p.pid}/smaps_rollup")
+    assert "AnonHugePages:      2048 kB" in rollup
+    before = p.rusage().ru_minflt
+    p.madvise(huge, MiB2, pl.MADV_POPULATE_WRITE)  # GUP finds the huge page: nothing to fault
+    p.madvise(a, 4 * MiB2, pl.MADV_POPULATE_READ)
+    assert p.rusage().ru_minflt == before + 1 + 511 + 1  # huge zero page, 4 KiB zero pages, huge zero page
+    check_machine(m)
+
+
+def test_check_machine_counts_a_pmd_leaf(thp):
+    from pagelab.mm.debug import check_machine, scan_page_tables
+    from pagelab.stats import MM_ANONPAGES
+
+    m, p, a, huge = thp
+    scan = scan_page_tables(m, p.task.mm)
+    assert [addr for _, addr in scan.leaves] == [huge] and len(scan.tables) == 1
+    head = (scan.leaves[0][0] & PTE_PFN_MASK) >> 12
+    for corrupt, restore in [
+        (lambda: p.task.mm.rss.__setitem__(MM_ANONPAGES, p.task.mm.rss[MM_ANONPAGES] - 1),
+         lambda: p.task.mm.rss.__setitem__(MM_ANONPAGES, p.task.mm.rss[MM_ANONPAGES] + 1)),
+        (lambda: m.frames.entire_mapcount.__setitem__(head, 0),
+         lambda: m.frames.entire_mapcount.__setitem__(head, 1)),
+        (lambda: setattr(p.task.mm, "nr_ptes", p.task.mm.nr_ptes - 1),
+         lambda: setattr(p.task.mm, "nr_ptes", p.task.mm.nr_ptes + 1)),
+        (lambda: m.frames.mapcount.__setitem__(head + 3, 1),
+         lambda: m.frames.mapcount.__setitem__(head + 3, 0)),
+    ]:
+        corrupt()
+        with pytest.raises(pl.KernelBug):
+            check_machine(m)
+        restore()
+        check_machine(m)
+
+
+def test_a_pmd_leaf_outside_or_across_vmas_is_a_kernel_bug(thp):
+    from pagelab.mm.debug import check_vmas
+    from pagelab.mm.pgtable import pmd_alloc, pmdp_get, pmdp_huge_get_and_clear, set_pmd_at
+    from pagelab.mm.vma import vma_set_range
+
+    m, p, a, huge = thp
+    mm = p.task.mm
+    entry = pmdp_get(m, pmd_alloc(m, mm, huge), huge)
+    stray = (a & ~(MiB2 - 1)) - 4 * MiB2  # below the mapping: no VMA there
+    set_pmd_at(m, pmd_alloc(m, mm, stray), stray, entry)
+    with pytest.raises(pl.KernelBug, match="outside every VMA"):
+        check_vmas(m, mm, p.pid)
+    pmdp_huge_get_and_clear(m, pmd_alloc(m, mm, stray), stray)
+    vma = next(v for v in mm.vmas if v.vm_start <= huge < v.vm_end)
+    cut = huge + MiB2 // 2
+    removed = (vma.vm_end - cut) // P
+    vma_set_range(mm, vma, vma.vm_start, cut)  # the VMA now ends inside the leaf
+    mm.total_vm -= removed
+    mm.data_vm -= removed
+    with pytest.raises(pl.KernelBug, match="outside every VMA|straddles"):
+        check_vmas(m, mm, p.pid)
+
+
+def test_the_huge_zero_page_is_resident_but_not_counted():
+    m = pl.Machine(ram="64MiB", seed=2)
+    p = m.spawn("zero")
+    a = p.mmap(None, 2 * MiB2, RW, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+    p.madvise(a, 2 * MiB2, pl.MADV_HUGEPAGE)
+    huge = a + MiB2
+    p.load(huge)  # a read: the huge zero page
+    assert m.vmstat()["thp_zero_page_alloc"] == 1
+    assert p.mincore(huge, MiB2).all()
+    s = _smaps(m, p, a)
+    assert s["Rss"] == 0 and s["AnonHugePages"] == 0  # vm_normal_page_pmd(): no page
+
+
+@pytest.mark.parametrize("what, op", [
+    ("thp_split_pmd=0", lambda p, h: p.munmap(h, MiB2)),
+    ("thp_split_pmd=1", lambda p, h: p.munmap(h + MiB2 // 2, MiB2 // 2)),
+    ("thp_split_pmd=0", lambda p, h: p.madvise(h, MiB2, pl.MADV_DONTNEED)),
+    ("thp_split_pmd=1", lambda p, h: p.madvise(h, 8 * P, pl.MADV_DONTNEED)),
+    ("thp_split_pmd=0", lambda p, h: p.mprotect(h, MiB2, pl.PROT_READ)),
+    ("thp_split_pmd=1", lambda p, h: p.mprotect(h + P, P, pl.PROT_READ)),
+    ("thp_split_pmd=0", lambda p, h: p.madvise(h, MiB2, pl.MADV_FREE)),
+    ("thp_split_pmd=1", lambda p, h: p.madvise(h, P, pl.MADV_FREE)),
+    ("thp_split_pmd=0", lambda p, h: p.exit()),
+    ("thp_split_pmd=1", lambda p, h: walk_page_range(p.task.mm, h, h + P, MmWalkOps(pte_entry=lambda *a: 0))),
+])
+def test_walks_that_change_a_pmd_leaf_use_the_thp_entry_points(thp, what, op):
+    """Whole-PMD changes go to the huge_memory.py function for a whole PMD (no split), partial ones to
+    split_huge_pmd(): none follows the leaf's PFN as a table, and the books stay right."""
+    from pagelab.mm.debug import check_machine, check_rmap
+
+    m, p, a, huge = thp
+    op(p, huge)
+    assert f"thp_split_pmd={m.vmstat()['thp_split_pmd']}" == what
+    check_machine(m)
+    check_rmap(m)
+
+
+def test_no_page_table_helper_follows_a_pmd_leaf(thp):
+    from pagelab.mm.pgtable import pmd_offset, pte_alloc, pte_offset, pte_offset_map, pte_table
+
+    m, p, a, huge = thp
+    mm = p.task.mm
+    pmd = pmd_offset(m, mm, huge)
+    assert pte_offset_map(m, pmd, huge) == 0  # the kernel's NULL: a leaf, not a table
+    for follow in (lambda: pte_offset(m, pmd, huge), lambda: pte_table(m, mm, huge + P),
+                   lambda: pte_alloc(m, mm, pmd, huge)):
+        with pytest.raises(pl.KernelBug, match="huge leaf"):
+            follow()
