@@ -34,13 +34,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..arch.x86.pgtable import _PAGE_PSE, PGDIR_SHIFT, PMD_SHIFT, PUD_SHIFT
 from ..constants import PAGE_SIZE
 from ..errors import KernelBug, kernel_bug
 from .huge_memory import split_huge_pmd
-from .pgtable import entry_row, pte_offset_map
+from .pgtable import entries_in_use, entry_row, pgdp_get, pmdp_get, pte_offset_map, pudp_get
 from .types import Vma, VmFlag
 from .vma import find_vma
 
@@ -205,7 +203,7 @@ def _entries(m: Machine, row: int, addr: int, end: int, shift: int, dense: bool)
     if dense:
         idx = range(first, last + 1)
     else:
-        idx = (np.flatnonzero(m.ptpool.tables[row, first:last + 1]) + first).tolist()
+        idx = entries_in_use(m, row, first, last)
     for i in idx:
         lo = base + (i << shift)
         yield max(addr, lo), min(end, lo + span)
@@ -217,7 +215,7 @@ def _walk_pgd_range(addr: int, end: int, walk: MmWalk) -> int:
     pgd = walk.mm.pgd
     lower = ops.pud_entry or ops.pmd_entry or ops.pte_entry
     for a, nxt in _entries(m, pgd, addr, end, PGDIR_SHIFT, ops.pte_hole is not None):
-        e = int(m.ptpool.tables[pgd, (a >> PGDIR_SHIFT) & 511])
+        e = pgdp_get(m, pgd, a)
         if e == 0:  # pgd_none() / p4d_none()
             err = ops.pte_hole(a, nxt, DEPTH_PGD, walk) if ops.pte_hole else 0
         else:
@@ -242,7 +240,7 @@ def _walk_pud_range(pud: int, addr: int, end: int, walk: MmWalk) -> int:
 def _pud_entry(pud: int, a: int, nxt: int, walk: MmWalk) -> int:
     """One turn of walk_pud_range()'s loop body for the entry at ``a`` (its ``again:`` label)."""
     ops = walk.ops
-    e = int(walk.machine.ptpool.tables[pud, (a >> PUD_SHIFT) & 511])
+    e = pudp_get(walk.machine, pud, a)
     if e == 0:  # pud_none()
         return ops.pte_hole(a, nxt, DEPTH_PUD, walk) if ops.pte_hole else 0
     kernel_bug(bool(e & _PAGE_PSE), f"walk_pud_range: a PUD leaf at {a:#x} (1 GiB pages are not modelled)")
@@ -267,7 +265,7 @@ def _pmd_entry(pmd: int, a: int, nxt: int, walk: MmWalk) -> int:
     """One turn of walk_pmd_range()'s loop body: pmd_entry (which must know PMD leaves); then, only if
     there is a pte_entry, split a leaf (VMA walks; a no-VMA walk skips it) and walk the PTE table."""
     ops, m = walk.ops, walk.machine
-    e = int(m.ptpool.tables[pmd, (a >> PMD_SHIFT) & 511])
+    e = pmdp_get(m, pmd, a)
     if e == 0:  # pmd_none()
         return ops.pte_hole(a, nxt, DEPTH_PMD, walk) if ops.pte_hole else 0
     walk.action = ACTION_SUBTREE

@@ -227,6 +227,23 @@ def clear_young_dirty_ptes(m: Machine, row: int, addr: int, mask: np.ndarray) ->
     view[mask] &= ~(_PAGE_ACCESSED | _PAGE_DIRTY)  # present entries stay non-empty: ``used`` holds
 
 
+def pgdp_get(m: Machine, pgd: int, addr: int) -> int:
+    """Mirrors pgdp_get(): the entry for ``addr`` in PGD ``pgd`` (the P4D is folded into it)."""
+    return int(m.ptpool.tables[pgd, pgd_index(addr)])
+
+
+def pudp_get(m: Machine, pud: int, addr: int) -> int:
+    """Mirrors pudp_get(): the entry for ``addr`` in PUD table ``pud``."""
+    return int(m.ptpool.tables[pud, pud_index(addr)])
+
+
+def entries_in_use(m: Machine, row: int, first: int, last: int) -> list[int]:
+    """The indexes in [first, last] of table ``row`` whose entry is not empty, found with one numpy scan
+    (what a walker that reports no holes visits: pXd_none() entries are skipped anyway)."""
+    idx: list[int] = (np.flatnonzero(m.ptpool.tables[row, first:last + 1]) + first).tolist()
+    return idx
+
+
 def pmdp_get(m: Machine, pmd: int, addr: int) -> int:
     """Mirrors pmdp_get(): the entry for ``addr`` in PMD table ``pmd`` (a table pointer or a PMD leaf)."""
     return int(m.ptpool.tables[pmd, pmd_index(addr)])
