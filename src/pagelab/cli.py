@@ -20,11 +20,12 @@ from typing import Any
 from . import __version__
 from .constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, MiB
 from .errors import PagelabError
+from .kernel.tracepoint import FaultTrace
 from .machine import VERSION_MODELLED, Machine
 from .mm.page_alloc import nr_free_frames
 from .observe.parse import parse_smaps
 from .observe.summary import perf_stat, time_v
-from .observe.trace import FaultTrace
+from .observe.trace import describe
 from .workload.scenario import Band, Scenario
 
 WIDTH = 100  # explain and validate wrap their prose to this many columns
@@ -285,7 +286,7 @@ class Explain(Command):
                 print(line)
             for t in log[start:min(end, start + args.limit)]:
                 label, base = _region_of(t.address, bases, sc)
-                print("\n".join(_wrap(line, indent="        ") for line in t.describe(base, label).splitlines()))
+                print("\n".join(_wrap(line, indent="        ") for line in describe(t, base, label).splitlines()))
             if end - start > args.limit:
                 print(f"    ... {end - start - args.limit} more like these")
         return 0

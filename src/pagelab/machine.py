@@ -25,6 +25,7 @@ from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
 from .kernel.entry import KernelEntry
 from .kernel.task import Task
+from .kernel.tracepoint import FaultTrace
 from .mm.filemap import AddressSpace
 from .mm.page_alloc import Zone, page_alloc_init
 from .mm.pgtable import pgtable_alloc
@@ -32,7 +33,6 @@ from .mm.rmap import AnonVma
 from .mm.swap import CpuFolioBatches
 from .mm.types import MmStruct
 from .observe.procfs import read_path
-from .observe.trace import FaultTrace
 from .process import Process
 from .settings import BY_PATH, Settings
 from .stats import Counters

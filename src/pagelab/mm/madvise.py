@@ -29,7 +29,7 @@ from ..arch.x86.pgtable import (
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
 from ..errors import NotModelled, kernel_bug, syscall_error
-from ..observe.trace import leaf_of, record
+from ..kernel.tracepoint import leaf_of, record_fault
 from .fault import handle_mm_fault
 from .huge_memory import madvise_free_huge_pmd
 from .memory import zap_page_range_single
@@ -292,7 +292,7 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
                 before = leaf_of(task, a) if m.fault_log is not None else 0
                 vmf = handle_mm_fault(vma, a, flags, regs=False)
                 if m.fault_log is not None:
-                    record(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
+                    record_fault(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
                 if vmf.result & VmFaultResult.OOM:
                     raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
                 task.charge_fault(vmf, gup=True)

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ...errors import BusError, FatalSignal, KernelBug, OutOfMemoryKill, ProcessDead, SegmentationFault
 from ...kernel.task import io_schedule
+from ...kernel.tracepoint import leaf_of, record_fault
 from ...mm.fault import handle_mm_fault
 from ...mm.types import FAULT_FLAG_DEFAULT, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
 from ...mm.vma import find_vma
-from ...observe.trace import leaf_of, record
 from ...stats import PerfEvent
 from .pgtable import X86_PF_INSTR, X86_PF_PROT, X86_PF_WRITE
 
@@ -48,17 +48,17 @@ def handle_page_fault(task: Task, address: int, error_code: int) -> VmFault:
 
 
 def trace_page_fault(task: Task, address: int, error_code: int) -> VmFault:
-    """handle_page_fault() with a FaultTrace recorded (observe/trace.py): the tracepoint's view of it."""
+    """handle_page_fault() with a FaultTrace recorded (kernel/tracepoint.py): the tracepoint's view of it."""
     at_ns, before = task.machine.now_ns, leaf_of(task, address)
     try:
         vmf = handle_page_fault(task, address, error_code)
     except FatalSignal as sig:
-        record(task, address, error_code, before, None, f"{sig.signame} {sig.si_code}",
-               ("exc_page_fault", "do_user_addr_fault", "bad_area"), at_ns)
+        record_fault(task, address, error_code, before, None, f"{sig.signame} {sig.si_code}",
+                     ("exc_page_fault", "do_user_addr_fault", "bad_area"), at_ns)
         raise
     major = vmf.result & VmFaultResult.MAJOR or vmf.flags & FaultFlag.TRIED
-    record(task, address, error_code, before, vmf, "major" if major else "minor",
-           ("exc_page_fault", "do_user_addr_fault", *vmf.path), at_ns)
+    record_fault(task, address, error_code, before, vmf, "major" if major else "minor",
+                 ("exc_page_fault", "do_user_addr_fault", *vmf.path), at_ns)
     return vmf
 
 

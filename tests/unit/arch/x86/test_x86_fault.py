@@ -14,6 +14,7 @@ import pagelab as pl
 import pagelab.mm.fault as mm_fault
 from pagelab.errors import KernelBug
 from pagelab.mm.types import FaultFlag, VmFault, VmFaultResult
+from pagelab.observe.trace import describe
 
 RW, ANON = pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
 IO_CYCLES = 260_000  # a 100 us read at 2.6 GHz
@@ -128,4 +129,4 @@ def test_a_traced_retry_is_one_major_record_at_the_trap(monkeypatch):
     assert rec.path[:2] == ("exc_page_fault", "do_user_addr_fault")
     assert "VM_FAULT_RETRY" in rec.path and rec.path.count("handle_mm_fault") == 2
     assert rec.time_ns < m.now_ns  # recorded at the trap, before the sleep
-    assert "major | pgfault+1, maj_flt+1" in rec.describe()
+    assert "major | pgfault+1, maj_flt+1" in describe(rec)
