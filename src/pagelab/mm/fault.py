@@ -50,7 +50,8 @@ from .huge_memory import (
     huge_pmd_set_accessed,
     thp_vma_allowable_order,
 )
-from .page_alloc import alloc_page, lru_add, put_page
+from .mm_inline import lruvec_add_folio
+from .page_alloc import alloc_page, put_page
 from .pgtable import pmd_alloc, pmdp_get, pte_alloc, pte_offset, ptep_get_and_clear, set_pte_at
 from .rmap import anon_vma_prepare, folio_add_file_rmap_pte, folio_add_new_anon_rmap, folio_remove_rmap_pte
 from .types import VM_FAULT_ERROR, FaultFlag, FaultKind, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
@@ -149,8 +150,8 @@ def do_anonymous_page(vmf: VmFault) -> int:
     entry = pfn_pte(pfn, vma.vm_page_prot)
     if vma.vm_flags & VmFlag.WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
-    folio_add_new_anon_rmap(m, vma, pfn, vmf.address)
-    lru_add(m, pfn)
+    folio_add_new_anon_rmap(m, vma, pfn, vmf.pgoff)
+    lruvec_add_folio(m, pfn, 1)  # folio_add_lru_vma()
     set_pte_at(m, row, vmf.address, entry)
     vmf.page = pfn
     vmf.handler = FaultKind.DO_ANONYMOUS_PAGE
@@ -303,8 +304,8 @@ def wp_page_copy(vmf: VmFault) -> int:
         entry = pte_mkwrite(pte_mkdirty(entry))
     ptep_get_and_clear(m, row, vmf.address)  # ptep_clear_flush()
     flush_tlb_page(m, vma.mm, vmf.address)
-    folio_add_new_anon_rmap(m, vma, new, vmf.address)
-    lru_add(m, new)
+    folio_add_new_anon_rmap(m, vma, new, vmf.pgoff)
+    lruvec_add_folio(m, new, 1)
     set_pte_at(m, row, vmf.address, entry)
     if old >= 0:
         folio_remove_rmap_pte(m, vma, old)
@@ -314,8 +315,9 @@ def wp_page_copy(vmf: VmFault) -> int:
     return VmFaultResult.NONE
 
 
-def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
-    """Mirrors mm_account_fault(): the single place that counts a completed fault.
+def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int, nr: int = 1) -> None:
+    """Mirrors mm_account_fault(): the single place that counts completed faults (``nr`` of them alike:
+    the batched first-touch path counts its faults here too).
 
     pgfault counts every completed fault, failed ones too; min_flt/maj_flt only successful ones,
     GUP-made ones included; perf's minor-faults/major-faults only those from a user-mode trap.
@@ -323,7 +325,7 @@ def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
     if ret & VmFaultResult.RETRY:
         return
     mm = vma.mm
-    mm.machine.counters.count_vm_event(VmEvent.PGFAULT)
+    mm.machine.counters.count_vm_event(VmEvent.PGFAULT, nr)
     if ret & VM_FAULT_ERROR:
         return
     task = mm.owner
@@ -331,9 +333,9 @@ def mm_account_fault(vma: Vma, regs: bool, flags: int, ret: int) -> None:
         raise KernelBug("mm_account_fault: an mm without a task")
     major = bool(ret & VmFaultResult.MAJOR) or bool(flags & FaultFlag.TRIED)
     if major:
-        task.maj_flt += 1
+        task.maj_flt += nr
     else:
-        task.min_flt += 1
+        task.min_flt += nr
     if not regs:
         return
-    task.perf[PerfEvent.PAGE_FAULTS_MAJ if major else PerfEvent.PAGE_FAULTS_MIN] += 1
+    task.perf[PerfEvent.PAGE_FAULTS_MAJ if major else PerfEvent.PAGE_FAULTS_MIN] += nr

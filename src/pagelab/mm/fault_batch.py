@@ -30,14 +30,16 @@ from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECI
 from ..clock import NO_DEADLINE
 from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
-from ..hw.physmem import PG
 from ..hw.tlb import LAT_L1, LAT_STLB, LAT_WALK
 from ..kernel.task import account_system_time, account_user_time
-from ..stats import MM_ANONPAGES, NodeStat, PerfEvent, SimEvent, VmEvent
+from ..stats import PerfEvent, SimEvent
+from .fault import mm_account_fault
+from .huge_memory import TvaType, thp_vma_allowable_order
+from .mm_inline import lruvec_add_folio
 from .page_alloc import alloc_pages_bulk, nr_free_frames
-from .pgtable import pmd_alloc, pte_alloc, pte_table
-from .rmap import anon_vma_prepare
-from .types import FaultKind, Vma, VmFlag
+from .pgtable import pmd_alloc, pte_alloc, pte_table, set_ptes_scattered
+from .rmap import anon_vma_prepare, folio_add_new_anon_rmap
+from .types import FaultFlag, FaultKind, Vma, VmFaultResult, VmFlag
 from .vma import find_vma
 
 if TYPE_CHECKING:
@@ -65,9 +67,9 @@ def try_fault_batch(task: Task, addrs: np.ndarray, writes: np.ndarray, i: int, v
         return False
     vma = find_vma(mm, va)
     if (vma is None or vma.vm_start > va or vma.vm_file is not None
-            or vma.vm_flags & (VmFlag.SHARED | VmFlag.HUGEPAGE | VmFlag.LOCKED)
+            or vma.vm_flags & (VmFlag.SHARED | VmFlag.LOCKED)
             or not vma.vm_flags & (VmFlag.WRITE if write else VmFlag.READ)
-            or m.settings.transparent_hugepage.enabled == "always"):
+            or thp_vma_allowable_order(vma, vma.vm_flags, TvaType.PAGEFAULT)):  # a fault here may map a THP
         return False
     room = _deadline_room(task, write)  # the most faults the next event leaves time for
     if room < 2:
@@ -189,7 +191,8 @@ def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> 
     """
     m, mm = task.machine, task.mm
     k = vpns.shape[0]
-    anon_vma = anon_vma_prepare(vma) if write else 0
+    if write:
+        anon_vma_prepare(vma)
     regions, first = np.unique(vpns >> 9, return_index=True)
     rows = {int(r): pte_table(m, mm, int(r) << 21) for r in regions.tolist()}
     events = sorted(int(j) for r, j in zip(regions.tolist(), first.tolist(), strict=True) if not rows[r])
@@ -197,8 +200,7 @@ def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> 
     done = 0
     for j in [*events, k]:
         if write and j > done:
-            pfn_parts.append(alloc_pages_bulk(m, j - done, PG.ANON | PG.SWAPBACKED | PG.UPTODATE
-                                              | PG.ANON_EXCLUSIVE | PG.LRU))
+            pfn_parts.append(alloc_pages_bulk(m, j - done, 0))
         if j < k:
             addr = int(vpns[j]) << PAGE_SHIFT
             rows[int(vpns[j]) >> 9] = pte_alloc(m, mm, pmd_alloc(m, mm, addr), addr)
@@ -206,25 +208,18 @@ def _do_anonymous_pages(task: Task, vma: Vma, vpns: np.ndarray, write: bool) -> 
     row_of = np.array([rows[int(r)] for r in regions.tolist()], dtype=np.int64)[
         np.searchsorted(regions, vpns >> 9)]
     idx = (vpns & 511).astype(np.int64)
-    if write:
+    if write:  # do_anonymous_page()'s write half, for k pages: the same helpers with nr = k
         pfns = np.concatenate(pfn_parts)
-        m.frames.mapcount[pfns] = 1
-        m.frames.mapping[pfns] = anon_vma
-        m.frames.index[pfns] = vpns - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff
+        folio_add_new_anon_rmap(m, vma, pfns, vpns - (vma.vm_start >> PAGE_SHIFT) + vma.vm_pgoff, k)
+        lruvec_add_folio(m, pfns, k)
         ptes = (pfns << PAGE_SHIFT) | (vma.vm_page_prot | _PAGE_RW | _PAGE_DIRTY)
     else:
         ptes = np.full(k, (m.zero_pfn << PAGE_SHIFT) | vma.vm_page_prot | _PAGE_SPECIAL)
-    m.ptpool.tables[row_of, idx] = ptes
-    m.ptpool.used += np.bincount(row_of, minlength=m.ptpool.used.shape[0]).astype(np.int32)
-    if write:
-        m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, k)
-        m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, k)
-        mm.rss[MM_ANONPAGES] += k
-    # What k trips through exc_page_fault() -> handle_mm_fault() -> mm_account_fault() count.
-    m.counters.count_vm_event(VmEvent.PGFAULT, k)
-    task.min_flt += k
+    set_ptes_scattered(m, row_of, idx, ptes)
+    # What k trips through exc_page_fault() -> handle_mm_fault() -> mm_account_fault() count: perf's
+    # page-faults is do_user_addr_fault()'s perf_sw_event(), the rest mm_account_fault().
     task.perf[PerfEvent.PAGE_FAULTS] += k
-    task.perf[PerfEvent.PAGE_FAULTS_MIN] += k
+    mm_account_fault(vma, True, FaultFlag.USER | (FaultFlag.WRITE if write else 0), VmFaultResult.NONE, k)
     # What the trapping walks cost the MMU (the first one it already counted when it stopped),
     # and what the kernel spent on the k faults.
     lat = m.tlb.lat

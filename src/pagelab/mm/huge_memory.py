@@ -45,7 +45,8 @@ from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SIZE
 from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat, VmEvent
-from .page_alloc import folio_alloc, lru_add, put_page
+from .mm_inline import lruvec_add_folio
+from .page_alloc import folio_alloc, put_page
 from .pgtable import pgtable_alloc, pgtable_free, pmd_populate, pmdp_get, pmdp_huge_get_and_clear, set_pmd_at
 from .rmap import anon_vma_prepare, folio_add_anon_rmap_ptes, folio_add_new_anon_rmap_pmd, folio_remove_rmap_pmd
 from .types import (
@@ -302,7 +303,7 @@ def map_anon_folio_pmd(folio: int, pmd: int, vma: Vma, haddr: int) -> None:
     if vma.vm_flags & VmFlag.WRITE:
         entry |= _PAGE_RW  # maybe_pmd_mkwrite()
     folio_add_new_anon_rmap_pmd(m, vma, folio, linear_page_index(vma, haddr))
-    lru_add(m, folio, HPAGE_PMD_NR)  # folio_add_lru_vma()
+    lruvec_add_folio(m, folio, HPAGE_PMD_NR)  # folio_add_lru_vma()
     set_pmd_at(m, pmd, haddr, entry)
     add_mm_counter(vma.mm, MM_ANONPAGES, HPAGE_PMD_NR)
     m.counters.count_vm_event(VmEvent.THP_FAULT_ALLOC)

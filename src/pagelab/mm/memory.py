@@ -24,12 +24,12 @@ from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
 from ..constants import PAGE_SHIFT, PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
-from ..stats import MM_ANONPAGES, NodeStat
 from .huge_memory import split_huge_pmd, zap_huge_pmd
+from .mm_inline import lruvec_del_folio
 from .page_alloc import free_unref_folios, put_page
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import free_all_pgtables, get_and_clear_full_ptes, pmdp_get, pte_offset_map
-from .rmap import folio_remove_rmap_pte
+from .rmap import folio_remove_rmap_pte, folio_remove_rmap_ptes_exclusive
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import vma_unlink
@@ -103,17 +103,10 @@ def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
 
 
 def _free_exclusive_anon(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
-    """folio_remove_rmap_pte() + put_page() for anon pages mapped and referenced exactly once."""
-    frames, n = m.frames, pfns.shape[0]
-    flags = frames.flags[pfns]
-    lazy = (flags & PG.LAZYFREE) != 0
-    active = ((flags & PG.ACTIVE) != 0) & ~lazy
-    on_lru = (flags & PG.LRU) != 0
-    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -n)
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, -int((on_lru & lazy).sum()))
-    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON, -int((on_lru & active).sum()))
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, -int((on_lru & ~active & ~lazy).sum()))
-    vma.mm.rss[MM_ANONPAGES] -= n
+    """folio_remove_rmap_pte() + put_page() for order-0 anon pages mapped and referenced exactly once:
+    the same helpers as one page's, with nr > 1 (rmap, __folio_put()'s lruvec_del_folio(), the free)."""
+    folio_remove_rmap_ptes_exclusive(m, vma, pfns)
+    lruvec_del_folio(m, pfns)
     free_unref_folios(m, pfns)
 
 

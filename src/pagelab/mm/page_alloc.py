@@ -45,6 +45,7 @@ from ..hw.physmem import PG, FrameTable
 from ..settings import BY_PATH
 from ..stats import NodeStat
 from .list import NEXT, PREV, list_add, list_add_tail, list_del, list_empty
+from .mm_inline import lruvec_del_folio
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -612,7 +613,7 @@ def put_page(m: Machine, pfn: int) -> None:
     if frames.refcount[head] == 0:
         flags = int(frames.flags[head])
         if flags & PG.LRU:
-            lru_del(m, head)  # __folio_put() -> page_cache_release()
+            lruvec_del_folio(m, head)  # __folio_put() -> page_cache_release()
         if flags & PG.HEAD:
             m.deferred_split_queue.pop(head, None)  # folio_unqueue_deferred_split()
         free_frozen_pages(m, head, int(frames.order[head]) if flags & PG.HEAD else 0)
@@ -622,23 +623,6 @@ def nr_free_frames(m: Machine) -> int:
     """Frames an order-0 allocation can still get: the buddy lists' free pages plus the per-CPU list's
     (nr_free_pages leaves the latter out, as MemFree does)."""
     return m.zone.free_pages + m.zone.pcp.count
-
-
-def lru_add(m: Machine, pfn: int, n: int = 1) -> None:
-    """Mirrors folio_add_lru(): new anon and shmem folios start on the inactive anon list (5.9+)."""
-    m.frames.flags[pfn] |= PG.LRU
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, n)
-
-
-def lru_del(m: Machine, pfn: int) -> None:
-    """Mirrors lruvec_del_folio(): take a freed folio off its LRU list (the gauge follows)."""
-    flags = int(m.frames.flags[pfn])
-    m.frames.flags[pfn] = flags & ~PG.LRU
-    if flags & PG.LAZYFREE:
-        item = NodeStat.NR_INACTIVE_FILE  # MADV_FREE moved it to the inactive file list
-    else:
-        item = NodeStat.NR_ACTIVE_ANON if flags & PG.ACTIVE else NodeStat.NR_INACTIVE_ANON
-    m.counters.mod_node_state(item, -(1 << int(m.frames.order[pfn])) if flags & PG.HEAD else -1)  # folio_nr_pages()
 
 
 # --- boot: watermarks, the per-CPU list's size, and memblock_free_all() ---------------------------

@@ -193,6 +193,15 @@ def set_ptes(m: Machine, row: int, addr: int, pte: int, nr: int) -> None:
     _write_ptes(m, row, lo, pte + (np.arange(nr, dtype=np.int64) << PAGE_SHIFT))
 
 
+def set_ptes_scattered(m: Machine, rows: np.ndarray, idx: np.ndarray, ptes: np.ndarray) -> None:
+    """set_pte_at() for many empty entries at once, of any tables: entry ``idx[k]`` of table ``rows[k]``
+    gets ``ptes[k]`` (the batched first-touch path: many faults, each a set_pte_at() of its own)."""
+    tables = m.ptpool.tables
+    kernel_bug(bool(tables[rows, idx].any()), "set_ptes_scattered: an entry is in use")
+    tables[rows, idx] = ptes
+    m.ptpool.used += np.bincount(rows, minlength=m.ptpool.used.shape[0]).astype(np.int32)
+
+
 def ptep_get_and_clear(m: Machine, row: int, addr: int) -> int:
     """Mirrors ptep_get_and_clear(): read the PTE for ``addr`` and clear it."""
     idx = pte_index(addr)

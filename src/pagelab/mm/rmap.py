@@ -20,8 +20,8 @@ from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
-from .types import VM_ACCESS_FLAGS, Vma
-from .vma import find_vma_next, find_vma_prev, linear_page_index
+from .types import VM_ACCESS_FLAGS, Vma, add_mm_counter
+from .vma import find_vma_next, find_vma_prev
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -69,15 +69,28 @@ def anon_vma_prepare(vma: Vma) -> int:
     return vma.anon_vma.id
 
 
-def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfn: int, addr: int) -> None:
-    """Mirrors folio_add_new_anon_rmap(): a new, exclusive anon page mapped once at ``addr``."""
+def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfns: int | np.ndarray, index: int | np.ndarray,
+                            nr: int = 1) -> None:
+    """Mirrors folio_add_new_anon_rmap(RMAP_EXCLUSIVE) for ``nr`` new order-0 folios (one PFN, or an
+    array of them with their page indices): each is anon, exclusive and mapped once; NR_ANON_MAPPED and
+    the mm's MM_ANONPAGES grow by ``nr`` (add_mm_counter(), which Linux's callers do beside this call).
+    A fault maps one (nr = 1); the batched first-touch path maps many with the same code."""
     frames = m.frames
-    frames.flags[pfn] |= PG.ANON | PG.SWAPBACKED | PG.UPTODATE | PG.ANON_EXCLUSIVE
-    frames.mapping[pfn] = anon_vma_prepare(vma)  # set already by the caller; returns its id
-    frames.index[pfn] = linear_page_index(vma, addr)
-    frames.mapcount[pfn] = 1
-    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, 1)
-    vma.mm.rss[MM_ANONPAGES] += 1
+    frames.flags[pfns] |= PG.ANON | PG.SWAPBACKED | PG.UPTODATE | PG.ANON_EXCLUSIVE
+    frames.mapping[pfns] = anon_vma_prepare(vma)  # set already by the caller; returns its id
+    frames.index[pfns] = index
+    frames.mapcount[pfns] = 1
+    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, nr)
+    add_mm_counter(vma.mm, MM_ANONPAGES, nr)
+
+
+def folio_remove_rmap_ptes_exclusive(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
+    """folio_remove_rmap_pte() for order-0 anon folios each mapped exactly once (the caller checked):
+    the nr > 1 form zap uses for the common case. Their mapcounts drop to 0, NR_ANON_MAPPED and
+    MM_ANONPAGES by ``len(pfns)``."""
+    m.frames.mapcount[pfns] = 0
+    m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -pfns.shape[0])
+    add_mm_counter(vma.mm, MM_ANONPAGES, -pfns.shape[0])
 
 
 def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:

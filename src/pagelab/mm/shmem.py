@@ -24,7 +24,8 @@ from .filemap import (
     filemap_map_pages,
     page_cache_delete,
 )
-from .page_alloc import alloc_page, lru_add, put_page
+from .mm_inline import lruvec_add_folio
+from .page_alloc import alloc_page, put_page
 from .types import VmFault, VmFaultResult, VmOperations
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def shmem_get_folio(f: ShmemFile, pgoff: int) -> int:
             return -1
         filemap_add_folio(m, f.mapping, pfn, pgoff)  # shmem_add_to_page_cache(): the cache keeps this reference
         m.counters.mod_node_state(NodeStat.NR_SHMEM, 1)
-        lru_add(m, pfn)
+        lruvec_add_folio(m, pfn, 1)  # folio_add_lru()
     m.frames.refcount[pfn] += 1
     return pfn
 

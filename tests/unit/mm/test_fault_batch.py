@@ -20,6 +20,9 @@ def snapshot(m: pl.Machine) -> dict[str, object]:
         "flags": f.flags.copy(), "refcount": f.refcount.copy(), "mapcount": f.mapcount.copy(),
         "mapping": f.mapping.copy(), "index": f.index.copy(), "order": f.order.copy(),
         "head_offset": f.head_offset.copy(), "links": f.links.copy(), "fingerprint": f.fingerprint.copy(),
+        "large_mapcount": f.large_mapcount.copy(), "entire_mapcount": f.entire_mapcount.copy(),
+        "nr_pages_mapped": f.nr_pages_mapped.copy(), "huge_zero": m.huge_zero_folio,
+        "deferred_split": list(m.deferred_split_queue),
         "zone": m.zone.state.copy(),
         "tables": pt.tables.copy(), "pt_pfn": pt.pfn.copy(), "pt_used": pt.used.copy(),
         "pt_free": list(pt._free), "tlb_tag": tlb.tag.copy(), "tlb_val": tlb.val.copy(),
@@ -77,6 +80,25 @@ def test_mixed_write_masks_and_two_vmas():
         c = q.mmap(None, 2 * pl.MiB, RW, ANON)
         q.touch(c, 2 * pl.MiB, write=True)
         p.touch(a, 4 * pl.MiB, write=True)
+    run_both(script)
+
+
+def test_thp_vmas_beside_batched_ones():
+    """THP faults (which the batch leaves to the one-page path) interleaved with batched 4 KiB runs, the
+    huge zero page, splits by partial munmap and DONTNEED, and refaults: the same state either way."""
+    def script(m):
+        p = m.spawn("thp")
+        a = p.mmap(None, 8 * pl.MiB, RW, ANON)
+        b = p.mmap(None, 8 * pl.MiB, RW, ANON)
+        p.madvise(a, 8 * pl.MiB, pl.MADV_HUGEPAGE)
+        addrs = np.stack([np.arange(a, a + 8 * pl.MiB, 4096), np.arange(b, b + 8 * pl.MiB, 4096)], 1).ravel()
+        p.access(addrs[: addrs.shape[0] // 2])  # reads: huge zero pages in a, zero pages in b
+        p.access(addrs, write=True)
+        p.munmap(a + 100 * 4096, 4096)
+        p.madvise(a + 2 * pl.MiB + 4096, 2 * pl.MiB, pl.MADV_DONTNEED)
+        p.touch(a + 2 * pl.MiB, 4 * pl.MiB, write=True)
+        p.touch(b, 8 * pl.MiB, write=True)
+        p.exit()
     run_both(script)
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pagelab import Machine
+from pagelab import constants as C
 from pagelab.arch.x86.pgtable import PTE_PFN_MASK
 from pagelab.hw.mmu import leaf_entries
-from pagelab import constants as C
 from pagelab.mm.debug import check_rmap
 from pagelab.mm.filemap import AddressSpace
 from pagelab.mm.rmap import AnonVma, rmap_walk

@@ -36,15 +36,10 @@ def test_no_builtin_scenario_is_affected_on_a_host_with_thp_madvise():
     assert not [name for name, sc in SCENARIOS.items() if thp_caveat(sc, QUIET_HOST)]
 
 
-def test_thp_always_names_the_scenarios_whose_regions_hold_an_aligned_2mib_block():
+def test_pmd_sized_thp_is_modelled_so_enabled_always_flags_no_scenario():
+    """PMD-sized anonymous THP is modelled (mm/huge_memory.py): enabled=always explains no difference."""
     host = QUIET_HOST | {f"{THP}/enabled": "always"}
-    affected = {name for name, sc in SCENARIOS.items() if thp_caveat(sc, host)}
-    # 1 MiB regions cannot hold a 2 MiB folio; 2 MiB and larger ones, placed 2 MiB-aligned, can
-    assert affected == {name for name, sc in SCENARIOS.items()
-                        if any(r.size >= 2 * MiB and not r.flags & MAP_SHARED for r in sc.regions.values())}
-    assert "anon-write" in affected and "madv-free" not in affected
-    why = thp_caveat(SCENARIOS["anon-write"], host)
-    assert "enabled=always" in why and "region a (2048 kB)" in why and "does not model THP" in why
+    assert not {name for name, sc in SCENARIOS.items() if thp_caveat(sc, host)}
 
 
 def test_an_mthp_size_set_to_always_reaches_small_regions():
@@ -61,21 +56,23 @@ def test_shmem_enabled_governs_shared_anonymous_regions():
 
 
 def test_madvise_mode_counts_only_madv_hugepage_ranges_that_hold_a_folio():
-    sc = Scenario("huge", "MADV_HUGEPAGE on an aligned 2 MiB", {"a": Region(4 * MiB)},
-                  (Phase("advise", (Step("madvise", "a", length=2 * MiB, args=(MADV_HUGEPAGE,)),)),))
-    assert "enabled=madvise" in thp_caveat(sc, QUIET_HOST)
-    small = Scenario("small", "MADV_HUGEPAGE on 1 MiB", {"a": Region(4 * MiB)},
-                     (Phase("advise", (Step("madvise", "a", length=1 * MiB, args=(MADV_HUGEPAGE,)),)),))
-    assert not thp_caveat(small, QUIET_HOST)
-    assert not thp_caveat(SCENARIOS["vma-flags"], QUIET_HOST)  # its MADV_HUGEPAGE covers 256 KiB
+    host = QUIET_HOST | {f"{THP}/hugepages-1024kB/enabled": "madvise"}  # an mTHP size: not modelled
+    sc = Scenario("huge", "MADV_HUGEPAGE on an aligned 1 MiB", {"a": Region(4 * MiB)},
+                  (Phase("advise", (Step("madvise", "a", length=1 * MiB, args=(MADV_HUGEPAGE,)),)),))
+    assert "hugepages-1024kB/enabled=madvise" in thp_caveat(sc, host)
+    assert not thp_caveat(sc, QUIET_HOST)  # the 2 MiB size is modelled
+    small = Scenario("small", "MADV_HUGEPAGE on 512 KiB", {"a": Region(4 * MiB)},
+                     (Phase("advise", (Step("madvise", "a", length=512 * 1024, args=(MADV_HUGEPAGE,)),)),))
+    assert not thp_caveat(small, host)
+    assert not thp_caveat(SCENARIOS["vma-flags"], host)  # its MADV_HUGEPAGE covers 256 KiB
 
 
-@pytest.mark.parametrize("offset, size, holds", [(0, 2 * MiB, True), (4096, 2 * MiB, False),
-                                                 (4096, 4 * MiB, True), (0, 2 * MiB - 4096, False)])
+@pytest.mark.parametrize("offset, size, holds", [(0, 1 * MiB, True), (4096, 1 * MiB, False),
+                                                 (4096, 2 * MiB, True), (0, 1 * MiB - 4096, False)])
 def test_region_geometry_decides(offset, size, holds):
     sc = Scenario("g", "geometry", {"a": Region(size, PROT_READ | PROT_WRITE, offset=offset)},
                   (Phase("touch", (Step("touch", "a"),)),))
-    assert bool(thp_caveat(sc, QUIET_HOST | {f"{THP}/enabled": "always"})) == holds
+    assert bool(thp_caveat(sc, QUIET_HOST | {f"{THP}/hugepages-1024kB/enabled": "always"})) == holds
 
 
 def test_a_host_without_per_size_files_has_only_the_pmd_size():
