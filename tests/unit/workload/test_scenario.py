@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pagelab import Machine
-from pagelab.constants import MADV_HUGEPAGE, MAP_SHARED, PROT_READ, PROT_WRITE, MiB
+from pagelab.constants import MADV_HUGEPAGE, PROT_READ, PROT_WRITE, MiB
 from pagelab.workload.library import SCENARIOS
 from pagelab.workload.scenario import Band, Phase, Region, Scenario, Step, run_scenario, thp_caveat, thp_sizes
 
