@@ -211,13 +211,14 @@ class Machine:
         self.kernel_entry = KernelEntry()  # host signals wait while the simulated kernel runs
 
     @classmethod
-    def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel = "skylake", seed: int = 0,
+    def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel | None = None, seed: int = 0,
                   without_swap: bool = False, **kwargs: Any) -> Machine:
         """A machine shaped like this host: its RAM (MemTotal) and the tunables the simulator models, copied.
 
         Every probed host fact (kernel, THP and mTHP modes, khugepaged, KSM, read_ahead_kb, swappiness,
         watermarks, overcommit, dirty ratios, swap devices, RLIMIT_MEMLOCK ...) is kept in ``host_config``
-        and recorded with every result, modelled or not.
+        and recorded with every result, modelled or not. With no ``cpu``, the model that stands for this
+        host's CPU (``x86_match_cpu`` on /proc/cpuinfo: zen3 on an AMD EPYC Milan), else skylake.
 
         Swap is not modelled yet. On a host with swap (a disk, a file or zram) this raises NotModelled
         unless ``without_swap=True``: then the machine has this host's RAM and no swap device, and
@@ -225,7 +226,7 @@ class Machine:
         from the host: whatever would be swapped out under memory pressure, and the commit checks that
         count swap (overcommit 0 admits RAM + swap; CommitLimit adds swap).
         """
-        from .real.probe import probe_host
+        from .real.probe import cpu_model_of, probe_host
 
         facts = probe_host()
         if facts.get("SwapTotal_kB") and not without_swap:
@@ -235,6 +236,7 @@ class Machine:
         settings = {path: facts[path] for path in BY_PATH if facts.get(path) is not None}
         ram = ram if ram is not None else (facts["MemTotal_kB"] or 2 * 1024 * 1024) * 1024
         thp = settings.pop(_THP_PATH, "madvise")
+        cpu = cpu if cpu is not None else cpu_model_of(facts.get("cpu")) or "skylake"
         m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, **kwargs)
         m.host_config = facts
         return m

@@ -45,3 +45,19 @@ def test_host_thp_always_is_copied(monkeypatch):
     m = pl.Machine.from_host(ram="64MiB")
     assert m.settings.transparent_hugepage.enabled == "always"
     assert m.host_config["/sys/kernel/mm/transparent_hugepage/enabled"] == "always"
+
+
+ZEN3 = {"vendor_id": "AuthenticAMD", "cpu_family": 25, "model": 1, "model_name": "AMD EPYC"}
+
+
+def test_the_cpu_model_is_the_hosts_when_one_stands_for_it(monkeypatch):
+    monkeypatch.setattr("pagelab.real.probe.probe_host", _host(cpu=ZEN3))
+    assert pl.Machine.from_host(ram="64MiB").cpu.name == "zen3"
+    assert pl.Machine.from_host(ram="64MiB", cpu="nehalem").cpu.name == "nehalem"  # the caller's choice wins
+    assert pl.Machine(ram="64MiB").cpu.name == "skylake"  # Machine() itself does not look at the host
+    monkeypatch.setattr("pagelab.real.probe.probe_host",
+                        _host(cpu={**ZEN3, "cpu_family": 26, "model": 0x44}))  # Zen 5: no model of it
+    assert pl.Machine.from_host(ram="64MiB").cpu.name == "skylake"
+    monkeypatch.setattr("pagelab.real.probe.probe_host", _host(cpu=None))  # no /proc/cpuinfo, or not x86
+    m = pl.Machine.from_host(ram="64MiB")
+    assert m.cpu.name == "skylake" and m.host_config["cpu"] is None

@@ -204,3 +204,47 @@ def get_cpu_model(name: str | CpuModel) -> CpuModel:
         return CPU_MODELS[name]
     except KeyError:
         raise ValueError(f"unknown cpu model {name!r}; known: {', '.join(sorted(CPU_MODELS))}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class X86CpuId:
+    """One row of a CPU match table: a vendor, a family and model ranges, and the model that stands for them.
+
+    Mirrors struct x86_cpu_id (arch/x86/include/asm/cpu_device_id.h): vendor, family and model as
+    /proc/cpuinfo prints them (``vendor_id``, ``cpu family``, ``model``, in decimal there).
+    """
+
+    vendor: str
+    family: int
+    models: tuple[tuple[int, int], ...]  # inclusive ranges, as the kernel's "case 0x00 ... 0x0f:"
+    cpu_model: str  # the key in CPU_MODELS
+    source: str
+
+
+# Which cores each model stands for (same TLB geometry). Intel: arch/x86/include/asm/intel-family.h
+# (INTEL_NEHALEM* and the "Sky Lake" core family: SKYLAKE*, KABYLAKE*, COMETLAKE*; Cascade Lake and
+# Cooper Lake are SKYLAKE_X steppings). AMD: arch/x86/kernel/cpu/amd.c bsp_init_amd() sets
+# X86_FEATURE_ZEN3 for family 0x19, models 0x00-0x0f and 0x20-0x5f.
+X86_CPU_IDS: tuple[X86CpuId, ...] = (
+    X86CpuId("GenuineIntel", 6, ((0x1A, 0x1A), (0x1E, 0x1F), (0x2E, 0x2E)), "nehalem",
+             "intel-family.h: INTEL_NEHALEM_EP 0x1A, INTEL_NEHALEM 0x1E, INTEL_NEHALEM_G 0x1F, INTEL_NEHALEM_EX 0x2E"),
+    X86CpuId("GenuineIntel", 6, ((0x4E, 0x4E), (0x55, 0x55), (0x5E, 0x5E), (0x8E, 0x8E), (0x9E, 0x9E),
+                                 (0xA5, 0xA6)), "skylake",
+             "intel-family.h: INTEL_SKYLAKE_L 0x4E, _X 0x55, 0x5E, INTEL_KABYLAKE_L 0x8E, 0x9E, "
+             "INTEL_COMETLAKE 0xA5, _L 0xA6 (Sky Lake cores)"),
+    X86CpuId("AuthenticAMD", 0x19, ((0x00, 0x0F), (0x20, 0x5F)), "zen3",
+             "arch/x86/kernel/cpu/amd.c bsp_init_amd(): X86_FEATURE_ZEN3 for family 0x19 models 0x00-0x0f, 0x20-0x5f"),
+)
+
+
+def x86_match_cpu(vendor: str, family: int, model: int) -> str | None:
+    """The name of the CPU model that stands for this CPU, or None when no model does.
+
+    Mirrors x86_match_cpu() in arch/x86/kernel/cpu/match.c: the first row of X86_CPU_IDS whose vendor,
+    family and model range match. Takes /proc/cpuinfo's ``vendor_id``, ``cpu family`` and ``model``.
+    Simplified: no stepping or feature matching (no model here needs them).
+    """
+    for row in X86_CPU_IDS:
+        if row.vendor == vendor and row.family == family and any(lo <= model <= hi for lo, hi in row.models):
+            return row.cpu_model
+    return None

@@ -11,8 +11,11 @@ import os
 import platform
 import re
 import resource
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ..hw.cpu import x86_match_cpu
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 VM = Path("/proc/sys/vm")
@@ -86,6 +89,36 @@ def swap_devices(text: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_identity(text: str | None = None) -> dict[str, Any] | None:
+    """The first CPU of /proc/cpuinfo: ``vendor_id``, ``cpu_family``, ``model`` (ints) and ``model_name``.
+
+    Reads the lines arch/x86/kernel/cpu/proc.c: show_cpuinfo() writes (``cpu family\t: 25``); None when the
+    file is absent or is not an x86 one (no vendor_id, family or model).
+    """
+    text = _read(Path("/proc/cpuinfo")) if text is None else text
+    fields: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            if fields:
+                break  # the end of the first processor's block
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    family, model = _int(fields.get("cpu family")), _int(fields.get("model"))
+    if "vendor_id" not in fields or family is None or model is None:
+        return None
+    return {"vendor_id": fields["vendor_id"], "cpu_family": family, "model": model,
+            "model_name": fields.get("model name", "")}
+
+
+def cpu_model_of(identity: Mapping[str, Any] | None) -> str | None:
+    """The simulator's CPU model (hw/cpu.py) that stands for a ``cpu_identity()``, or None if none does."""
+    if not identity:
+        return None
+    return x86_match_cpu(str(identity["vendor_id"]), int(identity["cpu_family"]), int(identity["model"]))
+
+
 def probe_host() -> dict[str, Any]:
     """Every host fact pagelab records, keyed by the real path (or a plain name for non-files)."""
     facts: dict[str, Any] = {
@@ -96,6 +129,7 @@ def probe_host() -> dict[str, Any]:
         "SwapTotal_kB": meminfo_kb("SwapTotal"),
         "swaps": swap_devices(),
         "nr_cpus": os.cpu_count(),
+        "cpu": cpu_identity(),
         "RLIMIT_MEMLOCK": resource.getrlimit(resource.RLIMIT_MEMLOCK),
         "euid": os.geteuid(),
     }

@@ -67,3 +67,26 @@ def test_zen3_l2_dtlb_matches_this_hosts_cpuinfo():
     tlb_size = re.search(r"^TLB size\s*:\s*(\d+) 4K pages", info, re.M)
     assert tlb_size is not None
     assert int(tlb_size[1]) == get_cpu_model("zen3").stlb.entries + 512
+
+
+@pytest.mark.parametrize("vendor, family, model, expected", [
+    ("AuthenticAMD", 25, 0x01, "zen3"),  # EPYC Milan (this host)
+    ("AuthenticAMD", 25, 0x21, "zen3"),  # Ryzen 5000 (Vermeer)
+    ("AuthenticAMD", 25, 0x50, "zen3"),  # Ryzen 5000 APU (Cezanne)
+    ("AuthenticAMD", 25, 0x11, None),  # EPYC Genoa: Zen 4
+    ("AuthenticAMD", 23, 0x31, None),  # EPYC Rome: Zen 2
+    ("GenuineIntel", 6, 0x55, "skylake"),  # Skylake-SP, Cascade Lake
+    ("GenuineIntel", 6, 0x9E, "skylake"),  # Kaby Lake, Coffee Lake
+    ("GenuineIntel", 6, 0xA6, "skylake"),  # Comet Lake
+    ("GenuineIntel", 6, 0x1A, "nehalem"),
+    ("GenuineIntel", 6, 0x2E, "nehalem"),
+    ("GenuineIntel", 6, 0x25, None),  # Westmere
+    ("GenuineIntel", 6, 0x6A, None),  # Ice Lake-SP
+    ("GenuineIntel", 15, 0x55, None),  # the model number in another family
+    ("HygonGenuine", 24, 0x01, None),
+])
+def test_x86_match_cpu_names_the_model_that_stands_for_a_cpu(vendor, family, model, expected):
+    from pagelab.hw.cpu import X86_CPU_IDS, x86_match_cpu
+
+    assert x86_match_cpu(vendor, family, model) == expected
+    assert all(row.cpu_model in CPU_MODELS and row.source for row in X86_CPU_IDS)
