@@ -28,6 +28,7 @@ test-long: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/bench_mmu.py
+	$(BIN)/python bench/bench_tlb.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -12,19 +12,11 @@ and 2 MiB pages cure it (a benchmark script, not a test).
    size with MADV_HUGEPAGE and with MADV_NOHUGEPAGE, under ``perf stat -e dTLB-load-misses,dTLB-loads``
    when perf can count them. It changes no host setting.
 
-The core is reusable: ``random_offsets`` draws the loads, ``tlb_result`` turns any run's SimEvent
-counters into a ``TlbResult`` (a kernel-level scenario can feed it ``m.counters.sim`` deltas around
-``p.access``), ``run_hw`` is the hardware-only run, ``run_kernel`` the one through the kernel and
-``print_results`` the table.
-
-"dTLB misses" as perf counts them are page walks: on AMD family 17h and later perf's dTLB-load-misses is
-event 0xf045 "L2 DTLB misses (PT walks)" and dTLB-loads is 0xff45 "all L2 DTLB accesses", i.e. L1 DTLB
-misses (arch/x86/events/amd/core.c: amd_hw_cache_event_ids_f17h); on Intel dTLB-load-misses counts loads
-that missed every TLB level and walked (DTLB_LOAD_MISSES.*). Both figures are printed: the L1 dTLB misses
-(perf's dTLB-loads on AMD) and the STLB misses (perf's dTLB-load-misses).
-Simplified: the simulated time is translation only (L1 hit, STLB hit, walk cycles of the CPU model);
-the data-cache misses of random loads over 4 GiB are not modelled, nor the cost of a walk whose PTE
-misses the caches (the model's walk costs ``walk_cycles`` whatever it touches).
+The kernel-level core lives in the package, pagelab.workload.tlb_reach (``random_offsets``,
+``tlb_result``/``TlbResult``, ``run_kernel``, the table), which is also ``pagelab tlb``; this script adds
+the hardware-only run (``map_by_hand``, ``run_hw``) and the host run. Which perf event counts what, and
+what the estimated time leaves out: see that module's docstring. In short, STLB misses = page walks =
+perf's dTLB-load-misses; L1 dTLB misses = perf's dTLB-loads on AMD; the time is translation only.
 """
 
 from __future__ import annotations
@@ -36,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +38,7 @@ from pagelab.hw.mmu import MMU_DONE, mmu_run
 from pagelab.hw.ptpool import PageTablePool
 from pagelab.hw.tlb import LAT_WALK, Tlb
 from pagelab.stats import SimEvent
+from pagelab.workload.tlb_reach import TlbResult, format_ratios, format_table, random_offsets, run_kernel, tlb_result
 
 HERE = Path(__file__).resolve().parent
 GiB = 1 << 30
@@ -57,42 +50,6 @@ P, RW, US, A, D, PS = 1, 2, 4, 32, 64, 128
 LEAF = P | RW | US | A
 TABLE = P | RW | US | A | D
 FIRST_PFN = 1 << 20  # frames of the working set start at 4 GiB physical (2 MiB-aligned)
-
-
-@dataclass(frozen=True, slots=True)
-class TlbResult:
-    """TLB figures of one run of loads."""
-
-    label: str
-    cpu: str
-    loads: int
-    l1_misses: int  # loads that missed the L1 dTLB (perf's dTLB-loads on AMD Zen)
-    stlb_hits: int
-    walks: int  # loads that missed the STLB too: page walks (perf's dTLB-load-misses)
-    walk_cycles: int
-    cycles: int  # all translation cycles: L1 hits, STLB hits and walks
-    ns: float  # cycles at the CPU's clock
-
-    def per_load(self, field: str) -> float:
-        return float(getattr(self, field)) / self.loads
-
-
-def tlb_result(label: str, cpu: CpuModel, sim_delta: np.ndarray, cycles: int) -> TlbResult:
-    """A TlbResult from SimEvent counter deltas (``m.counters.sim`` after minus before) and clock cycles.
-
-    Works for any run of loads that completed without faults, hardware-only or through a Machine.
-    """
-    loads = int(sim_delta[SimEvent.LOADS])
-    hits = int(sim_delta[SimEvent.DTLB_4K_HIT] + sim_delta[SimEvent.DTLB_2M_HIT])
-    walks = int(sim_delta[SimEvent.STLB_MISS])
-    return TlbResult(label=label, cpu=cpu.name, loads=loads, l1_misses=loads - hits,
-                     stlb_hits=int(sim_delta[SimEvent.STLB_HIT]), walks=walks,
-                     walk_cycles=walks * cpu.walk_cycles, cycles=cycles, ns=cycles * 1000 / cpu.freq_mhz)
-
-
-def random_offsets(size: int, n: int, seed: int) -> np.ndarray:
-    """``n`` uniformly random 8-byte-aligned offsets into ``size`` bytes (int64), from ``seed``."""
-    return np.random.default_rng(seed).integers(0, size // 8, n, dtype=np.int64) * 8
 
 
 def map_by_hand(pool: PageTablePool, cr3: int, va: int, size: int, page_size: int, first_pfn: int) -> None:
@@ -149,47 +106,16 @@ def run_hw(cpu: CpuModel, page_size: int, size: int, n: int, seed: int = 0, warm
     run(addrs)
     label = "4 KiB" if page_size == PAGE_4K else "2 MiB"
     result = tlb_result(label, cpu, ev - ev0, int(clock[0]) - c0)
-    assert result.walk_cycles == result.walks * int(tlb.lat[LAT_WALK])
+    if result.walk_cycles != result.walks * int(tlb.lat[LAT_WALK]):
+        raise RuntimeError(f"run_hw: the MMU charged walks other than {int(tlb.lat[LAT_WALK])} cycles each")
     return result
 
 
-def run_kernel(cpu: CpuModel, huge: bool, size: int, n: int, seed: int = 0, warm: int | None = None) -> TlbResult:
-    """The same loads through the simulated kernel: a private anonymous mapping of ``size`` bytes with
-    MADV_HUGEPAGE (THP at fault time, enabled=madvise as on this host) or MADV_NOHUGEPAGE, written once
-    per 4 KiB page, then ``warm`` uncounted and ``n`` counted random loads through ``Process.access``.
-    """
-    import pagelab as pl  # the kernel: only this run needs it
-
-    m = pl.Machine(ram=f"{size * 5 // 4 >> 20}MiB", cpu=cpu, thp="madvise", seed=seed)
-    p = m.spawn("tlb")
-    a = p.mmap(None, size, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
-    p.madvise(a, size, pl.MADV_HUGEPAGE if huge else pl.MADV_NOHUGEPAGE)
-    p.touch(a, size, write=True)
-    p.access(a + random_offsets(size, n // 10 if warm is None else warm, seed + 1))
-    sim0, c0 = m.counters.sim.copy(), int(m.clock_cycles[0])
-    p.access(a + random_offsets(size, n, seed))
-    rollup = m.read(f"/proc/{p.pid}/smaps_rollup")
-    thp_kb = next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("AnonHugePages:"))
-    label = f"THP ({thp_kb >> 10} MiB)" if huge else "4 KiB"
-    return tlb_result(label, cpu, m.counters.sim - sim0, int(m.clock_cycles[0]) - c0)
-
-
 def print_results(cpu: CpuModel, results: list[TlbResult]) -> None:
-    """The table for one CPU model, its geometry with sources, and the 4 KiB / 2 MiB ratios."""
-    print(cpu.describe())
-    print(f"  {'pages':14s} {'loads':>11s} {'L1 dTLB misses':>15s} {'STLB hits':>11s} {'STLB misses':>12s} "
-          f"{'walk cycles':>13s} {'est. time':>10s} {'ns/load':>8s}   (STLB misses = page walks = "
-          f"perf's dTLB-load-misses)")
-    for r in results:
-        print(f"  {r.label:14s} {r.loads:11,d} {r.l1_misses:15,d} {r.stlb_hits:11,d} {r.walks:12,d} "
-              f"{r.walk_cycles:13,d} {r.ns / 1e6:8.2f}ms {r.ns / r.loads:8.2f}")
-    small = next((r for r in results if r.label == "4 KiB"), None)
-    huge = next((r for r in results if r.label != "4 KiB"), None)
-    if small and huge:
-        def ratio(a: int, b: int) -> str:
-            return f"{a / b:.1f}x" if b else f"{a:,} vs none"
-        print(f"  4 KiB / 2 MiB: L1 dTLB misses {ratio(small.l1_misses, huge.l1_misses)}, "
-              f"STLB misses (walks) {ratio(small.walks, huge.walks)}, time {small.ns / huge.ns:.2f}x")
+    """The table for one CPU model (its geometry with sources, a row per run) and the 4 KiB / 2 MiB ratios."""
+    print("\n".join(format_table(cpu, results)))
+    if len(results) == 2:
+        print(format_ratios(*results))
 
 
 def run_host(size_mib: int, n: int, seed: int = 0) -> list[dict[str, object]]:

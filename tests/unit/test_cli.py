@@ -53,6 +53,16 @@ def test_misuse_exits_non_zero_with_usage(capsys):
     (["validate", "--scenario"], "usage: pagelab validate"),
     (["validate", "--scenario", "no-such"], "usage: pagelab validate"),
     (["validate", "stray"], "usage: pagelab validate"),
+    (["tlb", "--size-mib", "3"], "usage: pagelab tlb"),
+    (["tlb", "--size-mib", "0"], "usage: pagelab tlb"),
+    (["tlb", "--size-gib", "-4"], "usage: pagelab tlb"),
+    (["tlb", "--size-gib", "1", "--size-mib", "64"], "usage: pagelab tlb"),
+    (["tlb", "--size-gib", "1000000"], "usage: pagelab tlb"),
+    (["tlb", "--loads", "0"], "usage: pagelab tlb"),
+    (["tlb", "--loads", "1e6"], "usage: pagelab tlb"),
+    (["tlb", "--cpu", "pentium"], "usage: pagelab tlb"),
+    (["tlb", "--seed", "-1"], "usage: pagelab tlb"),
+    (["tlb", "stray"], "usage: pagelab tlb"),
 ])
 def test_every_misuse_shows_the_commands_own_usage_and_exits_2(capsys, argv, usage):
     assert main(argv) == 2
@@ -236,3 +246,37 @@ def test_explain_shows_the_lazyfree_band_as_text(capsys):
     assert main(["explain", "madv-free", "--limit", "0"]) == 0
     out = capsys.readouterr().out
     assert "LazyFree 992 kB (1024 kB once the per-CPU lru batch is drained)" in out and "Band(" not in out
+
+
+def test_tlb_shows_thp_removing_the_walks(capsys):
+    assert main(["tlb", "--size-mib", "64", "--loads", "20000", "--cpu", "skylake", "--seed", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# pagelab ") and "size=64MiB loads=20000 cpu=skylake (--cpu)" in out[0]
+    assert any(line.startswith("  STLB 4 KiB: 1536 entries, 12-way  [Intel ORM") for line in out)
+    rows = {line.split()[0]: line.split() for line in out if line.startswith(("  4 KiB ", "  THP "))}
+    assert rows["THP"][1:3] == ["32", "64"]  # 32 faults, AnonHugePages 64 MiB
+    last = dict(kv.split("=") for kv in out[-1].removeprefix("summary: ").split())
+    assert out[-1].startswith("summary: ") and last["walks_thp"] == "0" and int(last["walks_4k"]) > 15_000
+
+
+def test_tlb_json_parses_and_is_deterministic(capsys):
+    argv = ["tlb", "--size-mib", "32", "--loads", "5000", "--cpu", "tiny", "--seed", "2", "--json"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    data = json.loads(first)
+    assert data["cpu"]["name"] == "tiny" and data["cpu_chosen_by"] == "--cpu" and data["size"] == 32 << 20
+    assert data["results"]["4k"]["loads"] == data["results"]["thp"]["loads"] == 5000
+    assert data["results"]["4k"]["walks"] > 4900 and data["results"]["thp"]["walks"] == 0
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first
+
+
+def test_tlb_defaults_to_the_hosts_cpu_model_else_skylake(capsys, monkeypatch):
+    zen3 = {"vendor_id": "AuthenticAMD", "cpu_family": 25, "model": 1, "model_name": "AMD EPYC"}
+    monkeypatch.setattr("pagelab.real.probe.cpu_identity", lambda: zen3)
+    assert main(["tlb", "--size-mib", "4", "--loads", "100", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cpu"]["name"] == "zen3" and data["cpu_chosen_by"].startswith("this host: AMD EPYC, family 0x19")
+    monkeypatch.setattr("pagelab.real.probe.cpu_identity", lambda: None)  # not x86, or no /proc/cpuinfo
+    assert main(["tlb", "--size-mib", "4", "--loads", "100"]) == 0
+    assert "cpu=skylake (default: this host's CPU is none of the models)" in capsys.readouterr().out
