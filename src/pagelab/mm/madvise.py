@@ -29,9 +29,10 @@ from ..arch.x86.pgtable import (
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
 from ..errors import NotModelled, kernel_bug, syscall_error
+from ..hw.physmem import PG
 from ..kernel.tracepoint import leaf_of, record_fault
 from .fault import handle_mm_fault
-from .huge_memory import madvise_free_huge_pmd
+from .huge_memory import deferred_split_folio, madvise_free_huge_pmd, split_folio
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK
 from .pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
@@ -230,12 +231,14 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
 
 
 def madvise_free_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
-    """Mirrors madvise_free_pte_range(): mark the exclusive anon pages of [addr, end) clean and old in
+    """Mirrors madvise_free_pte_range(): mark the exclusive anon folios of [addr, end) clean and old in
     their PTEs (clear_young_dirty_ptes()) and queue them to become lazily free (folio_mark_lazyfree()).
 
-    A PMD leaf goes to madvise_free_huge_pmd(). Empty entries, the zero page and pages mapped more
-    than once are left alone. The PTEs of a table change in one numpy pass; the folios are queued in
-    address order, as the kernel's loop does.
+    A PMD leaf goes to madvise_free_huge_pmd(). A large folio the PTEs map only in part here is split
+    first (split_folio(), unless it may be shared), then its pages go on as small folios; one mapped
+    whole is marked once. Empty entries, the zero page and small pages mapped more than once are left
+    alone. The PTEs of a table change in one numpy pass; the folios are queued in address order, as the
+    kernel's loop does.
     """
     m, vma = walk.machine, walk_vma(walk)
     if pmd_trans_huge(pmdp_get(m, pmd, addr)) and madvise_free_huge_pmd(m, vma, pmd, addr, end):
@@ -243,18 +246,59 @@ def madvise_free_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
     row = pte_offset_map(m, pmd, addr)
     if not row:
         return 0
-    ptes = get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
-    mask = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_folio()
-    pfns = (ptes[mask] & PTE_PFN_MASK) >> PAGE_SHIFT
-    mask[mask] = m.frames.mapcount[pfns] == 1  # folio_maybe_mapped_shared() leaves it alone
+    frames = m.frames
+    while True:
+        ptes = get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
+        mask = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)  # vm_normal_folio()
+        pfns = (ptes[mask] & PTE_PFN_MASK) >> PAGE_SHIFT
+        heads = np.asarray(frames.compound_head(pfns))
+        large = (frames.flags[heads] & PG.HEAD) != 0
+        if not large.any() or not _split_partly_mapped_folios(m, heads[large]):
+            break  # no large folio here was split: the PTEs stand (else look again: ``nr = 0; continue``)
+    keep = np.ones(pfns.shape[0], dtype=bool)
+    keep[~large] = frames.mapcount[pfns[~large]] == 1  # folio_maybe_mapped_shared() of a small folio
+    for head in np.unique(heads[large]).tolist():  # large folios mapped whole here
+        if folio_maybe_mapped_shared(m, head):
+            keep[heads == head] = False
+    mask[mask] = keep
     if not mask.any():
         return 0
-    pfns = (ptes[mask] & PTE_PFN_MASK) >> PAGE_SHIFT
+    heads = heads[keep]
+    folios = heads[np.concatenate(([True], heads[1:] != heads[:-1]))]  # one per folio, in address order
     clear_young_dirty_ptes(m, row, addr, mask)
-    walk.private[0] += pfns.shape[0]
-    for pfn in pfns.tolist():
-        folio_mark_lazyfree(m, pfn)
+    walk.private[0] += heads.shape[0]
+    for folio in folios.tolist():
+        frames.flags[folio] &= ~PG.DIRTY  # folio_clear_dirty()
+        folio_mark_lazyfree(m, folio)
     return 0
+
+
+def _split_partly_mapped_folios(m: Machine, heads: np.ndarray) -> bool:
+    """madvise_free_pte_range()'s large-folio rule for the large folios ``heads`` (one entry per PTE that
+    maps one of their pages here): a folio with fewer of its pages mapped here than it has
+    (madvise_folio_pte_batch() < folio_nr_pages()) is split, unless it may be shared. True if any was."""
+    frames = m.frames
+    folios, counts = np.unique(heads, return_counts=True)
+    split = False
+    for folio, nr in zip(folios.tolist(), counts.tolist(), strict=True):
+        if nr < 1 << int(frames.order[folio]) and not folio_maybe_mapped_shared(m, folio):
+            deferred_split_folio(m, folio, True)  # split_folio() unmaps it first: now partially mapped
+            split_folio(m, folio)
+            split = True
+    return split
+
+
+def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
+    """Mirrors folio_maybe_mapped_shared() for the head PFN ``folio``: a small folio mapped more than
+    once; a large one mapped by a PMD and anything else, or more often than it has pages.
+    Simplified: with no fork, every mapping of a folio is in one mm (CONFIG_MM_ID's answer)."""
+    frames = m.frames
+    if not frames.flags[folio] & PG.HEAD:
+        return int(frames.mapcount[folio]) > 1
+    mapcount = int(frames.large_mapcount[folio])
+    if mapcount <= 1:
+        return False
+    return bool(frames.entire_mapcount[folio]) or mapcount > 1 << int(frames.order[folio])
 
 
 MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)

@@ -43,8 +43,8 @@ def folio_mark_lazyfree(m: Machine, pfn: int) -> None:
     m.frames.refcount[pfn] += 1  # folio_get(): the batch holds a reference
     batch = m.cpu_fbatches.lru_lazyfree
     batch.append(pfn)
-    if len(batch) == FOLIO_BATCH_SIZE:  # folio_batch_add() returned no space left
-        folio_batch_move_lru(m, batch)
+    if len(batch) == FOLIO_BATCH_SIZE or flags & PG.HEAD:  # no space left, or !folio_may_be_lru_cached():
+        folio_batch_move_lru(m, batch)  # a large folio is never held in a per-CPU batch
 
 
 def folio_batch_move_lru(m: Machine, batch: list[int]) -> None:

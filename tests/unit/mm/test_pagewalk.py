@@ -399,3 +399,38 @@ def test_no_page_table_helper_follows_a_pmd_leaf(thp):
                    lambda: pte_alloc(m, mm, pmd, huge)):
         with pytest.raises(pl.KernelBug, match="huge leaf"):
             follow()
+
+
+@pytest.mark.parametrize("mapped_by", ["pmd", "ptes"])
+@pytest.mark.parametrize("off, length, split, lazyfree", [
+    (MiB2 // 2, MiB2 // 4, 1, 124),  # part of the folio: split_folio(), then 128 small folios (4 left in the batch)
+    (0, MiB2, 0, 512),  # the whole folio: marked once, and never held in the per-CPU batch
+    (P, 2 * P, 1, 0),  # two pages: split, both still in the batch
+])
+def test_madv_free_of_a_thp_as_measured_on_6_18(mapped_by, off, length, split, lazyfree):
+    """MADV_FREE over a THP mapped by its PMD or (after a PMD split) by PTEs, with non-zero data (a split
+    maps zero-filled pages to the zero page instead): thp_split_page, thp_deferred_split_page (a PTE-mapped
+    folio is partially mapped while split_folio() unmaps it), pglazyfree and smaps, as on the host."""
+    from pagelab.mm.debug import check_machine, check_rmap
+
+    m = pl.Machine(ram="64MiB", seed=4)
+    p = m.spawn("free")
+    a = p.mmap(None, 4 * MiB2, RW, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+    huge = (a + MiB2 - 1) & ~(MiB2 - 1)
+    p.madvise(huge, MiB2, pl.MADV_HUGEPAGE)
+    for page in range(huge, huge + MiB2, P):
+        p.store(page, 1)
+    if mapped_by == "ptes":
+        p.mprotect(huge + P, P, pl.PROT_READ)  # splits the PMD; the folio stays large
+        p.mprotect(huge + P, P, RW)
+    before = m.vmstat()
+    p.madvise(huge + off, length, pl.MADV_FREE)
+    after = m.vmstat()
+    got = {k: after[k] - before[k] for k in ("thp_split_page", "thp_deferred_split_page", "pglazyfree")}
+    assert got == {"thp_split_page": split, "thp_deferred_split_page": split if mapped_by == "ptes" else 0,
+                   "pglazyfree": lazyfree}
+    s = _smaps(m, p, a)
+    assert s["Rss"] == 2048 and s["LazyFree"] == 4 * lazyfree
+    assert s["AnonHugePages"] == (2048 if mapped_by == "pmd" and not split else 0)
+    check_machine(m)
+    check_rmap(m)
