@@ -157,7 +157,8 @@ def _validate(scenarios: list[Scenario], as_json: bool) -> int:
     caveats = {sc.name: thp_caveat(sc, host) for sc in scenarios}
     affected = [name for name, why in caveats.items() if why]
     if affected:
-        warnings.append(f"THP is not modelled yet and this host's settings let the kernel use huge folios in "
+        warnings.append(f"mTHP sizes and huge shmem folios are not modelled yet (PMD-sized anonymous THP is) "
+                        f"and this host's settings let the kernel use them in "
                         f"{_count(len(affected), 'scenario')} ({', '.join(affected)}): their differences "
                         f"are shown with the reason and do not fail the run")
     for w in warnings:
