@@ -36,6 +36,7 @@ from ..arch.x86.pgtable import (
     _PAGE_RW,
     _PAGE_SPECIAL,
     pfn_pmd,
+    pfn_pte,
     pmd_pfn,
     pmd_trans_huge,
     pte_modify,
@@ -45,10 +46,29 @@ from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SIZE
 from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, NodeStat, VmEvent
+from .folio import Folio, split_folio_to_order
 from .mm_inline import lruvec_add_folio
 from .page_alloc import folio_alloc, put_page
-from .pgtable import pgtable_alloc, pgtable_free, pmd_populate, pmdp_get, pmdp_huge_get_and_clear, set_pmd_at
-from .rmap import anon_vma_prepare, folio_add_anon_rmap_ptes, folio_add_new_anon_rmap_pmd, folio_remove_rmap_pmd
+from .pgtable import (
+    pgtable_alloc,
+    pgtable_free,
+    pmd_offset,
+    pmd_populate,
+    pmdp_get,
+    pmdp_huge_get_and_clear,
+    pte_offset_map,
+    set_pmd_at,
+    set_pte_at,
+    set_ptes,
+)
+from .rmap import (
+    anon_vma_prepare,
+    folio_add_anon_rmap_ptes,
+    folio_add_new_anon_rmap_pmd,
+    folio_remove_rmap_pmd,
+    folio_remove_rmap_pte,
+    rmap_walk,
+)
 from .types import (
     MMF_DISABLE_THP_COMPLETELY,
     MMF_DISABLE_THP_EXCEPT_ADVISED,
@@ -421,24 +441,21 @@ def split_huge_pmd(m: Machine, vma: Vma, pmd: int, address: int) -> None:
     pgtable = pgtable_trans_huge_withdraw(mm, pmd, haddr)
     keep = orig & (_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED)
     prot = (vma.vm_page_prot & ~(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED)) | keep
-    if is_huge_zero_pmd(m, orig):  # __split_huge_zero_page_pmd()
-        ptes = np.full(HPAGE_PMD_NR, (m.zero_pfn << PAGE_SHIFT) | (prot & ~_PAGE_RW) | _PAGE_SPECIAL,
-                       dtype=np.int64)
+    if is_huge_zero_pmd(m, orig):  # __split_huge_zero_page_pmd(): a zero-page PTE for each address
+        zero = pfn_pte(m.zero_pfn, prot & ~_PAGE_RW) | _PAGE_SPECIAL
+        for addr in range(haddr, haddr + PMD_SIZE, 1 << PAGE_SHIFT):
+            set_pte_at(m, pgtable, addr, zero)
     else:
         folio = pmd_pfn(orig)
         m.frames.refcount[folio] += HPAGE_PMD_NR - 1  # folio_ref_add(): one reference per PTE
         folio_add_anon_rmap_ptes(m, vma, folio, HPAGE_PMD_NR)
-        ptes = ((folio + np.arange(HPAGE_PMD_NR, dtype=np.int64)) << PAGE_SHIFT) | prot
+        set_ptes(m, pgtable, haddr, pfn_pte(folio, prot), HPAGE_PMD_NR)
         folio_remove_rmap_pmd(m, vma, folio)
-    m.ptpool.tables[pgtable, :] = ptes  # set_ptes() over the whole withdrawn table
-    m.ptpool.used[pgtable] = HPAGE_PMD_NR
     pmd_populate(m, pmd, haddr, pgtable)
 
 
 def split_huge_pmd_address(m: Machine, vma: Vma, address: int) -> None:
     """Mirrors split_huge_pmd_address(): split the PMD leaf covering ``address``, if there is one."""
-    from .pgtable import pmd_offset
-
     pmd = pmd_offset(m, vma.mm, address)
     if pmd:
         split_huge_pmd(m, vma, pmd, address)
@@ -494,28 +511,46 @@ def deferred_split_folio(m: Machine, folio: int, partially_mapped: bool) -> None
 
 
 def split_folio(m: Machine, folio: int) -> None:
-    """Mirrors split_folio() -> __folio_split() to order 0 for an anonymous THP that no PMD maps: each page
-    becomes an order-0 folio with the head's flags and its own mapcount as references; pages no one maps
-    are freed. Counts thp_split_page. The LRU gauges keep their totals (lru_add_split_folio())."""
+    """Mirrors split_folio() -> __folio_split() to order 0 for an anonymous THP that no PMD maps.
+
+    unmap_folio() takes its PTE mappings away (the folio-wide map counts go to 0), __split_folio_to_order()
+    (mm/folio.py) makes 2**order order-0 folios, each mapping takes its reference back, and remap_page()
+    maps each page again, except that a page holding only zeros is mapped to the shared zero page instead
+    (RMP_USE_SHARED_ZEROPAGE: try_to_map_unused_to_zeropage(), measured here: Rss drops) and freed.
+    Pages nobody maps are freed. Counts thp_split_page. The LRU gauges keep their totals
+    (lru_add_split_folio()); references beyond the mappings stay with the first page.
+    """
     frames = m.frames
     order = int(frames.order[folio])
     nr = 1 << order
     if frames.entire_mapcount[folio]:
         raise KernelBug("split_folio: the folio is still PMD-mapped (split the PMD first)")
     pages = np.arange(folio, folio + nr, dtype=np.int64)
-    head_flags = int(frames.flags[folio]) & ~(PG.HEAD | PG.LARGE_RMAPPABLE | PG.PARTIALLY_MAPPED
-                                              | PG.ANON_EXCLUSIVE)
-    frames.flags[pages] = (frames.flags[pages] & PG.ANON_EXCLUSIVE) | head_flags
-    frames.head_offset[pages] = 0
-    frames.order[folio] = 0
-    frames.large_mapcount[folio] = frames.entire_mapcount[folio] = frames.nr_pages_mapped[folio] = 0
-    frames.mapping[pages] = frames.mapping[folio]
-    extra = int(frames.refcount[folio]) - int(frames.mapcount[pages].sum())  # references beyond the mappings
-    frames.refcount[pages] = frames.mapcount[pages]
+    mapped = pages[frames.mapcount[pages] > 0]
+    ptes = [(pfn, rmap_walk(m, pfn)) for pfn in mapped.tolist()]  # unmap_folio(): where each page is mapped
+    on_lru = bool(frames.flags[folio] & PG.LRU)
+    extra = int(frames.refcount[folio]) - int(frames.large_mapcount[folio])  # references beyond the mappings
+    frames.large_mapcount[folio] = 0
+    split_folio_to_order(m, Folio(folio, order), 0)
+    frames.refcount[pages] = frames.mapcount[pages]  # folio_ref_unfreeze(): one reference per mapping
     frames.refcount[folio] += extra
+    if on_lru:
+        frames.flags[pages] |= PG.LRU  # lru_add_split_folio(): the new folios follow the head on its list
     m.deferred_split_queue.pop(folio, None)
     m.counters.count_vm_event(VmEvent.THP_SPLIT_PAGE)
-    for pfn in pages[frames.refcount[pages] == 0].tolist():  # free_folio_and_swap_cache()
+    unmapped = pages[frames.refcount[pages] == 0].tolist()
+    for pfn, where in ptes:  # remap_page(RMP_USE_SHARED_ZEROPAGE)
+        if frames.fingerprint[pfn] or frames.flags[pfn] & PG.MLOCKED:
+            continue
+        for vma, addr in where:
+            if vma.vm_flags & VmFlag.LOCKED:
+                continue
+            row = pte_offset_map(m, pmd_offset(m, vma.mm, addr), addr)
+            set_pte_at(m, row, addr, pfn_pte(m.zero_pfn, vma.vm_page_prot) | _PAGE_SPECIAL)
+            flush_tlb_page(m, vma.mm, addr)
+            folio_remove_rmap_pte(m, vma, pfn)
+            put_page(m, pfn)
+    for pfn in unmapped:  # free_folio_and_swap_cache()
         frames.refcount[pfn] = 1
         put_page(m, pfn)
 

@@ -99,6 +99,11 @@ THP_SCENARIOS = (
          ("write", [Step("touch", "a", kwargs=W)]),
          ("dontneed", [Step("madvise", "a", offset=4096, length=2 * MiB, args=(MADV_DONTNEED,))]),
          ("write-again", [Step("touch", "a", kwargs=W)]), item="e"),
+    _thp("thp-free-part", "MADV_FREE of 4 KiB inside a THP splits the folio at once; its pages hold only zeros, "
+         "so the split maps them to the shared zero page (Rss drops by 2 MiB, mincore still says resident)",
+         4 * MiB, ("write", [Step("touch", "a", kwargs=W)]),
+         ("free-4k", [Step("madvise", "a", offset=100 * 4096, length=4096, args=(MADV_FREE,))]),
+         ("read", [Step("touch", "a")]), item="e"),
     _thp("thp-huge-zero-split", "reads map the huge zero page; DONTNEED of 4 KiB splits it into zero-page PTEs; "
          "writing all then takes 512 + 1 faults", 4 * MiB, ("read", [Step("touch", "a")]),
          ("dontneed-4k", [Step("madvise", "a", offset=100 * 4096, length=4096, args=(MADV_DONTNEED,))]),

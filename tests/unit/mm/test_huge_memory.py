@@ -179,14 +179,19 @@ def test_splitting_the_huge_zero_page_gives_zero_page_ptes() -> None:
 
 
 def test_madv_free_of_part_of_a_thp_splits_the_folio_at_once() -> None:
+    """The split remaps pages holding only zeros to the shared zero page (RMP_USE_SHARED_ZEROPAGE), as
+    measured on the host: only the page with data stays; MADV_FREE then finds nothing to free."""
     m = _machine()
     p, a = _two_thps(m)
     p.store(a + 5, 9)
     p.madvise(a + 100 * P, P, C.MADV_FREE)
     v = m.vmstat()
-    assert (v["thp_split_pmd"], v["thp_split_page"]) == (1, 1)
-    assert len(m.cpu_fbatches.lru_lazyfree) == 1  # the freed page waits in the per-CPU lazyfree batch
-    assert p.load(a + 5) == 9
+    assert (v["thp_split_pmd"], v["thp_split_page"], v["pglazyfree"]) == (1, 1, 0)
+    assert _smaps(m, p, a, 4 * MiB)["Rss"] == 4 + 2048  # page 0 (it holds a 9) and the other THP
+    assert p.mincore(a, 2 * MiB).all()  # the zero page is resident
+    assert p.load(a + 5) == 9 and p.load(a + 100 * P) == 0
+    _check(m)
+    assert _faults(p, lambda: p.touch(a, 2 * MiB, write=True)) == 511  # COW from the zero page
     _check(m)
     p.exit()
     _check(m)
