@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pagelab as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_mmu import bench_first_touch_kernel  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # Periods of simulated time for the armed daemon: the scheduler tick at HZ=1000, ksmd's default
@@ -55,16 +54,10 @@ def first_touch_sim(mib: int, batch: bool, period_ns: int | None, repeats: int) 
 
 
 def first_touch_kernel(mib: int, repeats: int) -> dict[str, object] | None:
-    """The real kernel doing the same writes (None where there is no C compiler or no Linux)."""
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None or not sys.platform.startswith("linux"):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = os.path.join(tmp, "first_touch")
-        subprocess.run([cc, "-O2", "-o", exe, str(HERE / "first_touch.c")], check=True)
-        out = subprocess.run([exe, str(mib), str(repeats)], check=True, capture_output=True, text=True).stdout
-    r: dict[str, object] = json.loads(out)
-    r["events"] = "the host's own"
+    """The real kernel doing the same writes (bench_mmu's runner; None without a C compiler or Linux)."""
+    r: dict[str, object] | None = bench_first_touch_kernel(mib, repeats)
+    if r is not None:
+        r["events"] = "the host's own"
     return r
 
 
