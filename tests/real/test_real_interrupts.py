@@ -380,3 +380,39 @@ def test_replies_left_behind_never_block_a_long_request(real):
     finally:
         watchdog.cancel()
     assert p.load(a) == 0 and p.discarded == 12 and p.mincore(a, 64 * pl.MiB).all()
+
+
+def _sigint_handled(pid: int) -> bool:
+    """Whether the process ``pid`` ignores or catches SIGINT yet (its SigIgn/SigCgt masks)."""
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status", encoding="ascii"))
+    bit = 1 << (signal.SIGINT - 1)
+    return bool((int(fields["SigIgn"], 16) | int(fields["SigCgt"], 16)) & bit)
+
+
+def test_ctrl_c_while_the_child_imports_pagelab_does_not_kill_it() -> None:
+    """Ctrl-C reaches the whole process group, the child too: even while it is still importing pagelab
+    (most of a second), it ignores it (it once died then, printing a KeyboardInterrupt traceback)."""
+    import subprocess
+
+    from pagelab.real.machine import _CHILD_MAIN
+
+    cmd_r, cmd_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), "sigint-test"],
+                             pass_fds=(cmd_r, rep_w), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(cmd_r)
+    os.close(rep_w)
+    try:
+        deadline = time.monotonic() + 10
+        while not _sigint_handled(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.1)  # the interpreter is up (its SIGINT handler is in): the import of pagelab is under way
+        os.kill(child.pid, signal.SIGINT)
+        os.close(cmd_w)  # a closed command pipe ends the child: exit status 0
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(rep_r)
+    assert (child.returncode, err) == (0, b"")

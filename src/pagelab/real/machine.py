@@ -42,6 +42,9 @@ SI_CODES = {(11, 1): "SEGV_MAPERR", (11, 2): "SEGV_ACCERR", (11, 4): "SEGV_PKUER
 
 FAULT_MAGIC = b"\xff\xff\xff\xff"  # how libc.install_fault_reporter's report begins
 _SIGNAMES = {int(s): s.name for s in signal.Signals}
+# The child's program: SIGINT ignored first (serve() ignores it too), then the import of pagelab.
+_CHILD_MAIN = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+               "from pagelab.real.child import main; main()")
 
 
 class ChildDied(ProcessDead):
@@ -79,10 +82,12 @@ class RealProcess:
         cmd_r, cmd_w = os.pipe()
         rep_r, rep_w = os.pipe()
         # A fresh interpreter, not a fork: nothing inherited, and PYTHONMALLOC=malloc puts Python's
-        # objects in the brk heap that the child keeps resident (see child.Server.settle).
+        # objects in the brk heap that the child keeps resident (see child.Server.settle). SIGINT is
+        # ignored before anything is imported: importing pagelab takes most of a second, and a Ctrl-C
+        # meanwhile (it reaches the whole process group) would print the child's traceback.
         env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
         self._popen = subprocess.Popen(
-            [sys.executable, "-c", "from pagelab.real.child import main; main()", str(cmd_r), str(rep_w), name],
+            [sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), name],
             pass_fds=(cmd_r, rep_w), env=env, stdin=subprocess.DEVNULL, close_fds=True)
         os.close(cmd_r)
         os.close(rep_w)
