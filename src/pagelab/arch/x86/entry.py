@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...constants import PAGE_SHIFT, PAGE_SIZE
+from ...errors import ProcessDead
 from ...hw.mmu import MMU_DEADLINE, MMU_DONE, MMU_GP_FAULT, leaf_pfns, mmu_run
 from ...kernel.task import account_user_time
 from ...mm.fault_batch import try_fault_batch
@@ -46,9 +47,11 @@ def run_user_mode(task: Task, addrs: np.ndarray, writes: np.ndarray, value: int 
 
     ``writes`` holds one flag per access, or one flag for all (uint8); write accesses store the byte
     ``value``. Returns when every access completed; a fatal signal raises (SegmentationFault, BusError,
-    OutOfMemoryKill) with the accesses before the faulting one done. The batch runs as a sequence of
-    atomic steps (a chunk of at most MMU_CHUNK accesses up to its first trap or the next event, then the
-    kernel's handling of that trap), with host signals delivered only between steps.
+    OutOfMemoryKill) with the accesses before the faulting one done, and a task that a due event ended
+    (exit, kill) raises ProcessDead: its page tables are gone, and may already serve another process.
+    The batch runs as a sequence of atomic steps (a chunk of at most MMU_CHUNK accesses up to its first
+    trap or the next event, then the kernel's handling of that trap), with host signals delivered only
+    between steps.
     """
     m = task.machine
     entry = m.kernel_entry
@@ -67,6 +70,8 @@ def run_user_mode(task: Task, addrs: np.ndarray, writes: np.ndarray, value: int 
                 continue
             if outcome == MMU_DEADLINE:
                 m.clock.run_due()  # the timer interrupt: kernel work that is due runs now
+                if not task.alive:  # an event ended the task: it never returns to user mode
+                    raise ProcessDead(f"process {task.pid} was ended by a kernel event while it ran")
             elif outcome == MMU_GP_FAULT:
                 exc_general_protection(task)
             elif m.fault_log is not None:  # tracing: every fault alone, recorded; the one test it costs

@@ -130,3 +130,34 @@ def test_a_traced_retry_is_one_major_record_at_the_trap(monkeypatch):
     assert "VM_FAULT_RETRY" in rec.path and rec.path.count("handle_mm_fault") == 2
     assert rec.time_ns < m.now_ns  # recorded at the trap, before the sleep
     assert "major | pgfault+1, maj_flt+1" in describe(rec)
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_task_an_event_ends_runs_no_further_access(batch: bool) -> None:
+    """An event (the timer interrupt) that ends the running task: the loop stops with ProcessDead. It once
+    ran on through the freed page directory, which a process spawned by the same event had been given,
+    and its stores of 0 wiped that process's bytes."""
+    from pagelab.mm.debug import check_machine, check_rmap
+
+    m = pl.Machine(ram="256MiB", seed=3, batch_faults=batch)
+    a, size = 0x7F0000000000, 16 * pl.MiB
+    r = m.spawn("r")
+    r.mmap(a, size, RW, ANON | pl.MAP_FIXED)
+    others: list[pl.Process] = []
+
+    def end_r_and_start_s() -> None:
+        r.exit(3)
+        s = m.spawn("s")
+        s.mmap(a, size, RW, ANON | pl.MAP_FIXED)
+        for page in range(0, size, pl.PAGE_SIZE):
+            s.store(a + page, 99)
+        others.append(s)
+
+    m.clock.schedule(m.clock.now + 20_000, end_r_and_start_s, name="end r")
+    with pytest.raises(pl.ProcessDead):
+        r.touch(a, size, write=True)
+    assert not r.alive and r.task.exit_code == 3
+    s = others[0]
+    assert all(s.load(a + page) == 99 for page in range(0, size, pl.PAGE_SIZE))
+    check_machine(m)
+    check_rmap(m)
