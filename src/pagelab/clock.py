@@ -115,7 +115,11 @@ class Periodic:
             self._stopped = True  # a busy loop would never let time pass: the daemon stops, loudly
             raise ValueError(f"{self.name}: its callback must return None or a positive number of cycles "
                              f"to sleep, got {delay!r}")
-        self.event = self.clock.schedule(self.clock.now + delay, self._fire, self.priority, name=self.name)
+        try:
+            self.event = self.clock.schedule(self.clock.now + delay, self._fire, self.priority, name=self.name)
+        except ValueError:  # a sleep past the end of the clock: the daemon stops, loudly
+            self._stopped = True
+            raise
 
     def __repr__(self) -> str:
         state = "active" if self.active else "stopped"

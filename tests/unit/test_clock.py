@@ -160,6 +160,14 @@ def test_a_daemon_needs_a_positive_whole_period(bad: object) -> None:
     assert d.runs == 1 and not d.active and c.next_deadline() == NO_DEADLINE
 
 
+def test_a_daemon_that_asks_to_sleep_past_the_end_of_the_clock_stops() -> None:
+    c = Clock(1000)
+    d = c.every(10, lambda: NO_DEADLINE, name="sleepy")
+    with pytest.raises(ValueError, match="beyond the end of the clock"):
+        c.advance_to(10)
+    assert d.runs == 1 and not d.active and c.next_deadline() == NO_DEADLINE  # was still "active", never to run
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(-2, 2), st.booleans()), max_size=30),
        st.lists(st.integers(0, 60), min_size=1, max_size=6))
