@@ -133,7 +133,7 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
             forbidden |= VmFlag.LOCKED
         if vma.vm_flags & forbidden:
             raise syscall_error(errno.EINVAL, "madvise(MADV_DONTNEED): locked or special mapping")
-        zap_page_range_single(m, vma, start, end)
+        zap_page_range_single(m, vma, start, end, reclaim_pt=True)  # madvise_dontneed_single_vma()
         return vma
     if behavior == C.MADV_FREE:
         if vma.vm_flags & (VmFlag.PFNMAP | VmFlag.LOCKED | VmFlag.HUGETLB):

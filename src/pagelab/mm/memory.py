@@ -18,6 +18,7 @@ from ..arch.x86.pgtable import (
     _PAGE_PROTNONE,
     _PAGE_SPECIAL,
     PTE_PFN_MASK,
+    pmd_index,
     pmd_trans_huge,
 )
 from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
@@ -28,7 +29,14 @@ from .huge_memory import split_huge_pmd, zap_huge_pmd
 from .mm_inline import lruvec_del_folio
 from .page_alloc import free_unref_folios, put_page
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
-from .pgtable import free_all_pgtables, get_and_clear_full_ptes, pmdp_get, pte_offset_map
+from .pgtable import (
+    free_all_pgtables,
+    get_and_clear_full_ptes,
+    pgtable_free,
+    pmdp_get,
+    pte_offset_map,
+    set_entry,
+)
 from .rmap import folio_remove_rmap_pte, folio_remove_rmap_ptes_exclusive
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
@@ -38,13 +46,14 @@ if TYPE_CHECKING:
     from ..machine import Machine
 
 
-def unmap_page_range(m: Machine, vma: Vma, start: int, end: int) -> int:
+def unmap_page_range(m: Machine, vma: Vma, start: int, end: int, reclaim_pt: bool = False) -> int:
     """Mirrors unmap_page_range(): clear the mappings of [start, end) in ``vma`` and drop their pages.
 
     Returns how many present entries were cleared (a zapped huge PMD counts 1); the caller flushes the
-    TLB when it is not 0 (tlb_finish_mmu()).
+    TLB when it is not 0 (tlb_finish_mmu()). ``reclaim_pt`` is zap_details.reclaim_pt (MADV_DONTNEED,
+    CONFIG_PT_RECLAIM): a PTE table whose whole 2 MiB the range covers is freed once empty.
     """
-    cleared = [0]
+    cleared = [0, int(reclaim_pt)]
     err = walk_page_range_vma(vma, start, end, ZAP_WALK_OPS, cleared)
     kernel_bug(err != 0, f"unmap_page_range: [{start:#x}, {end:#x}) is not inside the VMA")
     return cleared[0]
@@ -61,7 +70,20 @@ def zap_pmd_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
             walk.private[0] += 1
             return 0
     walk.private[0] += zap_pte_range(m, vma, pmd, addr, end)
+    if walk.private[1] and end - addr == PMD_SIZE:  # reclaim_pt_is_enabled(): the zap covered the whole table
+        try_to_free_pte(m, vma.mm, pmd, addr)
     return 0
+
+
+def try_to_free_pte(m: Machine, mm: MmStruct, pmd: int, addr: int) -> None:
+    """Mirrors try_get_and_clear_pmd() / try_to_free_pte() (mm/pt_reclaim.c, CONFIG_PT_RECLAIM=y on 6.18):
+    after a MADV_DONTNEED zap over the whole 2 MiB of the PTE table under the entry for ``addr``, a table
+    with no entry left is unlinked from PMD table ``pmd`` and freed (PageTables and VmPTE drop 4 kB), so
+    the next fault there finds an empty PMD (and may map a THP)."""
+    row = pte_offset_map(m, pmd, addr)
+    if row and not m.ptpool.used[row]:
+        set_entry(m, pmd, pmd_index(addr), 0)
+        pgtable_free(m, mm, row)
 
 
 ZAP_WALK_OPS = MmWalkOps(pmd_entry=zap_pmd_range)
@@ -110,11 +132,12 @@ def _free_exclusive_anon(m: Machine, vma: Vma, pfns: np.ndarray) -> None:
     free_unref_folios(m, pfns)
 
 
-def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """Mirrors zap_page_range_single() (MADV_DONTNEED): zap, then flush the TLB; tables stay."""
+def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int, reclaim_pt: bool = False) -> None:
+    """Mirrors zap_page_range_single(): zap, then flush the TLB. Tables stay, except with ``reclaim_pt``
+    (madvise_dontneed_single_vma()'s zap_details): PTE tables the range covers whole are freed."""
     lru_add_drain(m)
     vma.mm.update_hiwater_rss()
-    if unmap_page_range(m, vma, start, end):
+    if unmap_page_range(m, vma, start, end, reclaim_pt):
         flush_tlb_mm_range(m, vma.mm, start, end)
 
 
