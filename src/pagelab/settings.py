@@ -11,12 +11,15 @@ Only tunables the simulator acts on are listed; the next issues add theirs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import SettingError
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +44,10 @@ class Tunable:
             if text not in self.choices:
                 raise SettingError(f"{self.path}: {value!r} is not one of {', '.join(self.choices)} (EINVAL)")
             return text
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise SettingError(f"{self.path}: {value!r} is not an integer (EINVAL)") from None
+        text = str(value).strip()
+        if not _DECIMAL.fullmatch(text):  # kstrtoul()/proc_dointvec(): ASCII digits, no "1_0", no other scripts
+            raise SettingError(f"{self.path}: {value!r} is not an integer (EINVAL)")
+        number = int(text)
         if (self.lo is not None and number < self.lo) or (self.hi is not None and number > self.hi):
             raise SettingError(f"{self.path}: {number} is outside [{self.lo}, {self.hi}] (EINVAL)")
         return number

@@ -23,6 +23,19 @@ def test_bad_values_are_rejected_like_the_kernel_store_handlers():
         s["/proc/sys/vm/no_such_file"] = 1
 
 
+
+@pytest.mark.parametrize("text", ["65_530", "\u0661", "1.0", "0x10", "", "1 2"])
+def test_integers_are_ascii_decimal_as_the_kernel_parses_them(text: str) -> None:
+    """kstrtoul() and proc_dointvec() take ASCII digits only: Python's int() would read "65_530" as 65530
+    and an Arabic-Indic one as 1, which the kernel refuses."""
+    s = pl.Settings()
+    with pytest.raises(pl.SettingError, match="EINVAL"):
+        s.vm.max_map_count = text
+    assert s.vm.max_map_count == 65530
+    s.vm.max_map_count = "+70000\n"
+    assert s.vm.max_map_count == 70000
+
+
 def test_override_restores():
     s = pl.Settings()
     with s.override({"/proc/sys/vm/overcommit_memory": 2}):
