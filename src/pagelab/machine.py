@@ -212,13 +212,16 @@ class Machine:
 
     @classmethod
     def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel | None = None, seed: int = 0,
-                  without_swap: bool = False, **kwargs: Any) -> Machine:
+                  without_swap: bool = False, thp: str | None = None, settings: dict[str, Any] | None = None,
+                  **kwargs: Any) -> Machine:
         """A machine shaped like this host: its RAM (MemTotal) and the tunables the simulator models, copied.
 
         Every probed host fact (kernel, THP and mTHP modes, khugepaged, KSM, read_ahead_kb, swappiness,
         watermarks, overcommit, dirty ratios, swap devices, RLIMIT_MEMLOCK ...) is kept in ``host_config``
         and recorded with every result, modelled or not. With no ``cpu``, the model that stands for this
         host's CPU (``x86_match_cpu`` on /proc/cpuinfo: zen3 on an AMD EPYC Milan), else skylake.
+        ``ram``, ``cpu``, ``thp`` and ``settings`` given by the caller win over the host's (``settings`` is
+        merged over the host's tunables).
 
         Swap is not modelled yet. On a host with swap (a disk, a file or zram) this raises NotModelled
         unless ``without_swap=True``: then the machine has this host's RAM and no swap device, and
@@ -233,9 +236,14 @@ class Machine:
             devices = ", ".join(str(d.get("name")) for d in facts.get("swaps") or []) or "see /proc/swaps"
             raise NotModelled(f"this host has {facts['SwapTotal_kB']} kB of swap ({devices}); the simulator "
                               "models no swap yet: Machine.from_host(without_swap=True) models it without")
-        settings = {path: facts[path] for path in BY_PATH if facts.get(path) is not None}
+        host = {path: facts[path] for path in BY_PATH if facts.get(path) is not None}
         ram = ram if ram is not None else (facts["MemTotal_kB"] or 2 * 1024 * 1024) * 1024
-        thp = settings.pop(_THP_PATH, "madvise")
+        host_thp = host.pop(_THP_PATH, "madvise")
+        thp = thp if thp is not None else host_thp
+        if isinstance(settings, dict):
+            settings = {**host, **settings}
+        elif settings is None:
+            settings = host  # anything else: Machine() says what it takes
         cpu = cpu if cpu is not None else cpu_model_of(facts.get("cpu")) or "skylake"
         m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, **kwargs)
         m.host_config = facts

@@ -47,6 +47,20 @@ def test_host_thp_always_is_copied(monkeypatch):
     assert m.host_config["/sys/kernel/mm/transparent_hugepage/enabled"] == "always"
 
 
+
+def test_the_callers_thp_and_settings_win_over_the_hosts(monkeypatch):
+    """from_host(thp=..., settings=...) once failed with "got multiple values for keyword argument"."""
+    t = "/sys/kernel/mm/transparent_hugepage/"
+    monkeypatch.setattr("pagelab.real.probe.probe_host", _host(**{t + "enabled": "always", t + "use_zero_page": 1}))
+    m = pl.Machine.from_host(ram="64MiB", thp="never", settings={t + "use_zero_page": 0})
+    assert (m.settings.transparent_hugepage.enabled, m.settings.transparent_hugepage.use_zero_page) == ("never", 0)
+    assert m.settings.vm.overcommit_memory == 0  # the host's, still
+    with pytest.raises(pl.SettingError, match="EINVAL"):
+        pl.Machine.from_host(ram="64MiB", settings={t + "enabled": "bad"})
+    with pytest.raises(TypeError, match="settings must be a dict"):
+        pl.Machine.from_host(ram="64MiB", settings=[1])  # type: ignore[arg-type]
+
+
 ZEN3 = {"vendor_id": "AuthenticAMD", "cpu_family": 25, "model": 1, "model_name": "AMD EPYC"}
 
 
