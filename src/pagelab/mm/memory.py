@@ -37,7 +37,7 @@ from .pgtable import (
     pte_offset_map,
     set_entry,
 )
-from .rmap import folio_remove_rmap_pte, folio_remove_rmap_ptes_exclusive
+from .rmap import folio_remove_rmap_ptes, folio_remove_rmap_ptes_exclusive
 from .swap import lru_add_drain
 from .types import MmStruct, Vma, VmFlag
 from .vma import vma_unlink
@@ -94,8 +94,8 @@ def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
 
     Returns how many present PTEs were cleared. Pages mapped once and referenced once (the common,
     exclusive anonymous case) are released together with numpy; the rest go through
-    folio_remove_rmap_pte() and put_page() one by one. The order of freeing, and so the free list,
-    is the same either way.
+    folio_remove_rmap_ptes() a run of one folio's pages at a time, then put_page() one by one. The order
+    of freeing, and so the free list, is the same either way.
     """
     row = pte_offset_map(m, pmd, addr)
     if not row:
@@ -115,12 +115,17 @@ def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
     if simple.all():
         _free_exclusive_anon(m, vma, pfns)
     else:
-        for pfn, is_dirty in zip(pfns.tolist(), dirty.tolist(), strict=True):
-            head = pfn - int(frames.head_offset[pfn])
-            if is_dirty and not frames.flags[head] & PG.ANON:
+        heads = pfns - frames.head_offset[pfns]
+        # zap_present_ptes()' batches (folio_pte_batch()): runs of PTEs mapping consecutive pages of one folio
+        cut = np.flatnonzero((np.diff(pfns) != 1) | (np.diff(heads) != 0)) + 1
+        for run, run_dirty in zip(np.split(pfns, cut), np.split(dirty, cut), strict=True):
+            first = int(run[0])
+            head = first - int(frames.head_offset[first])
+            if run_dirty.any() and not frames.flags[head] & PG.ANON:
                 frames.flags[head] |= PG.DIRTY  # folio_mark_dirty()
-            folio_remove_rmap_pte(m, vma, pfn)
-            put_page(m, pfn)  # tlb_remove_page()
+            folio_remove_rmap_ptes(m, vma, first, run.shape[0])
+            for pfn in run.tolist():
+                put_page(m, pfn)  # tlb_remove_page()
     return int(present.sum())
 
 

@@ -103,28 +103,35 @@ def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
 
 
 def folio_remove_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
-    """Mirrors folio_remove_rmap_pte() -> __folio_remove_rmap(PTE): one mapping of page ``pfn`` is gone
-    (the caller drops the reference). A page of a large folio also moves the folio's counts; when the
-    folio is left partly mapped, anon, it is queued for a deferred split (deferred_split_folio())."""
+    """Mirrors folio_remove_rmap_pte(): folio_remove_rmap_ptes() of one page."""
+    folio_remove_rmap_ptes(m, vma, pfn, 1)
+
+
+def folio_remove_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
+    """Mirrors folio_remove_rmap_ptes() -> __folio_remove_rmap(PTE): one mapping each of pages [pfn, pfn + nr)
+    of one folio is gone (the caller drops the references). Pages of a large folio also move the folio's
+    counts; when the folio is left partly mapped once all ``nr`` are gone, anon, it is queued for a
+    deferred split (deferred_split_folio()). So zap_present_ptes(), which removes a folio's run of PTEs at
+    once (folio_pte_batch()), queues nothing when the run is the whole folio."""
     frames = m.frames
     head = pfn - int(frames.head_offset[pfn])
-    frames.mapcount[pfn] -= 1
+    pages = slice(pfn, pfn + nr)
+    frames.mapcount[pages] -= 1
     anon = bool(frames.flags[head] & PG.ANON)
-    unmapped = 0
-    if not frames.flags[head] & PG.HEAD:
-        unmapped = int(frames.mapcount[pfn] == 0)
-    else:
-        frames.large_mapcount[head] -= 1
-        if frames.mapcount[pfn] == 0:
-            frames.nr_pages_mapped[head] -= 1
-            unmapped = 0 if frames.entire_mapcount[head] else 1
+    gone = int((frames.mapcount[pages] == 0).sum())
+    unmapped = gone
+    if frames.flags[head] & PG.HEAD:
+        frames.large_mapcount[head] -= nr
+        frames.nr_pages_mapped[head] -= gone
+        if frames.entire_mapcount[head]:
+            unmapped = 0
     if unmapped:
-        m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED if anon else NodeStat.NR_FILE_MAPPED, -1)
+        m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED if anon else NodeStat.NR_FILE_MAPPED, -unmapped)
         if anon and frames.flags[head] & PG.HEAD and frames.nr_pages_mapped[head] > 0:
             from .huge_memory import deferred_split_folio  # huge_memory builds on this module
 
             deferred_split_folio(m, head, True)
-    vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= 1
+    vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= nr
 
 
 def folio_add_new_anon_rmap_pmd(m: Machine, vma: Vma, folio: int, index: int) -> None:
