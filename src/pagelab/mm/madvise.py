@@ -19,6 +19,8 @@ import numpy as np
 
 from .. import constants as C
 from ..arch.x86.pgtable import (
+    _PAGE_ACCESSED,
+    _PAGE_DIRTY,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
     _PAGE_RW,
@@ -32,11 +34,19 @@ from ..errors import NotModelled, kernel_bug, syscall_error
 from ..hw.physmem import PG
 from ..kernel.tracepoint import leaf_of, record_fault
 from .fault import handle_mm_fault
-from .huge_memory import deferred_split_folio, madvise_free_huge_pmd, split_folio
+from .huge_memory import PMD_MASK, deferred_split_folio, madvise_free_huge_pmd, split_folio
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK
 from .pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
-from .pgtable import clear_young_dirty_ptes, get_ptes, pmd_offset, pmdp_get, pte_offset_map, ptep_get
+from .pgtable import (
+    clear_young_dirty_ptes,
+    get_ptes,
+    pmd_offset,
+    pmdp_get,
+    pte_offset_map,
+    ptep_get,
+    set_pmd_at,
+)
 from .shmem import shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, MmStruct, Vma, VmFaultResult, VmFlag
@@ -142,8 +152,9 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
             raise syscall_error(errno.EINVAL, "madvise(MADV_FREE): only private anonymous memory")
         madvise_free_single_vma(m, vma, start, end)
         return vma
-    if behavior == C.MADV_WILLNEED:
-        return vma  # anonymous memory: swap readahead, and nothing is swapped out
+    if behavior == C.MADV_WILLNEED:  # madvise_willneed(): anon and shmem swap readahead (nothing is swapped
+        lru_add_drain(m)  # out), then "Push any new pages onto the LRU now" (measured: the batch is applied)
+        return vma
     new = _new_flags(vma, behavior)
     if new == vma.vm_flags:
         return vma
@@ -365,20 +376,35 @@ def follow_page(m: Machine, mm: MmStruct, addr: int, write: bool) -> bool:
 
 
 def _gup_pmd_entry(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
-    """The pages of [addr, end) under one PMD entry that follow_page() would not find (GUP faults them)."""
+    """The pages of [addr, end) under one PMD entry that follow_page() would not find (GUP faults them).
+
+    The pages it finds get FOLL_TOUCH's write half (faultin_page_range() passes FOLL_TOUCH, and FOLL_WRITE
+    for MADV_POPULATE_WRITE): a PMD leaf is made young and dirty (touch_pmd()), a PTE-mapped folio whose
+    PTE is clean is marked dirty (follow_page_pte(): folio_mark_dirty()), so a lazily freed page that
+    MADV_POPULATE_WRITE reaches is dirty again, no longer LazyFree (measured on 6.18). Simplified: the
+    read half (pmd_mkyoung, folio_mark_accessed()) is left out."""
     m = walk.machine
     missing, write = walk.private
     entry = pmdp_get(m, pmd, addr)
     if pmd_trans_huge(entry):
         if not entry & _PAGE_PRESENT or (write and not entry & _PAGE_RW):
             missing.extend(range(addr, end, PAGE_SIZE))
+        elif write and (entry & (_PAGE_ACCESSED | _PAGE_DIRTY)) != _PAGE_ACCESSED | _PAGE_DIRTY:
+            set_pmd_at(m, pmd, addr & PMD_MASK, entry | _PAGE_ACCESSED | _PAGE_DIRTY)  # touch_pmd()
         return 0
     row = pte_offset_map(m, pmd, addr)
     if not row:
         walk.action = ACTION_AGAIN
         return 0
-    bad = np.flatnonzero(~_gup_ok(get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT), write))
+    ptes = get_ptes(m, row, addr, (end - addr) >> PAGE_SHIFT)
+    ok = _gup_ok(ptes, write)
+    bad = np.flatnonzero(~ok)
     missing.extend((addr + (bad << PAGE_SHIFT)).tolist())
+    if write:
+        clean = ptes[ok & ((ptes & (_PAGE_SPECIAL | _PAGE_DIRTY)) == 0)]
+        if clean.shape[0]:
+            pfns = (clean & PTE_PFN_MASK) >> PAGE_SHIFT
+            m.frames.flags[np.asarray(m.frames.compound_head(pfns))] |= PG.DIRTY  # folio_mark_dirty()
     return 0
 
 
