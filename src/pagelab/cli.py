@@ -404,11 +404,13 @@ class TlbCommand(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from .real.probe import cpu_identity, cpu_model_of
-        from .workload.tlb_reach import check_tlb_machine, render, tlb_reach
+        from .workload.tlb_reach import MAX_LOADS, check_tlb_machine, render, tlb_reach
 
         for option, value in (("--size-gib", args.size_gib), ("--size-mib", args.size_mib), ("--loads", args.loads)):
             if value is not None and value <= 0:
                 raise UsageError(f"{option} must be positive")
+        if args.loads > MAX_LOADS:
+            raise UsageError(f"--loads must be at most {MAX_LOADS} (about 10 minutes), got {args.loads}")
         if args.size_mib is not None and args.size_mib % 2:
             raise UsageError(f"--size-mib must be a multiple of 2 (whole 2 MiB huge pages), got {args.size_mib}")
         if args.seed < 0:

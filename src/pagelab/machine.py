@@ -282,7 +282,8 @@ class Machine:
         (a daemon's run, an I/O completion) running at its time, in order.
 
         ``seconds`` is a finite real number >= 0 (int, float, Fraction, Decimal, numpy), rounded to the nearest
-        nanosecond; anything else is a TypeError or ValueError, and the clock does not move.
+        nanosecond and then down to whole CPU cycles (the clock counts cycles: 1 ns is 2-3 of them);
+        anything else is a TypeError or ValueError, and the clock does not move.
         """
         cycles = self.clock.ns_to_cycles(seconds_to_ns(seconds))
         if self.clock.now + cycles >= NO_DEADLINE:

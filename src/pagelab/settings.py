@@ -39,8 +39,9 @@ class Tunable:
 
     def parse(self, value: Any) -> int | str:
         """Validate ``value`` like the kernel's store handler; SettingError (EINVAL) otherwise."""
-        if self.choices:
-            text = str(value).strip()
+        if self.choices:  # sysfs_streq(): the word exactly, a trailing newline allowed (what echo writes)
+            text = str(value)
+            text = text[:-1] if text.endswith("\n") else text
             if text not in self.choices:
                 raise SettingError(f"{self.path}: {value!r} is not one of {', '.join(self.choices)} (EINVAL)")
             return text

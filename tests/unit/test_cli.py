@@ -60,6 +60,7 @@ def test_misuse_exits_non_zero_with_usage(capsys):
     (["tlb", "--size-gib", "1000000"], "usage: pagelab tlb"),
     (["tlb", "--loads", "0"], "usage: pagelab tlb"),
     (["tlb", "--loads", "1e6"], "usage: pagelab tlb"),
+    (["tlb", "--loads", "99999999999999999999"], "usage: pagelab tlb"),
     (["tlb", "--cpu", "pentium"], "usage: pagelab tlb"),
     (["tlb", "--seed", "-1"], "usage: pagelab tlb"),
     (["tlb", "stray"], "usage: pagelab tlb"),

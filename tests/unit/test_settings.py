@@ -57,3 +57,14 @@ def test_strict_overcommit_limits_commit():
     assert exc.value.errno == 12
     p.mmap(None, 16 * pl.MiB, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
     assert "Committed_AS:      16384 kB" in m.read("/proc/meminfo")
+
+
+def test_thp_mode_files_take_the_word_exactly_as_sysfs_streq() -> None:
+    from pagelab.settings import Settings, SettingError
+
+    s = Settings()
+    s["/sys/kernel/mm/transparent_hugepage/enabled"] = "always\n"  # what echo writes
+    assert s["/sys/kernel/mm/transparent_hugepage/enabled"] == "always"
+    for bad in (" always", "always ", "Always", "always\n\n"):
+        with pytest.raises(SettingError):
+            s["/sys/kernel/mm/transparent_hugepage/enabled"] = bad

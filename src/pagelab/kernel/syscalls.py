@@ -60,6 +60,10 @@ def sys_madvise(task: Task, addr: int, length: int, advice: int) -> None:
     do_madvise(task, addr, length, advice)
 
 
+PR_LAST = 78  # PR_FUTEX_HASH, the highest prctl option of 6.18 (include/uapi/linux/prctl.h)
+PR_MAGIC = (0x59616D61, 0x41555856, 0x53564D41)  # PR_SET_PTRACER, PR_GET_AUXV, PR_SET_VMA
+
+
 @syscall
 def sys_prctl(task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     """Mirrors prctl(2) (kernel/sys.c) for the options this simulator models: PR_SET_THP_DISABLE and
@@ -79,7 +83,9 @@ def sys_prctl(task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: in
         if arg2:
             mm.flags |= MMF_DISABLE_THP_EXCEPT_ADVISED if arg3 else MMF_DISABLE_THP_COMPLETELY
         return 0
-    raise NotModelled(f"prctl option {option}")
+    if 1 <= option <= PR_LAST or option in PR_MAGIC:
+        raise NotModelled(f"prctl option {option}")
+    raise syscall_error(errno.EINVAL, f"prctl: no option {option}")  # the switch's default: -EINVAL
 
 
 @syscall

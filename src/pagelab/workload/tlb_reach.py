@@ -82,6 +82,8 @@ class TlbResult:
         return self.ns / self.loads if self.loads else 0.0
 
 
+MAX_LOADS = 1_000_000_000  # ~100x the default run: loads beyond this would run for hours
+
 def tlb_result(label: str, cpu: CpuModel, sim_delta: np.ndarray, cycles: int, *, faults: int = 0,
                anon_huge_kb: int = 0) -> TlbResult:
     """A TlbResult from SimEvent counter deltas (``m.counters.sim`` after minus before) and clock cycles.
@@ -126,8 +128,8 @@ def check_tlb_args(size: object, loads: object, warm: object, seed: object) -> N
                                (("size", size), ("loads", loads), ("warm", warm), ("seed", seed)))
     if size_ <= 0 or size_ % PMD_SIZE:
         raise ValueError(f"size must be a positive multiple of 2 MiB (a huge page), got {size_} bytes")
-    if loads_ <= 0:
-        raise ValueError(f"loads must be positive, got {loads_}")
+    if not 0 < loads_ <= MAX_LOADS:
+        raise ValueError(f"loads must be in 1..{MAX_LOADS:,} (about 10 minutes of simulation), got {loads_}")
     if warm_ < 0:
         raise ValueError(f"warm must not be negative, got {warm_}")
     if seed_ < 0:

@@ -334,3 +334,14 @@ def test_a_pte_mapped_thp_zapped_whole_in_one_vma_is_not_queued(merged_back: boo
     _check(m)
     p.exit()
     _check(m)
+
+
+def test_prctl_options_that_do_not_exist_are_einval() -> None:
+    """kernel/sys.c: the switch's default is -EINVAL (checked on the host: -1, 0, 1000, 2**31-1)."""
+    p = _machine().spawn()
+    for option in (-1, 0, 1000, 2**31 - 1):
+        with pytest.raises(OSError) as e:
+            p.prctl(option)
+        assert e.value.errno == 22
+    with pytest.raises(pl.NotModelled):
+        p.prctl(15)  # PR_SET_NAME exists but is not modelled
