@@ -60,7 +60,7 @@ def test_strict_overcommit_limits_commit():
 
 
 def test_thp_mode_files_take_the_word_exactly_as_sysfs_streq() -> None:
-    from pagelab.settings import Settings, SettingError
+    from pagelab.settings import SettingError, Settings
 
     s = Settings()
     s["/sys/kernel/mm/transparent_hugepage/enabled"] = "always\n"  # what echo writes
