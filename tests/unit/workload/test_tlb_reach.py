@@ -98,7 +98,7 @@ def test_offsets_are_one_stream_whatever_the_chunk():
     ((0, 10, 0, 0), ValueError, "multiple of 2 MiB"),
     ((3 * MiB, 10, 0, 0), ValueError, "multiple of 2 MiB"),
     ((-2 * MiB, 10, 0, 0), ValueError, "multiple of 2 MiB"),
-    ((2 * MiB, 0, 0, 0), ValueError, "loads must be positive"),
+    ((2 * MiB, 0, 0, 0), ValueError, "loads must be in 1.."),
     ((2 * MiB, 10, -1, 0), ValueError, "warm must not be negative"),
     ((2 * MiB, 10, 0, -1), ValueError, "seed must not be negative"),
     ((2.0 * MiB, 10, 0, 0), TypeError, "size must be an int"),
