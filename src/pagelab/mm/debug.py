@@ -33,7 +33,7 @@ from .page_alloc import NR_PAGE_ORDERS, Z_END_PFN, Z_START_PFN
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_novma
 from .pgtable import pmdp_get, pte_offset_map
 from .rmap import AnonVma, rmap_walk
-from .types import VmFlag
+from .types import MMF_HUGE_ZERO_FOLIO, VmFlag
 from .vma import vm_get_page_prot
 
 if TYPE_CHECKING:
@@ -273,6 +273,9 @@ def check_machine(m: Machine) -> None:
     used = int(nr_pages[anon].sum() + table.sum() + nr_pages[shmem].sum()) + 1  # + the zero page
     if m.huge_zero_folio >= 0:  # the huge zero folio, once allocated, until its shrinker frees it
         used += HPAGE_PMD_NR
+        holders = sum(1 for t in m.tasks.values() if t.alive and t.mm.flags & MMF_HUGE_ZERO_FOLIO)
+        kernel_bug(int(frames.refcount[m.huge_zero_folio]) != 1 + holders,
+                   "huge zero folio refcount != 1 + the mms that mapped it (MMF_HUGE_ZERO_FOLIO)")
     nr_free = int(free.sum())
     kernel_bug(used + nr_free != n, f"free {nr_free} (buddy and per-CPU lists) + used {used} != total {n}")
     live = pool.pfn >= 0

@@ -45,7 +45,7 @@ from ..arch.x86.tlb import flush_tlb_page
 from ..constants import HPAGE_PMD_NR, PAGE_SHIFT, PMD_SIZE
 from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
-from ..stats import MM_ANONPAGES, NodeStat, VmEvent
+from ..stats import MM_ANONPAGES, VmEvent
 from .folio import Folio, split_folio_to_order
 from .mm_inline import lruvec_add_folio
 from .page_alloc import folio_alloc, put_page
@@ -553,8 +553,3 @@ def split_folio(m: Machine, folio: int) -> None:
     for pfn in unmapped:  # free_folio_and_swap_cache()
         frames.refcount[pfn] = 1
         put_page(m, pfn)
-
-
-def thp_nr_anon_pmd_mapped(m: Machine) -> int:
-    """THPs mapped by a PMD now (NR_ANON_THPS / 512): what nr_anon_transparent_hugepages shows."""
-    return int(m.counters.gauges[NodeStat.NR_ANON_THPS]) // HPAGE_PMD_NR

@@ -25,7 +25,7 @@ from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
 from ..constants import PAGE_SHIFT, PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
-from .huge_memory import split_huge_pmd, zap_huge_pmd
+from .huge_memory import mm_put_huge_zero_folio, split_huge_pmd, zap_huge_pmd
 from .mm_inline import lruvec_del_folio
 from .page_alloc import free_unref_folios, put_page
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
@@ -155,6 +155,7 @@ def exit_mmap(m: Machine, mm: MmStruct) -> None:
     for vma in list(mm.vmas):  # unmap_vmas()
         unmap_page_range(m, vma, vma.vm_start, vma.vm_end)
     release_asid(m, mm)
+    mm_put_huge_zero_folio(mm)  # __mmput() -> mm_put_huge_zero_folio()
     for vma in list(mm.vmas):
         vma_unlink(mm, vma)
         if vma.vm_file is not None:

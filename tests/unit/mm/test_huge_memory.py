@@ -104,8 +104,10 @@ def test_reads_map_the_huge_zero_page_and_writes_replace_it_with_thps() -> None:
     b = _region(q, 2 * MiB)
     q.load(b)
     assert m.vmstat()["thp_zero_page_alloc"] == 1
+    assert m.frames.refcount[m.huge_zero_folio] == 3  # its own (the shrinker's) and one per mm that mapped it
     p.exit()
     q.exit()
+    assert m.frames.refcount[m.huge_zero_folio] == 1  # each mm gave its reference back at exit
     _check(m)
 
 
