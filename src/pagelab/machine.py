@@ -20,6 +20,7 @@ from .constants import _SIZE_RE, _UNITS, PAGE_SIZE, TASK_SIZE, GiB, MiB, parse_s
 from .errors import NotModelled
 from .hw.cost import CostModel
 from .hw.cpu import CPU_MODELS, CpuModel, get_cpu_model
+from .hw.devices import DEVICE_MODELS, BlockDevice, DeviceModel, device_model_from_calibration, get_device_model
 from .hw.physmem import PG, FrameTable
 from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
@@ -39,8 +40,8 @@ from .stats import Counters
 
 VERSION_MODELLED = "6.18"
 _THP_PATH = "/sys/kernel/mm/transparent_hugepage/enabled"
-# Block devices the design names (ARCHITECTURE.md, hw/devices.py): what ``disk=`` may say.
-DISK_MODELS = ("hdd", "ssd", "nvme", "zram")
+# Block devices the design names (ARCHITECTURE.md, hw/devices.py): what ``disk=`` may say (or a DeviceModel).
+DISK_MODELS = tuple(DEVICE_MODELS)
 MIN_RAM = 16 * MiB
 # Host memory a simulated page costs (measured with VmRSS in a fresh interpreter: 13.1 bytes a page at
 # boot for a 4 GiB machine, 57 once 3 GiB of it was written). FrameTable keeps 57 bytes per frame (flags,
@@ -127,10 +128,7 @@ def check_machine_args(ram: object, swap: object, disk: object, thp: object, cpu
     ram_bytes = parse_ram(ram)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if not isinstance(disk, str):
-        raise TypeError(f"disk must be one of {', '.join(DISK_MODELS)}, got {type(disk).__name__} {disk!r}")
-    if disk not in DISK_MODELS:
-        raise ValueError(f"unknown disk {disk!r}; known: {', '.join(DISK_MODELS)}")
+    get_device_model(disk)  # TypeError / ValueError naming the known disks
     thp_modes = BY_PATH[_THP_PATH].choices
     if not isinstance(thp, str) or thp not in thp_modes:
         raise ValueError(f"thp must be one of {', '.join(thp_modes)} (as {_THP_PATH}), got {thp!r}")
@@ -166,12 +164,13 @@ class Machine:
     batched path, which leaves exactly the state one-at-a-time faults leave (tests hold them equal).
     """
 
-    def __init__(self, ram: int | str = "2GiB", swap: int | str | None = None, disk: str = "nvme",
+    def __init__(self, ram: int | str = "2GiB", swap: int | str | None = None, disk: str | DeviceModel = "nvme",
                  thp: str = "madvise", cpu: str | CpuModel = "skylake", seed: int = 0,
                  settings: dict[str, Any] | None = None, batch_faults: bool = True) -> None:
         ram_bytes = check_machine_args(ram, swap, disk, thp, cpu, seed, settings, batch_faults)
         seed = int(seed)
-        self.config = {"ram": ram_bytes, "swap": 0, "disk": disk, "thp": thp,
+        disk_model = get_device_model(disk)
+        self.config = {"ram": ram_bytes, "swap": 0, "disk": disk_model.name, "thp": thp,
                        "cpu": get_cpu_model(cpu).name, "seed": seed}
         self.seed = seed
         self.cpu: CpuModel = get_cpu_model(cpu)
@@ -181,7 +180,7 @@ class Machine:
         self.settings = Settings({_THP_PATH: thp, **(settings or {})})
         self.counters = Counters()
         self.batch_faults = batch_faults
-        self.disk = disk
+        self.disk = disk_model.name
         self._rng = {"mmap": random.Random(f"{seed}:mmap")}
         # Hardware.
         self.frames = FrameTable(ram_bytes // PAGE_SIZE + 1)  # ram, plus the zero page's frame (below)
@@ -189,6 +188,7 @@ class Machine:
         self.tlb = Tlb(self.cpu)
         self.cpu_tlbstate = CpuTlbState()
         self.cpu_fbatches = CpuFolioBatches()
+        self.blkdev = BlockDevice(disk_model)  # the disk files live on: it says how long each I/O takes
         # Kernel state.
         self.zero_pfn = 0  # the zero page lives in the kernel image: memblock keeps it from the buddy allocator
         self.huge_zero_folio = -1  # head PFN of the huge zero folio once a read fault needed it (huge_memory.py)
@@ -228,10 +228,22 @@ class Machine:
         ``host_config`` still records the host's swap (``SwapTotal_kB``, ``swaps``). What then differs
         from the host: whatever would be swapped out under memory pressure, and the commit checks that
         count swap (overcommit 0 admits RAM + swap; CommitLimit adds swap).
-        """
-        from .real.probe import cpu_model_of, probe_host
 
+        With no ``disk``, the block device is calibrated from the host's disk (pagelab.real.diskcal: 4 KiB
+        O_DIRECT random-read latency and sequential bandwidth on a temporary file in /var/tmp, measured
+        once per process) and recorded as ``host_config["disk_calibration"]``; the machine's device is
+        the "host" model built from it. If the calibration fails, the record says why and the machine
+        gets the "virtio" model.
+        """
+        from .real.probe import cpu_model_of, probe_disk_calibration, probe_host
+
+        disk = kwargs.pop("disk", None)
         facts = probe_host()
+        if disk is None:
+            if "disk_calibration" not in facts:
+                facts["disk_calibration"] = probe_disk_calibration()
+            cal = facts["disk_calibration"] or {}
+            disk = "virtio" if cal.get("error") else device_model_from_calibration(cal, name="host")
         if facts.get("SwapTotal_kB") and not without_swap:
             devices = ", ".join(str(d.get("name")) for d in facts.get("swaps") or []) or "see /proc/swaps"
             raise NotModelled(f"this host has {facts['SwapTotal_kB']} kB of swap ({devices}); the simulator "
@@ -245,7 +257,7 @@ class Machine:
         elif settings is None:
             settings = host  # anything else: Machine() says what it takes
         cpu = cpu if cpu is not None else cpu_model_of(facts.get("cpu")) or "skylake"
-        m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, **kwargs)
+        m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, disk=disk, **kwargs)
         m.host_config = facts
         return m
 

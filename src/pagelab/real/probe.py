@@ -119,8 +119,12 @@ def cpu_model_of(identity: Mapping[str, Any] | None) -> str | None:
     return x86_match_cpu(str(identity["vendor_id"]), int(identity["cpu_family"]), int(identity["model"]))
 
 
-def probe_host() -> dict[str, Any]:
-    """Every host fact pagelab records, keyed by the real path (or a plain name for non-files)."""
+def probe_host(*, calibrate_disk: bool = False) -> dict[str, Any]:
+    """Every host fact pagelab records, keyed by the real path (or a plain name for non-files).
+
+    ``calibrate_disk`` adds ``disk_calibration``: the host disk's measured 4 KiB random-read latency and
+    sequential bandwidth (pagelab.real.diskcal, once per process), or ``{"error": why}`` if it failed.
+    """
     facts: dict[str, Any] = {
         "kernel": platform.release(),
         "machine": platform.machine(),
@@ -150,4 +154,16 @@ def probe_host() -> dict[str, Any]:
     dev = root_block_device()
     if dev:
         facts[f"/sys/block/{dev}/queue/read_ahead_kb"] = _int(_read(Path(f"/sys/block/{dev}/queue/read_ahead_kb")))
+    if calibrate_disk:
+        facts["disk_calibration"] = probe_disk_calibration()
     return facts
+
+
+def probe_disk_calibration() -> dict[str, Any]:
+    """The host disk's calibration (pagelab.real.diskcal, measured once per process), or ``{"error": why}``."""
+    from .diskcal import DEFAULT_DIR, disk_calibration
+
+    try:
+        return disk_calibration()
+    except OSError as e:  # no /var/tmp, a read-only or full filesystem ...
+        return {"error": f"calibrating the disk under {DEFAULT_DIR} failed: {e}"}
