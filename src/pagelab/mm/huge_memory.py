@@ -65,6 +65,7 @@ from .rmap import (
     anon_vma_prepare,
     folio_add_anon_rmap_ptes,
     folio_add_new_anon_rmap_pmd,
+    folio_maybe_mapped_shared,
     folio_remove_rmap_pmd,
     folio_remove_rmap_pte,
     rmap_walk,
@@ -481,7 +482,7 @@ def madvise_free_huge_pmd(m: Machine, vma: Vma, pmd: int, addr: int, next_addr: 
         return False
     folio = pmd_pfn(orig)
     frames = m.frames
-    if frames.large_mapcount[folio] > 1:  # folio_maybe_mapped_shared()
+    if folio_maybe_mapped_shared(m, folio):
         return False
     if next_addr - addr != PMD_SIZE:
         split_huge_pmd(m, vma, pmd, haddr)  # split_folio() unmaps the PMD first

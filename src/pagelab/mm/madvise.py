@@ -47,6 +47,7 @@ from .pgtable import (
     ptep_get,
     set_pmd_at,
 )
+from .rmap import folio_maybe_mapped_shared
 from .shmem import shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, MmStruct, Vma, VmFaultResult, VmFlag
@@ -297,19 +298,6 @@ def _split_partly_mapped_folios(m: Machine, heads: np.ndarray) -> bool:
             split_folio(m, folio)
             split = True
     return split
-
-
-def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
-    """Mirrors folio_maybe_mapped_shared() for the head PFN ``folio``: a small folio mapped more than
-    once; a large one mapped by a PMD and anything else, or more often than it has pages.
-    Simplified: with no fork, every mapping of a folio is in one mm (CONFIG_MM_ID's answer)."""
-    frames = m.frames
-    if not frames.flags[folio] & PG.HEAD:
-        return int(frames.mapcount[folio]) > 1
-    mapcount = int(frames.large_mapcount[folio])
-    if mapcount <= 1:
-        return False
-    return bool(frames.entire_mapcount[folio]) or mapcount > 1 << int(frames.order[folio])
 
 
 MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)

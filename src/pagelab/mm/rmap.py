@@ -187,6 +187,20 @@ def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
             deferred_split_folio(m, folio, True)
 
 
+def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
+    """Mirrors folio_maybe_mapped_shared() for the head PFN ``folio``: a small folio mapped more than
+    once; a large one mapped by a PMD and anything else, or more often than it has pages.
+    Simplified: with no fork, every mapping of a folio is in one mm (CONFIG_MM_ID's answer)."""
+    frames = m.frames
+    if not frames.flags[folio] & PG.HEAD:
+        return int(frames.mapcount[folio]) > 1
+    mapcount = int(frames.large_mapcount[folio])
+    if mapcount <= 1:
+        return False
+    return bool(frames.entire_mapcount[folio]) or mapcount > 1 << int(frames.order[folio])
+
+
+
 def rmap_walk(m: Machine, pfn: int) -> list[tuple[Vma, int]]:
     """Mirrors rmap_walk() (rmap_walk_anon() / rmap_walk_file()): every (VMA, address) whose PTE maps ``pfn``.
 

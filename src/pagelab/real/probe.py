@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hw.cpu import x86_match_cpu
+from .diskcal import block_device_of
 
 THP = Path("/sys/kernel/mm/transparent_hugepage")
 VM = Path("/proc/sys/vm")
@@ -59,17 +60,8 @@ def meminfo_kb(field: str) -> int | None:
 
 
 def root_block_device() -> str | None:
-    """The block device that holds the root filesystem (e.g. ``vda``), from /proc/self/mountinfo."""
-    try:
-        dev = os.stat("/").st_dev
-    except OSError:
-        return None
-    link = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
-    if not link.exists():
-        return None
-    target = link.resolve()
-    # a partition's queue lives in its parent disk
-    return target.parent.name if (target / "partition").exists() else target.name
+    """The block device that holds the root filesystem (e.g. ``vda``; a partition's parent disk)."""
+    return block_device_of("/")
 
 
 def swap_devices(text: str | None = None) -> list[dict[str, Any]]:
