@@ -146,7 +146,9 @@ class MemoryMachine(RuleBasedStateMachine):
         assert self.m.committed_pages == 0
 
 
-MemoryMachine.TestCase.settings = settings(max_examples=2200 if LONG else 60,
+# CI draws the same programs every run (derandomize): the check below that some calls were interrupted
+# then cannot depend on luck; the long profile explores at random.
+MemoryMachine.TestCase.settings = settings(max_examples=2200 if LONG else 60, derandomize=not LONG,
                                            stateful_step_count=50 if LONG else 30, deadline=None)
 
 TestMemoryMachine = MemoryMachine.TestCase
