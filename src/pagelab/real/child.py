@@ -9,7 +9,9 @@ only the faults the caller's accesses cause.
 from __future__ import annotations
 
 import ctypes
+import errno
 import gc
+import mmap as _mmap
 import os
 import pickle
 import resource
@@ -26,6 +28,11 @@ from .perf import open_exec_counters
 
 VIEW_BASE = 4096  # numpy will not view address 0; nothing below mmap_min_addr is reachable anyway
 VIEW_END = 1 << 47  # the top of the 4-level user address space
+READ_BUFFER = 2 << 20  # bytes of the child's one read buffer (page-aligned, resident from the start)
+IOV_MAX = 1024  # UIO_MAXIOV
+MAX_RW_COUNT = 0x7FFFF000  # INT_MAX & PAGE_MASK: the most one read()/write() transfers (fs/read_write.c)
+FIRST_FD = 3  # the caller's descriptors are numbered from 3 up, lowest free first (0-2 are stdio)
+MAP_ANONYMOUS = 0x20
 
 
 def _signed(addr: int) -> int:
@@ -113,9 +120,26 @@ class Server:
         self.mem = np.asarray(_Span())
         self.user_ranges: list[tuple[int, int]] = []  # what the caller mapped (and did not unmap whole)
         self.perf_counters = open_exec_counters(for_exec=False)  # perf's page-fault events on this process
+        # The caller's open files: its descriptor -> this process's own. The caller sees only what it opened
+        # (the pipes and perf counters are not its files: EBADF), numbered as alloc_fd() numbers them.
+        self.files: dict[int, int] = {}
+        # read()/pread() land here: one page-aligned buffer (O_DIRECT works), touched now, and repeated in
+        # the iovec so a read of any size (up to MAX_RW_COUNT) is one readv() that never faults on it.
+        self.read_buffer = _mmap.mmap(-1, READ_BUFFER)
+        np.frombuffer(self.read_buffer, dtype=np.uint8)[::4096] = 1
+        self.read_view = memoryview(self.read_buffer)
+
+    def _fd(self, fd: int) -> int:
+        """This process's descriptor for the caller's ``fd``; EBADF if the caller has no such file open."""
+        try:
+            return self.files[fd]
+        except KeyError:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF)) from None
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
-        a = libc.mmap(addr, length, prot, flags, fd, offset)
+        # A descriptor the caller did not open becomes -1, so the kernel answers EBADF at its own point in
+        # its order of checks (after the offset's alignment); MAP_ANONYMOUS ignores it either way.
+        a = libc.mmap(addr, length, prot, flags, self.files.get(fd, -1), offset)
         self.user_ranges.append((a, a + length))
         return a
 
@@ -135,6 +159,102 @@ class Server:
 
     def prctl(self, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
         return libc.prctl(option, arg2, arg3, arg4, arg5)
+
+    # --- file calls: performed here, so their faults and I/O are this process's -----------------------
+    def open(self, path: str, flags: int, mode: int) -> int:
+        """open(2) of a host path (translated by the parent); the caller's descriptor is the lowest free
+        number from FIRST_FD, as alloc_fd() gives the lowest free one."""
+        own = os.open(path, flags, mode)
+        fd = FIRST_FD
+        while fd in self.files:
+            fd += 1
+        self.files[fd] = own
+        return fd
+
+    def close(self, fd: int) -> None:
+        own = self._fd(fd)
+        del self.files[fd]
+        os.close(own)
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        return os.lseek(self._fd(fd), offset, whence)
+
+    def read(self, fd: int, n: int) -> int:
+        return self._reader(fd, n, None)()
+
+    def pread(self, fd: int, n: int, offset: int) -> int:
+        return self._reader(fd, n, offset)()
+
+    def _reader(self, fd: int, n: int, offset: int | None) -> Callable[[], int]:
+        """A thunk for read(fd, n) / pread(fd, n, offset) into the read buffer: one readv()/preadv() whose
+        iovec repeats the buffer (the kernel sees one request of n bytes, as readahead must). The iovec is
+        built here, outside any measured window. n >= 2**63 is EINVAL after the descriptor's checks
+        (rw_verify_area(): (ssize_t)count < 0; with no user buffer there is no access_ok() EFAULT)."""
+        count = min(n, MAX_RW_COUNT)
+        whole, rest = divmod(count, READ_BUFFER)
+        bufs = [self.read_view] * whole + ([self.read_view[:rest]] if rest else [])
+
+        def run() -> int:
+            own = self._fd(fd)
+            if n == 0 or n >> 63:  # read(fd, buf, 0): every check of a read, and no transfer
+                got = len(os.read(own, 0) if offset is None else os.pread(own, 0, offset))
+                if n:
+                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+                return got
+            return os.readv(own, bufs) if offset is None else os.preadv(own, bufs, offset)
+
+        return run
+
+    def write(self, fd: int, data: bytes) -> int:
+        return os.write(self._fd(fd), data)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        return os.pwrite(self._fd(fd), data, offset)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        os.ftruncate(self._fd(fd), length)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(self._fd(fd))
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(self._fd(fd))
+
+    def msync(self, addr: int, length: int, flags: int) -> None:
+        libc.msync(addr, length, flags)
+
+    def fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        os.posix_fadvise(self._fd(fd), offset, length, advice)
+
+    def cachestat(self, fd: int, offset: int, length: int) -> dict[str, int]:
+        return libc.cachestat(self._fd(fd), offset, length)
+
+    def warm_files(self) -> None:
+        """Run every file call once alone and once in a phase on a scratch memfd, so what the interpreter
+        allocates on their first use is allocated before anything is measured."""
+        own = os.memfd_create("pagelab-warm")
+        fd = FIRST_FD
+        while fd in self.files:
+            fd += 1
+        self.files[fd] = own
+        try:
+            ops: list[tuple[str, tuple[Any, ...]]] = [
+                ("ftruncate", (fd, 8192)), ("write", (fd, b"x" * 4096)), ("pwrite", (fd, b"y", 4096)),
+                ("lseek", (fd, 0, 0)), ("read", (fd, 4096)), ("pread", (fd, 4096, 0)), ("read", (fd, 0)),
+                ("fsync", (fd,)), ("fdatasync", (fd,)), ("fadvise", (fd, 0, 0, 0)), ("cachestat", (fd, 0, 0))]
+            for op, args in ops:
+                getattr(self, op)(*args)
+            self.phase(ops)
+            a = libc.mmap(0, 8192, 3, 1, own, 0)
+            try:
+                self.msync(a, 8192, 4)
+                self.phase([("msync", (a, 8192, 4))])
+            finally:
+                libc.munmap(a, 8192)
+            self.close(self.open("/dev/null", os.O_RDONLY, 0))
+        finally:
+            self.files.pop(fd, None)
+            os.close(own)
 
     def load(self, addr: int) -> int:
         return int(ctypes.c_ubyte.from_address(_signed(addr)).value)  # any address: kernel ones fault too
@@ -163,8 +283,13 @@ class Server:
     def access(self, addrs: np.ndarray, writes: np.ndarray) -> None:
         self.prepare("access", (addrs, writes))()
 
-    def prepare(self, op: str, args: tuple[Any, ...]) -> Callable[[], None]:
-        """A thunk that performs ``op``; for access() every buffer is allocated here, not in the thunk."""
+    def prepare(self, op: str, args: tuple[Any, ...]) -> Callable[[], Any]:
+        """A thunk that performs ``op``; for access(), read() and pread() every buffer is allocated here,
+        not in the thunk."""
+        if op == "read":
+            return self._reader(args[0], args[1], None)
+        if op == "pread":
+            return self._reader(args[0], args[1], args[2])
         if op != "access":
             fn = getattr(self, op)
             return lambda: fn(*args)

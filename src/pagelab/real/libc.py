@@ -20,6 +20,8 @@ _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
 MAP_FAILED = ctypes.c_void_p(-1).value
 PR_SET_NAME = 15
 FAULT_FRAME = struct.Struct("<iiQ")
@@ -50,6 +52,39 @@ def mprotect(addr: int, length: int, prot: int) -> None:
 def madvise(addr: int, length: int, advice: int) -> None:
     if _libc.madvise(addr, length, advice) != 0:
         _raise("madvise")
+
+
+def msync(addr: int, length: int, flags: int) -> None:
+    """msync(2)."""
+    if _libc.msync(addr, length, flags) != 0:
+        _raise("msync")
+
+
+SYS_cachestat = 451  # x86-64 (and every architecture: include/uapi/asm-generic/unistd.h), Linux 6.5+
+CACHESTAT_FIELDS = ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+
+
+class CachestatRange(ctypes.Structure):
+    """``struct cachestat_range`` of include/uapi/linux/mman.h."""
+
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+
+class Cachestat(ctypes.Structure):
+    """``struct cachestat`` of include/uapi/linux/mman.h."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in CACHESTAT_FIELDS]
+
+
+def cachestat(fd: int, offset: int, length: int, flags: int = 0) -> dict[str, int]:
+    """cachestat(2) (Linux 6.5+, no glibc wrapper): the page-cache state of [offset, offset + length) of
+    ``fd``'s file (length 0: to the end of the file), as a dict of the five ``struct cachestat`` fields."""
+    rng = CachestatRange(offset, length)
+    out = Cachestat()
+    if _libc.syscall(ctypes.c_long(SYS_cachestat), ctypes.c_long(fd), ctypes.byref(rng), ctypes.byref(out),
+                     ctypes.c_ulong(flags)) != 0:
+        _raise("cachestat")
+    return {name: int(getattr(out, name)) for name in CACHESTAT_FIELDS}
 
 
 MINCORE_CHUNK = 1 << 30  # bytes of address space per mincore() call: a vector of 256 KiB at most

@@ -7,6 +7,11 @@ getrusage(); a SIGSEGV in the child arrives as ``pagelab.SegmentationFault`` wit
 si_addr, and the child is gone afterwards, as with the simulator. A stopped child (SIGSTOP) makes a call
 raise ``ChildStopped`` rather than hang; a child killed from outside makes ``alive`` False and the next call
 raise ``ChildDied``. ``read()`` and ``vmstat()`` read the host's files.
+
+Files (the file API contract of issue #8): ``m.fs`` (real/fs.py) makes files under a private root directory
+in /var/tmp, removed at close(); ``p.open()`` translates the path there in the parent, and every file call
+runs in the child, so its faults, I/O and rusage are the child's. ``m.drop_caches()`` writes the host's
+/proc/sys/vm/drop_caches only for a Machine built with ``allow_host_changes=True``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessD
 from ..observe.parse import parse_vmstat
 from ..workload.scenario import Op
 from . import child as _child
+from .fs import RealFs
 from .libc import FAULT_FRAME
+from .sysfs_io import DROP_CACHES, HostWriteRefused, SysfsWriter
 
 SI_CODES = {(11, 1): "SEGV_MAPERR", (11, 2): "SEGV_ACCERR", (11, 4): "SEGV_PKUERR", (11, 0x80): "SI_KERNEL",
             (7, 1): "BUS_ADRALN", (7, 2): "BUS_ADRERR", (7, 3): "BUS_OBJERR"}
@@ -126,6 +133,7 @@ class RealProcess:
             self._call("phase", [(op, tuple(x.copy() if isinstance(x, np.ndarray) else x for x in args))
                                  for op, args in ops])
             self._call("rusage")
+            self._call("warm_files")
         self._call("munmap", a, n)
 
     # --- the pipe protocol ----------------------------------------------------------------------
@@ -380,19 +388,69 @@ class RealProcess:
     def access(self, addresses: Any, *, write: bool | np.ndarray = False) -> None:
         self._call("access", *_CHILD_ARGS["access"](addresses, write))
 
+    # --- file calls (issue #8): checked here, performed by the child on its own descriptors -------------
+    # The child numbers the caller's descriptors from 3 up, lowest free first, and knows no other: its pipes
+    # are not the caller's files (EBADF). open() translates the path here (m.fs.host_path).
+    def open(self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+        return int(self._call("open", *self._open_args(path, flags, mode)))
+
+    def close(self, fd: int) -> None:
+        self._call("close", *_CHILD_ARGS["close"](fd))
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        return int(self._call("lseek", *_CHILD_ARGS["lseek"](fd, offset, whence)))
+
+    def read(self, fd: int, n: int) -> int:
+        """read(2) of ``n`` bytes into the child's own resident buffer; the bytes read."""
+        return int(self._call("read", *_CHILD_ARGS["read"](fd, n)))
+
+    def pread(self, fd: int, n: int, offset: int) -> int:
+        return int(self._call("pread", *_CHILD_ARGS["pread"](fd, n, offset)))
+
+    def write(self, fd: int, data: bytes) -> int:
+        return int(self._call("write", *_CHILD_ARGS["write"](fd, data)))
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        return int(self._call("pwrite", *_CHILD_ARGS["pwrite"](fd, data, offset)))
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        self._call("ftruncate", *_CHILD_ARGS["ftruncate"](fd, length))
+
+    def fsync(self, fd: int) -> None:
+        self._call("fsync", *_CHILD_ARGS["fsync"](fd))
+
+    def fdatasync(self, fd: int) -> None:
+        self._call("fdatasync", *_CHILD_ARGS["fdatasync"](fd))
+
+    def msync(self, addr: int, length: int, flags: int) -> None:
+        self._call("msync", *_CHILD_ARGS["msync"](addr, length, flags))
+
+    def fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        self._call("fadvise", *_CHILD_ARGS["fadvise"](fd, offset, length, advice))
+
+    def cachestat(self, fd: int, offset: int, length: int) -> dict[str, int]:
+        """cachestat(2) with flags 0: nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted."""
+        stats: dict[str, int] = self._call("cachestat", *_CHILD_ARGS["cachestat"](fd, offset, length))
+        return stats
+
+    def _open_args(self, path: Any, flags: object, mode: object) -> tuple[str, int, int]:
+        """``int open(const char *path, int flags, mode_t mode)``, the path made a host path (m.fs)."""
+        flags, mode = abi.c_int(flags, "flags"), abi.c_unsigned(mode, "mode", 32)
+        return self.machine.fs.host_path(path), flags, mode
+
     def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` in the child as one measured phase."""
         before, after = self._call("phase", [self._child_op(name, args, kwargs) for name, args, kwargs in ops])
         return resource.struct_rusage(before), resource.struct_rusage(after)
 
-    @staticmethod
-    def _child_op(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    def _child_op(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
         """Translate a Process API call into the child's positional command, checked as the method checks it."""
-        if name not in _CHILD_ARGS:
+        if name != "open" and name not in _CHILD_ARGS:
             return name, tuple(args) + tuple(kwargs.values())
         bound = inspect.signature(getattr(RealProcess, name)).bind(None, *args, **kwargs)
         bound.apply_defaults()
-        return name, _CHILD_ARGS[name](*list(bound.arguments.values())[1:])
+        values = list(bound.arguments.values())[1:]
+        return name, self._open_args(*values) if name == "open" else _CHILD_ARGS[name](*values)
 
     def perf_counts(self) -> dict[str, int] | None:
         """perf's page-faults, minor-faults and major-faults of the child (None where perf is refused)."""
@@ -434,8 +492,35 @@ def _access_args(addresses: Any, write: Any) -> tuple[np.ndarray, np.ndarray]:
     return addrs, abi.access_writes(write, addrs.shape[0])
 
 
-# Process API method -> its arguments checked (pagelab.abi) and laid out as the child's command takes them.
+def _data(data: object) -> bytes:
+    """The buffer of write()/pwrite(): bytes-like (bytes, bytearray, memoryview), else TypeError."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+
+
+def _fd(fd: object) -> int:
+    return abi.c_int(fd, "fd")
+
+
+# Process API method -> its arguments checked (pagelab.abi) and laid out as the child's command takes them
+# (open is checked by RealProcess._open_args: its path is translated by the Machine's fs).
+# The C prototypes: off_t and loff_t are long, size_t is unsigned long, mode_t unsigned int;
+# cachestat's range is two __u64.
 _CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
+    "close": lambda fd: (_fd(fd),),
+    "lseek": lambda fd, offset, whence: (_fd(fd), abi.c_long(offset, "offset"), abi.c_int(whence, "whence")),
+    "read": lambda fd, n: (_fd(fd), abi.c_ulong(n, "count")),
+    "pread": lambda fd, n, offset: (_fd(fd), abi.c_ulong(n, "count"), abi.c_long(offset, "offset")),
+    "write": lambda fd, data: (_fd(fd), _data(data)),
+    "pwrite": lambda fd, data, offset: (_fd(fd), _data(data), abi.c_long(offset, "offset")),
+    "ftruncate": lambda fd, length: (_fd(fd), abi.c_long(length, "length")),
+    "fsync": lambda fd: (_fd(fd),), "fdatasync": lambda fd: (_fd(fd),),
+    "msync": lambda addr, length, flags: (abi.c_pointer(addr), abi.c_ulong(length, "length"),
+                                          abi.c_int(flags, "flags")),
+    "fadvise": lambda fd, offset, length, advice: (_fd(fd), abi.c_long(offset, "offset"),
+                                                   abi.c_long(length, "len"), abi.c_int(advice, "advice")),
+    "cachestat": lambda fd, offset, length: (_fd(fd), abi.c_ulong(offset, "off"), abi.c_ulong(length, "len")),
     "mmap": abi.mmap_args, "munmap": abi.munmap_args, "mprotect": abi.mprotect_args,
     "madvise": abi.madvise_args, "mincore": abi.mincore_args, "prctl": abi.prctl_args,
     "load": lambda addr: (abi.access_address(addr),),
@@ -445,10 +530,15 @@ _CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
 
 
 class Machine:
-    """This machine's real kernel behind the Process API."""
+    """This machine's real kernel behind the Process API.
 
-    def __init__(self) -> None:
+    ``allow_host_changes`` permits the one host write the file API makes, ``drop_caches()``.
+    """
+
+    def __init__(self, allow_host_changes: bool = False) -> None:
         self.procs: list[RealProcess] = []
+        self.allow_host_changes = bool(allow_host_changes)
+        self.fs = RealFs()
 
     def spawn(self, name: str = "proc") -> RealProcess:
         p = RealProcess(self, name)
@@ -464,12 +554,29 @@ class Machine:
     def vmstat(self) -> dict[str, int]:
         return parse_vmstat(self.read("/proc/vmstat"))
 
+    def drop_caches(self, level: int = 3) -> None:
+        """sync, then write ``level`` to /proc/sys/vm/drop_caches (1 page cache, 2 slab, 3 both): only for a
+        Machine built with ``allow_host_changes=True``, else HostWriteRefused. Mirrors fs/drop_caches.c;
+        level 4 (silence the kernel's message, a lasting host change) is refused like any other: EINVAL."""
+        if not self.allow_host_changes:
+            raise HostWriteRefused(f"drop_caches writes {DROP_CACHES} of this host: build the real Machine with "
+                                   f"allow_host_changes=True to allow it")
+        level = abi.c_int(level, "level")
+        if level not in (1, 2, 3):
+            raise OSError(errno.EINVAL, f"drop_caches level {level}: 1, 2 or 3")
+        os.sync()
+        with SysfsWriter(allow_drop_caches=True) as writer:
+            writer.write(DROP_CACHES, level)
+
     def close(self) -> None:
-        """SIGKILL and reap every child still running."""
-        for p in self.procs:
-            if p.alive:
-                p._death_told = True
-                p._terminate()
+        """SIGKILL and reap every child still running, then remove the private file root (m.fs)."""
+        try:
+            for p in self.procs:
+                if p.alive:
+                    p._death_told = True
+                    p._terminate()
+        finally:
+            self.fs.close()
 
     def __enter__(self) -> Machine:
         return self
