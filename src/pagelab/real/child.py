@@ -188,13 +188,16 @@ class Server:
     def _reader(self, fd: int, n: int, offset: int | None) -> Callable[[], int]:
         """A thunk for read(fd, n) / pread(fd, n, offset) into the read buffer: one readv()/preadv() whose
         iovec repeats the buffer (the kernel sees one request of n bytes, as readahead must). The iovec is
-        built here, outside any measured window. n >= 2**63 is EINVAL after the descriptor's checks
+        built here, outside any measured window. A negative offset is EINVAL before anything else;
+        n >= 2**63 is EINVAL after the descriptor's checks
         (rw_verify_area(): (ssize_t)count < 0; with no user buffer there is no access_ok() EFAULT)."""
         count = min(n, MAX_RW_COUNT)
         whole, rest = divmod(count, READ_BUFFER)
         bufs = [self.read_view] * whole + ([self.read_view[:rest]] if rest else [])
 
         def run() -> int:
+            if offset is not None and offset < 0:  # ksys_pread64() checks before the descriptor (and
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))  # preadv2 takes -1 as "no offset")
             own = self._fd(fd)
             if n == 0 or n >> 63:  # read(fd, buf, 0): every check of a read, and no transfer
                 got = len(os.read(own, 0) if offset is None else os.pread(own, 0, offset))
