@@ -54,6 +54,11 @@ def test_create_makes_a_cold_file_and_reads_warm_it_without_buffer_faults(real, 
     assert faults(p, [("read", (fd, MiB))] * 16) == (0, 0)
     assert p.cachestat(fd, 0, 0)["nr_cache"] == 4096
     assert p.read(fd, MiB) == 0  # at EOF
+    # One bare read() of the whole file (8 iovecs of the 2 MiB buffer): no fault either.
+    before = p.rusage()
+    assert p.pread(fd, 32 * MiB, 0) == 16 * MiB
+    after = p.rusage()
+    assert (after.ru_minflt - before.ru_minflt, after.ru_majflt - before.ru_majflt) == (0, 0)
     assert p.pread(fd, 2 * MiB, 15 * MiB) == MiB
     # Fact sheet item b (EOF quirk): 235 faults for one read per page of a MAP_SHARED PROT_READ mapping.
     a = p.mmap(None, 16 * MiB, PROT_READ, MAP_SHARED, fd, 0)
