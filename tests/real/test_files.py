@@ -200,7 +200,8 @@ def test_errno_of_bad_file_calls(real, p):
     assert _errno(real.fs.size, "/e/missing") == errno.ENOENT
     assert _errno(real.fs.evict, "/e/missing") == errno.ENOENT
     assert _errno(real.fs.unlink, "/e/missing") == errno.ENOENT
-    assert _errno(real.fs.create, "/e/neg", -1) == errno.EINVAL
+    with pytest.raises(ValueError):
+        real.fs.create("/e/neg", -1)
     with pytest.raises(TypeError):
         p.write(3, "text")
     with pytest.raises(TypeError):
@@ -212,12 +213,18 @@ def test_paths_stay_under_the_private_root_chroot_style(real, p):
     real.fs.create("/top", PAGE)
     root = real.fs.root
     assert real.fs.host_path("/top") == os.path.join(root, "top")
-    # '..' at the root stays at the root; a relative path starts at the root (the working directory is /).
-    for name in ("/../../top", "top", "./top", "/x/../top", "//top"):
+    # '..' at the root stays at the root; a relative path is EINVAL (as on the simulator).
+    for name in ("/../../top", "/./top", "/x/../top", "//top"):
         assert real.fs.host_path(name) == os.path.join(root, "top")
         fd = p.open(name)
         p.close(fd)
     assert _errno(p.open, "/../../etc/hostname") == errno.ENOENT
+    assert _errno(p.open, "top") == errno.EINVAL
+    assert _errno(real.fs.create, "rel", PAGE) == errno.EINVAL
+    assert real.fs.create("/sub/../made", PAGE) == "/made"
+    assert _errno(real.fs.create, "/top/below", PAGE) == errno.ENOTDIR
+    real.fs.create("/sub/x", PAGE)
+    assert _errno(real.fs.create, "/sub", PAGE) == errno.EISDIR
     assert not real.fs.exists("/etc/hostname")
 
 
@@ -231,7 +238,7 @@ def test_import_host_uses_the_host_path_and_unlink_only_forgets_it(real, p):
     real.fs.unlink(host)
     assert os.path.exists(host)  # never removed from the host
     assert not real.fs.exists(host)
-    assert _errno(real.fs.import_host, "/var/tmp") == errno.EISDIR
+    assert _errno(real.fs.import_host, "/var/tmp") == errno.EINVAL
     assert _errno(real.fs.import_host, "/nonexistent/pagelab") == errno.ENOENT
     real.fs.create("/gone", PAGE)
     real.fs.unlink("/gone")

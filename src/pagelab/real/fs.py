@@ -2,9 +2,9 @@
 
 Every path given to ``create`` or to ``RealProcess.open`` lives under a private root directory that the
 real Machine makes in /var/tmp (ext4 on this host, like the fact sheet's files) and removes at close(): the
-user's ``/data/db`` is ``<root>/data/db`` on the host. Paths are resolved as a process chrooted to that root
-with its working directory at ``/`` would resolve them (mirrors fs/namei.c under chroot(2)): a relative path
-starts at the root, ``..`` at the root stays at the root, so nothing outside the root is ever reached.
+user's ``/data/db`` is ``<root>/data/db`` on the host. Paths are absolute (a relative one is EINVAL, as the
+simulator's fs/ext4.py answers) and resolved as a process chrooted to that root would resolve them (mirrors
+fs/namei.c under chroot(2)): ``..`` at the root stays at the root, so nothing outside it is ever reached.
 Paths registered by ``import_host`` are used as they are (read-only use is expected).
 
 Simplified: resolution of ``.`` and ``..`` is lexical (``/a/file/../b`` is ``/a/b`` even when ``file`` is
@@ -21,6 +21,8 @@ import stat
 import tempfile
 import weakref
 from typing import Any
+
+import numpy as np
 
 from .sysfs_io import evict_file
 
@@ -39,11 +41,13 @@ def resolve(path: str) -> tuple[str, bool]:
     """The user ``path`` as a path relative to the private root, chroot-style, and whether it must name a
     directory (a final ``/``, ``.`` or ``..``: the kernel then answers ENOTDIR for a regular file).
 
-    "" -> ENOENT (as every path lookup of an empty name). A relative path starts at the root (the working
-    directory is ``/``); ``..`` above the root stays at the root.
+    "" -> ENOENT (as every path lookup of an empty name); a relative path -> EINVAL (the simulated
+    process has no working directory); ``..`` above the root stays at the root.
     """
     if path == "":
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    if not path.startswith("/"):
+        raise OSError(errno.EINVAL, "the file API takes absolute paths only", path)
     parts: list[str] = []
     names = path.split("/")
     for name in names:
@@ -59,14 +63,15 @@ def resolve(path: str) -> tuple[str, bool]:
 
 
 def _check_size(value: object, what: str) -> int:
-    """An off_t size: an integer, EINVAL if negative (as ftruncate(2))."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """A file size: an integer (numpy's too), ValueError if negative (as the simulator's m.fs.create),
+    EFBIG beyond off_t."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must be an integer, not {type(value).__name__}")
     if value < 0:
-        raise OSError(errno.EINVAL, f"{what} {value} is negative")
+        raise ValueError(f"{what} must not be negative, got {value}")
     if value >= 1 << 63:
         raise OSError(errno.EFBIG, f"{what} {value} does not fit off_t")
-    return value
+    return int(value)
 
 
 class RealFs:
@@ -115,7 +120,8 @@ class RealFs:
         None = zero bytes, else the bytes repeated and cut to ``size``), then fsync; ``sparse`` makes it by
         ftruncate alone (one hole). Unless ``cached``, the file is then made cold (fsync +
         POSIX_FADV_DONTNEED, as the fact sheet's ``fc mk``). Parent directories are made as needed.
-        EEXIST if the path exists. Returns ``path``."""
+        EEXIST if the path exists, EISDIR if it is a directory, ENOTDIR if a parent is a file. Returns the
+        normalised path (``/a/../b`` -> ``/b``)."""
         text = _text(path)
         size = _check_size(size, "size")
         if isinstance(written_in, bool) or not isinstance(written_in, int):
@@ -127,15 +133,19 @@ class RealFs:
                 raise TypeError(f"content must be bytes or None, not {type(content).__name__}")
             content = bytes(content)
             if not content:
-                raise ValueError("content must not be empty (None means zero bytes)")
+                raise TypeError("content must be non-empty bytes (None means zero bytes)")
             if sparse:
                 raise ValueError("a sparse file has no content: give content or sparse=True, not both")
-        if self.exists(text):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), text)
+        rel, must_be_dir = resolve(text)
         host = self.host_path(text)
-        if host.endswith("/"):
+        if self.exists(text) and not os.path.isdir(host):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), text)
+        if must_be_dir or os.path.isdir(host):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), text)
-        os.makedirs(os.path.dirname(host), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(host), exist_ok=True)
+        except FileExistsError:  # the parent itself is a file (a file higher up gives ENOTDIR already)
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), text) from None
         fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             if sparse:
@@ -147,15 +157,13 @@ class RealFs:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-        return text
+        return "/" + rel
 
     def import_host(self, path: Any) -> str:
         """Register a regular file of this host under its own absolute path (used as it is). Returns that
-        path. ENOENT if it does not exist, EISDIR for a directory, EINVAL for anything not a regular file."""
+        path. ENOENT if it does not exist, EINVAL for anything not a regular file (a directory too)."""
         host = os.path.abspath(_text(path))
         st = os.stat(host)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), host)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "only a regular file can be imported", host)
         self.imported[os.path.normpath(host)] = host
