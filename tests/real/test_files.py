@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+import pagelab as pl
 from pagelab.real import Machine as RealMachine
 from pagelab.real.sysfs_io import HostWriteRefused
 
@@ -275,3 +276,15 @@ def test_drop_caches_is_refused_without_the_flag(real):
         real.drop_caches()
     with pytest.raises(HostWriteRefused):
         real.drop_caches(1)
+
+
+def test_access_beyond_eof_is_sigbus(real):
+    real.fs.create("/bus", PAGE)
+    q = real.spawn("sigbus")
+    fd = q.open("/bus")
+    a = q.mmap(None, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0)
+    assert q.load(a) == 0
+    with pytest.raises(pl.BusError) as exc:
+        q.load(a + PAGE)
+    assert exc.value.si_code == "BUS_ADRERR" and exc.value.addr == a + PAGE
+    assert not q.alive
