@@ -190,3 +190,60 @@ def access_writes(write: Any, n: int) -> np.ndarray:
     if flags.dtype.kind in "iu" and (n == 0 or (int(flags.min()) >= 0 and int(flags.max()) <= 1)):
         return np.ascontiguousarray(flags, dtype=bool)
     raise TypeError(f"write mask must hold bools, not {flags.dtype}")
+
+
+# --- file calls (glibc prototypes: open(const char *, int, mode_t), read(int, void *, size_t), pread(int,
+# void *, size_t, off_t), write(int, const void *, size_t), lseek(int, off_t, int), ftruncate(int, off_t),
+# fsync(int), msync(void *, size_t, int), posix_fadvise(int, off_t, off_t, int), cachestat(unsigned int,
+# struct cachestat_range *, struct cachestat *, unsigned int)) ------------------------------------------
+
+def open_args(path: object, flags: object, mode: object) -> tuple[str, int, int]:
+    """open(2): a path (str, bytes or os.PathLike; TypeError otherwise, ValueError with a NUL byte)."""
+    import os
+
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be str, bytes or os.PathLike, not {type(path).__name__}")
+    text = os.fsdecode(os.fspath(path))
+    if "\0" in text:
+        raise ValueError("embedded null byte in path")
+    return text, c_int(flags, "flags"), c_unsigned(mode, "mode", 32)
+
+
+def fd_arg(fd: object) -> int:
+    return c_int(fd, "fd")
+
+
+def read_args(fd: object, n: object) -> tuple[int, int]:
+    return c_int(fd, "fd"), c_ulong(n, "count")
+
+
+def pread_args(fd: object, n: object, offset: object) -> tuple[int, int, int]:
+    return c_int(fd, "fd"), c_ulong(n, "count"), c_long(offset, "offset")
+
+
+def write_data(data: object) -> bytes:
+    """write(2)'s buffer: bytes-like (TypeError otherwise)."""
+    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+    return bytes(data)
+
+
+def lseek_args(fd: object, offset: object, whence: object) -> tuple[int, int, int]:
+    return c_int(fd, "fd"), c_long(offset, "offset"), c_int(whence, "whence")
+
+
+def ftruncate_args(fd: object, length: object) -> tuple[int, int]:
+    return c_int(fd, "fd"), c_long(length, "length")
+
+
+def msync_args(addr: object, length: object, flags: object) -> tuple[int, int, int]:
+    return c_pointer(addr), c_ulong(length, "length"), c_int(flags, "flags")
+
+
+def fadvise_args(fd: object, offset: object, length: object, advice: object) -> tuple[int, int, int, int]:
+    return c_int(fd, "fd"), c_long(offset, "offset"), c_long(length, "len"), c_int(advice, "advice")
+
+
+def cachestat_args(fd: object, offset: object, length: object, flags: object = 0) -> tuple[int, int, int, int]:
+    return c_unsigned(fd, "fd", 32), c_unsigned(offset, "off"), c_unsigned(length, "len"), \
+        c_unsigned(flags, "flags", 32)

@@ -18,6 +18,7 @@ from .arch.x86.tlb import CpuTlbState
 from .clock import NO_DEADLINE, Clock
 from .constants import _SIZE_RE, _UNITS, PAGE_SIZE, TASK_SIZE, GiB, MiB, parse_size
 from .errors import NotModelled
+from .fs.ext4 import Ext4
 from .hw.cost import CostModel
 from .hw.cpu import CPU_MODELS, CpuModel, get_cpu_model
 from .hw.devices import DEVICE_MODELS, BlockDevice, DeviceModel, device_model_from_calibration, get_device_model
@@ -36,7 +37,7 @@ from .mm.types import MmStruct
 from .observe.procfs import read_path
 from .process import Process
 from .settings import BY_PATH, Settings
-from .stats import Counters
+from .stats import Counters, VmEvent
 
 VERSION_MODELLED = "6.18"
 _THP_PATH = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -209,6 +210,7 @@ class Machine:
         self.host_config: dict[str, Any] = {}  # what from_host() read off the host
         self.fault_log: list[FaultTrace] | None = None  # a list turns per-fault recording on (explain)
         self.kernel_entry = KernelEntry()  # host signals wait while the simulated kernel runs
+        self.fs = Ext4(self)  # the ext4 filesystem on the disk: m.fs.create(path, size), m.fs.import_host(path)
 
     @classmethod
     def from_host(cls, *, ram: int | str | None = None, cpu: str | CpuModel | None = None, seed: int = 0,
@@ -345,6 +347,24 @@ class Machine:
         if kbytes:
             return kbytes // (PAGE_SIZE // 1024)
         return self.totalram_pages * int(self.settings.vm.overcommit_ratio) // 100
+
+    # --- files --------------------------------------------------------------------------------------
+    def drop_caches(self, level: int = 3) -> None:
+        """echo LEVEL > /proc/sys/vm/drop_caches: 1 drops the clean, unused page cache, 2 slab objects
+        (none are modelled), 3 both; bit 4 only silences the kernel log. ValueError (EINVAL) otherwise.
+        Mirrors fs/drop_caches.c: drop_pagecache_sb() -> invalidate_mapping_pages() of every inode."""
+        from .mm.truncate import invalidate_mapping_pages
+
+        if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 4:
+            raise ValueError(f"drop_caches takes 1, 2, 3 or 4 (EINVAL), got {level!r}")
+        with self.kernel_entry:
+            if level & 1:
+                for inode in list(self.fs.inodes.values()):
+                    if inode.i_mapping is not None:
+                        invalidate_mapping_pages(self, inode.i_mapping, 0, 1 << 62)
+                self.counters.count_vm_event(VmEvent.DROP_PAGECACHE)
+            if level & 2:
+                self.counters.count_vm_event(VmEvent.DROP_SLAB)
 
     # --- what users read ------------------------------------------------------------------------
     def vmstat(self) -> dict[str, int]:

@@ -9,6 +9,7 @@ the loop resumes at the same access). The same API drives the real kernel in ``p
 
 from __future__ import annotations
 
+import os
 import resource
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,62 @@ class Process:
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         """prctl(2); returns its result. Modelled: PR_SET_THP_DISABLE, PR_GET_THP_DISABLE."""
         return syscalls.sys_prctl(self._live(), *abi.prctl_args(option, arg2, arg3, arg4, arg5))
+
+    # --- files ----------------------------------------------------------------------------------
+    def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+        """open(2); returns the descriptor. Paths are absolute, on the machine's filesystem (m.fs)."""
+        return syscalls.sys_open(self._live(), *abi.open_args(path, flags, mode))
+
+    def close(self, fd: int) -> None:
+        """close(2)."""
+        syscalls.sys_close(self._live(), abi.fd_arg(fd))
+
+    def read(self, fd: int, n: int) -> int:
+        """read(2) of ``n`` bytes; returns the bytes read. The data lands in a kernel-side buffer that is
+        not part of the process's address space (no buffer faults, on either backend)."""
+        return syscalls.sys_read(self._live(), *abi.read_args(fd, n))
+
+    def pread(self, fd: int, n: int, offset: int) -> int:
+        """pread(2); returns the bytes read (see read())."""
+        return syscalls.sys_pread64(self._live(), *abi.pread_args(fd, n, offset))
+
+    def write(self, fd: int, data: bytes) -> int:
+        """write(2); returns the bytes written."""
+        return syscalls.sys_write(self._live(), abi.fd_arg(fd), abi.write_data(data))
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        """pwrite(2); returns the bytes written."""
+        fd, _n, offset = abi.pread_args(fd, 0, offset)
+        return syscalls.sys_pwrite64(self._live(), fd, abi.write_data(data), offset)
+
+    def lseek(self, fd: int, offset: int, whence: int = os.SEEK_SET) -> int:
+        """lseek(2) (SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE); returns the new position."""
+        return syscalls.sys_lseek(self._live(), *abi.lseek_args(fd, offset, whence))
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        """ftruncate(2)."""
+        syscalls.sys_ftruncate(self._live(), *abi.ftruncate_args(fd, length))
+
+    def fsync(self, fd: int) -> None:
+        """fsync(2): the file's dirty pages are written back; returns when they are on the disk."""
+        syscalls.sys_fsync(self._live(), abi.fd_arg(fd))
+
+    def fdatasync(self, fd: int) -> None:
+        """fdatasync(2) (as fsync here: no separate inode metadata)."""
+        syscalls.sys_fsync(self._live(), abi.fd_arg(fd))
+
+    def msync(self, addr: int, length: int, flags: int) -> None:
+        """msync(2) (MS_ASYNC 1, MS_INVALIDATE 2, MS_SYNC 4)."""
+        syscalls.sys_msync(self._live(), *abi.msync_args(addr, length, flags))
+
+    def fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
+        """posix_fadvise(2) with os.POSIX_FADV_*; errors raise OSError (glibc returns them instead)."""
+        syscalls.sys_fadvise64(self._live(), *abi.fadvise_args(fd, offset, length, advice))
+
+    def cachestat(self, fd: int, offset: int = 0, length: int = 0) -> dict[str, int]:
+        """cachestat(2) over [offset, offset + length) (0: to the end): nr_cache, nr_dirty, nr_writeback,
+        nr_evicted, nr_recently_evicted, in pages."""
+        return syscalls.sys_cachestat(self._live(), *abi.cachestat_args(fd, offset, length))
 
     def exit(self, code: int = 0) -> None:
         """exit(2): the address space is torn down, every frame and page-table page freed."""

@@ -24,12 +24,17 @@ class VmEvent(enum.Enum):
 
     __hash__ = object.__hash__  # members are singletons; Enum's Python-level hash is slow
 
+    PGPGIN = "pgpgin"  # KiB read from block devices (submit_bio(): count_vm_events(PGPGIN, sectors / 2))
+    PGPGOUT = "pgpgout"  # KiB written to block devices
     PGLAZYFREE = "pglazyfree"
     PGFAULT = "pgfault"
     PGMAJFAULT = "pgmajfault"
     PGREUSE = "pgreuse"
+    DROP_PAGECACHE = "drop_pagecache"
+    DROP_SLAB = "drop_slab"
     THP_FAULT_ALLOC = "thp_fault_alloc"
     THP_FAULT_FALLBACK = "thp_fault_fallback"
+    THP_FILE_MAPPED = "thp_file_mapped"  # a file folio mapped by a PMD (do_set_pmd())
     THP_SPLIT_PAGE = "thp_split_page"
     THP_DEFERRED_SPLIT_PAGE = "thp_deferred_split_page"
     THP_SPLIT_PMD = "thp_split_pmd"
@@ -51,7 +56,11 @@ class NodeStat(enum.Enum):
     NR_ANON_MAPPED = "nr_anon_pages"
     NR_FILE_MAPPED = "nr_mapped"
     NR_FILE_PAGES = "nr_file_pages"
+    NR_DIRTY = "nr_dirty"
+    NR_WRITEBACK = "nr_writeback"
     NR_SHMEM = "nr_shmem"
+    NR_FILE_THPS = "nr_file_hugepages"  # PMD-sized page-cache folios, kept in pages, printed in THPs
+    NR_FILE_PMDMAPPED = "nr_file_pmdmapped"  # file pages mapped by PMDs, kept in pages, printed in THPs
     NR_ANON_THPS = "nr_anon_transparent_hugepages"  # kept in pages; /proc/vmstat prints it in THPs
     NR_PAGETABLE = "nr_page_table_pages"
 
@@ -140,7 +149,8 @@ class Counters:
         for item in NodeStat:
             if item is not NodeStat.NR_FREE_PAGES:
                 out[item.value] = self.gauges[item]
-        out[NodeStat.NR_ANON_THPS.value] //= HPAGE_PMD_NR  # vmstat_item_print_in_thp()
+        for item in (NodeStat.NR_ANON_THPS, NodeStat.NR_FILE_THPS, NodeStat.NR_FILE_PMDMAPPED):
+            out[item.value] //= HPAGE_PMD_NR  # vmstat_item_print_in_thp()
         for ev in VmEvent:
             out[ev.value] = self.events[ev]
         return out

@@ -18,6 +18,9 @@ FAULT_NS: dict[str, int] = {
     "do_read_fault": 1000,  # shmem/page-cache hit, one page: estimate (between the two above)
     "do_read_fault(around)": 1300,  # fault-around of up to 16 cached pages: estimate (0.13 us/page [VM])
     "do_shared_fault": 1450,  # shmem write fault allocating a page: estimate (as anon write-first)
+    "do_cow_fault": 3400,  # copy of a cached file page into a private one: as wp_page_copy (estimate)
+    "do_set_pmd": 1300,  # a cached 2 MiB folio mapped by one PMD: as fault-around (estimate)
+    "wp_page_shared": 1000,  # write-notify: page_mkwrite + dirtying, the PTE made writable (estimate)
     "spurious": 300,  # stale-TLB fault: estimate
     # THP faults, measured on this VM by docs/facts/thp_at_fault_time.md, item j: a THP
     # write fault cost 259-353 us against 2.5-3.7 us for a 4 KiB one (71-142x; ~ zeroing 2 MiB at 10 GB/s

@@ -221,6 +221,7 @@ class BlockDevice:
         self.bytes_read = 0
         self.bytes_written = 0
         self.busy_ns = 0  # time the link moved data (as /sys/block/*/stat io_ticks, roughly)
+        self.next_sector = -1  # where the previous request ended (in pages): a request starting there is sequential
 
     @property
     def name(self) -> str:

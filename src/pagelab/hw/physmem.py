@@ -221,6 +221,23 @@ class FrameTable:
                 del self._data[pfn]
                 self.fingerprint[pfn] = 0
 
+    def page_bytes(self, pfn: int) -> np.ndarray | None:
+        """A copy of frame ``pfn``'s 4096 bytes, or None when it holds only zeros."""
+        data = self._data.get(int(pfn))
+        return None if data is None else data.copy()
+
+    def set_page_bytes(self, pfn: int, data: np.ndarray | None) -> None:
+        """Frame ``pfn`` now holds ``data`` (4096 uint8; None = all zeros), its fingerprint recomputed
+        (what a read from a device, or a copy into the page cache, leaves in it)."""
+        self._drop_data(int(pfn))
+        if data is None or not data.any():
+            self.fingerprint[pfn] = 0
+            return
+        kernel_bug(data.shape != (PAGE_SIZE,), "set_page_bytes: not one page of bytes")
+        self._data[int(pfn)] = np.array(data, dtype=np.uint8)
+        offs = np.flatnonzero(data)
+        self.fingerprint[pfn] = int(_byte_digest(offs, data[offs].astype(np.uint64)).sum(dtype=np.uint64))
+
     def copy_data(self, dst: int, src: int) -> None:
         """copy_user_highpage(): frame ``dst`` gets the bytes and the fingerprint of frame ``src``."""
         self._drop_data(dst)

@@ -16,12 +16,18 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from ..constants import PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED
+from ..constants import PAGE_SHIFT, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED
 from ..errors import NotModelled, syscall_error
+from ..fs.open import do_ftruncate, do_sys_open
+from ..fs.read_write import ksys_lseek, ksys_read, ksys_write
+from ..mm.fadvise import generic_fadvise
+from ..mm.filemap import filemap_cachestat
 from ..mm.madvise import do_madvise
 from ..mm.mincore import do_mincore
 from ..mm.mmap import do_mmap, do_munmap
 from ..mm.mprotect import do_mprotect
+from ..mm.msync import do_msync
+from ..mm.page_writeback import write_inode_now
 from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED
 from .task import Task, task_cputime
 
@@ -110,3 +116,75 @@ def sys_getrusage(task: Task) -> resource.struct_rusage:
         utime / freq_hz, stime / freq_hz, maxrss * 4,
         0, 0, 0, task.min_flt, task.maj_flt, 0, 0, 0, 0, 0, 0, task.nvcsw, 0,
     ))
+
+
+# --- files (fs/open.c, fs/read_write.c, fs/sync.c, mm/msync.c, mm/fadvise.c, mm/filemap.c: cachestat) -----
+
+@syscall
+def sys_open(task: Task, path: str, flags: int, mode: int) -> int:
+    return do_sys_open(task, path, flags, mode)
+
+
+@syscall
+def sys_close(task: Task, fd: int) -> None:
+    task.files.close_fd(fd)
+
+
+@syscall
+def sys_read(task: Task, fd: int, count: int) -> int:
+    return ksys_read(task, fd, count, None)
+
+
+@syscall
+def sys_pread64(task: Task, fd: int, count: int, pos: int) -> int:
+    return ksys_read(task, fd, count, pos)
+
+
+@syscall
+def sys_write(task: Task, fd: int, data: bytes) -> int:
+    return ksys_write(task, fd, data, None)
+
+
+@syscall
+def sys_pwrite64(task: Task, fd: int, data: bytes, pos: int) -> int:
+    return ksys_write(task, fd, data, pos)
+
+
+@syscall
+def sys_lseek(task: Task, fd: int, offset: int, whence: int) -> int:
+    return ksys_lseek(task, fd, offset, whence)
+
+
+@syscall
+def sys_ftruncate(task: Task, fd: int, length: int) -> None:
+    do_ftruncate(task, fd, length)
+
+
+@syscall
+def sys_fsync(task: Task, fd: int) -> None:
+    """Mirrors do_fsync() -> ext4_sync_file(): write the file's dirty folios back and wait (fdatasync
+    is the same here: there is no inode metadata to write separately)."""
+    write_inode_now(task.machine, task.files.fget(fd).inode, sync=True, task=task)
+
+
+@syscall
+def sys_msync(task: Task, start: int, length: int, flags: int) -> None:
+    do_msync(task, start, length, flags)
+
+
+@syscall
+def sys_fadvise64(task: Task, fd: int, offset: int, length: int, advice: int) -> None:
+    """Mirrors ksys_fadvise64_64(): EBADF, then generic_fadvise()."""
+    generic_fadvise(task, task.files.fget(fd), offset, length, advice)
+
+
+@syscall
+def sys_cachestat(task: Task, fd: int, off: int, length: int, flags: int) -> dict[str, int]:
+    """Mirrors cachestat(2) (mm/filemap.c: filemap_cachestat()): EINVAL for flags, EBADF; the range's
+    pages cached, dirty, under writeback, evicted and recently evicted (no shadow entries: 0, 0)."""
+    if flags:
+        raise syscall_error(errno.EINVAL, "cachestat: flags must be 0")
+    f = task.files.fget(fd)
+    first = off >> PAGE_SHIFT
+    last = (1 << 64) - 1 if length == 0 else (off + length - 1) >> PAGE_SHIFT
+    return filemap_cachestat(task.machine, f.mapping, first, last)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..fs.file import FdTable
 from ..hw.cost import SIGSEGV_NS
 from ..stats import PerfEvent
 
@@ -39,6 +40,10 @@ class Task:
         self.mm: MmStruct = mm  # torn down at exit, kept for its high-water marks
         self.min_flt = 0
         self.maj_flt = 0
+        # struct task_io_accounting (/proc/PID/io): bytes through read()/write() and bytes of block I/O
+        self.ioac_rchar = self.ioac_wchar = self.ioac_syscr = self.ioac_syscw = 0
+        self.ioac_read_bytes = self.ioac_write_bytes = 0
+        self.files: FdTable = FdTable()  # struct files_struct: the open descriptors
         self.perf: dict[PerfEvent, int] = dict.fromkeys(PerfEvent, 0)
         self.utime_cycles = 0  # utime, stime and the I/O wait: written only by the account_*_time() functions
         self.stime_cycles = 0

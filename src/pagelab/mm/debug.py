@@ -33,6 +33,7 @@ from .page_alloc import NR_PAGE_ORDERS, Z_END_PFN, Z_START_PFN
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_novma
 from .pgtable import pmdp_get, pte_offset_map
 from .rmap import AnonVma, rmap_walk
+from .shmem import ShmemFile
 from .types import MMF_HUGE_ZERO_FOLIO, VmFlag
 from .vma import vm_get_page_prot
 
@@ -141,7 +142,7 @@ def committed_pages(m: Machine) -> int:
                     pages += v.pages
                 if v.vm_file is not None:
                     files[id(v.vm_file)] = v.vm_file
-    return pages + sum(f.size_pages for f in files.values() if f.charged)
+    return pages + sum(f.size_pages for f in files.values() if isinstance(f, ShmemFile) and f.charged)
 
 
 def _check_list(m: Machine, head: int, what: str) -> np.ndarray:

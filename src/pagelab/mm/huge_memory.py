@@ -68,6 +68,7 @@ from .rmap import (
     folio_maybe_mapped_shared,
     folio_remove_rmap_pmd,
     folio_remove_rmap_pte,
+    mm_counter_file,
     rmap_walk,
 )
 from .types import (
@@ -395,6 +396,9 @@ def zap_huge_pmd(m: Machine, vma: Vma, pmd: int, addr: int) -> int:
         return 0
     mm = vma.mm
     pmdp_huge_get_and_clear(m, pmd, haddr)
+    if not vma_is_anonymous(vma):  # a page-cache folio: no deposited table on x86
+        zap_file_pmd(m, vma, orig)
+        return 1
     zap_deposited_table(m, mm, pmd, haddr)
     if is_huge_zero_pmd(m, orig):
         return 1
@@ -403,6 +407,20 @@ def zap_huge_pmd(m: Machine, vma: Vma, pmd: int, addr: int) -> int:
     add_mm_counter(mm, MM_ANONPAGES, -HPAGE_PMD_NR)
     put_page(m, folio)  # tlb_remove_page_size()
     return 1
+
+
+def zap_file_pmd(m: Machine, vma: Vma, orig: int) -> None:
+    """The page-cache half of zap_huge_pmd() and __split_huge_pmd_locked(): the folio a cleared PMD
+    mapped is dirtied if the PMD was (folio_mark_dirty()), loses the mapping and its reference, and the
+    mm's file RSS drops by HPAGE_PMD_NR. The caller has cleared the entry."""
+    from .page_writeback import folio_mark_dirty  # page_writeback builds on rmap, as this module does
+
+    folio = pmd_pfn(orig)
+    if orig & _PAGE_DIRTY:
+        folio_mark_dirty(m, folio)
+    folio_remove_rmap_pmd(m, vma, folio)
+    add_mm_counter(vma.mm, mm_counter_file(m, folio), -HPAGE_PMD_NR)
+    put_page(m, folio)
 
 
 def change_huge_pmd(m: Machine, vma: Vma, pmd: int, addr: int, newprot: int) -> int:
@@ -439,6 +457,9 @@ def split_huge_pmd(m: Machine, vma: Vma, pmd: int, address: int) -> None:
     m.counters.count_vm_event(VmEvent.THP_SPLIT_PMD)
     pmdp_huge_get_and_clear(m, pmd, haddr)  # pmdp_invalidate()
     flush_tlb_page(m, mm, haddr)  # flush_pmd_tlb_range(): one 2 MiB translation
+    if not vma_is_anonymous(vma):  # a file PMD is zapped, not split: its pages fault back in by PTEs
+        zap_file_pmd(m, vma, orig)
+        return
     pgtable = pgtable_trans_huge_withdraw(mm, pmd, haddr)
     keep = orig & (_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED)
     prot = (vma.vm_page_prot & ~(_PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED)) | keep

@@ -48,7 +48,7 @@ from .pgtable import (
     set_pmd_at,
 )
 from .rmap import folio_maybe_mapped_shared
-from .shmem import shmem_truncate
+from .shmem import ShmemFile, shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
 from .types import FaultFlag, MmStruct, Vma, VmFaultResult, VmFlag
 from .vma import find_vma, linear_page_index, vma_modify_flags
@@ -217,6 +217,8 @@ def madvise_remove(task: Task, vma: Vma, start: int, end: int) -> None:
         raise syscall_error(errno.EINVAL, "madvise(MADV_REMOVE): needs a shared file mapping")
     if not (vma.vm_flags & VmFlag.SHARED and vma.vm_flags & VmFlag.MAYWRITE):
         raise syscall_error(errno.EACCES, "madvise(MADV_REMOVE): the mapping may not be written")
+    if not isinstance(f, ShmemFile):
+        raise NotModelled("madvise(MADV_REMOVE) on a regular file (ext4 hole punching)")
     first = linear_page_index(vma, start)
     last = first + ((end - start) >> PAGE_SHIFT)
     for other in [v for v in vma.mm.vmas if v.vm_file is f]:  # unmap_mapping_range()

@@ -164,3 +164,13 @@ def exit_mmap(m: Machine, mm: MmStruct) -> None:
             m.vm_unacct_memory(vma.pages)
     free_all_pgtables(m, mm)
     mm.total_vm = mm.data_vm = 0
+
+
+def unmap_mapping_range(m: Machine, mapping: object, start_pgoff: int) -> None:
+    """Mirrors unmap_mapping_range(mapping, start, 0, even_cows=1): every VMA mapping the file loses
+    its entries for file pages from ``start_pgoff`` on, private COW copies included (truncation)."""
+    for vma in list(getattr(mapping, "i_mmap", ())):
+        first = max(start_pgoff, vma.vm_pgoff)
+        if first >= vma.vm_pgoff + vma.pages:
+            continue
+        zap_page_range_single(m, vma, vma.vm_start + ((first - vma.vm_pgoff) << PAGE_SHIFT), vma.vm_end)

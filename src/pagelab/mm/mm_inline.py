@@ -41,13 +41,16 @@ def lruvec_add_folio(m: Machine, folios: int | np.ndarray, nr: int) -> None:
 
 def lruvec_del_folio(m: Machine, folios: int | np.ndarray) -> None:
     """Mirrors lruvec_del_folio(): take folios (one head or an array) off the LRU list their flags name;
-    the folios not on an LRU are left as they are. MADV_FREE'd ones sit on the inactive file list."""
+    the folios not on an LRU are left as they are. Page-cache folios (neither anon nor swap-backed) and
+    MADV_FREE'd ones sit on the file lists."""
     frames = m.frames
     flags = frames.flags[folios]
     nr = folio_nr_pages(m, folios) * ((flags & PG.LRU) != 0)
     lazy = (flags & PG.LAZYFREE) != 0
+    file = ((flags & (PG.ANON | PG.SWAPBACKED)) == 0) | lazy  # page cache, and MADV_FREE'd anon
     active = ((flags & PG.ACTIVE) != 0) & ~lazy
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, -int((nr * lazy).sum()))
-    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON, -int((nr * active).sum()))
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, -int((nr * ~(lazy | active)).sum()))
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, -int((nr * (file & ~active)).sum()))
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_FILE, -int((nr * (file & active)).sum()))
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_ANON, -int((nr * (active & ~file)).sum()))
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, -int((nr * ~(file | active)).sum()))
     frames.flags[folios] = flags & ~PG.LRU

@@ -55,6 +55,8 @@ from ..constants import (
     page_align,
 )
 from ..errors import NotModelled, syscall_error
+from ..fs.ext4 import ext4_file_mmap
+from ..fs.file import FMODE_READ, FMODE_WRITE, File
 from .memory import unmap_page_range
 from .pgtable import free_pgtables
 from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
@@ -67,6 +69,7 @@ from .vma import (
     split_vma,
     vm_get_page_prot,
     vma_link,
+    vma_set_page_prot,
     vma_set_range,
     vma_unlink,
     vmas_in_range,
@@ -79,6 +82,8 @@ if TYPE_CHECKING:
 ULONG_MASK = (1 << 64) - 1
 MAX_ERRNO = 4095  # include/linux/err.h: the top 4095 values of an unsigned long are error codes
 MAP_DROPPABLE = 0x08  # a MAP_TYPE value (include/uapi/linux/mman.h, Linux 6.11+)
+MAP_SHARED_VALIDATE = 0x03
+MAX_LFS_PAGES = ((1 << 63) - 1) >> PAGE_SHIFT  # MAX_LFS_FILESIZE in pages (file_mmap_ok())
 MAP_HUGE_SHIFT = 26
 MAP_HUGE_MASK = 0x3F
 HUGE_PAGE_SHIFTS = (21, 30)  # the hstates of x86-64: 2 MiB, and 1 GiB with pdpe1gb
@@ -119,9 +124,10 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
     off = offset & ULONG_MASK
     if off & ~PAGE_MASK:
         raise syscall_error(errno.EINVAL, "mmap: offset not page aligned")
+    file = None
     if not flags & MAP_ANONYMOUS:
-        raise syscall_error(errno.EBADF, f"mmap: fd {fd} is not open (the simulated process has no files)")
-    if flags & MAP_HUGETLB:  # ksys_mmap_pgoff(): hstate_sizelog(), ALIGN(len, huge_page_size), then do_mmap()
+        file = task.files.fget(fd)  # ksys_mmap_pgoff(): EBADF
+    elif flags & MAP_HUGETLB:  # ksys_mmap_pgoff(): hstate_sizelog(), ALIGN(len, huge_page_size), then do_mmap()
         shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK
         if shift not in (0, *HUGE_PAGE_SHIFTS):
             raise syscall_error(errno.EINVAL, f"mmap: no huge page size of 2**{shift} bytes")
@@ -144,12 +150,15 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         raise syscall_error(errno.ENOMEM, "mmap: too many mappings (vm.max_map_count)")
     vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | VmFlag.MAYREAD | VmFlag.MAYWRITE \
         | VmFlag.MAYEXEC
-    addr = _get_unmapped_area(task, addr, length, flags)
+    addr = _get_unmapped_area(task, addr, length, flags, off if file is not None else -1)
     if flags & MAP_FIXED_NOREPLACE and find_vma_intersection(mm, addr, addr + length):
         raise syscall_error(errno.EEXIST, "mmap: MAP_FIXED_NOREPLACE range is in use")
     if flags & MAP_LOCKED:
         _check_mlock(task, length >> PAGE_SHIFT)
     kind = flags & MAP_TYPE
+    if file is not None:
+        vm_flags = _file_vm_flags(file, kind, prot, vm_flags, off, length)
+        return mmap_region(task, addr, length, vm_flags, off >> PAGE_SHIFT, _unmodelled(flags, kind), file)
     if kind == MAP_SHARED:
         if vm_flags & VmFlag.GROWSDOWN:
             raise syscall_error(errno.EINVAL, "mmap: MAP_GROWSDOWN on shared memory")
@@ -166,7 +175,30 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
     return mmap_region(task, addr, length, vm_flags, pgoff, _unmodelled(flags, kind))
 
 
-def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
+def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, length: int) -> int:
+    """Mirrors do_mmap()'s checks for a file mapping, in the kernel's order: EOVERFLOW (file_mmap_ok():
+    the offset range overflows the file's maximum), EACCES (a shared writable mapping of a descriptor
+    not open for writing; any mapping of one not open for reading), EINVAL (an unknown type, or
+    MAP_GROWSDOWN). A shared mapping of a read-only descriptor is not VM_SHARED and cannot become
+    writable (no VM_MAYWRITE)."""
+    if (off >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > MAX_LFS_PAGES:
+        raise syscall_error(errno.EOVERFLOW, "mmap: offset + length past the largest file size")
+    if kind in (MAP_SHARED, MAP_SHARED_VALIDATE):
+        if prot & PROT_WRITE and not file.f_mode & FMODE_WRITE:
+            raise syscall_error(errno.EACCES, "mmap: MAP_SHARED with PROT_WRITE on a descriptor not open for writing")
+        vm_flags |= VmFlag.SHARED | VmFlag.MAYSHARE
+        if not file.f_mode & FMODE_WRITE:
+            vm_flags &= ~(VmFlag.MAYWRITE | VmFlag.SHARED)
+    elif kind != MAP_PRIVATE:
+        raise syscall_error(errno.EINVAL, f"mmap: mapping type {kind:#x} (MAP_SHARED or MAP_PRIVATE needed)")
+    if not file.f_mode & FMODE_READ:
+        raise syscall_error(errno.EACCES, "mmap: descriptor not open for reading")
+    if vm_flags & VmFlag.GROWSDOWN:
+        raise syscall_error(errno.EINVAL, "mmap: MAP_GROWSDOWN on a file")
+    return vm_flags
+
+
+def _get_unmapped_area(task: Task, addr: int, length: int, flags: int, file_off: int = -1) -> int:
     """Mirrors __get_unmapped_area(): find (or take) the range, then its checks (ENOMEM, EINVAL, EPERM)."""
     m = task.machine
     fixed = bool(flags & MAP_FIXED)
@@ -177,7 +209,9 @@ def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
         return get_unmapped_area(task.mm, addr, size, fixed)
 
     found = -1
-    if not addr and not flags & MAP_SHARED and length % PMD_SIZE == 0:
+    if file_off >= 0 and not fixed:  # ext4's ->get_unmapped_area: thp_get_unmapped_area() with the offset
+        found = thp_get_unmapped_area(search, addr, length, file_off)
+    elif file_off < 0 and not addr and not flags & MAP_SHARED and length % PMD_SIZE == 0:
         found = thp_get_unmapped_area(search, addr, length)  # larger anonymous mappings are THP aligned
     addr = found if found >= 0 else search(length)
     if addr < 0:
@@ -193,8 +227,8 @@ def _get_unmapped_area(task: Task, addr: int, length: int, flags: int) -> int:
     return addr
 
 
-def thp_get_unmapped_area(search: Callable[[int], int], addr: int, length: int) -> int:
-    """Mirrors __thp_get_unmapped_area() for anonymous memory (pgoff treated as 0): search a gap
+def thp_get_unmapped_area(search: Callable[[int], int], addr: int, length: int, off: int = 0) -> int:
+    """Mirrors __thp_get_unmapped_area() (file offset ``off``; 0 for anonymous memory): search a gap
     PMD_SIZE longer than asked, then place the mapping at the 2 MiB boundary inside it (top-down: if
     the gap already starts aligned, one PMD_SIZE up). ``search(length)`` is the ordinary search, ``addr``
     the hint (0 here, or a MAP_FIXED 0). -1 when the padded search fails (the caller retries without
@@ -203,12 +237,15 @@ def thp_get_unmapped_area(search: Callable[[int], int], addr: int, length: int) 
     __get_unmapped_area() takes this path for a private anonymous mapping with no hint whose length
     is a multiple of PMD_SIZE, whatever the THP mode (measured here: 2, 4 and 6 MiB aligned 3 of 3).
     """
+    off_align = (off + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+    if off + length <= off_align or off + length - off_align < PMD_SIZE:
+        return -1  # no whole aligned 2 MiB of the file inside the mapping: no reason to align
     ret = search(length + PMD_SIZE)
     if ret < 0:
         return -1
-    if ret == addr:  # MAP_FIXED (at 0): the address is taken as it is
+    if ret == addr:  # the hint (or a MAP_FIXED 0) is taken as it is
         return addr
-    off_sub = -ret & (PMD_SIZE - 1)
+    off_sub = (off - ret) & (PMD_SIZE - 1)
     return ret + PMD_SIZE if not off_sub else ret + off_sub  # MMF_TOPDOWN is set for every mm here
 
 
@@ -261,7 +298,8 @@ def accountable_mapping(vm_flags: int) -> bool:
     return (vm_flags & (VmFlag.NORESERVE | VmFlag.SHARED | VmFlag.WRITE)) == VmFlag.WRITE
 
 
-def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, unmodelled: str = "") -> int:
+def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, unmodelled: str = "",
+                file: File | None = None) -> int:
     """Mirrors __mmap_region(): gather what MAP_FIXED replaces, charge commit, then merge or create the VMA.
 
     As in the kernel, a commit failure leaves the gather's splits behind (the old VMAs are put back, cut);
@@ -282,7 +320,7 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
             _gather(mm, addr, end)
             raise syscall_error(errno.ENOMEM, "mmap: not enough memory to commit (vm.overcommit_memory)")
         vm_flags |= VmFlag.ACCOUNT
-    shared = bool(vm_flags & VmFlag.SHARED)
+    shared = bool(vm_flags & VmFlag.SHARED) and file is None
     shmem_charged = shared and not vm_flags & VmFlag.NORESERVE
     if shmem_charged and not m.vm_enough_memory(npages):  # shmem_zero_setup() -> shmem_acct_size()
         m.vm_unacct_memory(charged)
@@ -296,7 +334,13 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
         _unmap_vmas(task, _gather(mm, addr, end), addr, end, unaccount=not vm_flags & VmFlag.ACCOUNT)
     vma = Vma(mm=mm, vm_start=addr, vm_end=end, vm_flags=vm_flags, vm_pgoff=pgoff,
               vm_page_prot=vm_get_page_prot(vm_flags))
-    if shared:
+    if file is not None:  # __mmap_new_file_vma(): get_file(), ->mmap(), then the page protection
+        vma.vm_file = file
+        ext4_file_mmap(vma)
+        vma_set_page_prot(vma)
+        vma_link(mm, vma)
+        file.get(vma)
+    elif shared:
         vma.vm_file = ShmemFile(m, npages, charged=shmem_charged)  # shmem_zero_setup()
         vma.vm_ops = SHMEM_ANON_VM_OPS
         vma_link(mm, vma)

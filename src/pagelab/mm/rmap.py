@@ -19,7 +19,7 @@ from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, PTE_PFN
 from ..constants import PAGE_SHIFT
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
-from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
+from ..stats import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, NodeStat
 from .types import VM_ACCESS_FLAGS, Vma, add_mm_counter
 from .vma import find_vma_next, find_vma_prev
 
@@ -93,13 +93,48 @@ def folio_remove_rmap_ptes_exclusive(m: Machine, vma: Vma, pfns: np.ndarray) -> 
     add_mm_counter(vma.mm, MM_ANONPAGES, -pfns.shape[0])
 
 
-def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
-    """Mirrors folio_add_file_rmap_pte() for a shmem page: one more mapping."""
+def mm_counter_file(m: Machine, folio: int) -> int:
+    """Mirrors mm_counter_file(): MM_SHMEMPAGES for a shmem folio (swap-backed), else MM_FILEPAGES."""
+    return MM_SHMEMPAGES if m.frames.flags[folio] & PG.SWAPBACKED else MM_FILEPAGES
+
+
+def folio_add_file_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
+    """Mirrors folio_add_file_rmap_ptes() + the caller's add_mm_counter(): pages [pfn, pfn + nr) of one
+    page-cache folio are mapped once more. Pages newly mapped count in NR_FILE_MAPPED (unless a PMD maps
+    the folio already); the mm's file (or shmem) RSS grows by ``nr``. The references are the caller's."""
     frames = m.frames
-    frames.mapcount[pfn] += 1
-    if frames.mapcount[pfn] == 1:
-        m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, 1)
-    vma.mm.rss[MM_SHMEMPAGES] += 1
+    head = pfn - int(frames.head_offset[pfn])
+    pages = slice(pfn, pfn + nr)
+    first = int((frames.mapcount[pages] == 0).sum())
+    frames.mapcount[pages] += 1
+    if frames.flags[head] & PG.HEAD:
+        frames.large_mapcount[head] += nr
+        frames.nr_pages_mapped[head] += first
+        if frames.entire_mapcount[head]:
+            first = 0
+    if first:
+        m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, first)
+    vma.mm.rss[mm_counter_file(m, head)] += nr
+
+
+def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
+    """Mirrors folio_add_file_rmap_pte(): folio_add_file_rmap_ptes() of one page."""
+    folio_add_file_rmap_ptes(m, vma, pfn, 1)
+
+
+def folio_add_file_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
+    """Mirrors folio_add_file_rmap_pmd(): a PMD-sized page-cache folio is mapped whole by one PMD.
+    Its pages not mapped by PTEs count in NR_FILE_MAPPED, all of them in NR_FILE_PMDMAPPED; RSS is
+    the caller's."""
+    frames = m.frames
+    nr = 1 << int(frames.order[folio])
+    frames.large_mapcount[folio] += 1
+    frames.entire_mapcount[folio] += 1
+    if frames.entire_mapcount[folio] == 1:
+        m.counters.mod_node_state(NodeStat.NR_FILE_PMDMAPPED, nr)
+        unmapped = nr - int(frames.nr_pages_mapped[folio])
+        if unmapped:
+            m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, unmapped)
 
 
 def folio_remove_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
@@ -131,7 +166,7 @@ def folio_remove_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
             from .huge_memory import deferred_split_folio  # huge_memory builds on this module
 
             deferred_split_folio(m, head, True)
-    vma.mm.rss[MM_ANONPAGES if anon else MM_SHMEMPAGES] -= nr
+    vma.mm.rss[MM_ANONPAGES if anon else mm_counter_file(m, head)] -= nr
 
 
 def folio_add_new_anon_rmap_pmd(m: Machine, vma: Vma, folio: int, index: int) -> None:
@@ -168,7 +203,8 @@ def folio_add_anon_rmap_ptes(m: Machine, vma: Vma, folio: int, nr: int) -> None:
 
 
 def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
-    """Mirrors folio_remove_rmap_pmd(): the PMD mapping of a large anon folio is gone. NR_ANON_THPS drops
+    """Mirrors folio_remove_rmap_pmd(): the PMD mapping of a large folio is gone (a page-cache one: its
+    NR_FILE_PMDMAPPED and unshared NR_FILE_MAPPED pages drop; the rest is for anon). NR_ANON_THPS drops
     by its pages, NR_ANON_MAPPED by the pages no PTE maps; a folio left partly mapped is queued for a
     deferred split. RSS and the reference are the caller's."""
     frames = m.frames
@@ -178,6 +214,11 @@ def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
     if frames.entire_mapcount[folio]:
         return
     nr = nr_pmdmapped - int(frames.nr_pages_mapped[folio])
+    if not frames.flags[folio] & PG.ANON:  # a page-cache folio: no deferred split
+        m.counters.mod_node_state(NodeStat.NR_FILE_PMDMAPPED, -nr_pmdmapped)
+        if nr:
+            m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, -nr)
+        return
     m.counters.mod_node_state(NodeStat.NR_ANON_THPS, -nr_pmdmapped)
     if nr:
         m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -nr)

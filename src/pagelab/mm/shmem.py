@@ -16,14 +16,8 @@ from typing import TYPE_CHECKING
 from ..errors import KernelBug
 from ..hw.physmem import PG
 from ..stats import NodeStat
-from .filemap import (
-    AddressSpace,
-    cached_range,
-    filemap_add_folio,
-    filemap_get_folio,
-    filemap_map_pages,
-    page_cache_delete,
-)
+from .filemap import AddressSpace, cached_range, filemap_add_folio_locked, filemap_get_folio, page_cache_delete
+from .filemap_fault import filemap_map_pages
 from .mm_inline import lruvec_add_folio
 from .page_alloc import alloc_page, put_page
 from .types import VmFault, VmFaultResult, VmOperations
@@ -36,11 +30,13 @@ if TYPE_CHECKING:
 class ShmemFile:
     """An unlinked tmpfs inode and its open file: the page cache (``mapping``) and a count of VMAs using it."""
 
+    shmem = True  # shmem_mapping(): fault-around may map a PMD across i_size
+
     def __init__(self, m: Machine, size_pages: int, charged: bool) -> None:
         self.machine = m
         self.charged = charged  # shmem_acct_size() charged size_pages to Committed_AS
         self.ino = m.next_inode()
-        self.mapping = AddressSpace(m, self.ino)  # inode->i_mapping
+        self.mapping = AddressSpace(m, self)  # inode->i_mapping
         self.size_pages = size_pages
         self.refs = 0  # VMAs holding the file (get_file() per VMA)
 
@@ -75,7 +71,7 @@ def shmem_get_folio(f: ShmemFile, pgoff: int) -> int:
         pfn = alloc_page(m, PG.SWAPBACKED | PG.UPTODATE)
         if pfn < 0:
             return -1
-        filemap_add_folio(m, f.mapping, pfn, pgoff)  # shmem_add_to_page_cache(): the cache keeps this reference
+        filemap_add_folio_locked(m, f.mapping, pfn, pgoff)  # shmem_add_to_page_cache(): the cache keeps this ref
         m.counters.mod_node_state(NodeStat.NR_SHMEM, 1)
         lruvec_add_folio(m, pfn, 1)  # folio_add_lru()
     m.frames.refcount[pfn] += 1
@@ -86,8 +82,8 @@ def shmem_fault(vmf: VmFault) -> int:
     """Mirrors shmem_fault(): vmf.page = the referenced page at vmf.pgoff (allocated if absent)."""
     vmf.path.append("shmem_fault")
     f = vmf.vma.vm_file
-    if f is None:
-        raise KernelBug("shmem_fault on a VMA without a file")
+    if not isinstance(f, ShmemFile):
+        raise KernelBug("shmem_fault on a VMA without a shmem file")
     pfn = shmem_get_folio(f, vmf.pgoff)
     if pfn < 0:
         return VmFaultResult.OOM

@@ -16,6 +16,7 @@ from .vma_tree import VmaTree
 
 if TYPE_CHECKING:
     from ..clock import Event
+    from ..fs.file import File
     from ..kernel.task import Task
     from ..machine import Machine
     from .rmap import AnonVma
@@ -97,7 +98,7 @@ class Vma:
     vm_flags: int  # VmFlag bits
     vm_pgoff: int
     vm_page_prot: int
-    vm_file: ShmemFile | None = None
+    vm_file: ShmemFile | File | None = None
     anon_vma: AnonVma | None = None  # set once an anonymous page exists (anon_vma_prepare)
     vm_ops: VmOperations | None = None  # None: an anonymous VMA
 
@@ -170,6 +171,9 @@ class FaultKind(enum.StrEnum):
     DO_READ_FAULT = "do_read_fault"  # read of a file page, mapped alone
     DO_FAULT_AROUND = "do_read_fault(around)"  # read of a file page, mapped with its cached neighbours
     DO_SHARED_FAULT = "do_shared_fault"  # write to a shared file page
+    DO_COW_FAULT = "do_cow_fault"  # write to a private file mapping: a private copy of the cache page
+    DO_SET_PMD = "do_set_pmd"  # a PMD-sized page-cache folio mapped by one PMD
+    WP_PAGE_SHARED = "wp_page_shared"  # write to a read-only PTE of a shared file mapping (write-notify)
     SPURIOUS = "spurious"  # the PTE already allowed it: only A/D bits set
     DO_HUGE_PMD_ANONYMOUS_PAGE = "do_huge_pmd_anonymous_page"  # a new 2 MiB THP mapped by one PMD
     HUGE_ZERO_PAGE = "do_huge_pmd_anonymous_page(zero)"  # a read: the huge zero page mapped by one PMD

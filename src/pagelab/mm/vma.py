@@ -44,6 +44,24 @@ def vm_get_page_prot(vm_flags: int) -> int:
     return PAGE_READONLY_EXEC if x else PAGE_READONLY
 
 
+def vma_wants_writenotify(vma: Vma) -> bool:
+    """Mirrors vma_wants_writenotify(): a shared writable mapping whose file wants to know of the first
+    write to each page (->page_mkwrite: a regular file on ext4; not shmem)."""
+    f = vma.vm_flags
+    if (f & (VmFlag.WRITE | VmFlag.SHARED)) != (VmFlag.WRITE | VmFlag.SHARED):
+        return False
+    return vma.vm_ops is not None and vma.vm_ops.page_mkwrite is not None
+
+
+def vma_set_page_prot(vma: Vma) -> None:
+    """Mirrors vma_set_page_prot(): the PTE protection of the VMA's flags, read-only (as if private)
+    where write-notify wants the first write to fault."""
+    flags = vma.vm_flags
+    if vma_wants_writenotify(vma):
+        flags &= ~VmFlag.SHARED
+    vma.vm_page_prot = vm_get_page_prot(flags)
+
+
 def find_vma(mm: MmStruct, addr: int) -> Vma | None:
     """Mirrors find_vma(): the first VMA with vm_end > addr (it may start above addr), or None."""
     return mm.vmas.find(addr)
@@ -231,7 +249,7 @@ def vma_modify_flags(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int
             split_vma_checked(mm, vma, end, new_below=False)
     vma = vma_modify(mm, vma, start, end)
     vma.vm_flags = newflags
-    vma.vm_page_prot = vm_get_page_prot(newflags)
+    vma_set_page_prot(vma)
     return vma_try_merge(mm, vma)
 
 

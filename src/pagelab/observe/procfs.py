@@ -29,6 +29,7 @@ from ..mm.huge_memory import TvaType, thp_vma_allowable_order
 from ..mm.page_alloc import NR_PAGE_ORDERS
 from ..mm.pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_vma
 from ..mm.pgtable import get_ptes, pmdp_get, pte_offset_map
+from ..mm.shmem import ShmemFile
 from ..mm.types import MMF_DISABLE_THP_COMPLETELY, VM_FLAG_MNEMONICS, MmStruct, Vma, VmFlag
 from ..settings import BY_PATH
 from ..stats import MmCounter, NodeStat
@@ -110,6 +111,9 @@ def buddyinfo(m: Machine) -> str:
     return f"Node {0}, zone {zone.name:>8s} {counts}\n"
 
 
+EXT4_DEV = "fe:00"  # the simulated disk is vda (virtio-blk, major 254), as /var/tmp on this host
+
+
 # --- /proc/PID/maps and smaps ------------------------------------------------------------------
 
 def _vma_header(vma: Vma) -> str:
@@ -118,7 +122,8 @@ def _vma_header(vma: Vma) -> str:
     perms = ("r" if f & VmFlag.READ else "-") + ("w" if f & VmFlag.WRITE else "-") \
         + ("x" if f & VmFlag.EXEC else "-") + ("s" if f & VmFlag.MAYSHARE else "p")
     if vma.vm_file is not None:
-        dev, ino, pgoff = "00:01", vma.vm_file.ino, vma.vm_pgoff << PAGE_SHIFT
+        dev = "00:01" if isinstance(vma.vm_file, ShmemFile) else EXT4_DEV  # tmpfs's anonymous dev, or vda's
+        ino, pgoff = vma.vm_file.ino, vma.vm_pgoff << PAGE_SHIFT
     else:
         dev, ino, pgoff = "00:00", 0, 0
     head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms} {pgoff:08x} {dev} {ino} "

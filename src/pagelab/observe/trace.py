@@ -33,9 +33,13 @@ MEANING: dict[str, str] = {
     FaultKind.WP_PAGE_COPY_ZERO: "copy-on-write from the zero page: allocated a zeroed page",
     FaultKind.WP_PAGE_COPY: "copy-on-write: copied the shared page into a private one",
     FaultKind.WP_PAGE_REUSE: "write to a read-only PTE of a page nobody else holds: made it writable in place",
-    FaultKind.DO_READ_FAULT: "read of a shmem page: found or allocated it in the page cache, mapped it",
+    FaultKind.DO_READ_FAULT: "read of a file or shmem page: found (or read) it in the page cache, mapped it",
     FaultKind.DO_FAULT_AROUND: "fault-around: mapped the cached pages of a 16-page window, this one among them",
     FaultKind.DO_SHARED_FAULT: "write to a shared page: mapped it writable and dirty",
+    FaultKind.DO_COW_FAULT: "write to a private file mapping: copied the page-cache page into a private one",
+    FaultKind.DO_SET_PMD: "a cached 2 MiB file folio: mapped it whole by one PMD",
+    FaultKind.WP_PAGE_SHARED: "write to a read-only page of a shared file mapping: told the filesystem "
+                              "(page_mkwrite), made it writable and dirty",
     FaultKind.SPURIOUS: "the PTE already allowed the access (stale TLB entry): only marked it young/dirty",
     FaultKind.DO_HUGE_PMD_ANONYMOUS_PAGE: "first write to a 2 MiB-aligned range: allocated a zeroed THP and "
                                           "mapped it with one PMD",

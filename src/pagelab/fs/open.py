@@ -1,0 +1,101 @@
+"""open(), close() and ftruncate(): from a path to a struct file and a descriptor, and back.
+
+Mirrors fs/open.c: do_sys_openat2() -> do_filp_open() (path lookup, O_CREAT / O_EXCL / O_TRUNC, the
+access mode checks, O_DIRECTORY) -> fd_install(); close_fd(); do_ftruncate() -> do_truncate() ->
+truncate_setsize() -> truncate_pagecache() (mm/truncate.c). The file's readahead window is the disk's
+read_ahead_kb when it is opened (file_ra_state_init()).
+
+Simplified: the caller is root (no permission bits are checked), no O_DIRECT, O_APPEND, O_TMPFILE or
+O_PATH semantics beyond the checks; directories cannot be opened (they have no inodes here): EISDIR.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from ..block.bio import IO_PAGES
+from ..constants import PAGE_SHIFT, PAGE_SIZE
+from ..errors import syscall_error
+from ..mm.truncate import truncate_inode_pages_range
+from .file import FMODE_READ, FMODE_WRITE, File
+
+if TYPE_CHECKING:
+    from ..kernel.task import Task
+    from ..machine import Machine
+    from .ext4 import Ext4
+
+O_ACCMODE = 0o3
+KNOWN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
+               | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
+               | 0o100000 | 0o40000 | 0o10000000)  # O_LARGEFILE, O_DIRECT, O_PATH
+
+
+def bdi_ra_pages(m: Machine) -> int:
+    """The disk's bdi->ra_pages: read_ahead_kb in pages."""
+    return int(m.settings["/sys/block/vda/queue/read_ahead_kb"]) * 1024 >> PAGE_SHIFT
+
+
+def do_sys_open(task: Task, path: str, flags: int, mode: int) -> int:
+    """Mirrors do_sys_openat2(AT_FDCWD): open ``path`` with ``flags`` (os.O_*); returns the descriptor.
+
+    ENOENT (no such file, no O_CREAT), EEXIST (O_CREAT | O_EXCL of an existing one), EISDIR (a
+    directory), EINVAL (an access mode of 3, or O_TMPFILE), ENOTDIR (O_DIRECTORY on a file).
+    """
+    m = task.machine
+    fs: Ext4 = m.fs
+    acc = flags & O_ACCMODE
+    if acc == O_ACCMODE:
+        raise syscall_error(errno.EINVAL, "open: access mode 3")
+    p = fs.normpath(path)
+    if fs._is_dir(p) and p not in fs.inodes:
+        raise syscall_error(errno.EISDIR, f"open: {p} is a directory (the simulator opens files only)")
+    if flags & os.O_DIRECTORY:
+        raise syscall_error(errno.ENOTDIR if p in fs.inodes else errno.ENOENT, f"open: {p} is not a directory")
+    inode = fs.inodes.get(p)
+    if inode is None:
+        if not flags & os.O_CREAT:
+            raise syscall_error(errno.ENOENT, f"open: {p}: no such file")
+        p, inode = fs.new_inode(p)
+    elif flags & os.O_CREAT and flags & os.O_EXCL:
+        raise syscall_error(errno.EEXIST, f"open: {p} exists (O_CREAT | O_EXCL)")
+    f_mode = {os.O_RDONLY: FMODE_READ, os.O_WRONLY: FMODE_WRITE, os.O_RDWR: FMODE_READ | FMODE_WRITE}[acc]
+    f = File(inode, p, flags, f_mode, bdi_ra_pages(m), IO_PAGES)
+    fd = task.files.alloc_fd(f)
+    if flags & os.O_TRUNC and f_mode & FMODE_WRITE:
+        do_truncate(m, f, 0)
+    return fd
+
+
+def do_truncate(m: Machine, f: File, length: int) -> None:
+    """Mirrors do_truncate() -> ext4_setattr() -> truncate_setsize() + truncate_pagecache(): i_size
+    becomes ``length``; mappings lose the pages past it (unmap_mapping_range()), the cache drops them,
+    and the disk blocks past it become holes. Growing only moves i_size (the new part is a hole)."""
+    from ..mm.memory import unmap_mapping_range
+
+    inode = f.inode
+    old = inode.i_size
+    inode.i_size = length
+    if length >= old:
+        inode.ensure_pages(inode.nr_pages)
+        return
+    keep = (length + PAGE_SIZE - 1) >> PAGE_SHIFT
+    unmap_mapping_range(m, f.mapping, keep)
+    truncate_inode_pages_range(m, f.mapping, keep)
+    inode.allocated[keep:] = False
+    for page in [p for p in inode.data if p >= keep]:
+        del inode.data[page]
+    if length & (PAGE_SIZE - 1) and keep - 1 in inode.data:  # the tail of the last page reads as zeros
+        inode.data[keep - 1][length & (PAGE_SIZE - 1):] = 0
+
+
+def do_ftruncate(task: Task, fd: int, length: int) -> None:
+    """Mirrors do_sys_ftruncate(): EINVAL for a negative length or a descriptor not open for writing
+    (measured: EINVAL, not EBADF, on an O_RDONLY descriptor); EBADF for a closed one."""
+    f = task.files.fget(fd)
+    if length < 0:
+        raise syscall_error(errno.EINVAL, "ftruncate: negative length")
+    if not f.f_mode & FMODE_WRITE:
+        raise syscall_error(errno.EINVAL, f"ftruncate: fd {fd} is not open for writing")
+    do_truncate(task.machine, f, length)

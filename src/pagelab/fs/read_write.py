@@ -1,0 +1,254 @@
+"""read(), pread(), write(), pwrite() and lseek() on regular files, through the page cache.
+
+Mirrors fs/read_write.c (ksys_read(), ksys_pread64(), ksys_write(), ksys_pwrite64(), ksys_lseek() with
+SEEK_DATA / SEEK_HOLE) over mm/filemap.c: filemap_read() -> filemap_get_pages() (filemap_get_read_batch(),
+page_cache_sync_ra() on a miss, page_cache_async_ra() on a PG_readahead folio, waiting for a folio
+under I/O) and generic_perform_write() with ext4_write_begin()'s folio sizes. A read copies out of the
+cache and never faults the file's pages into any mapping; /proc/PID/io counts rchar/wchar and syscr/syscw,
+the block layer read_bytes.
+
+Simplified: the copy to or from user memory is not modelled as accesses to a user buffer (the Process
+API has none: see its read()), its CPU time is charged at a flat rate per page; no O_DIRECT, no
+O_APPEND, no balance_dirty_pages() throttling of writers.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..constants import PAGE_SHIFT, PAGE_SIZE
+from ..errors import syscall_error
+from ..hw.physmem import PG
+from ..kernel.task import account_system_time, io_schedule
+from ..mm.filemap import (
+    cached_folios,
+    filemap_add_folio,
+    filemap_get_folio,
+    folio_end_read,
+    folio_nr,
+    folio_wait_locked,
+)
+from ..mm.page_alloc import folio_alloc
+from ..mm.page_writeback import folio_mark_dirty
+from ..mm.readahead import ReadaheadControl, page_cache_async_ra, page_cache_sync_ra
+from .ext4 import write_begin_order
+from .file import FMODE_RANDOM, FMODE_READ, FMODE_WRITE, File
+
+if TYPE_CHECKING:
+    from ..kernel.task import Task
+
+COPY_PAGE_NS = 250  # copy_page_to_iter() of 4 KiB at ~16 GB/s: estimate
+SYSCALL_NS = 150  # the entry and exit of one system call: estimate
+MAX_RW_COUNT = 0x7FFFF000  # INT_MAX & PAGE_MASK: the most one read()/write() moves (include/linux/fs.h)
+SEEK_DATA, SEEK_HOLE = 3, 4
+
+
+def _ractl(task: Task, f: File, index: int) -> ReadaheadControl:
+    return ReadaheadControl(mapping=f.mapping, ra=f.f_ra, index=index, random=bool(f.f_mode & FMODE_RANDOM),
+                            task=task)
+
+
+def filemap_get_read_batch(f: File, index: int, last: int) -> list[tuple[int, int]]:
+    """Mirrors filemap_get_read_batch(): the cached folios from ``index`` on, contiguous, up to ``last``,
+    stopping after one that is not uptodate or carries PG_readahead."""
+    m = f.mapping.machine
+    out: list[tuple[int, int]] = []
+    expect = index
+    for first, head in cached_folios(f.mapping, index, last + 1):
+        if first > expect:
+            break
+        out.append((first, head))
+        flags = int(m.frames.flags[head])
+        if not flags & PG.UPTODATE or flags & PG.READAHEAD:
+            break
+        expect = first + folio_nr(m, head)
+    return out
+
+
+def filemap_get_pages(task: Task, f: File, pos: int, count: int) -> list[tuple[int, int]]:
+    """Mirrors filemap_get_pages(): the uptodate folios holding [pos, pos + count), reading and reading
+    ahead as needed; the task sleeps on a folio under I/O."""
+    m = task.machine
+    index = pos >> PAGE_SHIFT
+    last_index = (pos + count + PAGE_SIZE - 1) >> PAGE_SHIFT
+    batch = filemap_get_read_batch(f, index, last_index - 1)
+    if not batch:
+        page_cache_sync_ra(m, _ractl(task, f, index), last_index - index, f.io_pages)
+        batch = filemap_get_read_batch(f, index, last_index - 1)
+    if not batch:  # filemap_create_folio(): readahead made nothing (no memory, or disabled)
+        folio = folio_alloc(m, 0, PG.LOCKED)
+        if folio < 0:
+            raise syscall_error(errno.ENOMEM, "read: no memory for the page cache")
+        filemap_add_folio(m, f.mapping, folio, index)
+        f.mapping.a_ops.readahead(f.mapping, [(index, folio)], task)
+        batch = [(index, folio)]
+    first, head = batch[-1]
+    if m.frames.flags[head] & PG.READAHEAD:  # filemap_readahead()
+        page_cache_async_ra(m, _ractl(task, f, first), head, last_index - first, f.io_pages)
+    wait = folio_wait_locked(m, f.mapping, head)  # filemap_update_page()
+    if wait is not None:
+        io_schedule(task, wait)
+    return batch
+
+
+def filemap_read(task: Task, f: File, pos: int, count: int) -> int:
+    """Mirrors filemap_read(): copy up to ``count`` bytes from ``pos`` (not past EOF) out of the cache;
+    returns the bytes read. ra->prev_pos ends at the position after the last byte."""
+    inode = f.inode
+    done = 0
+    count = min(count, MAX_RW_COUNT)
+    while done < count and pos < inode.i_size:
+        batch = filemap_get_pages(task, f, pos, count - done)
+        m = task.machine
+        for first, head in batch:
+            end = min((first + folio_nr(m, head)) << PAGE_SHIFT, pos + count - done, inode.i_size)
+            if end <= pos or not m.frames.flags[head] & PG.UPTODATE:
+                break
+            pages = ((end - 1) >> PAGE_SHIFT) - (pos >> PAGE_SHIFT) + 1
+            account_system_time(task, m.cost.cycles(COPY_PAGE_NS * pages))
+            done += end - pos
+            pos = end
+    f.f_ra.prev_pos = pos
+    return done
+
+
+def generic_perform_write(task: Task, f: File, pos: int, data: bytes) -> int:
+    """Mirrors generic_perform_write() with ext4_write_begin() / ext4_write_end(): for each chunk, the
+    folio that caches it (a new one of write_begin_order() if none; read first if the write covers
+    it partly and it holds data on the disk), the bytes copied in, the folio dirtied, i_size moved."""
+    m = task.machine
+    inode = f.inode
+    mapping = f.mapping
+    written = 0
+    while written < len(data):
+        index = (pos + written) >> PAGE_SHIFT
+        head = filemap_get_folio(mapping, index)
+        if head < 0:
+            order = write_begin_order(index, len(data) - written + ((pos + written) & (PAGE_SIZE - 1)),
+                                      mapping.max_order)
+            while order and filemap_get_folio(mapping, index | ((1 << order) - 1)) >= 0:
+                order -= 1
+            head = folio_alloc(m, order, PG.LOCKED)
+            if head < 0:
+                break
+            first = index & ~((1 << order) - 1)
+            filemap_add_folio(m, mapping, head, first)
+            at = pos + written
+            if at <= first << PAGE_SHIFT and at + len(data) - written >= (first + (1 << order)) << PAGE_SHIFT \
+                    or first << PAGE_SHIFT >= inode.i_size:
+                folio_end_read(m, mapping, head)  # the write covers it all (or it is past EOF): nothing to read
+            else:
+                mapping.a_ops.readahead(mapping, [(first, head)], task)  # ext4_block_write_begin(): read it first
+        wait = folio_wait_locked(m, mapping, head)
+        if wait is not None:
+            io_schedule(task, wait)
+        first = int(m.frames.index[head])
+        folio_end = (first + folio_nr(m, head)) << PAGE_SHIFT
+        chunk = data[written:written + folio_end - (pos + written)]
+        _copy_into_folio(task, head, first, pos + written, chunk)
+        folio_mark_dirty(m, head)
+        written += len(chunk)
+        inode.ensure_pages(((pos + written) + PAGE_SIZE - 1) >> PAGE_SHIFT)
+        if pos + written > inode.i_size:
+            inode.i_size = pos + written
+    return written
+
+
+def _copy_into_folio(task: Task, head: int, first: int, pos: int, chunk: bytes) -> None:
+    """copy_page_from_iter_atomic(): ``chunk`` lands at file position ``pos`` in the folio at ``first``."""
+    m = task.machine
+    frames = m.frames
+    src = np.frombuffer(chunk, dtype=np.uint8)
+    off = 0
+    while off < len(src):
+        page = (pos + off) >> PAGE_SHIFT
+        in_page = (pos + off) & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - in_page, len(src) - off)
+        pfn = head + page - first
+        piece = src[off:off + n]
+        if piece.any() or frames.page_bytes(pfn) is not None:
+            data = frames.page_bytes(pfn)
+            data = np.zeros(PAGE_SIZE, dtype=np.uint8) if data is None else data
+            data[in_page:in_page + n] = piece
+            frames.set_page_bytes(pfn, data)
+        off += n
+    account_system_time(task, m.cost.cycles(COPY_PAGE_NS * ((len(src) + PAGE_SIZE - 1) // PAGE_SIZE)))
+
+
+def ksys_read(task: Task, fd: int, count: int, pos: int | None) -> int:
+    """Mirrors ksys_read() / ksys_pread64(): EBADF unless open for reading, EINVAL for a negative
+    offset; reads at ``pos`` (pread) or the file position (read, which then moves on)."""
+    f = task.files.fget(fd)
+    if not f.f_mode & FMODE_READ:
+        raise syscall_error(errno.EBADF, f"read: fd {fd} is not open for reading")
+    if pos is not None and pos < 0:
+        raise syscall_error(errno.EINVAL, "pread: negative offset")
+    account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))
+    n = filemap_read(task, f, f.f_pos if pos is None else pos, count)
+    if pos is None:
+        f.f_pos += n
+    task.ioac_rchar += n
+    task.ioac_syscr += 1
+    return n
+
+
+def ksys_write(task: Task, fd: int, data: bytes, pos: int | None) -> int:
+    """Mirrors ksys_write() / ksys_pwrite64(): EBADF unless open for writing, EINVAL for a negative
+    offset; O_APPEND writes at the end."""
+    f = task.files.fget(fd)
+    if not f.f_mode & FMODE_WRITE:
+        raise syscall_error(errno.EBADF, f"write: fd {fd} is not open for writing")
+    if pos is not None and pos < 0:
+        raise syscall_error(errno.EINVAL, "pwrite: negative offset")
+    account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))
+    at = f.f_pos if pos is None else pos
+    if f.f_flags & os.O_APPEND and pos is None:
+        at = f.inode.i_size
+    n = generic_perform_write(task, f, at, data[:MAX_RW_COUNT])
+    if pos is None:
+        f.f_pos = at + n
+    task.ioac_wchar += n
+    task.ioac_syscw += 1
+    return n
+
+
+def ksys_lseek(task: Task, fd: int, offset: int, whence: int) -> int:
+    """Mirrors ksys_lseek() -> ext4_llseek(): SEEK_SET, SEEK_CUR, SEEK_END, and SEEK_DATA / SEEK_HOLE
+    over the file's holes (ENXIO at or past EOF); EINVAL for another whence or a negative result."""
+    f = task.files.fget(fd)
+    inode = f.inode
+    if whence == os.SEEK_SET:
+        new = offset
+    elif whence == os.SEEK_CUR:
+        new = f.f_pos + offset
+    elif whence == os.SEEK_END:
+        new = inode.i_size + offset
+    elif whence in (SEEK_DATA, SEEK_HOLE):
+        if offset < 0 or offset >= inode.i_size:
+            raise syscall_error(errno.ENXIO, "lseek: offset at or past the end of the file")
+        new = _seek_data_hole(f, offset, whence == SEEK_DATA)
+    else:
+        raise syscall_error(errno.EINVAL, f"lseek: whence {whence}")
+    if new < 0:
+        raise syscall_error(errno.EINVAL, "lseek: negative position")
+    f.f_pos = new
+    return new
+
+
+def _seek_data_hole(f: File, offset: int, data: bool) -> int:
+    """The next byte >= ``offset`` in data (SEEK_DATA; ENXIO if none) or in a hole (SEEK_HOLE; EOF if none).
+    A page is data if it has a block on disk or a folio in the cache."""
+    inode = f.inode
+    page = offset >> PAGE_SHIFT
+    while page < inode.nr_pages:
+        is_data = not inode.is_hole(page) or filemap_get_folio(f.mapping, page) >= 0
+        if is_data == data:
+            return max(offset, page << PAGE_SHIFT)
+        page += 1
+    if data:
+        raise syscall_error(errno.ENXIO, "lseek(SEEK_DATA): no data past the offset")
+    return inode.i_size

@@ -1,0 +1,153 @@
+"""Dirty page-cache folios: marking them dirty, accounting it, and writing them back.
+
+Mirrors mm/page-writeback.c: folio_mark_dirty() -> filemap_dirty_folio() -> folio_account_dirtied()
+(NR_FILE_DIRTY, the inode's dirtied_when for the flusher's expiry, __mark_inode_dirty());
+folio_clear_dirty_for_io() with folio_mkclean() (mm/rmap.c), and writeback_single_inode()'s data pass
+(fs/fs-writeback.c, do_writepages(): PG_writeback and NR_WRITEBACK while the bio is in flight).
+
+Simplified: one bdi, no per-memcg dirty accounting, no balance_dirty_pages() throttling yet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hw.physmem import PG
+from ..stats import NodeStat
+
+if TYPE_CHECKING:
+    from ..clock import Event
+    from ..fs.inode import Inode
+    from ..kernel.task import Task
+    from ..machine import Machine
+
+
+def folio_mark_dirty(m: Machine, folio: int) -> bool:
+    """Mirrors folio_mark_dirty() for a page-cache folio (head ``folio``): PG_dirty set; if it was clean,
+    NR_FILE_DIRTY grows by its pages and the inode is marked dirty (dirtied_when = now, if it was
+    clean). Anonymous and shmem folios only get PG_dirty (no writeback accounting). Returns whether
+    the folio was clean before."""
+    frames = m.frames
+    flags = int(frames.flags[folio])
+    if flags & PG.DIRTY:
+        return False
+    frames.flags[folio] = flags | PG.DIRTY
+    if flags & (PG.ANON | PG.SWAPBACKED):
+        return True
+    mapping = m.mappings.get(int(frames.mapping[folio]))
+    if mapping is None:  # truncated meanwhile: nothing to account
+        return True
+    nr = 1 << int(frames.order[folio]) if flags & PG.HEAD else 1
+    m.counters.mod_node_state(NodeStat.NR_DIRTY, nr)  # folio_account_dirtied()
+    host = getattr(mapping, "host", None)
+    if host is not None and getattr(host, "dirtied_when", None) == 0:
+        host.dirtied_when = max(m.now_ns, 1)  # __mark_inode_dirty(I_DIRTY_PAGES)
+    return True
+
+
+def folio_mkclean(m: Machine, folio: int) -> None:
+    """Mirrors folio_mkclean() (mm/rmap.c: page_mkclean_one() over rmap_walk()): every PTE or PMD that
+    maps a page of the folio is made read-only and clean, so the next write faults (write-notify)."""
+    from ..arch.x86.pgtable import _PAGE_DIRTY, _PAGE_PSE, _PAGE_RW, pte_index
+    from ..arch.x86.tlb import flush_tlb_page
+    from .pgtable import pmd_offset, pmdp_get, pte_offset_map, set_pmd_at
+    from .rmap import rmap_walk
+
+    frames = m.frames
+    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    done: set[tuple[int, int]] = set()
+    for pfn in range(folio, folio + nr):
+        if not frames.mapcount[pfn] and not frames.entire_mapcount[folio]:
+            continue
+        for vma, addr in rmap_walk(m, pfn):
+            pmd = pmd_offset(m, vma.mm, addr)
+            entry = pmdp_get(m, pmd, addr)
+            if entry & _PAGE_PSE:
+                key = (id(vma.mm), addr & ~((1 << 21) - 1))
+                if key not in done and entry & (_PAGE_RW | _PAGE_DIRTY):
+                    set_pmd_at(m, pmd, addr & ~((1 << 21) - 1), entry & ~(_PAGE_RW | _PAGE_DIRTY))
+                    flush_tlb_page(m, vma.mm, addr)
+                done.add(key)
+                continue
+            row = pte_offset_map(m, pmd, addr)
+            i = pte_index(addr)
+            pte = int(m.ptpool.tables[row, i])
+            if pte & (_PAGE_RW | _PAGE_DIRTY):
+                m.ptpool.tables[row, i] = pte & ~(_PAGE_RW | _PAGE_DIRTY)
+                flush_tlb_page(m, vma.mm, addr)
+
+
+def folio_clear_dirty_for_io(m: Machine, folio: int) -> bool:
+    """Mirrors folio_clear_dirty_for_io(): write-protect and clean its mappings (folio_mkclean()), clear
+    PG_dirty and NR_FILE_DIRTY; False if it was not dirty."""
+    frames = m.frames
+    if not frames.flags[folio] & PG.DIRTY:
+        return False
+    folio_mkclean(m, folio)
+    frames.flags[folio] &= ~PG.DIRTY
+    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    m.counters.mod_node_state(NodeStat.NR_DIRTY, -nr)
+    return True
+
+
+def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None = None) -> Event | None:
+    """Mirrors writeback_single_inode() with WB_SYNC_ALL (fsync, the flusher's expired inodes): every
+    dirty folio of the inode is cleaned (folio_clear_dirty_for_io()), put under writeback
+    (NR_WRITEBACK) and written as one bio per run of contiguous folios; its bytes reach the disk. With
+    ``sync`` the caller waits: the clock runs until the last write completes (``task`` sleeps in I/O
+    wait, or the machine idles). Returns the last write's completion (None if nothing was dirty)."""
+    from ..block.bio import submit_bio
+    from ..kernel.task import io_schedule
+    from .filemap import cached_folios
+
+    mapping = inode.i_mapping
+    if mapping is None:
+        return None
+    frames = m.frames
+    run: list[tuple[int, int]] = []
+    last: Event | None = None
+
+    def flush(run: list[tuple[int, int]]) -> Event:
+        heads = [h for _i, h in run]
+        first = run[0][0]
+        nr = sum(1 << int(frames.order[h]) if frames.flags[h] & PG.HEAD else 1 for h in heads)
+
+        def end_io() -> None:  # folio_end_writeback()
+            for h in heads:
+                frames.flags[h] &= ~PG.WRITEBACK
+                n = 1 << int(frames.order[h]) if frames.flags[h] & PG.HEAD else 1
+                m.counters.mod_node_state(NodeStat.NR_WRITEBACK, -n)
+
+        return submit_bio(m, task, inode.block_of(first), nr, True, end_io)
+
+    for first, head in list(cached_folios(mapping, 0, 1 << 62)):
+        if not folio_clear_dirty_for_io(m, head):
+            if run:
+                last = flush(run)
+                run = []
+            continue
+        nr = 1 << int(frames.order[head]) if frames.flags[head] & PG.HEAD else 1
+        frames.flags[head] |= PG.WRITEBACK  # folio_start_writeback()
+        m.counters.mod_node_state(NodeStat.NR_WRITEBACK, nr)
+        inode.ensure_pages(first + nr)
+        inode.allocated[first:first + nr] = True
+        for i in range(nr):  # the bytes go to the disk
+            data = frames.page_bytes(head + i)
+            if data is None:
+                inode.data.pop(first + i, None)
+            else:
+                inode.data[first + i] = data
+        if run and run[-1][0] + (1 << int(frames.order[run[-1][1]]) if frames.flags[run[-1][1]] & PG.HEAD
+                                 else 1) != first:
+            last = flush(run)
+            run = []
+        run.append((first, head))
+    if run:
+        last = flush(run)
+    inode.dirtied_when = 0
+    if sync and last is not None:
+        if task is not None:
+            io_schedule(task, last)
+        elif last.pending:
+            m.clock.advance_to(last.time)
+    return last

@@ -1,0 +1,77 @@
+"""Taking folios out of the page cache: invalidation (clean, unused folios only) and truncation (all).
+
+Mirrors mm/truncate.c: mapping_evict_folio() / invalidate_mapping_pages() (what POSIX_FADV_DONTNEED
+and drop_caches use: a folio that is dirty, under writeback, locked or mapped stays) and
+truncate_inode_pages_range() (ftruncate, unlink: every folio past the cut goes, mapped ones after
+unmap_mapping_range() zapped their PTEs); filemap_remove_folio() (mm/filemap.c) does the removal.
+
+Simplified: no shadow entries are left behind (workingset comes with reclaim), so cachestat's
+nr_evicted stays 0, as measured on this host for evictions that are not reclaim.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hw.physmem import PG
+from .filemap import AddressSpace, cached_folios, folio_nr, page_cache_delete
+from .mm_inline import lruvec_del_folio
+from .page_alloc import put_page
+
+if TYPE_CHECKING:
+    from ..machine import Machine
+
+_BUSY = PG.DIRTY | PG.WRITEBACK | PG.LOCKED
+
+
+def filemap_remove_folio(m: Machine, mapping: AddressSpace, first: int, folio: int) -> None:
+    """Mirrors filemap_remove_folio(): out of the cache and off the LRU; the cache's reference is
+    dropped (the folio is freed unless someone else holds it)."""
+    from ..stats import NodeStat
+
+    page_cache_delete(m, mapping, first)
+    flags = int(m.frames.flags[folio])
+    if flags & PG.DIRTY:  # folio_account_cleaned(): truncating a dirty folio
+        m.counters.mod_node_state(NodeStat.NR_DIRTY, -folio_nr(m, folio))
+        m.frames.flags[folio] &= ~PG.DIRTY
+    if flags & PG.LRU:
+        lruvec_del_folio(m, folio)
+    put_page(m, folio)
+
+
+def mapping_evict_folio(m: Machine, mapping: AddressSpace, first: int, folio: int) -> bool:
+    """Mirrors mapping_evict_folio(): remove a clean, unlocked, unmapped folio that nobody else holds
+    (its only reference is the cache's); False if it must stay."""
+    frames = m.frames
+    if frames.flags[folio] & _BUSY:
+        return False
+    nr = folio_nr(m, folio)
+    if frames.mapcount[folio:folio + nr].any() or frames.entire_mapcount[folio]:
+        return False
+    if int(frames.refcount[folio]) > 1:  # folio_ref_count() > folio_nr_pages() + ...: someone holds it
+        return False
+    filemap_remove_folio(m, mapping, first, folio)
+    mapping.nr_evicted += 0  # no shadow entry: not counted as evicted (see the module docstring)
+    return True
+
+
+def invalidate_mapping_pages(m: Machine, mapping: AddressSpace, start: int, end: int) -> int:
+    """Mirrors invalidate_mapping_pages() (mapping_try_invalidate()): evict the unused clean folios lying
+    wholly in [start, end] (page indices, inclusive); returns how many pages went."""
+    gone = 0
+    for first, folio in list(cached_folios(mapping, start, end + 1)):
+        nr = folio_nr(m, folio)
+        if first < start or first + nr - 1 > end:  # a large folio sticking out is left alone
+            continue
+        if mapping_evict_folio(m, mapping, first, folio):
+            gone += nr
+    return gone
+
+
+def truncate_inode_pages_range(m: Machine, mapping: AddressSpace, start: int) -> None:
+    """Mirrors truncate_inode_pages_range(mapping, start << PAGE_SHIFT, -1) for a cut at a page
+    boundary: every folio from page ``start`` on leaves the cache, dirty or not (the caller unmapped
+    them first). A large folio straddling the cut goes whole (Linux splits it; its pages below the cut
+    are simply read again)."""
+    for first, folio in list(cached_folios(mapping, start, 1 << 62)):
+        filemap_remove_folio(m, mapping, first, folio)
