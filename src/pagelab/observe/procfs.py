@@ -52,13 +52,13 @@ def read_path(m: Machine, path: str) -> str:
         return buddyinfo(m)
     if path in BY_PATH:
         return m.settings.render(path)
-    match = re.fullmatch(r"/proc/(\d+)/(stat|statm|status|maps|smaps|smaps_rollup)", path)
+    match = re.fullmatch(r"/proc/(\d+)/(stat|statm|status|maps|smaps|smaps_rollup|io)", path)
     if match:
         task = m.tasks.get(int(match.group(1)))
         if task is not None and task.alive:
             render = {"stat": proc_pid_stat, "statm": proc_pid_statm, "status": proc_pid_status,
                       "maps": proc_pid_maps, "smaps": proc_pid_smaps,
-                      "smaps_rollup": proc_pid_smaps_rollup}[match.group(2)]
+                      "smaps_rollup": proc_pid_smaps_rollup, "io": proc_pid_io}[match.group(2)]
             return render(task)
     raise FileNotFoundError(errno.ENOENT, "No such file (or not one pagelab renders)", path)
 
@@ -69,21 +69,30 @@ def _kb(label: str, pages: int) -> str:
 
 
 def meminfo(m: Machine) -> str:
-    """Mirrors meminfo_proc_show(). Simplified: no slab, no vmalloc, no watermark reserve."""
+    """Mirrors meminfo_proc_show().
+
+    Cached = NR_FILE_PAGES - total_swapcache_pages() - Buffers, as Linux computes it: shmem pages are in
+    NR_FILE_PAGES and so in Cached (and also in Shmem). Buffers is 0 (the block device's own page cache is
+    not modelled: ext4 metadata has no pages here), SwapCached 0 (no swap). Dirty = NR_FILE_DIRTY,
+    Writeback = NR_WRITEBACK, Mapped = NR_FILE_MAPPED; FileHugePages / FilePmdMapped = NR_FILE_THPS /
+    NR_FILE_PMDMAPPED (kept in pages here, so the kB need no ``* HPAGE_PMD_NR``).
+    Simplified: no slab, no vmalloc, no watermark reserve, no shmem THP (ShmemHugePages 0).
+    """
     g = m.counters.gauges
     free = g[NodeStat.NR_FREE_PAGES]  # the buddy lists' free pages: not those on per-CPU lists
     file_lru = g[NodeStat.NR_ACTIVE_FILE] + g[NodeStat.NR_INACTIVE_FILE]
     stack_pages = 4 * sum(1 for t in m.tasks.values() if t.alive)  # THREAD_SIZE = 16 KiB
     rows = [
         ("MemTotal:", m.totalram_pages), ("MemFree:", free), ("MemAvailable:", free + file_lru),
-        ("Buffers:", 0), ("Cached:", g[NodeStat.NR_FILE_PAGES]), ("SwapCached:", 0),
+        ("Buffers:", 0), ("Cached:", max(g[NodeStat.NR_FILE_PAGES], 0)), ("SwapCached:", 0),
         ("Active:", g[NodeStat.NR_ACTIVE_ANON] + g[NodeStat.NR_ACTIVE_FILE]),
         ("Inactive:", g[NodeStat.NR_INACTIVE_ANON] + g[NodeStat.NR_INACTIVE_FILE]),
         ("Active(anon):", g[NodeStat.NR_ACTIVE_ANON]), ("Inactive(anon):", g[NodeStat.NR_INACTIVE_ANON]),
         ("Active(file):", g[NodeStat.NR_ACTIVE_FILE]), ("Inactive(file):", g[NodeStat.NR_INACTIVE_FILE]),
         ("Unevictable:", g[NodeStat.NR_UNEVICTABLE]), ("Mlocked:", 0),
         ("SwapTotal:", 0), ("SwapFree:", 0), ("Zswap:", 0), ("Zswapped:", 0),
-        ("Dirty:", 0), ("Writeback:", 0), ("AnonPages:", g[NodeStat.NR_ANON_MAPPED]),
+        ("Dirty:", g[NodeStat.NR_DIRTY]), ("Writeback:", g[NodeStat.NR_WRITEBACK]),
+        ("AnonPages:", g[NodeStat.NR_ANON_MAPPED]),
         ("Mapped:", g[NodeStat.NR_FILE_MAPPED]), ("Shmem:", g[NodeStat.NR_SHMEM]),
         ("KReclaimable:", 0), ("Slab:", 0), ("SReclaimable:", 0), ("SUnreclaim:", 0),
         ("KernelStack:", stack_pages), ("PageTables:", g[NodeStat.NR_PAGETABLE]), ("SecPageTables:", 0),
@@ -94,8 +103,9 @@ def meminfo(m: Machine) -> str:
     out += f"{'VmallocTotal:':<16}{34359738367:>8} kB\n"
     out += _kb("VmallocUsed:", 0) + _kb("VmallocChunk:", 0) + _kb("Percpu:", 0)
     out += _kb("AnonHugePages:", g[NodeStat.NR_ANON_THPS])
-    for label in ("ShmemHugePages:", "ShmemPmdMapped:", "FileHugePages:", "FilePmdMapped:", "Balloon:"):
-        out += _kb(label, 0)
+    out += _kb("ShmemHugePages:", 0) + _kb("ShmemPmdMapped:", 0)
+    out += _kb("FileHugePages:", g[NodeStat.NR_FILE_THPS]) + _kb("FilePmdMapped:", g[NodeStat.NR_FILE_PMDMAPPED])
+    out += _kb("Balloon:", 0)
     for label in ("HugePages_Total:", "HugePages_Free:", "HugePages_Rsvd:", "HugePages_Surp:"):
         out += f"{label:<16}{0:>8}\n"
     out += f"{'Hugepagesize:':<16}{2048:>8} kB\n" + _kb("Hugetlb:", 0)
@@ -410,3 +420,20 @@ def proc_pid_stat(task: Task) -> str:
         0, 0, 0, 0, 0, 0, 0, 0,
     ]
     return " ".join(str(f) for f in fields) + "\n"
+
+
+# --- /proc/PID/io --------------------------------------------------------------------------------
+
+def proc_pid_io(task: Task) -> str:
+    """Mirrors proc_pid_io_accounting() -> do_io_accounting() (fs/proc/base.c) for a single-threaded task:
+    the task's struct task_io_accounting (rchar/wchar: bytes returned by read()/written by write()
+    syscalls, syscr/syscw: their calls; read_bytes/write_bytes: bytes this task caused to be fetched
+    from / sent to the storage layer).
+
+    Simplified: cancelled_write_bytes (dirty page-cache bytes a truncation threw away before writeback,
+    task_io_account_cancelled_write()) is 0 unless the task records ``ioac_cancelled_write_bytes``.
+    """
+    cancelled = int(getattr(task, "ioac_cancelled_write_bytes", 0))
+    return (f"rchar: {task.ioac_rchar}\nwchar: {task.ioac_wchar}\nsyscr: {task.ioac_syscr}\n"
+            f"syscw: {task.ioac_syscw}\nread_bytes: {task.ioac_read_bytes}\n"
+            f"write_bytes: {task.ioac_write_bytes}\ncancelled_write_bytes: {cancelled}\n")
