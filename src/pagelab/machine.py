@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from .arch.x86.tlb import CpuTlbState
-from .clock import NO_DEADLINE, Clock
+from .clock import NO_DEADLINE, Clock, Periodic
 from .constants import _SIZE_RE, _UNITS, PAGE_SIZE, TASK_SIZE, GiB, MiB, parse_size
 from .errors import NotModelled
 from .fs.ext4 import Ext4
@@ -210,6 +210,7 @@ class Machine:
         self.host_config: dict[str, Any] = {}  # what from_host() read off the host
         self.fault_log: list[FaultTrace] | None = None  # a list turns per-fault recording on (explain)
         self.kernel_entry = KernelEntry()  # host signals wait while the simulated kernel runs
+        self.flusher: Periodic | None = None  # the writeback flusher (wb_workfn), armed by the first dirty inode
         self.fs = Ext4(self)  # the ext4 filesystem on the disk: m.fs.create(path, size), m.fs.import_host(path)
 
     @classmethod

@@ -16,13 +16,21 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from ..constants import PAGE_SHIFT, PR_GET_THP_DISABLE, PR_SET_THP_DISABLE, PR_THP_DISABLE_EXCEPT_ADVISED
+from ..constants import (
+    MAP_NONBLOCK,
+    MAP_POPULATE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PR_GET_THP_DISABLE,
+    PR_SET_THP_DISABLE,
+    PR_THP_DISABLE_EXCEPT_ADVISED,
+)
 from ..errors import NotModelled, syscall_error
 from ..fs.open import do_ftruncate, do_sys_open
 from ..fs.read_write import ksys_lseek, ksys_read, ksys_write
 from ..mm.fadvise import generic_fadvise
 from ..mm.filemap import filemap_cachestat
-from ..mm.madvise import do_madvise
+from ..mm.madvise import do_madvise, mm_populate
 from ..mm.mincore import do_mincore
 from ..mm.mmap import do_mmap, do_munmap
 from ..mm.mprotect import do_mprotect
@@ -48,7 +56,11 @@ def syscall(fn: Callable[Concatenate[Task, _P], _R]) -> Callable[Concatenate[Tas
 
 @syscall
 def sys_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
-    return do_mmap(task, addr, length, prot, flags, fd, offset)
+    """Mirrors vm_mmap_pgoff(): do_mmap(), then mm_populate() for MAP_POPULATE without MAP_NONBLOCK."""
+    ret = do_mmap(task, addr, length, prot, flags, fd, offset)
+    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE:
+        mm_populate(task, ret, (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+    return ret
 
 
 @syscall

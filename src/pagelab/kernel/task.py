@@ -70,6 +70,7 @@ class Task:
 
         if not self.alive:
             return
+        self.files.close_all()  # exit_files()
         self.mm.update_hiwater_rss()
         exit_mmap(self.machine, self.mm)
         self.alive = False

@@ -27,7 +27,7 @@ from ..arch.x86.pgtable import (
 from ..constants import HPAGE_PMD_NR, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, TASK_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
-from ..stats import MM_ANONPAGES, MM_SHMEMPAGES, NodeStat
+from ..stats import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, NodeStat
 from .list import list_entries
 from .page_alloc import NR_PAGE_ORDERS, Z_END_PFN, Z_START_PFN
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_novma
@@ -35,7 +35,7 @@ from .pgtable import pmdp_get, pte_offset_map
 from .rmap import AnonVma, rmap_walk
 from .shmem import ShmemFile
 from .types import MMF_HUGE_ZERO_FOLIO, VmFlag
-from .vma import vm_get_page_prot
+from .vma import vma_page_prot
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -94,8 +94,9 @@ def check_vmas(m: Machine, mm: MmStruct, pid: int, scan: PageTableScan | None = 
         where = f"pid {pid}: VMA {v.vm_start:#x}-{v.vm_end:#x}"
         kernel_bug(bool((v.vm_start | v.vm_end) & ~PAGE_MASK), f"{where} is not page aligned")
         kernel_bug(not 0 <= v.vm_start < v.vm_end <= TASK_SIZE, f"{where} is empty or outside user space")
-        kernel_bug(v.vm_page_prot != vm_get_page_prot(v.vm_flags), f"{where}: vm_page_prot does not match vm_flags")
-        kernel_bug(bool(v.vm_flags & VmFlag.SHARED) != (v.vm_file is not None), f"{where}: shared without a file")
+        kernel_bug(v.vm_page_prot != vma_page_prot(v), f"{where}: vm_page_prot does not match vm_flags")
+        kernel_bug(bool(v.vm_flags & VmFlag.SHARED) and v.vm_file is None, f"{where}: shared without a file")
+        kernel_bug((v.vm_file is None) != (v.vm_ops is None), f"{where}: a file without vm_ops, or vm_ops without one")
         kernel_bug(bool(v.vm_flags & VmFlag.ACCOUNT and v.vm_flags & (VmFlag.SHARED | VmFlag.NORESERVE)),
                    f"{where}: VM_ACCOUNT on a shared or NORESERVE mapping")
         total += v.pages
@@ -240,15 +241,23 @@ def check_machine(m: Machine) -> None:
         ptes = pool.tables[rows].ravel() if rows else np.zeros(0, dtype=np.int64)
         normal = ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & ((ptes & _PAGE_SPECIAL) == 0)
         pfns = (ptes[normal] & PTE_PFN_MASK) >> 12
-        anon = (frames.flags[frames.compound_head(pfns)] & PG.ANON) != 0  # folio flags live on the head
+        hflags = frames.flags[frames.compound_head(pfns)]  # folio flags live on the head
+        anon = (hflags & PG.ANON) != 0
+        shm = ~anon & ((hflags & PG.SWAPBACKED) != 0)
         heads = _pmd_mapped_folios(m, scan)
         huge_anon = (frames.flags[heads] & PG.ANON) != 0
+        huge_shm = ~huge_anon & ((frames.flags[heads] & PG.SWAPBACKED) != 0)
         rss_anon = int(anon.sum()) + HPAGE_PMD_NR * int(huge_anon.sum())
-        rss_shmem = int((~anon).sum()) + HPAGE_PMD_NR * int((~huge_anon).sum())
+        rss_shmem = int(shm.sum()) + HPAGE_PMD_NR * int(huge_shm.sum())
+        rss_file = int((~anon & ~shm).sum()) + HPAGE_PMD_NR * int((~huge_anon & ~huge_shm).sum())
         kernel_bug(rss_anon != mm.rss[MM_ANONPAGES], f"pid {task.pid}: RssAnon != anon PTEs and PMDs")
         kernel_bug(rss_shmem != mm.rss[MM_SHMEMPAGES], f"pid {task.pid}: RssShmem != shmem PTEs and PMDs")
-        # x86 deposits a page-table page with every PMD leaf (pgtable_trans_huge_deposit()), counted too
-        kernel_bug(mm.nr_ptes != len(rows) + len(scan.leaves), f"pid {task.pid}: nr_ptes != PTE tables + "
+        kernel_bug(rss_file != mm.rss[MM_FILEPAGES], f"pid {task.pid}: RssFile != file PTEs and PMDs")
+        # x86 deposits a page-table page with every anonymous PMD leaf (pgtable_trans_huge_deposit()); a
+        # page-cache folio's PMD has none (arch_needs_pgtable_deposit() is false)
+        deposits = sum(1 for e, _ in scan.leaves
+                       if m.frames.flags[(e & PTE_PFN_MASK) >> PAGE_SHIFT] & (PG.ANON | PG.ZERO | PG.SWAPBACKED))
+        kernel_bug(mm.nr_ptes != len(rows) + deposits, f"pid {task.pid}: nr_ptes != PTE tables + "
                    "tables deposited under PMD leaves")
         mapped += np.bincount(pfns, minlength=n)
         entire += np.bincount(heads, minlength=n)
@@ -269,9 +278,14 @@ def check_machine(m: Machine) -> None:
                "anon refcount != mappings + per-CPU batch references")
     kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1).any()),
                "shmem refcount != mapcount + page-cache reference")
+    # page-cache folios of regular files (heads and order-0 pages): one reference per mapping plus the cache's
+    cache = ((flags & (PG.ANON | PG.SWAPBACKED | PG.TABLE | PG.ZERO | PG.RESERVED)) == 0) \
+        & (frames.refcount > 0) & (frames.head_offset == 0)
+    kernel_bug(bool((frames.refcount[cache] != maps[cache] + 1).any()),
+               "page-cache refcount != mappings + the cache's reference")
     free = check_free_lists(m)
     check_compound_pages(m)
-    used = int(nr_pages[anon].sum() + table.sum() + nr_pages[shmem].sum()) + 1  # + the zero page
+    used = int(nr_pages[anon].sum() + table.sum() + nr_pages[shmem].sum() + nr_pages[cache].sum()) + 1
     if m.huge_zero_folio >= 0:  # the huge zero folio, once allocated, until its shrinker frees it
         used += HPAGE_PMD_NR
         holders = sum(1 for t in m.tasks.values() if t.alive and t.mm.flags & MMF_HUGE_ZERO_FOLIO)
@@ -293,9 +307,13 @@ def check_machine(m: Machine) -> None:
         NodeStat.NR_ANON_MAPPED: _anon_mapped_pages(m, anon, large, entire),
         NodeStat.NR_ANON_THPS: int(nr_pages[anon & (entire > 0)].sum()),
         NodeStat.NR_SHMEM: int(shmem.sum()),
+        NodeStat.NR_FILE_PAGES: int(shmem.sum() + nr_pages[cache].sum()),
+        NodeStat.NR_DIRTY: int(nr_pages[cache & ((flags & PG.DIRTY) != 0)].sum()),
+        NodeStat.NR_WRITEBACK: int(nr_pages[cache & ((flags & PG.WRITEBACK) != 0)].sum()),
+        NodeStat.NR_FILE_PMDMAPPED: int(nr_pages[cache & (entire > 0)].sum()),
         NodeStat.NR_PAGETABLE: int(table.sum()),
-        NodeStat.NR_INACTIVE_ANON: int(nr_pages[(flags & PG.LRU) != 0].sum() - nr_pages[lazy].sum()),
-        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum()),
+        NodeStat.NR_INACTIVE_ANON: int(nr_pages[((flags & PG.LRU) != 0) & ~cache].sum() - nr_pages[lazy].sum()),
+        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum() + nr_pages[cache & ((flags & PG.LRU) != 0)].sum()),
     }
     for item, expected in checks.items():
         kernel_bug(g[item] != expected, f"{item.value} is {g[item]}, the frames say {expected}")

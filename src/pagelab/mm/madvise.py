@@ -13,6 +13,7 @@ Not modelled yet (raise NotModelled once the kernel's own checks pass): MADV_COL
 from __future__ import annotations
 
 import errno
+from os import POSIX_FADV_WILLNEED
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,12 +32,15 @@ from ..arch.x86.pgtable import (
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
 from ..errors import NotModelled, kernel_bug, syscall_error
+from ..fs.file import File
 from ..hw.physmem import PG
 from ..kernel.tracepoint import leaf_of, record_fault
+from .fadvise import generic_fadvise
 from .fault import handle_mm_fault
 from .huge_memory import PMD_MASK, deferred_split_folio, madvise_free_huge_pmd, split_folio
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK
+from .page_writeback import folio_mark_dirty
 from .pagewalk import ACTION_AGAIN, MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import (
     clear_young_dirty_ptes,
@@ -50,7 +54,7 @@ from .pgtable import (
 from .rmap import folio_maybe_mapped_shared
 from .shmem import ShmemFile, shmem_truncate
 from .swap import folio_mark_lazyfree, lru_add_drain
-from .types import FaultFlag, MmStruct, Vma, VmFaultResult, VmFlag
+from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag
 from .vma import find_vma, linear_page_index, vma_modify_flags
 
 if TYPE_CHECKING:
@@ -155,6 +159,10 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
         return vma
     if behavior == C.MADV_WILLNEED:  # madvise_willneed(): anon and shmem swap readahead (nothing is swapped
         lru_add_drain(m)  # out), then "Push any new pages onto the LRU now" (measured: the batch is applied)
+        f = vma.vm_file
+        if isinstance(f, File):  # a regular file: vfs_fadvise(POSIX_FADV_WILLNEED) of the range
+            offset = (linear_page_index(vma, start)) << PAGE_SHIFT
+            generic_fadvise(task, f, offset, end - start, POSIX_FADV_WILLNEED)
         return vma
     new = _new_flags(vma, behavior)
     if new == vma.vm_flags:
@@ -305,6 +313,58 @@ def _split_partly_mapped_folios(m: Machine, heads: np.ndarray) -> bool:
 MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)
 
 
+def faultin_page(task: Task, vma: Vma, addr: int, flags: int, retry_tried: bool) -> VmFault:
+    """Mirrors faultin_page() with a ``locked`` pointer: the fault may drop the mmap lock for I/O
+    (FAULT_FLAG_ALLOW_RETRY); on VM_FAULT_RETRY the caller's loop waits for what it waited on and faults
+    again. ``retry_tried``: the retry carries FAULT_FLAG_TRIED (__get_user_pages_locked(), as
+    MADV_POPULATE_* does: each retried fault counts as major); without it (populate_vma_page_range()
+    for MAP_POPULATE and mlock, whose __mm_populate() loop starts over) it does not (measured: a cold
+    MAP_POPULATE counts 0 major faults, MADV_POPULATE_READ 16)."""
+    from ..kernel.task import io_schedule
+
+    flags |= FaultFlag.ALLOW_RETRY | FaultFlag.KILLABLE
+    while True:
+        vmf = handle_mm_fault(vma, addr, flags, regs=False)
+        task.charge_fault(vmf, gup=True)
+        if not vmf.result & VmFaultResult.RETRY:
+            return vmf
+        if vmf.wait_for is not None:
+            io_schedule(task, vmf.wait_for)
+        if retry_tried:
+            flags |= FaultFlag.TRIED
+
+
+def mm_populate(task: Task, start: int, length: int) -> None:
+    """Mirrors __mm_populate() -> populate_vma_page_range() (MAP_POPULATE): fault in every page of each
+    VMA in [start, start + length) that has any access; a private writable VMA is populated for
+    writing (FOLL_WRITE: every page COW-copied), others for reading. Failures are ignored (mmap()
+    still succeeds), and a retried fault is not FAULT_FLAG_TRIED (see faultin_page())."""
+    mm, m = task.mm, task.machine
+    end = start + length
+    addr = start
+    while addr < end:
+        vma = find_vma(mm, addr)
+        if vma is None or vma.vm_start >= end:
+            return
+        addr = max(addr, vma.vm_start)
+        vma_end = min(vma.vm_end, end)
+        if not vma.vm_flags & (VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC):
+            addr = vma_end
+            continue
+        write = (vma.vm_flags & (VmFlag.WRITE | VmFlag.SHARED)) == VmFlag.WRITE
+        flags = FaultFlag.WRITE if write else FaultFlag.NONE
+        missing: list[int] = []
+        err = walk_page_range_vma(vma, addr, vma_end, GUP_WALK_OPS, (missing, write))
+        kernel_bug(err != 0, f"mm_populate: walk error {err}")
+        for a in missing:
+            if follow_page(m, mm, a, write):
+                continue
+            vmf = faultin_page(task, vma, a, flags, retry_tried=False)
+            if vmf.result & VM_FAULT_ERROR:
+                return
+        addr = vma_end
+
+
 def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
     """Mirrors madvise_populate() -> faultin_page_range(): fault every page in now, GUP-style.
 
@@ -335,12 +395,13 @@ def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:
                 if follow_page(m, mm, a, write):
                     continue  # an earlier fault mapped it
                 before = leaf_of(task, a) if m.fault_log is not None else 0
-                vmf = handle_mm_fault(vma, a, flags, regs=False)
+                vmf = faultin_page(task, vma, a, flags, retry_tried=True)
                 if m.fault_log is not None:
                     record_fault(task, a, -1, before, vmf, "minor", ("madvise_populate", *vmf.path))
                 if vmf.result & VmFaultResult.OOM:
                     raise syscall_error(errno.ENOMEM, "madvise(MADV_POPULATE): out of memory")
-                task.charge_fault(vmf, gup=True)
+                if vmf.result & VmFaultResult.SIGBUS:
+                    raise syscall_error(errno.EFAULT, "madvise(MADV_POPULATE): page beyond the end of the file")
             addr = piece_end
 
 
@@ -394,7 +455,8 @@ def _gup_pmd_entry(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
         clean = ptes[ok & ((ptes & (_PAGE_SPECIAL | _PAGE_DIRTY)) == 0)]
         if clean.shape[0]:
             pfns = (clean & PTE_PFN_MASK) >> PAGE_SHIFT
-            m.frames.flags[np.asarray(m.frames.compound_head(pfns))] |= PG.DIRTY  # folio_mark_dirty()
+            for head in np.unique(np.asarray(m.frames.compound_head(pfns))).tolist():
+                folio_mark_dirty(m, int(head))
     return 0
 
 

@@ -17,8 +17,10 @@ limit, so it may reach the limit plus one; every split that mprotect() or madvis
 start split of a range that ends inside the same VMA), so unmapping a VMA's first or last page
 works at the limit. A change that merges with a neighbour instead of splitting needs no new VMA.
 
-Simplified: anonymous mappings only (file mappings come with the page cache); no RLIMIT_AS or
-RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks, MAP_LOCKED, MAP_POPULATE or MAP_DROPPABLE: each is
+File mappings take the descriptor's struct file (EBADF, EACCES, ENODEV-free: every file here is on ext4)
+and are placed by thp_get_unmapped_area() as ext4's are; MAP_POPULATE is done by sys_mmap() (mm_populate()).
+
+Simplified: no RLIMIT_AS or RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks, MAP_LOCKED or MAP_DROPPABLE: each is
 checked as the kernel checks it and then raises NotModelled before anything changes (MAP_HUGETLB
 after its page-size check: hugetlbfs has more checks of its own).
 """
@@ -39,7 +41,6 @@ from ..constants import (
     MAP_HUGETLB,
     MAP_LOCKED,
     MAP_NORESERVE,
-    MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     MAP_STACK,
@@ -278,8 +279,7 @@ def _check_mlock(task: Task, npages: int) -> None:
 
 def _unmodelled(flags: int, kind: int) -> str:
     """What a valid mmap() asks for that the simulator does not model (empty if nothing)."""
-    names = [name for bit, name in ((MAP_LOCKED, "MAP_LOCKED"), (MAP_POPULATE, "MAP_POPULATE"),
-                                    (MAP_GROWSDOWN, "MAP_GROWSDOWN")) if flags & bit]
+    names = [name for bit, name in ((MAP_LOCKED, "MAP_LOCKED"), (MAP_GROWSDOWN, "MAP_GROWSDOWN")) if flags & bit]
     if kind == MAP_DROPPABLE:
         names.append("MAP_DROPPABLE")
     return "|".join(names)

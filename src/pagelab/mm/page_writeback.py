@@ -42,6 +42,7 @@ def folio_mark_dirty(m: Machine, folio: int) -> bool:
     host = getattr(mapping, "host", None)
     if host is not None and getattr(host, "dirtied_when", None) == 0:
         host.dirtied_when = max(m.now_ns, 1)  # __mark_inode_dirty(I_DIRTY_PAGES)
+        wb_wakeup_delayed(m)
     return True
 
 
@@ -151,3 +152,40 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
         elif last.pending:
             m.clock.advance_to(last.time)
     return last
+
+
+def dirty_background_pages(m: Machine) -> int:
+    """Mirrors domain_dirty_limits()' background threshold: dirty_background_bytes, or
+    dirty_background_ratio percent of the dirtyable memory (free pages plus file pages)."""
+    vm = m.settings.vm
+    if int(vm.dirty_background_bytes):
+        return int(vm.dirty_background_bytes) >> 12
+    dirtyable = m.zone.free_pages + m.counters.gauges[NodeStat.NR_FILE_PAGES]
+    return dirtyable * int(vm.dirty_background_ratio) // 100
+
+
+def wb_wakeup_delayed(m: Machine) -> None:
+    """Mirrors wb_wakeup_delayed(): the first dirty inode wakes the flusher dirty_writeback_centisecs later
+    (none with 0); it then runs every that long while anything is dirty (wb_workfn())."""
+    period_cs = int(m.settings.vm.dirty_writeback_centisecs)
+    if not period_cs or (m.flusher is not None and m.flusher.active):
+        return
+    period = m.clock.ns_to_cycles(period_cs * 10_000_000)
+    m.flusher = m.clock.every(period, lambda: wb_workfn(m), name="wb_workfn")
+
+
+def wb_workfn(m: Machine) -> None:
+    """Mirrors wb_workfn() -> wb_do_writeback(): background writeback of every dirty inode while NR_DIRTY is
+    above the background threshold (wb_check_background_flush()), else of the inodes dirtied more than
+    dirty_expire_centisecs ago (wb_check_old_data_flush()). The flusher sleeps when nothing is dirty."""
+    expire_ns = int(m.settings.vm.dirty_expire_centisecs) * 10_000_000
+    background = m.counters.gauges[NodeStat.NR_DIRTY] > dirty_background_pages(m)
+    dirty = False
+    for inode in list(m.fs.inodes.values()):
+        if not inode.dirtied_when:
+            continue
+        if background or m.now_ns - inode.dirtied_when >= expire_ns:
+            write_inode_now(m, inode, sync=False)
+        dirty |= bool(inode.dirtied_when)
+    if not dirty and m.flusher is not None:
+        m.flusher.cancel()

@@ -53,13 +53,18 @@ def vma_wants_writenotify(vma: Vma) -> bool:
     return vma.vm_ops is not None and vma.vm_ops.page_mkwrite is not None
 
 
-def vma_set_page_prot(vma: Vma) -> None:
-    """Mirrors vma_set_page_prot(): the PTE protection of the VMA's flags, read-only (as if private)
-    where write-notify wants the first write to fault."""
+def vma_page_prot(vma: Vma) -> int:
+    """The PTE protection vma_set_page_prot() gives ``vma``: its flags', read-only (as if private) where
+    write-notify wants the first write to each page to fault."""
     flags = vma.vm_flags
     if vma_wants_writenotify(vma):
         flags &= ~VmFlag.SHARED
-    vma.vm_page_prot = vm_get_page_prot(flags)
+    return vm_get_page_prot(flags)
+
+
+def vma_set_page_prot(vma: Vma) -> None:
+    """Mirrors vma_set_page_prot()."""
+    vma.vm_page_prot = vma_page_prot(vma)
 
 
 def find_vma(mm: MmStruct, addr: int) -> Vma | None:
