@@ -196,3 +196,30 @@ def test_clock_import_keeps_hw_free_of_mm():
     src = open(devices.__file__).read()
     assert "from ..mm" not in src and "import pagelab.mm" not in src
     assert isinstance(Clock(1000).now, int)
+
+
+def test_a_calibration_with_sequential_4k_latency_sets_the_overhead():
+    """seq_read_4k_ns is what a request pays with no positioning: overhead = it less the 4 KiB transfer."""
+    cal = {"device": "vda", "filesystem": "ext4", "direct": True, "rand_read_4k_ns": 45_000,
+           "seq_read_4k_ns": 40_000, "seq_read_bytes_per_s": 2_048_000_000, "seq_read_method": "readahead"}
+    model = device_model_from_calibration(cal)
+    assert model.overhead_ns == 40_000 - 2_000 and model.positioning_ns == 5_000
+    assert model.service_ns(4096, True) == 40_000 and model.service_ns(4096, False) == 45_000
+    assert "readahead" in model.source
+    # 4096 contiguous 4 KiB reads one at a time cost ~the random latency each, as on the reference VM
+    dev = BlockDevice(model)
+    t = 0
+    for _ in range(4096):
+        t = dev.submit(t, 4096, True)
+    assert t == 4096 * 40_000
+    # sequential slower than random (noise): clamped, the model stays consistent
+    slow = device_model_from_calibration({**cal, "seq_read_4k_ns": 90_000})
+    assert slow.overhead_ns == 45_000 - 2_000 and slow.positioning_ns == 0
+    # 4 MiB requests, 8 in flight, reach the calibrated bandwidth: 64 MiB in ~32.8 ms + one overhead
+    dev = BlockDevice(model)
+    done = max(dev.submit(0, 4 << 20, True) for _ in range(16))
+    assert done == 38_000 + 16 * model.transfer_ns(4 << 20)
+    with pytest.raises(ValueError, match="seq_read_4k_ns"):
+        device_model_from_calibration({**cal, "seq_read_4k_ns": 0})
+    with pytest.raises(TypeError):
+        device_model_from_calibration({**cal, "seq_read_4k_ns": 1.5})
