@@ -11,8 +11,9 @@ pagelab.real.Machine (the file in its private root under /var/tmp, made cold by 
 prints one JSON line per side: file faults (ru_minflt + ru_majflt), host wall seconds, file faults per
 host second, and the elapsed time of the phase: simulated (m.now_ns) on the simulator; on the real
 kernel the wall time of the phase less that of the same phase run again with every page mapped (the
-pipe round trip to the child and the access loop, no fault), with utime+stime of the child's rusage. A summary gives the rate ratio and simulated /
-real elapsed (issue #8: the cold scan's simulated I/O time within a factor of 2 of the real).
+pipe round trip to the child and the access loop, no fault), with utime+stime of the child's rusage.
+A summary gives the rate ratio and simulated / real elapsed (issue #8: the cold scan's simulated I/O
+time within a factor of 2 of the real).
 """
 
 from __future__ import annotations
