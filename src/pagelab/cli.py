@@ -166,7 +166,7 @@ def _validate(scenarios: list[Scenario], as_json: bool) -> int:
     rows = []
     with RealMachine() as real:
         for sc in scenarios:
-            rows += compare(sc.name, run_scenario(real, sc), run_scenario(sim, sc), caveats[sc.name])
+            rows += compare(sc.name, run_scenario(real, sc), run_scenario(sim, sc), caveats[sc.name], sc.bands)
     misses = sum(not r.ok and not r.note for r in rows)
     explained = sum(not r.ok and bool(r.note) for r in rows)
     if as_json:

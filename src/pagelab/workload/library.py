@@ -23,13 +23,14 @@ from ..constants import (
     MADV_SEQUENTIAL,
     MADV_WIPEONFORK,
     MAP_ANONYMOUS,
+    MAP_PRIVATE,
     MAP_SHARED,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     MiB,
 )
-from .scenario import Phase, Region, Scenario, Step
+from .scenario import FileSpec, Phase, Region, Scenario, Step
 
 RW = PROT_READ | PROT_WRITE
 SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS
@@ -111,6 +112,70 @@ THP_SCENARIOS = (
     _thp("thp-nohugepage", "MADV_HUGEPAGE then MADV_NOHUGEPAGE: the last wins, one fault per page",
          4 * MiB, ("nohugepage", [Step("madvise", "a", args=(MADV_NOHUGEPAGE,))]),
          ("write", [Step("touch", "a", kwargs=W)]), item="g"),
+)
+
+FILE_FACTS = "docs/facts/files_page_cache.md"
+MS_ASYNC, MS_SYNC = 1, 4  # include/uapi/asm-generic/mman-common.h
+
+
+def _f(name: str, doc: str, size: int, *phases: tuple[str, list[Step]], item: str, warm: str | None = None,
+       cached: bool = False, flags: int = MAP_SHARED, prot: int = PROT_READ,
+       bands: dict[tuple[str, str], tuple[int, int, str]] | None = None) -> Scenario:
+    """A file scenario: region ``f`` maps a ``size``-byte file (made by 1 MiB write()s, then cold unless
+    ``cached``; ``warm`` as FileSpec's) at offset 0 with ``prot`` and ``flags``."""
+    region = Region(size, prot, flags, file=FileSpec(size, cached=cached, warm=warm))
+    return Scenario(name, doc, {"f": region}, tuple(Phase(n, tuple(steps)) for n, steps in phases),
+                    f"{FILE_FACTS} item {item}; mm/filemap.c, mm/readahead.c, mm/memory.c", bands or {})
+
+
+READ_F = ("read", [Step("touch", "f")])
+WRITE_F = ("write", [Step("touch", "f", kwargs=W)])
+_COLD_WHY = ("cold readahead: fault-around skips folios still under I/O, so some 16-page windows fault twice; "
+             "range of minflt over 25 runs on this host (fact sheet items d and j), majflt exactly 1")
+# minor faults 435-441 and the one major: perf's minor-faults as minflt, page-faults one more
+COLD_ASC_BANDS = {("read", "minflt"): (435, 441, _COLD_WHY), ("read", "perf minor-faults"): (435, 441, _COLD_WHY),
+                  ("read", "perf page-faults"): (436, 442, _COLD_WHY)}
+
+FILE_SCENARIOS = (
+    _f("file-warm-read", "64 MiB file warmed by 1 MiB read()s (readahead's folio ramp), MAP_SHARED read one "
+       "byte per page: 281 faults (one per 16-page window, then one per large folio), 17 PMD-mapped folios "
+       "(FilePmdMapped 34816 kB)", 64 * MiB, READ_F, item="b", warm="read"),
+    _f("file-warm-read-nohugepage", "the same with MADV_NOHUGEPAGE: still 281 faults (a large folio is mapped "
+       "whole by PTEs), FilePmdMapped 0", 64 * MiB,
+       ("nohugepage", [Step("madvise", "f", args=(MADV_NOHUGEPAGE,))]), READ_F, item="b", warm="read"),
+    _f("file-warm-fadv-random", "64 MiB warmed through a POSIX_FADV_RANDOM descriptor (order-0 folios only): "
+       "1024 faults, 16 pages each", 64 * MiB, READ_F, item="c", warm="random"),
+    _f("file-cold-read", "64 MiB cold (evicted) file read one byte per page ascending: 8 MiB read-around, then "
+       "async windows of growing order; one major fault (the first), about 435 minor", 64 * MiB, READ_F,
+       item="d", bands=COLD_ASC_BANDS),
+    _f("file-cold-madv-random", "16 MiB cold file with MADV_RANDOM: no readahead, no fault-around; every page "
+       "is a major fault (4096)", 16 * MiB, ("random", [Step("madvise", "f", args=(MADV_RANDOM,))]), READ_F,
+       item="d"),
+    _f("file-cold-sequential", "64 MiB cold file with MADV_SEQUENTIAL: the same windows as no advice, 435 minor "
+       "and 1 major", 64 * MiB, ("sequential", [Step("madvise", "f", args=(MADV_SEQUENTIAL,))]), READ_F,
+       item="d", bands=COLD_ASC_BANDS),
+    _f("file-cold-hugepage", "64 MiB cold file with MADV_HUGEPAGE: every folio order 9, one fault per 2 MiB "
+       "(31 minor + 1 major), all PMD-mapped", 64 * MiB,
+       ("hugepage", [Step("madvise", "f", args=(MADV_HUGEPAGE,))]), READ_F, item="d"),
+    _f("file-written-read", "16 MiB file just written by 1 MiB write()s (cached: order-8 folios by write size), "
+       "read pass: 31 faults (the folio ending at EOF window by window)", 16 * MiB, READ_F,
+       item="rule 11", cached=True),
+    _f("file-private-write", "16 MiB warm file MAP_PRIVATE, one write per page: a COW fault per page (4096)",
+       16 * MiB, WRITE_F, item="e", warm="read", flags=MAP_PRIVATE, prot=RW),
+    _f("file-private-dontneed", "MAP_PRIVATE written (4096 COW faults), MADV_DONTNEED drops the anonymous "
+       "copies; a read pass maps the page cache again (235, fault-around), a write COWs every page (4096)",
+       16 * MiB, WRITE_F, ("dontneed", [Step("madvise", "f", args=(MADV_DONTNEED,))]),
+       ("read-again", [Step("touch", "f")]), ("write-again", [Step("touch", "f", kwargs=W)]),
+       item="e", warm="read", flags=MAP_PRIVATE, prot=RW),
+    _f("file-shared-write", "16 MiB warm file MAP_SHARED, write first: one do_shared_fault per folio (904); "
+       "msync(MS_ASYNC) does nothing (no faults after); msync(MS_SYNC) writes back and write-protects "
+       "every PTE, so the next write pass faults once per page (4096)", 16 * MiB, WRITE_F,
+       ("msync-async", [Step("msync", "f", args=(MS_ASYNC,))]), ("write-again", [Step("touch", "f", kwargs=W)]),
+       ("msync-sync", [Step("msync", "f", args=(MS_SYNC,))]),
+       ("write-after-sync", [Step("touch", "f", kwargs=W)]), item="e and m", warm="read", prot=RW),
+    _f("file-shared-read-then-write", "16 MiB warm file MAP_SHARED: a read pass (235: the last order-6 folio "
+       "ends at EOF and is mapped window by window), then a write per page, each a write-notify fault (4096)",
+       16 * MiB, READ_F, WRITE_F, item="e", warm="read", prot=RW),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -217,4 +282,5 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
        ("munmap", [Step("munmap", "a", offset=512 * 1024)]),
        ("read", [Step("load", "a", offset=600 * 1024)]), source="linux-mm-facts.md section 14"),
     *THP_SCENARIOS,
+    *FILE_SCENARIOS,
 )}

@@ -4,10 +4,15 @@ A scenario maps each region at a 2 MiB-aligned address between PROT_NONE guards 
 merge with anything and fault-around windows fall the same way on both backends), then runs its
 phases in order. Each phase is one measured window (``run_phase``): the fault counts it caused, then
 the Rss and resident pages of every region, or the signal it ended in.
+
+A region may map a file (``Region.file``, a ``FileSpec``): before the phases the file is made on the
+machine's filesystem (``m.fs.create``, the same call on both backends), optionally warmed by read()s,
+opened and mapped at the region's aligned address; it is unlinked when the scenario ends.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,13 +28,17 @@ from ..constants import (
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    MiB,
 )
 from ..errors import ScenarioError, SegmentationFault
 from ..observe.parse import parse_smaps
 
 Op = tuple[str, tuple[Any, ...], dict[str, Any]]  # a Process API call: (method, args, kwargs)
 # summed over a region's VMAs after each phase
-SMAPS_FIELDS = ("Rss", "Private_Dirty", "Anonymous", "LazyFree", "Swap", "AnonHugePages")
+SMAPS_FIELDS = ("Rss", "Private_Dirty", "Anonymous", "LazyFree", "Swap", "AnonHugePages", "FilePmdMapped")
+FILE_DIR = "/validate"  # a scenario's files are made under FILE_DIR/<scenario>/<region>
+WARM_CHUNK = 1 * MiB  # warming reads the file front to back in read() calls of this size
+WARMINGS = (None, "read", "random")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +59,53 @@ class Band:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSpec:
+    """The file a region maps, made before the phases (not measured).
+
+    ``size``, ``written_in`` and ``cached`` are m.fs.create()'s: the file is written by write() calls of
+    ``written_in`` bytes, then fsync'd and, unless ``cached``, evicted (cold). ``warm`` then reads it:
+    None leaves it as made; "read" reads it front to back in 1 MiB read() calls (readahead's ramp of
+    large folios); "random" does the same after POSIX_FADV_RANDOM on that descriptor (order-0 folios).
+    Warming uses its own descriptor, closed before the mapping's is opened, so its readahead state
+    (FMODE_RANDOM) does not carry over.
+    """
+
+    size: int
+    written_in: int = MiB
+    cached: bool = False
+    warm: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.warm not in WARMINGS:
+            raise ScenarioError(f"FileSpec.warm must be one of {WARMINGS}, got {self.warm!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Region:
-    """A mapping the scenario makes before its phases (not measured)."""
+    """A mapping the scenario makes before its phases (not measured); with ``file``, a mapping of that file
+    at offset 0 (``flags`` then hold MAP_SHARED or MAP_PRIVATE, without MAP_ANONYMOUS)."""
 
     size: int
     prot: int = PROT_READ | PROT_WRITE
     flags: int = MAP_PRIVATE | MAP_ANONYMOUS
     align: int = PMD_SIZE
     offset: int = 0  # placed this many bytes past the aligned address (to test misalignment)
+    file: FileSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.file is not None and self.flags & MAP_ANONYMOUS:
+            raise ScenarioError("a region that maps a file cannot be MAP_ANONYMOUS")
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect or munmap.
+    """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect, munmap,
+    remap, or, on a region that maps a file, msync, fadvise or pread.
 
     ``offset``/``length`` select part of the region (length None = to its end); ``args`` are the call's
-    other arguments (an advice, a prot, a value) and ``kwargs`` its keywords (write=, stride=).
+    other arguments (an advice, a prot, a value, msync's flags) and ``kwargs`` its keywords (write=,
+    stride=). fadvise and pread take ``offset``/``length`` as file offsets (the file is mapped at 0) on
+    the region's descriptor; pread reads the range in 1 MiB calls.
     """
 
     op: str
@@ -89,6 +129,9 @@ class Scenario:
     regions: dict[str, Region]
     phases: tuple[Phase, ...]
     source: str = ""  # where the expected behaviour is documented (kernel source, fact sheet)
+    # {(phase, counter): (lo, hi, why)}: where the kernel's value varies from run to run (readahead timing),
+    # the range measured over repeated real runs and how it was measured; both backends must lie in it
+    bands: dict[tuple[str, str], tuple[int, int, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.phases]
@@ -98,6 +141,30 @@ class Scenario:
             for step in phase.steps:
                 if step.region not in self.regions:
                     raise ScenarioError(f"scenario {self.name}, phase {phase.name}: no region {step.region!r}")
+                if step.op in FILE_OPS and self.regions[step.region].file is None:
+                    raise ScenarioError(f"scenario {self.name}, phase {phase.name}: {step.op} needs a region "
+                                        f"that maps a file, {step.region!r} does not")
+        for (phase_name, counter), (lo, hi, _why) in self.bands.items():
+            if phase_name not in names or lo > hi:
+                raise ScenarioError(f"scenario {self.name}: band {lo}..{hi} of {phase_name}/{counter} "
+                                    "names no phase or is empty")
+
+
+FILE_OPS = ("msync", "fadvise", "pread")
+
+
+def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: dict[str, int]) -> list[Op]:
+    """The Process API calls of one step (several for a pread of more than 1 MiB)."""
+    if step.op not in FILE_OPS:
+        return [_call(step, base, regions)]
+    length = step.length if step.length is not None else regions[step.region].size - step.offset
+    if step.op == "msync":
+        return [("msync", (base[step.region] + step.offset, length, *step.args), {})]
+    fd = fds[step.region]
+    if step.op == "fadvise":
+        return [("fadvise", (fd, step.offset, length, *step.args), {})]
+    return [("pread", (fd, min(WARM_CHUNK, step.offset + length - off), off), {})
+            for off in range(step.offset, step.offset + length, WARM_CHUNK)]
 
 
 def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
@@ -122,11 +189,28 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
     raise ScenarioError(f"unknown step {step.op!r}")
 
 
-def _map_region(p: Any, r: Region) -> int:
-    """Reserve PROT_NONE space, then map the region at an aligned address inside it."""
+def _map_region(p: Any, r: Region, fd: int = -1) -> int:
+    """Reserve PROT_NONE space, then map the region at an aligned address inside it (``fd`` at offset 0)."""
     reserve = p.mmap(None, r.size + r.align + r.offset + 2 * PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS)
     start = ((reserve + PAGE_SIZE + r.align - 1) & ~(r.align - 1)) + r.offset
-    return int(p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED))
+    return int(p.mmap(start, r.size, r.prot, r.flags | MAP_FIXED, fd, 0))
+
+
+def file_path(scenario: Scenario, region: str) -> str:
+    return f"{FILE_DIR}/{scenario.name}/{region}"
+
+
+def _make_file(machine: Any, p: Any, path: str, spec: FileSpec) -> int:
+    """m.fs.create() the file, warm it as ``spec`` says, and open it O_RDWR for the mapping; the descriptor."""
+    machine.fs.create(path, spec.size, written_in=spec.written_in, cached=spec.cached)
+    if spec.warm is not None:
+        fd = p.open(path, os.O_RDONLY)
+        if spec.warm == "random":
+            p.fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        while p.read(fd, WARM_CHUNK):
+            pass
+        p.close(fd)
+    return int(p.open(path, os.O_RDWR))
 
 
 def run_scenario(machine: Any, scenario: Scenario,
@@ -136,11 +220,13 @@ def run_scenario(machine: Any, scenario: Scenario,
     ``on_phase(name, region_addresses)`` is called before each phase runs (explain uses it).
     """
     p = machine.spawn(scenario.name[:15])
-    base = {name: _map_region(p, r) for name, r in scenario.regions.items()}
+    files = {name: (file_path(scenario, name), r.file) for name, r in scenario.regions.items() if r.file is not None}
     out: dict[str, dict[str, Any]] = {}
     try:
+        fds = {name: _make_file(machine, p, path, spec) for name, (path, spec) in files.items()}
+        base = {name: _map_region(p, r, fds.get(name, -1)) for name, r in scenario.regions.items()}
         for phase in scenario.phases:
-            ops = [_call(s, base, scenario.regions) for s in phase.steps]
+            ops = [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
             if on_phase is not None:
                 on_phase(phase.name, base)
             res: dict[str, Any] = {}
@@ -174,6 +260,9 @@ def run_scenario(machine: Any, scenario: Scenario,
     finally:
         if p.alive:
             p.exit()
+        for path, _spec in files.values():
+            if machine.fs.exists(path):
+                machine.fs.unlink(path)
     return out
 
 

@@ -1,0 +1,88 @@
+"""File scenarios on the simulator: FileSpec setup and cleanup, file steps, declared bands in compare."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pagelab import Machine
+from pagelab.constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, MiB
+from pagelab.errors import ScenarioError
+from pagelab.report.compare import compare
+from pagelab.workload.library import FILE_SCENARIOS, MS_SYNC, SCENARIOS
+from pagelab.workload.scenario import FileSpec, Phase, Region, Scenario, Step, file_path, run_scenario
+
+RW = PROT_READ | PROT_WRITE
+RA = "/sys/block/vda/queue/read_ahead_kb"
+
+
+def _machine() -> Machine:
+    return Machine(ram="256MiB", seed=0, settings={RA: 8192}, disk="virtio")
+
+
+def _sc(region: Region, *phases: tuple[str, list[Step]],
+        bands: dict[tuple[str, str], tuple[int, int, str]] | None = None) -> Scenario:
+    return Scenario("t-file", "test", {"f": region}, tuple(Phase(n, tuple(s)) for n, s in phases), bands=bands or {})
+
+
+def test_file_scenarios_are_registered_and_named_file():
+    assert FILE_SCENARIOS and all(sc.name.startswith("file-") and SCENARIOS[sc.name] is sc for sc in FILE_SCENARIOS)
+    assert all(r.file is not None for sc in FILE_SCENARIOS for r in sc.regions.values())
+
+
+def test_a_warm_private_file_mapping_on_the_simulator_and_the_file_is_removed_after():
+    m = _machine()
+    sc = _sc(Region(4 * MiB, RW, MAP_PRIVATE, file=FileSpec(4 * MiB, warm="read")),
+             ("pread", [Step("pread", "f")]), ("write", [Step("touch", "f", kwargs={"write": True})]),
+             ("dontneed", [Step("madvise", "f", args=(MADV_DONTNEED,))]), ("read", [Step("touch", "f")]))
+    res = run_scenario(m, sc)
+    assert res["pread"]["minflt"] == 0 and res["pread"]["majflt"] == 0  # read()s never count faults
+    assert res["write"]["minflt"] == 1024 and res["write"]["Anonymous[f] kB"] == 4096  # a COW per page
+    assert res["dontneed"]["Rss[f] kB"] == 0
+    assert res["read"]["minflt"] < 1024 and res["read"]["Anonymous[f] kB"] == 0  # the cache again, fault-around
+    assert res["read"]["VmFlags[f]"].split()[:2] == ["rd", "wr"]
+    assert not m.fs.exists(file_path(sc, "f"))
+    assert run_scenario(m, sc) == res  # the same path again: made afresh, deterministic
+
+
+def test_shared_write_then_msync_sync_write_protects_again():
+    sc = _sc(Region(2 * MiB, RW, MAP_SHARED, file=FileSpec(2 * MiB, cached=True)),
+             ("write", [Step("touch", "f", kwargs={"write": True})]), ("sync", [Step("msync", "f", args=(MS_SYNC,))]),
+             ("write-again", [Step("touch", "f", kwargs={"write": True})]))
+    res = run_scenario(_machine(), sc)
+    assert res["write"]["Private_Dirty[f] kB"] == 2048 and res["sync"]["Private_Dirty[f] kB"] == 0
+    assert res["write-again"]["minflt"] == 512
+
+
+def test_fadvise_step_uses_the_regions_descriptor():
+    sc = _sc(Region(2 * MiB, PROT_READ, MAP_SHARED, file=FileSpec(2 * MiB, cached=True)),
+             ("dontneed", [Step("fadvise", "f", args=(os.POSIX_FADV_DONTNEED,))]), ("read", [Step("touch", "f")]))
+    res = run_scenario(_machine(), sc)
+    assert res["dontneed"]["resident[f]"] == 0  # clean, unmapped: evicted
+    assert res["read"]["majflt"] >= 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FileSpec(MiB, warm="sideways"),
+    lambda: Region(MiB, RW, MAP_SHARED | MAP_ANONYMOUS, file=FileSpec(MiB)),
+    lambda: _sc(Region(MiB), ("sync", [Step("msync", "f", args=(MS_SYNC,))])),
+    lambda: _sc(Region(MiB, PROT_READ, MAP_SHARED, file=FileSpec(MiB)), ("read", [Step("touch", "f")]),
+                bands={("nope", "minflt"): (1, 2, "x")}),
+    lambda: _sc(Region(MiB, PROT_READ, MAP_SHARED, file=FileSpec(MiB)), ("read", [Step("touch", "f")]),
+                bands={("read", "minflt"): (3, 2, "x")}),
+])
+def test_bad_declarations_are_refused(make):
+    with pytest.raises(ScenarioError):
+        make()
+
+
+def test_declared_band_needs_both_sides_inside():
+    bands = {("read", "minflt"): (435, 441, "readahead timing")}
+    real, sim = {"read": {"minflt": 438, "majflt": 1}}, {"read": {"minflt": 436, "majflt": 1}}
+    rows = {r.counter: r for r in compare("s", real, sim, bands=bands)}
+    assert rows["minflt"].ok and rows["minflt"].tolerance == "435..441, readahead timing"
+    assert rows["majflt"].ok and rows["majflt"].tolerance == "exact"
+    assert not compare("s", {"read": {"minflt": 442}}, sim, bands=bands)[0].ok
+    assert not compare("s", real, {"read": {"minflt": 427}}, bands=bands)[0].ok
+    assert not compare("s", {"read": {"minflt": "-"}}, sim, bands=bands)[0].ok
