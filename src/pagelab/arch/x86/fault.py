@@ -81,6 +81,7 @@ def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
     if error_code & X86_PF_INSTR:
         flags |= FaultFlag.INSTRUCTION
     tried: list[str] = []
+    vma_lock = True  # the first attempt runs under the per-VMA lock (lock_vma_under_rcu(), CONFIG_PER_VMA_LOCK)
     while True:  # retry:
         vma = find_vma(task.mm, address)  # lock_mm_and_find_vma(); no stack VMA to expand
         if vma is None or vma.vm_start > address:
@@ -95,7 +96,13 @@ def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
         wait_for_retry(task, vmf)
         if not task.alive:  # fault_signal_pending(): killed while it slept; nothing returns to user mode
             raise ProcessDead(f"process {task.pid} was killed while its page fault waited for I/O")
-        flags |= FaultFlag.TRIED
+        # A retry after the per-VMA-lock attempt is FAULT_FLAG_TRIED only if that attempt was major (it
+        # started I/O); it then runs under the mmap lock, where every further retry is TRIED. So a fault that
+        # only waited for a folio someone else's readahead was reading counts as minor (measured: a cold
+        # ascending scan has 1 major fault however often it catches up with readahead).
+        if not vma_lock or vmf.result & VmFaultResult.MAJOR:
+            flags |= FaultFlag.TRIED
+        vma_lock = False
     vmf.path[:0] = tried
     if vmf.result & VmFaultResult.OOM:
         task.kill_oom()
@@ -114,7 +121,7 @@ def wait_for_retry(task: Task, vmf: VmFault) -> None:
     once, as a retry with FAULT_FLAG_TRIED set that asks for another without waiting would never end."""
     if vmf.wait_for is not None:
         io_schedule(task, vmf.wait_for)
-    elif vmf.flags & FaultFlag.TRIED:
+    elif vmf.flags & FaultFlag.TRIED and not vmf.result & VmFaultResult.MAJOR:
         raise KernelBug(f"do_user_addr_fault: VM_FAULT_RETRY after FAULT_FLAG_TRIED with nothing to wait for "
                         f"({' -> '.join(vmf.path)})")
 

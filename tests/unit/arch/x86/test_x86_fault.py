@@ -22,9 +22,8 @@ IO_CYCLES = 260_000  # a 100 us read at 2.6 GHz
 
 def retry_once(monkeypatch: pytest.MonkeyPatch, m: pl.Machine, log: list[tuple[str, int]],
                wait: bool = True) -> list[int]:
-    """Make each anonymous fault start a 'read' and return VM_FAULT_RETRY; the retry (TRIED) maps the page.
-
-    Returns the list of flags each call saw."""
+    """Make each anonymous fault start a 'read' and return VM_FAULT_MAJOR | VM_FAULT_RETRY (as filemap_fault()
+    does when it issues the I/O); the retry (TRIED) maps the page. Returns the list of flags each call saw."""
     original: Callable[[VmFault], int] = mm_fault.do_anonymous_page
     calls: list[int] = []
 
@@ -36,7 +35,7 @@ def retry_once(monkeypatch: pytest.MonkeyPatch, m: pl.Machine, log: list[tuple[s
         if wait:
             vmf.wait_for = m.clock.schedule(m.clock.now + IO_CYCLES, lambda: log.append(("io done", m.clock.now)),
                                             name="io completion")
-        return VmFaultResult.RETRY
+        return VmFaultResult.MAJOR | VmFaultResult.RETRY
 
     monkeypatch.setattr(mm_fault, "do_anonymous_page", do_anonymous_page)
     return calls
@@ -78,6 +77,37 @@ def test_the_retry_looks_the_vma_up_again(monkeypatch):
         p.store(a, 7)
     assert exc.value.si_code == "SEGV_MAPERR" and len(calls) == 1 and not p.alive
     assert m.vmstat()["pgfault"] == 0 and p.perf_counts()["page-faults"] == 1
+
+
+def test_a_retry_that_only_waited_is_minor_unless_it_waits_again(monkeypatch):
+    """A first attempt (per-VMA lock) that waited for I/O someone else started returns RETRY without MAJOR:
+    the retry is not FAULT_FLAG_TRIED and counts as minor; a second RETRY (under the mmap lock) makes the
+    third attempt TRIED, a major fault (arch/x86/mm/fault.c after lock_vma_under_rcu())."""
+    m = pl.Machine(ram="64MiB", seed=0)
+    p = m.spawn("t")
+    a = p.mmap(None, 4096, RW, ANON)
+    original = mm_fault.do_anonymous_page
+    seen: list[int] = []
+
+    def waits(times: int):
+        def do_anonymous_page(vmf: VmFault) -> int:
+            seen.append(vmf.flags)
+            if len(seen) <= times:
+                vmf.wait_for = m.clock.schedule(m.clock.now + IO_CYCLES, lambda: None, name="someone's read")
+                return VmFaultResult.RETRY
+            return original(vmf)
+        return do_anonymous_page
+
+    monkeypatch.setattr(mm_fault, "do_anonymous_page", waits(1))
+    p.store(a, 1)
+    assert [bool(f & FaultFlag.TRIED) for f in seen] == [False, False]
+    assert (p.rusage().ru_majflt, p.rusage().ru_minflt) == (0, 1)
+    b = p.mmap(None, 4096, RW, ANON)
+    seen.clear()
+    monkeypatch.setattr(mm_fault, "do_anonymous_page", waits(2))
+    p.store(b, 1)
+    assert [bool(f & FaultFlag.TRIED) for f in seen] == [False, False, True]
+    assert (p.rusage().ru_majflt, p.rusage().ru_minflt) == (1, 1)
 
 
 def test_a_retry_that_would_never_end_is_a_kernel_bug(monkeypatch):
