@@ -129,9 +129,12 @@ def _f(name: str, doc: str, size: int, *phases: tuple[str, list[Step]], item: st
 
 
 READ_F = ("read", [Step("touch", "f")])
+SHUFFLED_F = ("read", [Step("access", "f", kwargs={"shuffle": 1})])  # one byte per page, fc.c's srand(1) order
 WRITE_F = ("write", [Step("touch", "f", kwargs=W)])
 _COLD_WHY = ("cold readahead: fault-around skips folios still under I/O, so some 16-page windows fault twice; "
              "range of minflt over 25 runs on this host (fact sheet items d and j), majflt exactly 1")
+_RAND_WHY = ("cold read-around in random order: faults on folios still under I/O; range of minflt over 13 runs "
+             "on this host (fact sheet items d and j), majflt exactly 12")
 # minor faults 435-441 and the one major: perf's minor-faults as minflt, page-faults one more
 COLD_ASC_BANDS = {("read", "minflt"): (435, 441, _COLD_WHY), ("read", "perf minor-faults"): (435, 441, _COLD_WHY),
                   ("read", "perf page-faults"): (436, 442, _COLD_WHY)}
@@ -157,6 +160,19 @@ FILE_SCENARIOS = (
     _f("file-cold-hugepage", "64 MiB cold file with MADV_HUGEPAGE: every folio order 9, one fault per 2 MiB "
        "(31 minor + 1 major), all PMD-mapped", 64 * MiB,
        ("hugepage", [Step("madvise", "f", args=(MADV_HUGEPAGE,))]), READ_F, item="d"),
+    _f("file-warm-read-shuffled", "the 1 MiB-read-warmed 64 MiB file read in random page order: still 281 "
+       "(each fault maps its whole window or folio, whatever the order)", 64 * MiB, SHUFFLED_F, item="b",
+       warm="read"),
+    _f("file-warm-madv-random-shuffled", "the same with MADV_RANDOM: fault-around and PMD mapping still apply "
+       "to cached folios (281, FilePmdMapped 34816 kB)", 64 * MiB,
+       ("random", [Step("madvise", "f", args=(MADV_RANDOM,))]), SHUFFLED_F, item="b", warm="read"),
+    _f("file-warm-fadv-random-shuffled", "order-0 folios (FADV_RANDOM warming), MADV_NOHUGEPAGE, random page "
+       "order: 1024", 64 * MiB, ("nohugepage", [Step("madvise", "f", args=(MADV_NOHUGEPAGE,))]), SHUFFLED_F,
+       item="c", warm="random"),
+    _f("file-cold-shuffled", "64 MiB cold file read in random page order: read-around of order-0 folios, 12 "
+       "major faults, about 1020 minor", 64 * MiB, SHUFFLED_F, item="d and j",
+       bands={("read", "minflt"): (1020, 1022, _RAND_WHY), ("read", "perf minor-faults"): (1020, 1022, _RAND_WHY),
+              ("read", "perf page-faults"): (1032, 1034, _RAND_WHY)}),
     _f("file-written-read", "16 MiB file just written by 1 MiB write()s (cached: order-8 folios by write size), "
        "read pass: 31 faults (the folio ending at EOF window by window)", 16 * MiB, READ_F,
        item="rule 11", cached=True),

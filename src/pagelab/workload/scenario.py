@@ -179,6 +179,8 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
     if step.op == "access":
         stride = step.kwargs.get("stride", PAGE_SIZE)
         addrs = list(range(addr, addr + length, stride))
+        if "shuffle" in step.kwargs:  # the order a C probe gets from srand(seed) and a Fisher-Yates shuffle
+            addrs = [addrs[i] for i in glibc_shuffle(len(addrs), step.kwargs["shuffle"])]
         write = step.kwargs.get("write", False)
         if write == "alternate":  # read then write each address: two accesses per address, in order
             return "access", ([a for a in addrs for _ in (0, 1)],), {"write": [False, True] * len(addrs)}
@@ -187,6 +189,34 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
         r = regions[step.region]
         return "mmap", (addr, length, r.prot, r.flags | MAP_FIXED), {}
     raise ScenarioError(f"unknown step {step.op!r}")
+
+
+def glibc_shuffle(n: int, seed: int) -> list[int]:
+    """range(n) in the order of the fact sheet's probes: ``srand(seed)``, then for i = n-1 down to 1 swap
+    ord[i] with ord[rand() % (i + 1)].
+
+    Mirrors glibc's random() (stdlib/random_r.c: the TYPE_3 additive feedback generator, r[i] = r[i-31] +
+    r[i-3], seeded by 16807 * r mod 2^31-1 and 310 discarded outputs), so a scenario visits pages in the
+    very order the measured C program did.
+    """
+    r = [seed]
+    for i in range(1, 31):
+        hi, lo = divmod(r[i - 1], 127773)
+        word = 16807 * lo - 2836 * hi
+        r.append(word + 2147483647 if word < 0 else word)
+    r += [r[i - 31] for i in range(31, 34)]
+    for i in range(34, 344):
+        r.append((r[i - 31] + r[i - 3]) & 0xFFFFFFFF)
+
+    def rand() -> int:
+        r.append((r[-31] + r[-3]) & 0xFFFFFFFF)
+        return r[-1] >> 1
+
+    order = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = rand() % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
 
 
 def _map_region(p: Any, r: Region, fd: int = -1) -> int:

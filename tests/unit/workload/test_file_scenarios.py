@@ -86,3 +86,12 @@ def test_declared_band_needs_both_sides_inside():
     assert not compare("s", {"read": {"minflt": 442}}, sim, bands=bands)[0].ok
     assert not compare("s", real, {"read": {"minflt": 427}}, bands=bands)[0].ok
     assert not compare("s", {"read": {"minflt": "-"}}, sim, bands=bands)[0].ok
+
+
+def test_glibc_shuffle_is_the_c_probes_order():
+    """Values printed by a C program: srand(1), Fisher-Yates with rand() % (i + 1) (glibc 2.x, this host)."""
+    from pagelab.workload.scenario import glibc_shuffle
+
+    assert glibc_shuffle(10, 1) == [9, 8, 4, 2, 0, 6, 5, 1, 7, 3]
+    assert glibc_shuffle(16384, 1)[:5] == [2566, 13868, 7280, 14507, 12367]
+    assert sorted(glibc_shuffle(1000, 7)) == list(range(1000)) and glibc_shuffle(1, 1) == [0]
