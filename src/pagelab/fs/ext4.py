@@ -38,7 +38,7 @@ from ..mm.page_alloc import folio_alloc
 from ..mm.page_writeback import folio_mark_dirty
 from ..mm.truncate import invalidate_mapping_pages
 from ..mm.types import VmFault, VmFaultResult, VmOperations
-from .inode import S_IFREG, Inode
+from .inode import S_IFDIR, S_IFREG, Inode
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -144,7 +144,8 @@ class Ext4:
     def __init__(self, m: Machine) -> None:
         self.machine = m
         self.aops = Ext4Aops(self)
-        self.inodes: dict[str, Inode] = {}
+        self.inodes: dict[str, Inode] = {}  # regular files
+        self.dirs: dict[str, Inode] = {}  # directories opened so far
         self.next_block = 0  # the disk's next free page: files get contiguous extents in creation order
 
     # --- paths -----------------------------------------------------------------------------------
@@ -169,9 +170,20 @@ class Ext4:
             raise syscall_error(errno.ENOENT, f"{p}: no such file")
         return inode
 
-    def _is_dir(self, p: str) -> bool:
+    def is_dir(self, p: str) -> bool:
+        """Whether the normalised path ``p`` is a directory: the root, or a prefix of some file's path."""
         prefix = p.rstrip("/") + "/"
         return p == "/" or any(name.startswith(prefix) for name in self.inodes)
+
+    def dir_inode(self, p: str) -> Inode:
+        """The inode of directory ``p`` (made on first open: directories are implied by their files)."""
+        inode = self.dirs.get(p)
+        if inode is None:
+            inode = Inode(self.machine.next_inode(), S_IFDIR)
+            inode.i_size = PAGE_SIZE  # ext4's smallest directory
+            inode.i_mapping = AddressSpace(self.machine, inode, None, 0)
+            self.dirs[p] = inode
+        return inode
 
     def new_inode(self, path: object) -> tuple[str, Inode]:
         """A new empty regular file at ``path`` (EEXIST if taken, EISDIR if a directory, ENOTDIR if a
@@ -179,7 +191,7 @@ class Ext4:
         p = self.normpath(path)
         if p in self.inodes:
             raise syscall_error(errno.EEXIST, f"{p}: file exists")
-        if self._is_dir(p):
+        if self.is_dir(p):
             raise syscall_error(errno.EISDIR, f"{p}: is a directory")
         parent = posixpath.dirname(p)
         while parent != "/":

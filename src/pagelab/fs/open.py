@@ -5,14 +5,16 @@ access mode checks, O_DIRECTORY) -> fd_install(); close_fd(); do_ftruncate() -> 
 truncate_setsize() -> truncate_pagecache() (mm/truncate.c). The file's readahead window is the disk's
 read_ahead_kb when it is opened (file_ra_state_init()).
 
-Simplified: the caller is root (no permission bits are checked), no O_DIRECT, O_APPEND, O_TMPFILE or
-O_PATH semantics beyond the checks; directories cannot be opened (they have no inodes here): EISDIR.
+Simplified: the caller is root (no permission bits are checked), no O_DIRECT, O_TMPFILE or O_PATH
+semantics beyond the checks; a directory opens read-only onto an empty inode (no entries to read: read()
+is EISDIR, as on ext4, and mmap() ENODEV).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import posixpath
 from typing import TYPE_CHECKING
 
 from ..block.bio import IO_PAGES
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from ..kernel.task import Task
     from ..machine import Machine
     from .ext4 import Ext4
+    from .inode import Inode
 
 O_ACCMODE = 0o3
 KNOWN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
@@ -49,23 +52,38 @@ def do_sys_open(task: Task, path: str, flags: int, mode: int) -> int:
     if acc == O_ACCMODE:
         raise syscall_error(errno.EINVAL, "open: access mode 3")
     p = fs.normpath(path)
-    if fs._is_dir(p) and p not in fs.inodes:
-        raise syscall_error(errno.EISDIR, f"open: {p} is a directory (the simulator opens files only)")
-    if flags & os.O_DIRECTORY:
+    if fs.is_dir(p):  # do_open() -> may_open(): a directory opens read-only, O_CREAT on it is EISDIR
+        if acc != os.O_RDONLY or flags & os.O_CREAT:
+            raise syscall_error(errno.EISDIR, f"open: {p} is a directory")
+        inode = fs.dir_inode(p)
+    elif flags & os.O_DIRECTORY:
         raise syscall_error(errno.ENOTDIR if p in fs.inodes else errno.ENOENT, f"open: {p} is not a directory")
-    inode = fs.inodes.get(p)
-    if inode is None:
-        if not flags & os.O_CREAT:
-            raise syscall_error(errno.ENOENT, f"open: {p}: no such file")
-        p, inode = fs.new_inode(p)
-    elif flags & os.O_CREAT and flags & os.O_EXCL:
-        raise syscall_error(errno.EEXIST, f"open: {p} exists (O_CREAT | O_EXCL)")
+    else:
+        inode = _open_regular(fs, p, flags)
     f_mode = {os.O_RDONLY: FMODE_READ, os.O_WRONLY: FMODE_WRITE, os.O_RDWR: FMODE_READ | FMODE_WRITE}[acc]
     f = File(inode, p, flags, f_mode, bdi_ra_pages(m), IO_PAGES)
     fd = task.files.alloc_fd(f)
     if flags & os.O_TRUNC and f_mode & FMODE_WRITE:
         do_truncate(m, f, 0)
     return fd
+
+
+def _open_regular(fs: Ext4, p: str, flags: int) -> Inode:
+    """The regular file at ``p``: looked up, or made by O_CREAT (ENOENT without it, or when the parent
+    directory does not exist; ENOTDIR when a parent is a file; EEXIST with O_EXCL)."""
+    inode = fs.inodes.get(p)
+    if inode is None:
+        if not flags & os.O_CREAT:
+            raise syscall_error(errno.ENOENT, f"open: {p}: no such file")
+        parent = posixpath.dirname(p)
+        if parent in fs.inodes:
+            raise syscall_error(errno.ENOTDIR, f"open: {parent} is not a directory")
+        if not fs.is_dir(parent):
+            raise syscall_error(errno.ENOENT, f"open: {parent}: no such directory")
+        _p, inode = fs.new_inode(p)
+    elif flags & os.O_CREAT and flags & os.O_EXCL:
+        raise syscall_error(errno.EEXIST, f"open: {p} exists (O_CREAT | O_EXCL)")
+    return inode
 
 
 def do_truncate(m: Machine, f: File, length: int) -> None:

@@ -185,6 +185,8 @@ def ksys_read(task: Task, fd: int, count: int, pos: int | None) -> int:
     f = task.files.fget(fd)
     if not f.f_mode & FMODE_READ:
         raise syscall_error(errno.EBADF, f"read: fd {fd} is not open for reading")
+    if f.inode.is_dir:
+        raise syscall_error(errno.EISDIR, f"read: fd {fd} is a directory")
     if pos is not None and pos < 0:
         raise syscall_error(errno.EINVAL, "pread: negative offset")
     account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))

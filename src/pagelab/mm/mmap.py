@@ -194,6 +194,8 @@ def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, le
         raise syscall_error(errno.EINVAL, f"mmap: mapping type {kind:#x} (MAP_SHARED or MAP_PRIVATE needed)")
     if not file.f_mode & FMODE_READ:
         raise syscall_error(errno.EACCES, "mmap: descriptor not open for reading")
+    if file.inode.is_dir:  # a directory's file_operations have no ->mmap
+        raise syscall_error(errno.ENODEV, "mmap: the file cannot be mapped (a directory)")
     if vm_flags & VmFlag.GROWSDOWN:
         raise syscall_error(errno.EINVAL, "mmap: MAP_GROWSDOWN on a file")
     return vm_flags

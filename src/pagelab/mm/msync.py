@@ -42,12 +42,10 @@ def do_msync(task: Task, start: int, length: int, flags: int) -> None:
     while True:
         if vma is None:
             raise syscall_error(errno.ENOMEM, "msync: range not mapped")
-        if start < vma.vm_start:
-            if flags == MS_ASYNC:
-                break
+        if start < vma.vm_start:  # a gap: ENOMEM, at once for MS_ASYNC or when nothing follows in range
+            if flags == MS_ASYNC or vma.vm_start >= end:
+                raise syscall_error(errno.ENOMEM, "msync: range not mapped")
             start = vma.vm_start
-            if start >= end:
-                break
             unmapped = True
         if flags & MS_INVALIDATE and vma.vm_flags & VmFlag.LOCKED:
             raise syscall_error(errno.EBUSY, "msync: MS_INVALIDATE on locked memory")

@@ -139,6 +139,8 @@ def do_page_cache_ra(m: Machine, ractl: ReadaheadControl, nr_to_read: int, looka
 def force_page_cache_ra(m: Machine, ractl: ReadaheadControl, nr_to_read: int, io_pages: int) -> None:
     """Mirrors force_page_cache_ra(): read [index, index + nr_to_read) as asked (at most
     max(io_pages, ra_pages)), in 2 MiB chunks, order-0 folios, no marker."""
+    if ractl.mapping.a_ops is None:  # no ->read_folio and no ->readahead: nothing can be read
+        return
     nr_to_read = min(nr_to_read, max(io_pages, ractl.ra.ra_pages))
     while nr_to_read:
         chunk = min(RA_CHUNK_PAGES, nr_to_read)
