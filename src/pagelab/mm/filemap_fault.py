@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..arch.x86.pgtable import PTRS_PER_TABLE, pmd_none, pmd_trans_huge, pte_index
 from ..constants import PAGE_SHIFT
 from ..errors import KernelBug, kernel_bug
@@ -302,22 +304,17 @@ def filemap_map_folio_range(vmf: VmFault, row: int, folio: int, first: int, lo: 
             and start_addr & PMD_MASK == (start_addr + (nr << PAGE_SHIFT) - 1) & PMD_MASK
             and file_end >= first + nr):
         lo, hi = first, first + nr - 1
-    tables = m.ptpool.tables
+    first_pte = pte_index(vma.vm_start + ((lo - vma.vm_pgoff) << PAGE_SHIFT))
+    empty = m.ptpool.tables[row, first_pte:first_pte + hi - lo + 1] == 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], empty, [False])).astype(np.int8)))
     ret = VmFaultResult.NONE
-    run_start = -1
-    for index in range(lo, hi + 2):
-        addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
-        empty = index <= hi and tables[row, pte_index(addr)] == 0
-        if empty and run_start < 0:
-            run_start = index
-        if not empty and run_start >= 0:
-            count = index - run_start
-            run_addr = vma.vm_start + ((run_start - vma.vm_pgoff) << PAGE_SHIFT)
-            m.frames.refcount[folio] += count  # folio_ref_add()
-            set_pte_range(vmf, row, folio, folio + run_start - first, count, run_addr)
-            if run_addr <= vmf.address < run_addr + (count << PAGE_SHIFT):
-                ret = VmFaultResult.NOPAGE
-            run_start = -1
+    for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):  # runs of empty PTEs
+        index, count = lo + s, e - s
+        run_addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
+        m.frames.refcount[folio] += count  # folio_ref_add()
+        set_pte_range(vmf, row, folio, folio + index - first, count, run_addr)
+        if run_addr <= vmf.address < run_addr + (count << PAGE_SHIFT):
+            ret = VmFaultResult.NOPAGE
     return ret
 
 

@@ -28,6 +28,7 @@ from ..hw.physmem import PG
 from .huge_memory import mm_put_huge_zero_folio, split_huge_pmd, zap_huge_pmd
 from .mm_inline import lruvec_del_folio
 from .page_alloc import free_unref_folios, put_page
+from .page_writeback import folio_mark_dirty
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import (
     free_all_pgtables,
@@ -121,7 +122,7 @@ def zap_pte_range(m: Machine, vma: Vma, pmd: int, addr: int, end: int) -> int:
             first = int(run[0])
             head = first - int(frames.head_offset[first])
             if run_dirty.any() and not frames.flags[head] & PG.ANON:
-                frames.flags[head] |= PG.DIRTY  # folio_mark_dirty()
+                folio_mark_dirty(m, head)  # a dirty PTE of a file folio: the data must be written back
             folio_remove_rmap_ptes(m, vma, first, run.shape[0])
             for pfn in run.tolist():
                 put_page(m, pfn)  # tlb_remove_page()
