@@ -29,6 +29,7 @@ bench: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/bench_mmu.py
 	$(BIN)/python bench/bench_tlb.py
+	$(BIN)/python bench/bench_files.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
