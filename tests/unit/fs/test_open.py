@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 
-import pytest
+from tests.unit.fs.conftest import errno_of
 
 import pagelab as pl
-
-
-def errno_of(fn: Callable[[], object]) -> int:
-    with pytest.raises(OSError) as e:
-        fn()
-    assert e.value.errno is not None
-    return e.value.errno
-
-
-@pytest.fixture
-def proc() -> tuple[pl.Machine, pl.Process]:
-    m = pl.Machine(disk="virtio")
-    m.fs.create("/d/f", 2 * 4096 + 100)
-    return m, m.spawn("t")
 
 
 def test_first_descriptor_is_3_and_closed_ones_are_ebadf(proc: tuple[pl.Machine, pl.Process]) -> None:

@@ -5,28 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 
-import pytest
+from tests.unit.fs.conftest import SIZE, errno_of
 
 import pagelab as pl
 from pagelab.observe.procfs import read_path
-
-SIZE = 2 * 4096 + 100
-
-
-def errno_of(fn: Callable[[], object]) -> int:
-    with pytest.raises(OSError) as e:
-        fn()
-    assert e.value.errno is not None
-    return e.value.errno
-
-
-@pytest.fixture
-def proc() -> tuple[pl.Machine, pl.Process]:
-    m = pl.Machine(disk="virtio")
-    m.fs.create("/d/f", SIZE)
-    return m, m.spawn("t")
 
 
 def io(m: pl.Machine, p: pl.Process) -> dict[str, int]:
