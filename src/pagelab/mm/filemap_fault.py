@@ -54,6 +54,7 @@ from .readahead import ReadaheadControl, page_cache_async_ra, page_cache_ra_orde
 from .types import FaultFlag, VmFault, VmFaultResult, VmFlag
 
 if TYPE_CHECKING:
+    from ..kernel.task import Task
     from ..machine import Machine
 
 MMAP_LOTSAMISS = 100
@@ -176,7 +177,7 @@ def filemap_fault(vmf: VmFault) -> int:
         dropped = do_sync_mmap_readahead(vmf)
         folio = filemap_get_folio(mapping, index)
         if folio < 0:  # __filemap_get_folio(FGP_CREAT | FGP_FOR_MMAP): one order-0 folio, then read it
-            folio = _filemap_create_folio(m, mapping, index)
+            folio = _filemap_create_folio(m, mapping, index, vma.mm.owner)
             if folio < 0:
                 return VmFaultResult.OOM
     wait = folio_wait_locked(m, mapping, folio)  # lock_folio_maybe_drop_mmap()
@@ -200,7 +201,7 @@ def filemap_fault(vmf: VmFault) -> int:
     return ret
 
 
-def _filemap_create_folio(m: Machine, mapping: AddressSpace, index: int) -> int:
+def _filemap_create_folio(m: Machine, mapping: AddressSpace, index: int, task: Task | None) -> int:
     """__filemap_get_folio(FGP_CREAT) + filemap_read_folio() for a fault readahead did not cover: one
     locked order-0 folio, read with ->read_folio. Its head PFN, or -1 with no memory."""
     folio = folio_alloc(m, 0, PG.LOCKED)
@@ -208,7 +209,7 @@ def _filemap_create_folio(m: Machine, mapping: AddressSpace, index: int) -> int:
         return -1
     filemap_add_folio(m, mapping, folio, index)
     aops = mapping.a_ops
-    aops.readahead(mapping, [(index, folio)], None)  # ->read_folio()
+    aops.readahead(mapping, [(index, folio)], task)  # ->read_folio()
     return folio
 
 
