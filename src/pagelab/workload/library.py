@@ -6,6 +6,8 @@ them on the real kernel and on ``Machine.from_host()`` and compares counter by c
 
 from __future__ import annotations
 
+import os
+
 from ..constants import (
     MADV_DODUMP,
     MADV_DOFORK,
@@ -21,8 +23,10 @@ from ..constants import (
     MADV_POPULATE_WRITE,
     MADV_RANDOM,
     MADV_SEQUENTIAL,
+    MADV_WILLNEED,
     MADV_WIPEONFORK,
     MAP_ANONYMOUS,
+    MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     PROT_NONE,
@@ -120,10 +124,13 @@ MS_ASYNC, MS_SYNC = 1, 4  # include/uapi/asm-generic/mman-common.h
 
 def _f(name: str, doc: str, size: int, *phases: tuple[str, list[Step]], item: str, warm: str | None = None,
        cached: bool = False, flags: int = MAP_SHARED, prot: int = PROT_READ,
-       bands: dict[tuple[str, str], tuple[int, int, str]] | None = None) -> Scenario:
-    """A file scenario: region ``f`` maps a ``size``-byte file (made by 1 MiB write()s, then cold unless
-    ``cached``; ``warm`` as FileSpec's) at offset 0 with ``prot`` and ``flags``."""
-    region = Region(size, prot, flags, file=FileSpec(size, cached=cached, warm=warm))
+       bands: dict[tuple[str, str], tuple[int, int, str]] | None = None, written_in: int = MiB,
+       sparse: bool = False, hole: tuple[int, int] | None = None) -> Scenario:
+    """A file scenario: region ``f`` maps a ``size``-byte file (made by ``written_in``-byte write()s, then
+    cold unless ``cached``; ``warm``, ``sparse`` and ``hole`` as FileSpec's) at offset 0 with ``prot`` and
+    ``flags``."""
+    spec = FileSpec(size, written_in=written_in, cached=cached, warm=warm, sparse=sparse, hole=hole)
+    region = Region(size, prot, flags, file=spec)
     return Scenario(name, doc, {"f": region}, tuple(Phase(n, tuple(steps)) for n, steps in phases),
                     f"{FILE_FACTS} item {item}; mm/filemap.c, mm/readahead.c, mm/memory.c", bands or {})
 
@@ -139,6 +146,28 @@ _RAND_WHY = ("cold read-around in random order: faults on folios still under I/O
 # minor faults 435-441 and the one major: perf's minor-faults as minflt, page-faults one more
 COLD_ASC_BANDS = {("read", "minflt"): (435, 442, _COLD_WHY), ("read", "perf minor-faults"): (435, 442, _COLD_WHY),
                   ("read", "perf page-faults"): (436, 443, _COLD_WHY)}
+
+_POPULATE_WHY = ("cold MAP_POPULATE: GUP faults with fault-around that meet folios still under I/O fault again; "
+                 "minflt 436-441 over 6 runs of fc.c on this host (fact sheet items d and k: 441, 438, 441, "
+                 "438, 436, 436); majflt exactly 0 (the populate's retries are not FAULT_FLAG_TRIED)")
+_SEQ_RAND_WHY = ("cold read-around with MADV_SEQUENTIAL in random page order: faults on folios still under I/O; "
+                 "minflt 1020-1024 over 13 runs on this host (fact sheet items d and j), majflt exactly 27")
+_WILLNEED_WHY = ("WILLNEED reads 8 MiB asynchronously; fault-around skips its folios still under I/O, so the "
+                 "pass right after takes 497-501 minor faults (12 runs of fc2.c on this host, fact sheet item "
+                 "k: 501 x6 without a sleep, 497-500 after 500 ms); majflt exactly 1")
+_POPREAD_WHY = ("cold MADV_POPULATE_READ: each GUP fault that waits on a folio under I/O retries with "
+                "FAULT_FLAG_TRIED and counts major; 420-421 minor + 16 major in 5 of 5 runs of fc2.c (fact sheet "
+                "item k) and 427 + 9 in a validate run (H16): which faults wait depends on I/O timing, so the total "
+                "(436-437) is the tight figure and the split a band: minor 405-437, major 0-32")
+_HOLE_WHY = ("cold 24 MiB + 24 MiB data around a 16 MiB hole: the same readahead timing as a cold file, "
+             "minflt 438 in 2 of 2 runs of fc2.c (fact sheet item h), band as the cold ascending pass")
+
+
+def _band(phase: str, lo: int, hi: int, why: str, *, major: int) -> dict[tuple[str, str], tuple[int, int, str]]:
+    """minflt (and perf's minor-faults) in [lo, hi] in ``phase``; perf's page-faults ``major`` more."""
+    return {(phase, "minflt"): (lo, hi, why), (phase, "perf minor-faults"): (lo, hi, why),
+            (phase, "perf page-faults"): (lo + major, hi + major, why)}
+
 
 FILE_SCENARIOS = (
     _f("file-warm-read", "64 MiB file warmed by 1 MiB read()s (readahead's folio ramp), MAP_SHARED read one "
@@ -193,6 +222,69 @@ FILE_SCENARIOS = (
     _f("file-shared-read-then-write", "16 MiB warm file MAP_SHARED: a read pass (235: the last order-6 folio "
        "ends at EOF and is mapped window by window), then a write per page, each a write-notify fault (4096)",
        16 * MiB, READ_F, WRITE_F, item="e", warm="read", prot=RW),
+    # --- H16: the rest of the issue's grid ---
+    _f("file-cold-populate", "64 MiB cold file mapped again with MAP_SHARED|MAP_POPULATE PROT_READ inside the "
+       "phase: the populate reads the file with the mmap readahead ramp, 436-441 minor faults and no major "
+       "(the task sees none; vmstat pgmajfault +1); the read pass after it takes none", 64 * MiB,
+       ("populate", [Step("map", "f", args=(PROT_READ, MAP_SHARED | MAP_POPULATE))]), READ_F, item="d and k",
+       bands={("populate", "minflt"): (436, 441, _POPULATE_WHY)}),  # GUP faults: no perf event (no regs)
+    _f("file-private-populate", "16 MiB warm file mapped again MAP_PRIVATE|MAP_POPULATE PROT_READ|PROT_WRITE: "
+       "GUP write faults COW every page at mmap time (4096; 64 MiB gives 16384), then a write pass takes none",
+       16 * MiB, ("populate", [Step("map", "f", args=(RW, MAP_PRIVATE | MAP_POPULATE))]), WRITE_F, item="e",
+       warm="read", flags=MAP_PRIVATE, prot=RW),
+    _f("file-shared-populate", "16 MiB warm file mapped again MAP_SHARED|MAP_POPULATE PROT_READ|PROT_WRITE: the "
+       "populate does read faults only (235), so the write pass still takes a write-notify fault per page (4096)",
+       16 * MiB, ("populate", [Step("map", "f", args=(RW, MAP_SHARED | MAP_POPULATE))]), WRITE_F, item="e",
+       warm="read", prot=RW),
+    _f("file-cold-sequential-shuffled", "64 MiB cold file, MADV_SEQUENTIAL, random page order: read-around "
+       "windows of order-0 folios, 27 major faults, about 1020 minor", 64 * MiB,
+       ("sequential", [Step("madvise", "f", args=(MADV_SEQUENTIAL,))]), SHUFFLED_F, item="d and j",
+       bands=_band("read", 1020, 1024, _SEQ_RAND_WHY, major=27)),
+    _f("file-cold-fadv-willneed", "64 MiB cold file, POSIX_FADV_WILLNEED(0, 0): an asynchronous order-0 read of "
+       "ra_pages (8 MiB), no faults; the ascending pass then takes about 497 minor and 1 major (the miss at "
+       "8 MiB)", 64 * MiB, ("willneed", [Step("fadvise", "f", length=0, args=(os.POSIX_FADV_WILLNEED,))]),
+       READ_F, item="k", bands=_band("read", 497, 501, _WILLNEED_WHY, major=1)),
+    _f("file-cold-madv-willneed", "the same with MADV_WILLNEED over the whole mapping (madvise_willneed -> "
+       "the same 8 MiB forced readahead): about 497 minor and 1 major after", 64 * MiB,
+       ("willneed", [Step("madvise", "f", args=(MADV_WILLNEED,))]), READ_F, item="k",
+       bands=_band("read", 497, 501, _WILLNEED_WHY, major=1)),
+    _f("file-cold-populate-read", "64 MiB cold file, MADV_POPULATE_READ: the whole file read with the mmap "
+       "readahead ramp by GUP faults (436-437 in all, about 16 of them major: retries after waiting on I/O), "
+       "then a read pass takes none", 64 * MiB, ("populate", [Step("madvise", "f", args=(MADV_POPULATE_READ,))]),
+       READ_F, item="k", bands={("populate", "minflt"): (405, 437, _POPREAD_WHY),
+                                ("populate", "majflt"): (0, 32, _POPREAD_WHY)}),
+    _f("file-sparse-read", "64 MiB sparse file (ftruncate only) read by mmap: the same readahead and faults as "
+       "a cold file, 435 minor + 1 major, exactly (no I/O, so no timing spread)", 64 * MiB, READ_F, item="h",
+       sparse=True),
+    _f("file-sparse-pread", "the sparse file read by 1 MiB pread()s: read() never counts a fault (0 and 0), "
+       "the mmap pass after it finds the read() ramp of folios (281)", 64 * MiB, ("pread", [Step("pread", "f")]),
+       READ_F, item="h and i", sparse=True),
+    _f("file-hole-read", "64 MiB file with a 16 MiB hole at 24 MiB (data written around it, fsync, evicted), "
+       "mmap read pass: as a cold file, about 438 minor + 1 major", 64 * MiB, READ_F, item="h",
+       hole=(24 * MiB, 16 * MiB), bands=_band("read", 435, 442, _HOLE_WHY, major=1)),
+    _f("file-written-4k-read", "16 MiB file just written by 4 KiB write()s (cached: order-0 folios), read pass: "
+       "256 faults (16 pages each)", 16 * MiB, READ_F, item="g", cached=True, written_in=4096),
+    _f("file-pwrite-shared-write", "16 MiB cold file overwritten by 1 MiB pwrite()s (no fsync: 0 faults, order-8 "
+       "folios, dirty), fsync, then a MAP_SHARED write pass: one do_shared_fault per folio (16); msync(MS_SYNC) "
+       "write-protects them, the next pass faults per page (4096)", 16 * MiB,
+       ("pwrite", [Step("pwrite", "f")]), ("fsync", [Step("fsync", "f")]), WRITE_F,
+       ("msync-sync", [Step("msync", "f", args=(MS_SYNC,))]), ("write-again", [Step("touch", "f", kwargs=W)]),
+       item="g and m", prot=RW),
+    _f("file-pwrite-dirty-shared-write", "16 MiB cold file overwritten by 1 MiB pwrite()s, not synced (folios "
+       "dirty), then a MAP_SHARED write pass: still one do_shared_fault per folio (16: page_mkwrite is called "
+       "on a dirty folio too)", 16 * MiB, ("pwrite", [Step("pwrite", "f")]), WRITE_F, item="g and m", prot=RW),
+    _f("file-shared-dontneed", "16 MiB warm file MAP_SHARED read (235), MADV_DONTNEED zaps the PTEs but the "
+       "cache keeps the folios: a re-read maps them again by fault-around (235, 0 major)", 16 * MiB, READ_F,
+       ("dontneed", [Step("madvise", "f", args=(MADV_DONTNEED,))]), ("read-again", [Step("touch", "f")]),
+       item="e", warm="read"),
+    _f("file-shared-mprotect-write", "16 MiB warm file MAP_SHARED PROT_READ read (235), mprotect to "
+       "PROT_READ|PROT_WRITE: write-notify keeps the PTEs read-only, so the write pass takes one "
+       "write-protect fault per page (4096)", 16 * MiB, READ_F,
+       ("mprotect", [Step("mprotect", "f", args=(RW,))]), WRITE_F, item="e", warm="read"),
+    _f("file-munmap-half", "16 MiB warm file MAP_SHARED read (235), munmap of the first half: the other half "
+       "keeps its PTEs, a read pass over it takes no fault", 16 * MiB, READ_F,
+       ("munmap-first-half", [Step("munmap", "f", length=8 * MiB)]),
+       ("read-second-half", [Step("touch", "f", offset=8 * MiB)]), item="e", warm="read"),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (

@@ -74,10 +74,17 @@ class FileSpec:
     written_in: int = MiB
     cached: bool = False
     warm: str | None = None
+    sparse: bool = False  # made by ftruncate only: one hole, nothing written (m.fs.create(sparse=True))
+    hole: tuple[int, int] | None = None  # (offset, length): a hole there, data (1 MiB write()s) around it
 
     def __post_init__(self) -> None:
         if self.warm not in WARMINGS:
             raise ScenarioError(f"FileSpec.warm must be one of {WARMINGS}, got {self.warm!r}")
+        if self.hole is not None:
+            off, length = self.hole
+            if self.sparse or off % PAGE_SIZE or length % PAGE_SIZE or length <= 0 or off + length > self.size:
+                raise ScenarioError(f"FileSpec.hole {self.hole} must be page-aligned, non-empty, inside the "
+                                    "file, and not with sparse (which is all hole)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +107,15 @@ class Region:
 @dataclass(frozen=True, slots=True)
 class Step:
     """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect, munmap,
-    remap, or, on a region that maps a file, msync, fadvise or pread.
+    remap, or, on a region that maps a file, msync, fadvise, pread, pwrite, fsync or map.
 
     ``offset``/``length`` select part of the region (length None = to its end); ``args`` are the call's
     other arguments (an advice, a prot, a value, msync's flags) and ``kwargs`` its keywords (write=,
-    stride=). fadvise and pread take ``offset``/``length`` as file offsets (the file is mapped at 0) on
-    the region's descriptor; pread reads the range in 1 MiB calls.
+    stride=). fadvise, pread and pwrite take ``offset``/``length`` as file offsets (the file is mapped
+    at 0) on the region's descriptor; pread reads the range in 1 MiB calls, pwrite writes it in
+    ``kwargs["chunk"]``-byte calls (1 MiB by default) of the byte ``args[0]`` (0 by default). ``map``
+    mmaps the region's file again over that part (MAP_FIXED, file offset = ``offset``) with
+    ``args = (prot, flags)``, inside the phase (so MAP_POPULATE is measured).
     """
 
     op: str
@@ -150,11 +160,11 @@ class Scenario:
                                     "names no phase or is empty")
 
 
-FILE_OPS = ("msync", "fadvise", "pread")
+FILE_OPS = ("msync", "fadvise", "pread", "pwrite", "fsync", "map")
 
 
 def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: dict[str, int]) -> list[Op]:
-    """The Process API calls of one step (several for a pread of more than 1 MiB)."""
+    """The Process API calls of one step (several for a pread or pwrite of more than one chunk)."""
     if step.op not in FILE_OPS:
         return [_call(step, base, regions)]
     length = step.length if step.length is not None else regions[step.region].size - step.offset
@@ -163,8 +173,22 @@ def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: di
     fd = fds[step.region]
     if step.op == "fadvise":
         return [("fadvise", (fd, step.offset, length, *step.args), {})]
-    return [("pread", (fd, min(WARM_CHUNK, step.offset + length - off), off), {})
-            for off in range(step.offset, step.offset + length, WARM_CHUNK)]
+    if step.op == "fsync":
+        return [("fsync", (fd,), {})]
+    if step.op == "map":
+        if len(step.args) != 2:
+            raise ScenarioError(f"map takes args=(prot, flags), got {step.args!r}")
+        prot, flags = step.args
+        return [("mmap", (base[step.region] + step.offset, length, prot, flags | MAP_FIXED, fd, step.offset), {})]
+    end = step.offset + length
+    if step.op == "pread":
+        return [("pread", (fd, min(WARM_CHUNK, end - off), off), {})
+                for off in range(step.offset, end, WARM_CHUNK)]
+    chunk = int(step.kwargs.get("chunk", WARM_CHUNK))
+    if chunk <= 0:
+        raise ScenarioError(f"pwrite chunk must be positive, got {chunk}")
+    byte = step.args[0] if step.args else 0
+    return [("pwrite", (fd, bytes([byte]) * min(chunk, end - off), off), {}) for off in range(step.offset, end, chunk)]
 
 
 def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
@@ -231,8 +255,25 @@ def file_path(scenario: Scenario, region: str) -> str:
 
 
 def _make_file(machine: Any, p: Any, path: str, spec: FileSpec) -> int:
-    """m.fs.create() the file, warm it as ``spec`` says, and open it O_RDWR for the mapping; the descriptor."""
-    machine.fs.create(path, spec.size, written_in=spec.written_in, cached=spec.cached)
+    """m.fs.create() the file, warm it as ``spec`` says, and open it O_RDWR for the mapping; the descriptor.
+
+    A file with a ``hole`` is made sparse, then its data around the hole is written by ``written_in``-byte
+    pwrite()s, fsync'd and (unless ``cached``) evicted with POSIX_FADV_DONTNEED, as the fact sheet's
+    ``fc2 mkhole`` did.
+    """
+    sparse = spec.sparse or spec.hole is not None
+    machine.fs.create(path, spec.size, written_in=spec.written_in, sparse=sparse,
+                      cached=spec.cached and spec.hole is None)
+    if spec.hole is not None:
+        fd = p.open(path, os.O_RDWR)
+        hole_start, hole_end = spec.hole[0], spec.hole[0] + spec.hole[1]
+        for start, end in ((0, hole_start), (hole_end, spec.size)):
+            for off in range(start, end, spec.written_in):
+                p.pwrite(fd, bytes(min(spec.written_in, end - off)), off)
+        p.fsync(fd)
+        if not spec.cached:
+            p.fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        p.close(fd)
     if spec.warm is not None:
         fd = p.open(path, os.O_RDONLY)
         if spec.warm == "random":

@@ -95,3 +95,66 @@ def test_glibc_shuffle_is_the_c_probes_order():
     assert glibc_shuffle(10, 1) == [9, 8, 4, 2, 0, 6, 5, 1, 7, 3]
     assert glibc_shuffle(16384, 1)[:5] == [2566, 13868, 7280, 14507, 12367]
     assert sorted(glibc_shuffle(1000, 7)) == list(range(1000)) and glibc_shuffle(1, 1) == [0]
+
+
+def test_map_step_remaps_the_file_inside_the_phase_and_populate_is_measured():
+    from pagelab.constants import MAP_POPULATE
+
+    sc = _sc(Region(4 * MiB, RW, MAP_PRIVATE, file=FileSpec(4 * MiB, warm="read")),
+             ("populate", [Step("map", "f", args=(RW, MAP_PRIVATE | MAP_POPULATE))]),
+             ("write", [Step("touch", "f", kwargs={"write": True})]))
+    res = run_scenario(_machine(), sc)
+    assert res["populate"]["minflt"] == 1024 and res["populate"]["Anonymous[f] kB"] == 4096  # COW at mmap time
+    assert res["write"]["minflt"] == 0
+
+
+def test_pwrite_and_fsync_steps_write_through_the_descriptor():
+    sc = _sc(Region(4 * MiB, RW, MAP_SHARED, file=FileSpec(4 * MiB)),
+             ("pwrite", [Step("pwrite", "f", kwargs={"chunk": MiB})]), ("fsync", [Step("fsync", "f")]),
+             ("write", [Step("touch", "f", kwargs={"write": True})]))
+    m = _machine()
+    res = run_scenario(m, sc)
+    assert res["pwrite"]["minflt"] == 0 and res["pwrite"]["resident[f]"] == 1024
+    assert res["write"]["minflt"] == 4  # one do_shared_fault per 1 MiB folio made by the writes
+
+
+def test_sparse_and_hole_files():
+    sparse = _sc(Region(8 * MiB, PROT_READ, MAP_SHARED, file=FileSpec(8 * MiB, sparse=True)),
+                 ("read", [Step("touch", "f")]))
+    m = _machine()
+    res = run_scenario(m, sparse)
+    assert res["read"]["majflt"] == 1 and res["read"]["resident[f]"] == 2048
+    hole = _sc(Region(8 * MiB, PROT_READ, MAP_SHARED, file=FileSpec(8 * MiB, hole=(2 * MiB, 4 * MiB))),
+               ("read", [Step("touch", "f")]))
+    assert run_scenario(m, hole)["read"]["majflt"] == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FileSpec(MiB, hole=(100, 4096)),
+    lambda: FileSpec(MiB, hole=(0, 2 * MiB)),
+    lambda: FileSpec(MiB, hole=(0, 0)),
+    lambda: FileSpec(MiB, sparse=True, hole=(0, 4096)),
+])
+def test_bad_holes_are_refused(make):
+    with pytest.raises(ScenarioError):
+        make()
+
+
+def test_bad_map_and_pwrite_steps_are_refused():
+    m = _machine()
+    for step in (Step("map", "f", args=(PROT_READ,)), Step("pwrite", "f", kwargs={"chunk": 0})):
+        sc = _sc(Region(MiB, RW, MAP_SHARED, file=FileSpec(MiB)), ("bad", [step]))
+        with pytest.raises(ScenarioError):
+            run_scenario(m, sc)
+        assert not m.fs.exists(file_path(sc, "f"))
+
+
+def test_declared_bands_name_real_phases_and_the_model_lies_inside_them():
+    """Every declared band of a file scenario admits the simulator's own figure (checked on the fast ones)."""
+    fast = ("file-cold-populate", "file-cold-fadv-willneed", "file-cold-populate-read", "file-hole-read")
+    m = _machine()  # this host's read_ahead_kb, as the bands were measured with
+    for name in fast:
+        sc = SCENARIOS[name]
+        res = run_scenario(m, sc)
+        for (phase, counter), (lo, hi, why) in sc.bands.items():
+            assert why and counter in res[phase] and lo <= res[phase][counter] <= hi, (name, phase, counter)
