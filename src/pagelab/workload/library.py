@@ -281,6 +281,21 @@ FILE_SCENARIOS = (
        "PROT_READ|PROT_WRITE: write-notify keeps the PTEs read-only, so the write pass takes one "
        "write-protect fault per page (4096)", 16 * MiB, READ_F,
        ("mprotect", [Step("mprotect", "f", args=(RW,))]), WRITE_F, item="e", warm="read"),
+    _f("file-shared-mprotect-write-unread", "16 MiB warm file MAP_SHARED PROT_READ, mprotect to "
+       "PROT_READ|PROT_WRITE before any access: the write pass finds no PTEs, one do_shared_fault per folio "
+       "(904)", 16 * MiB, ("mprotect", [Step("mprotect", "f", args=(RW,))]), WRITE_F, item="e", warm="read"),
+    _f("file-warm-sequential", "the 1 MiB-read-warmed 64 MiB file with MADV_SEQUENTIAL: advice changes "
+       "readahead only, the cache is full, so 281 faults and 17 PMDs as without advice", 64 * MiB,
+       ("sequential", [Step("madvise", "f", args=(MADV_SEQUENTIAL,))]), READ_F, item="b", warm="read"),
+    _f("file-warm-fadv-random-madv-random", "order-0 folios (FADV_RANDOM warming) read ascending with "
+       "MADV_RANDOM: fault-around still maps 16 cached pages per fault (16 MiB: 256; 64 MiB gives 1024)", 16 * MiB,
+       ("random", [Step("madvise", "f", args=(MADV_RANDOM,))]), READ_F, item="b and c", warm="random"),
+    _f("file-cold-nohugepage", "64 MiB cold file with MADV_NOHUGEPAGE: the same readahead and faults as no "
+       "advice (435 minor + 1 major), but the order-9 folios are mapped by PTEs (FilePmdMapped 0)", 64 * MiB,
+       ("nohugepage", [Step("madvise", "f", args=(MADV_NOHUGEPAGE,))]), READ_F, item="d", bands=COLD_ASC_BANDS),
+    _f("file-cold-hugepage-shuffled", "64 MiB cold file with MADV_HUGEPAGE in random page order: order-9 "
+       "windows, 19 minor + 13 major, all PMD-mapped", 64 * MiB,
+       ("hugepage", [Step("madvise", "f", args=(MADV_HUGEPAGE,))]), SHUFFLED_F, item="d"),
     _f("file-munmap-half", "16 MiB warm file MAP_SHARED read (235), munmap of the first half: the other half "
        "keeps its PTEs, a read pass over it takes no fault", 16 * MiB, READ_F,
        ("munmap-first-half", [Step("munmap", "f", length=8 * MiB)]),
