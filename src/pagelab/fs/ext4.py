@@ -108,8 +108,7 @@ def ext4_page_mkwrite(vmf: VmFault) -> int:
         return VmFaultResult.SIGBUS
     folio = int(m.frames.compound_head(vmf.page))
     first = int(m.frames.index[folio])
-    inode.ensure_pages(first + folio_nr(m, folio))
-    inode.allocated[first:first + folio_nr(m, folio)] = True
+    inode.allocate(first, first + folio_nr(m, folio))
     folio_mark_dirty(m, folio)
     return VmFaultResult.NONE
 
@@ -211,7 +210,6 @@ class Ext4:
         inode.disk_start = self.next_block
         inode.disk_pages = max(nr_pages, 1)
         self.next_block += inode.disk_pages + IO_PAGES  # a gap: two files are never one sequential run
-        inode.ensure_pages(nr_pages)
 
     # --- the API ---------------------------------------------------------------------------------
     def create(self, path: object, size: int, *, content: bytes | None = None, written_in: int = MiB,
@@ -229,7 +227,7 @@ class Ext4:
         inode.i_size = size
         self.reserve(inode, inode.nr_pages)
         if not sparse:
-            inode.allocated[:inode.nr_pages] = True
+            inode.allocate(0, inode.nr_pages)
             if content is not None and any(content):
                 _store_content(inode, bytes(content), size)
             if cached:
@@ -266,7 +264,7 @@ class Ext4:
         p, inode = self.new_inode(os.path.abspath(host))
         inode.i_size = st.st_size
         self.reserve(inode, inode.nr_pages)
-        inode.allocated[:inode.nr_pages] = True
+        inode.allocate(0, inode.nr_pages)
         inode.host_path = host  # type: ignore[attr-defined]
         return p
 

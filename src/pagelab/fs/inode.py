@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sortedcontainers import SortedDict
 
 from ..constants import PAGE_SHIFT, PAGE_SIZE
 
@@ -27,8 +28,8 @@ S_IFDIR = 0o040000
 
 class Inode:
     """One file: ``i_size`` in bytes, ``i_mapping`` its page cache, ``disk_start`` the disk page of its
-    page 0, ``allocated[i]`` whether page i has a block (False: a hole), ``data`` the non-zero pages'
-    bytes as stored on the disk (page index -> 4096 uint8), ``fingerprint`` per page (0 = zeros)."""
+    page 0, ``extents`` the runs of pages that have blocks (start -> end, page indices; everything else is
+    a hole), ``data`` the non-zero pages' bytes as stored on the disk (page index -> 4096 uint8)."""
 
     def __init__(self, ino: int, mode: int = S_IFREG) -> None:
         self.i_ino = ino
@@ -37,7 +38,7 @@ class Inode:
         self.i_mapping: AddressSpace | None = None
         self.disk_start = 0
         self.disk_pages = 0  # the extent's length
-        self.allocated = np.zeros(0, dtype=bool)
+        self.extents: SortedDict[int, int] = SortedDict()  # [start, end) runs of allocated pages, disjoint
         self.data: dict[int, np.ndarray] = {}
         self.dirtied_when = 0  # ns when its first page was dirtied (0: clean), for the flusher's expiry
         self.i_nlink = 1
@@ -52,15 +53,34 @@ class Inode:
         """Pages that i_size covers (DIV_ROUND_UP(i_size, PAGE_SIZE))."""
         return (self.i_size + PAGE_SIZE - 1) >> PAGE_SHIFT
 
-    def ensure_pages(self, nr: int) -> None:
-        """Grow the per-page columns to cover ``nr`` pages (new ones are holes)."""
-        if nr > self.allocated.shape[0]:
-            grown = np.zeros(max(nr, 2 * self.allocated.shape[0]), dtype=bool)
-            grown[:self.allocated.shape[0]] = self.allocated
-            self.allocated = grown
+    def allocate(self, start: int, end: int) -> None:
+        """Pages [start, end) get blocks (ext4_map_blocks() with EXT4_GET_BLOCKS_CREATE): runs merge."""
+        if end <= start:
+            return
+        ext = self.extents
+        k = ext.bisect_right(start) - 1
+        if k >= 0 and ext.peekitem(k)[1] >= start:  # overlaps or touches the run before
+            start = ext.peekitem(k)[0]
+            end = max(end, ext.peekitem(k)[1])
+        for s in list(ext.irange(start, end)):
+            end = max(end, ext.pop(s))
+        ext[start] = end
+
+    def punch_from(self, start: int) -> None:
+        """Pages from ``start`` on lose their blocks (ext4_truncate())."""
+        ext = self.extents
+        k = ext.bisect_right(start) - 1
+        if k >= 0 and ext.peekitem(k)[1] > start:
+            ext[ext.peekitem(k)[0]] = start
+        for s in list(ext.irange(start, None)):
+            del ext[s]
+        for s in [s for s, e in ext.items() if e <= s]:
+            del ext[s]
 
     def is_hole(self, index: int) -> bool:
-        return index >= self.allocated.shape[0] or not self.allocated[index]
+        ext = self.extents
+        k = ext.bisect_right(index) - 1
+        return k < 0 or int(ext.peekitem(k)[1]) <= index
 
     def block_of(self, index: int) -> int:
         """The disk page that stores page ``index`` of the file."""

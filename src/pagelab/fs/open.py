@@ -22,6 +22,7 @@ from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..errors import syscall_error
 from ..mm.truncate import truncate_inode_pages_range
 from .file import FMODE_READ, FMODE_WRITE, File
+from .read_write import S_MAXBYTES
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -49,23 +50,53 @@ def do_sys_open(task: Task, path: str, flags: int, mode: int) -> int:
     m = task.machine
     fs: Ext4 = m.fs
     acc = flags & O_ACCMODE
-    if acc == O_ACCMODE:
-        raise syscall_error(errno.EINVAL, "open: access mode 3")
-    p = fs.normpath(path)
+    p, must_be_dir = path_walk(fs, path)
     if fs.is_dir(p):  # do_open() -> may_open(): a directory opens read-only, O_CREAT on it is EISDIR
-        if acc != os.O_RDONLY or flags & os.O_CREAT:
+        if acc != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC):
             raise syscall_error(errno.EISDIR, f"open: {p} is a directory")
         inode = fs.dir_inode(p)
-    elif flags & os.O_DIRECTORY:
-        raise syscall_error(errno.ENOTDIR if p in fs.inodes else errno.ENOENT, f"open: {p} is not a directory")
+    elif flags & os.O_DIRECTORY or must_be_dir:
+        if p in fs.inodes:
+            raise syscall_error(errno.ENOTDIR, f"open: {p} is not a directory")
+        if flags & os.O_CREAT and not flags & os.O_DIRECTORY:
+            raise syscall_error(errno.EISDIR, f"open: {p}: O_CREAT of a name ending in '/'")
+        raise syscall_error(errno.ENOENT, f"open: {p}: no such directory")
     else:
         inode = _open_regular(fs, p, flags)
-    f_mode = {os.O_RDONLY: FMODE_READ, os.O_WRONLY: FMODE_WRITE, os.O_RDWR: FMODE_READ | FMODE_WRITE}[acc]
+    # OPEN_FMODE(): access mode 3 gives neither FMODE_READ nor FMODE_WRITE (ACC_MODE() asks for both
+    # permissions, which root has): the descriptor can do neither read() nor write() nor mmap()
+    f_mode = {os.O_RDONLY: FMODE_READ, os.O_WRONLY: FMODE_WRITE, os.O_RDWR: FMODE_READ | FMODE_WRITE}.get(acc, 0)
     f = File(inode, p, flags, f_mode, bdi_ra_pages(m), IO_PAGES)
     fd = task.files.alloc_fd(f)
-    if flags & os.O_TRUNC and f_mode & FMODE_WRITE:
+    if flags & os.O_TRUNC and not inode.is_dir:  # handle_truncate(): O_TRUNC asks MAY_WRITE, not FMODE_WRITE
         do_truncate(m, f, 0)
     return fd
+
+
+def path_walk(fs: Ext4, path: str) -> tuple[str, bool]:
+    """Mirrors link_path_walk() over the simulated namespace: the normalised path, and whether it must be
+    a directory (it ends in "/", "/." or "/.."). ENOENT for a missing component, ENOTDIR for a file used
+    as a directory ("f/x", "f/..", "f/"), EINVAL for a relative path, ENOENT for "" ."""
+    if path == "":
+        raise syscall_error(errno.ENOENT, "open: empty path")
+    fs.normpath(path)  # EINVAL for a relative path
+    parts = path.split("/")[1:]
+    must_be_dir = parts[-1] in ("", ".", "..")
+    cur = "/"
+    for i, part in enumerate(parts):
+        if part in ("", "."):
+            continue
+        if cur in fs.inodes:  # a component after a regular file
+            raise syscall_error(errno.ENOTDIR, f"open: {cur} is not a directory")
+        if part == "..":
+            cur = posixpath.dirname(cur) or "/"
+            continue
+        cur = posixpath.join(cur, part)
+        if i < len(parts) - 1 and cur not in fs.inodes and not fs.is_dir(cur):
+            raise syscall_error(errno.ENOENT, f"open: {cur}: no such directory")
+    if must_be_dir and cur in fs.inodes:
+        raise syscall_error(errno.ENOTDIR, f"open: {cur} is not a directory")
+    return cur, must_be_dir
 
 
 def _open_regular(fs: Ext4, p: str, flags: int) -> Inode:
@@ -75,11 +106,6 @@ def _open_regular(fs: Ext4, p: str, flags: int) -> Inode:
     if inode is None:
         if not flags & os.O_CREAT:
             raise syscall_error(errno.ENOENT, f"open: {p}: no such file")
-        parent = posixpath.dirname(p)
-        if parent in fs.inodes:
-            raise syscall_error(errno.ENOTDIR, f"open: {parent} is not a directory")
-        if not fs.is_dir(parent):
-            raise syscall_error(errno.ENOENT, f"open: {parent}: no such directory")
         _p, inode = fs.new_inode(p)
     elif flags & os.O_CREAT and flags & os.O_EXCL:
         raise syscall_error(errno.EEXIST, f"open: {p} exists (O_CREAT | O_EXCL)")
@@ -93,15 +119,16 @@ def do_truncate(m: Machine, f: File, length: int) -> None:
     from ..mm.memory import unmap_mapping_range
 
     inode = f.inode
+    if length > S_MAXBYTES:  # inode_newsize_ok()
+        raise syscall_error(errno.EFBIG, "truncate: past the largest file size (s_maxbytes)")
     old = inode.i_size
     inode.i_size = length
     if length >= old:
-        inode.ensure_pages(inode.nr_pages)
         return
     keep = (length + PAGE_SIZE - 1) >> PAGE_SHIFT
     unmap_mapping_range(m, f.mapping, keep)
     truncate_inode_pages_range(m, f.mapping, keep)
-    inode.allocated[keep:] = False
+    inode.punch_from(keep)
     for page in [p for p in inode.data if p >= keep]:
         del inode.data[page]
     if length & (PAGE_SIZE - 1) and keep - 1 in inode.data:  # the tail of the last page reads as zeros

@@ -45,6 +45,8 @@ COPY_PAGE_NS = 250  # copy_page_to_iter() of 4 KiB at ~16 GB/s: estimate
 SYSCALL_NS = 150  # the entry and exit of one system call: estimate
 MAX_RW_COUNT = 0x7FFFF000  # INT_MAX & PAGE_MASK: the most one read()/write() moves (include/linux/fs.h)
 SEEK_DATA, SEEK_HOLE = 3, 4
+LLONG_MAX = (1 << 63) - 1
+S_MAXBYTES = (1 << 44) - PAGE_SIZE  # ext4_max_size() with 4 KiB blocks and huge_file: 16 TiB less a block
 
 
 def _ractl(task: Task, f: File, index: int) -> ReadaheadControl:
@@ -152,7 +154,6 @@ def generic_perform_write(task: Task, f: File, pos: int, data: bytes) -> int:
         _copy_into_folio(task, head, first, pos + written, chunk)
         folio_mark_dirty(m, head)
         written += len(chunk)
-        inode.ensure_pages(((pos + written) + PAGE_SIZE - 1) >> PAGE_SHIFT)
         if pos + written > inode.i_size:
             inode.i_size = pos + written
     return written
@@ -179,18 +180,29 @@ def _copy_into_folio(task: Task, head: int, first: int, pos: int, chunk: bytes) 
     account_system_time(task, m.cost.cycles(COPY_PAGE_NS * ((len(src) + PAGE_SIZE - 1) // PAGE_SIZE)))
 
 
+def rw_verify_area(pos: int, count: int) -> None:
+    """Mirrors rw_verify_area(): EINVAL when the position plus the count overflows loff_t (a negative
+    position was refused already, by ksys_pread64()/ksys_pwrite64(), before the descriptor was looked up)."""
+    if pos + count > LLONG_MAX:
+        raise syscall_error(errno.EINVAL, "read/write: position + count overflows")
+
+
 def ksys_read(task: Task, fd: int, count: int, pos: int | None) -> int:
-    """Mirrors ksys_read() / ksys_pread64(): EBADF unless open for reading, EINVAL for a negative
-    offset; reads at ``pos`` (pread) or the file position (read, which then moves on)."""
+    """Mirrors ksys_read() / ksys_pread64() -> vfs_read(): EINVAL for a negative pread offset (before the
+    descriptor), EBADF unless open for reading, EINVAL past loff_t (rw_verify_area()), EISDIR on a
+    directory; reads at ``pos`` (pread) or the file position (read, which then moves on), nothing at or
+    past s_maxbytes."""
+    if pos is not None and pos < 0:
+        raise syscall_error(errno.EINVAL, "pread: negative offset")
     f = task.files.fget(fd)
     if not f.f_mode & FMODE_READ:
         raise syscall_error(errno.EBADF, f"read: fd {fd} is not open for reading")
+    at = f.f_pos if pos is None else pos
+    rw_verify_area(at, count)
     if f.inode.is_dir:
         raise syscall_error(errno.EISDIR, f"read: fd {fd} is a directory")
-    if pos is not None and pos < 0:
-        raise syscall_error(errno.EINVAL, "pread: negative offset")
     account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))
-    n = filemap_read(task, f, f.f_pos if pos is None else pos, count)
+    n = filemap_read(task, f, at, count) if at < S_MAXBYTES else 0
     if pos is None:
         f.f_pos += n
     task.ioac_rchar += n
@@ -199,18 +211,27 @@ def ksys_read(task: Task, fd: int, count: int, pos: int | None) -> int:
 
 
 def ksys_write(task: Task, fd: int, data: bytes, pos: int | None) -> int:
-    """Mirrors ksys_write() / ksys_pwrite64(): EBADF unless open for writing, EINVAL for a negative
-    offset; O_APPEND writes at the end."""
+    """Mirrors ksys_write() / ksys_pwrite64() -> vfs_write() -> ext4_file_write_iter(): EINVAL for a
+    negative pwrite offset (before the descriptor), EBADF unless open for writing, EINVAL past loff_t;
+    O_APPEND writes at the end, pwrite too (generic_write_checks_count(), the bug pwrite(2) documents);
+    EFBIG at or past s_maxbytes, and a write reaching it is cut short (generic_write_check_limits())."""
+    if pos is not None and pos < 0:
+        raise syscall_error(errno.EINVAL, "pwrite: negative offset")
     f = task.files.fget(fd)
     if not f.f_mode & FMODE_WRITE:
         raise syscall_error(errno.EBADF, f"write: fd {fd} is not open for writing")
-    if pos is not None and pos < 0:
-        raise syscall_error(errno.EINVAL, "pwrite: negative offset")
-    account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))
     at = f.f_pos if pos is None else pos
-    if f.f_flags & os.O_APPEND and pos is None:
+    rw_verify_area(at, len(data))
+    account_system_time(task, task.machine.cost.cycles(SYSCALL_NS))
+    if f.f_flags & os.O_APPEND:
         at = f.inode.i_size
-    n = generic_perform_write(task, f, at, data[:MAX_RW_COUNT])
+    if not data:
+        return 0
+    if at >= S_MAXBYTES:
+        raise syscall_error(errno.EFBIG, "write: at or past the largest file size (s_maxbytes)")
+    data = data[:min(MAX_RW_COUNT, S_MAXBYTES - at)]
+    task.machine.fs.reserve(f.inode, (at + len(data) + PAGE_SIZE - 1) >> PAGE_SHIFT)
+    n = generic_perform_write(task, f, at, data)
     if pos is None:
         f.f_pos = at + n
     task.ioac_wchar += n
@@ -219,24 +240,32 @@ def ksys_write(task: Task, fd: int, data: bytes, pos: int | None) -> int:
 
 
 def ksys_lseek(task: Task, fd: int, offset: int, whence: int) -> int:
-    """Mirrors ksys_lseek() -> ext4_llseek(): SEEK_SET, SEEK_CUR, SEEK_END, and SEEK_DATA / SEEK_HOLE
-    over the file's holes (ENXIO at or past EOF); EINVAL for another whence or a negative result."""
+    """Mirrors ksys_lseek() -> ext4_llseek() / ext4_dir_llseek() -> generic_file_llseek_size(): SEEK_SET,
+    SEEK_CUR, SEEK_END; SEEK_DATA / SEEK_HOLE over the file's holes (ENXIO at or past EOF); EINVAL for
+    another whence, a negative result or one past the largest size (s_maxbytes for a file; a directory's
+    is EXT4_HTREE_EOF_64BIT, which is also its "end")."""
     f = task.files.fget(fd)
     inode = f.inode
+    maxsize, eof = (LLONG_MAX, LLONG_MAX) if inode.is_dir else (S_MAXBYTES, inode.i_size)
     if whence == os.SEEK_SET:
         new = offset
     elif whence == os.SEEK_CUR:
+        if offset == 0:
+            return f.f_pos  # "position-querying operation": no checks
         new = f.f_pos + offset
     elif whence == os.SEEK_END:
-        new = inode.i_size + offset
+        new = eof + offset
     elif whence in (SEEK_DATA, SEEK_HOLE):
-        if offset < 0 or offset >= inode.i_size:
+        if offset < 0 or offset >= eof:
             raise syscall_error(errno.ENXIO, "lseek: offset at or past the end of the file")
-        new = _seek_data_hole(f, offset, whence == SEEK_DATA)
+        if inode.is_dir:
+            new = offset if whence == SEEK_DATA else eof
+        else:
+            new = _seek_data_hole(f, offset, whence == SEEK_DATA)
     else:
         raise syscall_error(errno.EINVAL, f"lseek: whence {whence}")
-    if new < 0:
-        raise syscall_error(errno.EINVAL, "lseek: negative position")
+    if new < 0 or new > maxsize:  # vfs_setpos()
+        raise syscall_error(errno.EINVAL, "lseek: position negative or past the largest file size")
     f.f_pos = new
     return new
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..kernel.task import Task
 
 LLONG_MAX = (1 << 63) - 1
+U64 = (1 << 64) - 1
 
 
 def generic_fadvise(task: Task, f: File, offset: int, length: int, advice: int) -> None:
@@ -35,8 +36,8 @@ def generic_fadvise(task: Task, f: File, offset: int, length: int, advice: int) 
     m = task.machine
     if length < 0:
         raise syscall_error(errno.EINVAL, "posix_fadvise: negative length")
-    endbyte = offset + length
-    endbyte = LLONG_MAX if not length or endbyte > LLONG_MAX else endbyte - 1
+    endbyte = (offset + length) & U64  # (u64)offset + (u64)len: wraps for a negative offset
+    endbyte = LLONG_MAX if not length or endbyte < length else endbyte - 1
     if advice == os.POSIX_FADV_NORMAL:
         f.f_ra.ra_pages = bdi_ra_pages(m)
         f.f_mode &= ~(FMODE_RANDOM | FMODE_NOREUSE)
@@ -46,15 +47,15 @@ def generic_fadvise(task: Task, f: File, offset: int, length: int, advice: int) 
         f.f_ra.ra_pages = bdi_ra_pages(m) * 2
         f.f_mode &= ~FMODE_RANDOM
     elif advice == os.POSIX_FADV_WILLNEED:
-        start = max(offset, 0) >> PAGE_SHIFT
-        nr = (endbyte >> PAGE_SHIFT) - start + 1
+        start = (offset >> PAGE_SHIFT) & U64  # pgoff_t: a negative offset is an index past any file
+        nr = ((endbyte >> PAGE_SHIFT) - start + 1) & U64 or U64
         ractl = ReadaheadControl(mapping=f.mapping, ra=f.f_ra, index=start, task=task)
         force_page_cache_ra(m, ractl, nr, f.io_pages)
     elif advice == os.POSIX_FADV_NOREUSE:
         f.f_mode |= FMODE_NOREUSE
     elif advice == os.POSIX_FADV_DONTNEED:
         write_inode_now(m, f.inode, sync=False, task=task)  # __filemap_fdatawrite_range(WB_SYNC_NONE)
-        start = (max(offset, 0) + PAGE_SIZE - 1) >> PAGE_SHIFT
+        start = ((offset + PAGE_SIZE - 1) >> PAGE_SHIFT) & U64
         end = endbyte >> PAGE_SHIFT
         if endbyte & (PAGE_SIZE - 1) != PAGE_SIZE - 1:
             if end == 0:

@@ -35,17 +35,22 @@ from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import (
     MAP_32BIT,
     MAP_ANONYMOUS,
+    MAP_DENYWRITE,
+    MAP_EXECUTABLE,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
     MAP_GROWSDOWN,
     MAP_HUGETLB,
     MAP_LOCKED,
+    MAP_NONBLOCK,
     MAP_NORESERVE,
+    MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     MAP_STACK,
     MAP_SYNC,
     MAP_TYPE,
+    MAP_UNINITIALIZED,
     PAGE_MASK,
     PAGE_SHIFT,
     PMD_SIZE,
@@ -84,6 +89,10 @@ ULONG_MASK = (1 << 64) - 1
 MAX_ERRNO = 4095  # include/linux/err.h: the top 4095 values of an unsigned long are error codes
 MAP_DROPPABLE = 0x08  # a MAP_TYPE value (include/uapi/linux/mman.h, Linux 6.11+)
 MAP_SHARED_VALIDATE = 0x03
+# LEGACY_MAP_MASK (include/linux/mman.h): the flags MAP_SHARED_VALIDATE accepts without asking the file
+LEGACY_MAP_MASK = (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE
+                   | MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK
+                   | MAP_STACK | MAP_HUGETLB)
 MAX_LFS_PAGES = ((1 << 63) - 1) >> PAGE_SHIFT  # MAX_LFS_FILESIZE in pages (file_mmap_ok())
 MAP_HUGE_SHIFT = 26
 MAP_HUGE_MASK = 0x3F
@@ -158,7 +167,7 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         _check_mlock(task, length >> PAGE_SHIFT)
     kind = flags & MAP_TYPE
     if file is not None:
-        vm_flags = _file_vm_flags(file, kind, prot, vm_flags, off, length)
+        vm_flags = _file_vm_flags(file, kind, prot, vm_flags, off, length, flags)
         return mmap_region(task, addr, length, vm_flags, off >> PAGE_SHIFT, _unmodelled(flags, kind), file)
     if kind == MAP_SHARED:
         if vm_flags & VmFlag.GROWSDOWN:
@@ -176,7 +185,7 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
     return mmap_region(task, addr, length, vm_flags, pgoff, _unmodelled(flags, kind))
 
 
-def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, length: int) -> int:
+def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, length: int, flags: int) -> int:
     """Mirrors do_mmap()'s checks for a file mapping, in the kernel's order: EOVERFLOW (file_mmap_ok():
     the offset range overflows the file's maximum), EACCES (a shared writable mapping of a descriptor
     not open for writing; any mapping of one not open for reading), EINVAL (an unknown type, or
@@ -185,6 +194,8 @@ def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, le
     if (off >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > MAX_LFS_PAGES:
         raise syscall_error(errno.EOVERFLOW, "mmap: offset + length past the largest file size")
     if kind in (MAP_SHARED, MAP_SHARED_VALIDATE):
+        if kind == MAP_SHARED_VALIDATE and flags & ~(LEGACY_MAP_MASK | MAP_SYNC):  # ext4: FOP_MMAP_SYNC
+            raise syscall_error(errno.EOPNOTSUPP, f"mmap: MAP_SHARED_VALIDATE with unknown flags {flags:#x}")
         if prot & PROT_WRITE and not file.f_mode & FMODE_WRITE:
             raise syscall_error(errno.EACCES, "mmap: MAP_SHARED with PROT_WRITE on a descriptor not open for writing")
         vm_flags |= VmFlag.SHARED | VmFlag.MAYSHARE
@@ -198,6 +209,8 @@ def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, le
         raise syscall_error(errno.ENODEV, "mmap: the file cannot be mapped (a directory)")
     if vm_flags & VmFlag.GROWSDOWN:
         raise syscall_error(errno.EINVAL, "mmap: MAP_GROWSDOWN on a file")
+    if vm_flags & VM_SYNC:  # ext4_file_mmap(): VM_SYNC needs DAX (daxdev_mapping_supported()); no DAX here
+        raise syscall_error(errno.EOPNOTSUPP, "mmap: MAP_SYNC on a file without DAX")
     return vm_flags
 
 

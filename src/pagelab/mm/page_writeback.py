@@ -130,8 +130,7 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
         nr = 1 << int(frames.order[head]) if frames.flags[head] & PG.HEAD else 1
         frames.flags[head] |= PG.WRITEBACK  # folio_start_writeback()
         m.counters.mod_node_state(NodeStat.NR_WRITEBACK, nr)
-        inode.ensure_pages(first + nr)
-        inode.allocated[first:first + nr] = True
+        inode.allocate(first, first + nr)
         for i in range(nr):  # the bytes go to the disk
             data = frames.page_bytes(head + i)
             if data is None:

@@ -212,6 +212,8 @@ class Server:
         return os.write(self._fd(fd), data)
 
     def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        if offset < 0:  # ksys_pwrite64() checks before the descriptor (which _fd() looks up here first)
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         return os.pwrite(self._fd(fd), data, offset)
 
     def ftruncate(self, fd: int, length: int) -> None:
