@@ -32,7 +32,15 @@ from ..block.bio import IO_PAGES, submit_bio
 from ..constants import PAGE_SHIFT, PAGE_SIZE, MiB
 from ..errors import syscall_error
 from ..hw.physmem import PG
-from ..mm.filemap import MAX_PAGECACHE_ORDER, AddressSpace, filemap_add_folio, folio_end_read, folio_nr
+from ..mm.filemap import (
+    MAX_PAGECACHE_ORDER,
+    AddressSpace,
+    filemap_add_folio,
+    filemap_get_folio,
+    filemap_range_has_folio,
+    folio_end_read,
+    folio_nr,
+)
 from ..mm.filemap_fault import filemap_fault, filemap_map_pages
 from ..mm.page_alloc import folio_alloc
 from ..mm.page_writeback import folio_mark_dirty
@@ -132,6 +140,27 @@ def write_begin_order(index: int, length: int, max_order: int) -> int:
     if index & ((1 << order) - 1):
         order = (index & -index).bit_length() - 1  # __ffs(index)
     return order
+
+
+def write_begin_folio(m: Machine, mapping: AddressSpace, index: int, length: int, flags: int) -> int:
+    """Mirrors __filemap_get_folio(FGP_WRITEBEGIN | fgf_set_order(len)) as ext4_write_begin() calls it: the
+    folio caching ``index`` if there is one, else a new folio (page flags ``flags``) starting at ``index``,
+    of write_begin_order() or, while part of that range is cached already (filemap_add_folio()'s -EEXIST)
+    or no free block of that order is left, of the next lower order. Returns its head PFN, -1 if not even
+    an order-0 folio can be had."""
+    head = filemap_get_folio(mapping, index)
+    if head >= 0:
+        return head
+    order = write_begin_order(index, length, mapping.max_order)
+    while True:
+        if not filemap_range_has_folio(mapping, index, index + (1 << order)):
+            head = folio_alloc(m, order, flags)
+            if head >= 0:
+                filemap_add_folio(m, mapping, head, index)
+                return head
+        if order == 0:
+            return -1
+        order -= 1
 
 
 class Ext4:
@@ -239,20 +268,22 @@ class Ext4:
         m = self.machine
         mapping = inode.i_mapping
         assert mapping is not None
+        size = inode.i_size
         pos = 0
-        while pos < inode.i_size:
-            length = min(written_in - pos % written_in, inode.i_size - pos)
+        while pos < size:  # pos is always where one write() starts: a multiple of written_in
+            end = min(pos + written_in, size)
             index = pos >> PAGE_SHIFT
-            end = pos + length
             while index < (end + PAGE_SIZE - 1) >> PAGE_SHIFT:
-                order = write_begin_order(index, end - (index << PAGE_SHIFT), mapping.max_order)
-                folio = folio_alloc(m, order, PG.UPTODATE)
+                cached = filemap_get_folio(mapping, index) >= 0
+                folio = write_begin_folio(m, mapping, index, end - (index << PAGE_SHIFT), PG.UPTODATE)
                 if folio < 0:
                     return  # out of memory: the rest stays on disk only
-                filemap_add_folio(m, mapping, folio, index)
-                self.fill_folio(inode, index, folio)
-                index += 1 << order
-            pos = end
+                first = int(m.frames.index[folio])
+                if not cached:
+                    self.fill_folio(inode, first, folio)
+                index = first + folio_nr(m, folio)
+            # the writes that fall wholly inside the folio just used find it cached and add nothing
+            pos = max(end, min(index << PAGE_SHIFT, size) // written_in * written_in)
 
     def import_host(self, path: object) -> str:
         """Make a file with the size of this host's file ``path`` (followed if a link), whose contents the

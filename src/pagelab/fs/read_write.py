@@ -35,7 +35,7 @@ from ..mm.filemap import (
 from ..mm.page_alloc import folio_alloc
 from ..mm.page_writeback import folio_mark_dirty
 from ..mm.readahead import ReadaheadControl, page_cache_async_ra, page_cache_sync_ra
-from .ext4 import write_begin_order
+from .ext4 import write_begin_folio
 from .file import FMODE_RANDOM, FMODE_READ, FMODE_WRITE, File
 
 if TYPE_CHECKING:
@@ -130,15 +130,12 @@ def generic_perform_write(task: Task, f: File, pos: int, data: bytes) -> int:
         index = (pos + written) >> PAGE_SHIFT
         head = filemap_get_folio(mapping, index)
         if head < 0:
-            order = write_begin_order(index, len(data) - written + ((pos + written) & (PAGE_SIZE - 1)),
-                                      mapping.max_order)
-            while order and filemap_get_folio(mapping, index | ((1 << order) - 1)) >= 0:
-                order -= 1
-            head = folio_alloc(m, order, PG.LOCKED)
+            head = write_begin_folio(m, mapping, index,
+                                     len(data) - written + ((pos + written) & (PAGE_SIZE - 1)), PG.LOCKED)
             if head < 0:
                 break
-            first = index & ~((1 << order) - 1)
-            filemap_add_folio(m, mapping, head, first)
+            first = index
+            order = int(m.frames.order[head]) if m.frames.flags[head] & PG.HEAD else 0
             at = pos + written
             if at <= first << PAGE_SHIFT and at + len(data) - written >= (first + (1 << order)) << PAGE_SHIFT \
                     or first << PAGE_SHIFT >= inode.i_size:
