@@ -123,6 +123,7 @@ class Server:
         # The caller's open files: its descriptor -> this process's own. The caller sees only what it opened
         # (the pipes and perf counters are not its files: EBADF), numbered as alloc_fd() numbers them.
         self.files: dict[int, int] = {}
+        self.roots: dict[str, int] = {}  # private root -> an O_PATH descriptor of it (openat2 dirfd)
         # read()/pread() land here: one page-aligned buffer (O_DIRECT works), touched now, and repeated in
         # the iovec so a read of any size (up to MAX_RW_COUNT) is one readv() that never faults on it.
         self.read_buffer = _mmap.mmap(-1, READ_BUFFER)
@@ -161,10 +162,16 @@ class Server:
         return libc.prctl(option, arg2, arg3, arg4, arg5)
 
     # --- file calls: performed here, so their faults and I/O are this process's -----------------------
-    def open(self, path: str, flags: int, mode: int) -> int:
-        """open(2) of a host path (translated by the parent); the caller's descriptor is the lowest free
+    def open(self, root: str, path: str, flags: int, mode: int) -> int:
+        """open(2) of ``path`` inside the private ``root`` (openat2(RESOLVE_IN_ROOT): the kernel walks it,
+        chroot-style), or of a host path when ``root`` is ""; the caller's descriptor is the lowest free
         number from FIRST_FD, as alloc_fd() gives the lowest free one."""
-        own = os.open(path, flags, mode)
+        if root:
+            if root not in self.roots:
+                self.roots[root] = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            own = libc.open_in_root(self.roots[root], path, flags, mode)
+        else:
+            own = os.open(path, flags, mode)
         fd = FIRST_FD
         while fd in self.files:
             fd += 1
@@ -256,7 +263,8 @@ class Server:
                 self.phase([("msync", (a, 8192, 4))])
             finally:
                 libc.munmap(a, 8192)
-            self.close(self.open("/dev/null", os.O_RDONLY, 0))
+            self.close(self.open("", "/dev/null", os.O_RDONLY, 0))
+            self.close(self.open("/", "/dev/null", os.O_RDONLY, 0))  # openat2(RESOLVE_IN_ROOT), as open() uses it
         finally:
             self.files.pop(fd, None)
             os.close(own)

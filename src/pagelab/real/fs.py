@@ -7,9 +7,10 @@ simulator's fs/ext4.py answers) and resolved as a process chrooted to that root 
 fs/namei.c under chroot(2)): ``..`` at the root stays at the root, so nothing outside it is ever reached.
 Paths registered by ``import_host`` are used as they are (read-only use is expected).
 
-Simplified: resolution of ``.`` and ``..`` is lexical (``/a/file/../b`` is ``/a/b`` even when ``file`` is
-not a directory, where the kernel answers ENOTDIR); no symlink can exist under the root (only ``create``
-makes files there), so the lexical answer is otherwise the kernel's.
+``open`` leaves the resolution to the kernel (openat2() with RESOLVE_IN_ROOT from the root: ``f/x`` is
+ENOTDIR, ``missing/..`` ENOENT, as the kernel answers). Simplified: the other calls (create, unlink, size,
+exists, evict) resolve ``.`` and ``..`` lexically (``/a/file/../b`` is ``/a/b``); no symlink can exist under
+the root (only ``create`` makes files there), so that answer differs only for such odd paths.
 """
 
 from __future__ import annotations
@@ -113,6 +114,19 @@ class RealFs:
             raise OSError(errno.ENOENT, "the real Machine is closed: its files are gone", text)
         host = os.path.join(self.root, rel) if rel else self.root
         return host + "/" if must_be_dir else host
+
+    def open_target(self, path: Any) -> tuple[str, str]:
+        """What the child opens for the user's ``path``: ("", host path) for an imported file, else (the
+        private root, the path as given), which the child opens with openat2(RESOLVE_IN_ROOT) so the kernel
+        resolves every component itself, chroot-style. EINVAL for a relative path, ENOENT for ""."""
+        text = _text(path)
+        rel, must_be_dir = resolve(text)
+        key = "/" + rel
+        if key in self.imported and not must_be_dir:
+            return "", self.imported[key]
+        if self.closed:
+            raise OSError(errno.ENOENT, "the real Machine is closed: its files are gone", text)
+        return self.root, text
 
     def create(self, path: Any, size: int, *, content: bytes | None = None, written_in: int = MiB,
                sparse: bool = False, cached: bool = False) -> str:

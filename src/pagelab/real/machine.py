@@ -390,7 +390,7 @@ class RealProcess:
 
     # --- file calls (issue #8): checked here, performed by the child on its own descriptors -------------
     # The child numbers the caller's descriptors from 3 up, lowest free first, and knows no other: its pipes
-    # are not the caller's files (EBADF). open() translates the path here (m.fs.host_path).
+    # are not the caller's files (EBADF). open() sends the path with the root to open it in (m.fs.open_target()).
     def open(self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
         return int(self._call("open", *self._open_args(path, flags, mode)))
 
@@ -433,10 +433,11 @@ class RealProcess:
         stats: dict[str, int] = self._call("cachestat", *_CHILD_ARGS["cachestat"](fd, offset, length))
         return stats
 
-    def _open_args(self, path: Any, flags: object, mode: object) -> tuple[str, int, int]:
-        """``int open(const char *path, int flags, mode_t mode)``, the path made a host path (m.fs)."""
+    def _open_args(self, path: Any, flags: object, mode: object) -> tuple[str, str, int, int]:
+        """``int open(const char *path, int flags, mode_t mode)``, the path as m.fs.open_target() gives it:
+        (root, path) to open in the private root, or ("", host path) for an imported file."""
         flags, mode = abi.c_int(flags, "flags"), abi.c_unsigned(mode, "mode", 32)
-        return self.machine.fs.host_path(path), flags, mode
+        return (*self.machine.fs.open_target(path), flags, mode)
 
     def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
         """Run Process API calls ``[(name, args, kwargs), ...]`` in the child as one measured phase."""
