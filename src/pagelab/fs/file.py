@@ -78,10 +78,15 @@ class File:
         self.fput()
 
     def fput(self) -> None:
-        """Mirrors fput(): drop a reference; the last one releases the inode's hold."""
+        """Mirrors fput(): drop a reference; the last one releases the inode's hold (__fput() -> dput() ->
+        iput()), and iput_final() evicts an unlinked inode nothing holds any more (its cache is freed,
+        dirty pages and all, as evict() -> truncate_inode_pages_final() does)."""
         self.f_count -= 1
         if self.f_count == 0:
-            self.inode.i_count -= 1
+            inode = self.inode
+            inode.i_count -= 1
+            if inode.i_count == 0 and inode.i_nlink == 0 and inode.i_mapping is not None:
+                inode.i_mapping.machine.fs.evict_inode(inode)
 
 
 class FdTable:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..block.bio import IO_PAGES
 from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..errors import syscall_error
+from ..mm.filemap import filemap_get_folio, folio_file_page
 from ..mm.truncate import truncate_inode_pages_range
 from .file import FMODE_READ, FMODE_WRITE, File
 from .read_write import S_MAXBYTES
@@ -131,8 +132,17 @@ def do_truncate(m: Machine, f: File, length: int) -> None:
     inode.punch_from(keep)
     for page in [p for p in inode.data if p >= keep]:
         del inode.data[page]
-    if length & (PAGE_SIZE - 1) and keep - 1 in inode.data:  # the tail of the last page reads as zeros
-        inode.data[keep - 1][length & (PAGE_SIZE - 1):] = 0
+    if length & (PAGE_SIZE - 1):  # the tail of the last page reads as zeros, on the disk and in the cache
+        tail = length & (PAGE_SIZE - 1)
+        if keep - 1 in inode.data:
+            inode.data[keep - 1][tail:] = 0
+        head = filemap_get_folio(f.mapping, keep - 1)  # truncate_inode_partial_folio(): folio_zero_range()
+        if head >= 0:
+            pfn = folio_file_page(m, head, keep - 1)
+            data = m.frames.page_bytes(pfn)
+            if data is not None:
+                data[tail:] = 0
+                m.frames.set_page_bytes(pfn, data)
 
 
 def do_ftruncate(task: Task, fd: int, length: int) -> None:

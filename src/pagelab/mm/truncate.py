@@ -71,7 +71,17 @@ def invalidate_mapping_pages(m: Machine, mapping: AddressSpace, start: int, end:
 def truncate_inode_pages_range(m: Machine, mapping: AddressSpace, start: int) -> None:
     """Mirrors truncate_inode_pages_range(mapping, start << PAGE_SHIFT, -1) for a cut at a page
     boundary: every folio from page ``start`` on leaves the cache, dirty or not (the caller unmapped
-    them first). A large folio straddling the cut goes whole (Linux splits it; its pages below the cut
-    are simply read again)."""
+    them first). A large folio straddling the cut is truncate_inode_partial_folio()'s: its pages from
+    the cut on are zeroed (folio_zero_range()) and it stays whole, with its pages below the cut still
+    mapped and dirty as they were.
+
+    Simplified: the straddling folio is never split (Linux tries split_folio() and keeps the folio whole,
+    zeroed past the cut, only when that fails)."""
     for first, folio in list(cached_folios(mapping, start, 1 << 62)):
+        if first < start:
+            frames = m.frames
+            for pfn in range(folio + start - first, folio + folio_nr(m, folio)):
+                if frames.page_bytes(pfn) is not None:
+                    frames.set_page_bytes(pfn, None)
+            continue
         filemap_remove_folio(m, mapping, first, folio)
