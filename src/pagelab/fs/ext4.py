@@ -54,6 +54,11 @@ if TYPE_CHECKING:
     from ..mm.types import Vma
 
 
+PATH_MAX = 4096  # include/uapi/linux/limits.h, counting the terminating NUL
+NAME_MAX = 255
+S_MAXBYTES = (1 << 44) - PAGE_SIZE  # ext4_max_size() with 4 KiB blocks (as fs/read_write.py)
+
+
 class Ext4Aops:
     """Mirrors ext4_aops (fs/ext4/inode.c) for one filesystem: ->readahead and ->read_folio."""
 
@@ -185,6 +190,10 @@ class Ext4:
         text = os.fsdecode(os.fspath(path))
         if "\0" in text:
             raise ValueError("embedded null byte in path")
+        if text == "":
+            raise syscall_error(errno.ENOENT, "an empty path names no file")
+        if len(os.fsencode(text)) >= PATH_MAX or any(len(os.fsencode(n)) > NAME_MAX for n in text.split("/")):
+            raise syscall_error(errno.ENAMETOOLONG, f"{text[:40]!r}...: name or path too long")
         if not text.startswith("/"):
             raise syscall_error(errno.EINVAL, f"{text!r}: the simulated filesystem takes absolute paths only")
         out = posixpath.normpath(text)
@@ -248,17 +257,29 @@ class Ext4:
         ``sparse``: with ftruncate() only, one hole. Unless ``cached``, the file is then evicted (as
         fsync + POSIX_FADV_DONTNEED), so the next reader finds it cold. Returns the normalised path."""
         size = _check_size(size)
-        if isinstance(written_in, bool) or not isinstance(written_in, int) or written_in <= 0:
+        if size > S_MAXBYTES:  # write() stops at s_maxbytes, ftruncate() refuses (inode_newsize_ok())
+            raise syscall_error(errno.EFBIG, f"create: {size} bytes is past ext4's largest file size")
+        if isinstance(written_in, bool) or not isinstance(written_in, (int, np.integer)):
+            raise TypeError(f"written_in must be an integer, not {type(written_in).__name__}")
+        if written_in <= 0:
             raise ValueError(f"written_in must be a positive number of bytes, got {written_in!r}")
-        if content is not None and (not isinstance(content, (bytes, bytearray)) or not content):
-            raise TypeError("content must be non-empty bytes (or None for zeros)")
+        written_in = int(written_in)
+        if content is not None:
+            if not isinstance(content, (bytes, bytearray, memoryview)) or not bytes(content):
+                raise TypeError("content must be non-empty bytes (or None for zeros)")
+            if sparse:
+                raise ValueError("a sparse file has no content: give content or sparse=True, not both")
+            content = bytes(content)
+        text = os.fsdecode(os.fspath(path)) if isinstance(path, (str, bytes, os.PathLike)) else ""
+        if text.endswith("/") or text.rsplit("/", 1)[-1] in (".", ".."):  # open(O_CREAT) of a directory name
+            raise syscall_error(errno.EISDIR, f"{text}: is a directory")
         p, inode = self.new_inode(path)
         inode.i_size = size
         self.reserve(inode, inode.nr_pages)
         if not sparse:
             inode.allocate(0, inode.nr_pages)
             if content is not None and any(content):
-                _store_content(inode, bytes(content), size)
+                inode.content, inode.content_end = content, size
             if cached:
                 self._cache_as_written(inode, written_in)
         return p
@@ -305,7 +326,7 @@ class Ext4:
         host = getattr(inode, "host_path", None)
         for i in range(folio_nr(m, folio)):
             page = index + i
-            data = inode.data.get(page)
+            data = inode.page_data(page)
             if data is None and host is not None and page < inode.nr_pages:
                 data = _read_host_page(host, page)
             if data is not None:
@@ -353,21 +374,6 @@ def _check_size(size: object) -> int:
     if size < 0:
         raise ValueError(f"size must not be negative, got {size}")
     return int(size)
-
-
-def _store_content(inode: Inode, content: bytes, size: int) -> None:
-    """inode.data for a file of ``size`` bytes holding ``content`` repeated."""
-    period = len(content)
-    for page in range(inode.nr_pages):
-        start = page * PAGE_SIZE
-        end = min(start + PAGE_SIZE, size)
-        offset = start % period
-        reps = (end - start + offset) // period + 1
-        chunk = (content * reps)[offset:offset + end - start]
-        data = np.zeros(PAGE_SIZE, dtype=np.uint8)
-        data[:len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-        if data.any():
-            inode.data[page] = data
 
 
 def _read_host_page(host: str, page: int) -> np.ndarray | None:

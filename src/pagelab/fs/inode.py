@@ -40,6 +40,10 @@ class Inode:
         self.disk_pages = 0  # the extent's length
         self.extents: SortedDict[int, int] = SortedDict()  # [start, end) runs of allocated pages, disjoint
         self.data: dict[int, np.ndarray] = {}
+        # m.fs.create(content=...): bytes [0, content_end) of the disk hold ``content`` repeated, except the
+        # pages ``data`` holds (written since); made page by page when read, so a huge file costs nothing
+        self.content: bytes | None = None
+        self.content_end = 0
         self.dirtied_when = 0  # ns when its first page was dirtied (0: clean), for the flusher's expiry
         self.i_nlink = 1
         self.i_count = 0  # open files and mappings holding it (an unlinked inode lives until 0)
@@ -81,6 +85,38 @@ class Inode:
         ext = self.extents
         k = ext.bisect_right(index) - 1
         return k < 0 or int(ext.peekitem(k)[1]) <= index
+
+    def page_data(self, index: int) -> np.ndarray | None:
+        """The bytes the disk holds for page ``index`` (None: all zeros)."""
+        data = self.data.get(index)
+        if data is not None or self.content is None or index << PAGE_SHIFT >= self.content_end:
+            return data
+        content = self.content
+        start = index << PAGE_SHIFT
+        n = min(PAGE_SIZE, self.content_end - start)
+        offset = start % len(content)
+        chunk = (content * ((n + offset) // len(content) + 1))[offset:offset + n]
+        out = np.zeros(PAGE_SIZE, dtype=np.uint8)
+        out[:n] = np.frombuffer(chunk, dtype=np.uint8)
+        return out if out.any() else None
+
+    def store_page(self, index: int, data: np.ndarray | None) -> None:
+        """Page ``index`` on the disk now holds ``data`` (None: zeros), replacing any ``content``."""
+        if data is not None:
+            self.data[index] = data
+        elif self.content is not None and index << PAGE_SHIFT < self.content_end:
+            self.data[index] = np.zeros(PAGE_SIZE, dtype=np.uint8)
+        else:
+            self.data.pop(index, None)
+
+    def truncate_data(self, length: int) -> None:
+        """The disk's bytes from ``length`` on are gone (they read as zeros if the file grows again)."""
+        keep = (length + PAGE_SIZE - 1) >> PAGE_SHIFT
+        for page in [p for p in self.data if p >= keep]:
+            del self.data[page]
+        if length & (PAGE_SIZE - 1) and keep - 1 in self.data:
+            self.data[keep - 1][length & (PAGE_SIZE - 1):] = 0
+        self.content_end = min(self.content_end, length)
 
     def block_of(self, index: int) -> int:
         """The disk page that stores page ``index`` of the file."""

@@ -22,8 +22,8 @@ from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..errors import syscall_error
 from ..mm.filemap import filemap_get_folio, folio_file_page
 from ..mm.truncate import truncate_inode_pages_range
+from .ext4 import S_MAXBYTES
 from .file import FMODE_READ, FMODE_WRITE, File
-from .read_write import S_MAXBYTES
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -130,12 +130,9 @@ def do_truncate(m: Machine, f: File, length: int) -> None:
     unmap_mapping_range(m, f.mapping, keep)
     truncate_inode_pages_range(m, f.mapping, keep)
     inode.punch_from(keep)
-    for page in [p for p in inode.data if p >= keep]:
-        del inode.data[page]
+    inode.truncate_data(length)
     if length & (PAGE_SIZE - 1):  # the tail of the last page reads as zeros, on the disk and in the cache
         tail = length & (PAGE_SIZE - 1)
-        if keep - 1 in inode.data:
-            inode.data[keep - 1][tail:] = 0
         head = filemap_get_folio(f.mapping, keep - 1)  # truncate_inode_partial_folio(): folio_zero_range()
         if head >= 0:
             pfn = folio_file_page(m, head, keep - 1)

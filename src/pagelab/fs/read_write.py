@@ -35,7 +35,7 @@ from ..mm.filemap import (
 from ..mm.page_alloc import folio_alloc
 from ..mm.page_writeback import folio_mark_dirty
 from ..mm.readahead import ReadaheadControl, page_cache_async_ra, page_cache_sync_ra
-from .ext4 import write_begin_folio
+from .ext4 import S_MAXBYTES, write_begin_folio
 from .file import FMODE_RANDOM, FMODE_READ, FMODE_WRITE, File
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ SYSCALL_NS = 150  # the entry and exit of one system call: estimate
 MAX_RW_COUNT = 0x7FFFF000  # INT_MAX & PAGE_MASK: the most one read()/write() moves (include/linux/fs.h)
 SEEK_DATA, SEEK_HOLE = 3, 4
 LLONG_MAX = (1 << 63) - 1
-S_MAXBYTES = (1 << 44) - PAGE_SIZE  # ext4_max_size() with 4 KiB blocks and huge_file: 16 TiB less a block
 
 
 def _ractl(task: Task, f: File, index: int) -> ReadaheadControl:

@@ -132,11 +132,7 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
         m.counters.mod_node_state(NodeStat.NR_WRITEBACK, nr)
         inode.allocate(first, first + nr)
         for i in range(nr):  # the bytes go to the disk
-            data = frames.page_bytes(head + i)
-            if data is None:
-                inode.data.pop(first + i, None)
-            else:
-                inode.data[first + i] = data
+            inode.store_page(first + i, frames.page_bytes(head + i))
         if run and run[-1][0] + (1 << int(frames.order[run[-1][1]]) if frames.flags[run[-1][1]] & PG.HEAD
                                  else 1) != first:
             last = flush(run)

@@ -35,3 +35,54 @@ def test_create_cached_with_writes_smaller_than_a_page() -> None:
         check_machine(m)
         a = p.mmap(None, 100_000, pl.PROT_READ, pl.MAP_SHARED, fd, 0)
         assert p.load(a + 99_999) == ord("y")
+
+
+def test_create_refuses_odd_input_as_the_real_backend_does() -> None:
+    """The real backend's m.fs.create answers (real/fs.py) and the kernel's errno: EFBIG past s_maxbytes,
+    ENOENT for "", EISDIR for a directory name, ENAMETOOLONG, TypeError/ValueError for Python misuse."""
+    import errno
+
+    import pytest
+
+    m = pl.Machine(ram="256MiB", seed=0)
+    cases: list[tuple[dict[str, object], type[BaseException], int | None]] = [
+        ({"path": "/big", "size": (1 << 44) - 4096 + 1}, OSError, errno.EFBIG),
+        ({"path": "/big", "size": 1 << 63}, OSError, errno.EFBIG),
+        ({"path": "", "size": 1}, OSError, errno.ENOENT),
+        ({"path": "/d/", "size": 1}, OSError, errno.EISDIR),
+        ({"path": "/d/.", "size": 1}, OSError, errno.EISDIR),
+        ({"path": "/" + "n" * 256, "size": 1}, OSError, errno.ENAMETOOLONG),
+        ({"path": "/d" * 2048, "size": 1}, OSError, errno.ENAMETOOLONG),
+        ({"path": "/w", "size": 1, "written_in": 1.0}, TypeError, None),
+        ({"path": "/w", "size": 1, "written_in": 0}, ValueError, None),
+        ({"path": "/w", "size": 1, "content": b"x", "sparse": True}, ValueError, None),
+        ({"path": "/w", "size": 1, "content": "x"}, TypeError, None),
+    ]
+    for kwargs, exc, err in cases:
+        path, size = kwargs.pop("path"), kwargs.pop("size")
+        with pytest.raises(exc) as e:
+            m.fs.create(path, size, **kwargs)  # type: ignore[arg-type]
+        if err is not None:
+            assert isinstance(e.value, OSError) and e.value.errno == err, (path, e.value)
+        assert not m.fs.exists("/w") and not m.fs.exists("/big")
+    assert m.fs.create("/mv", 3, content=memoryview(b"abc")) == "/mv"
+    check_machine(m)
+
+
+def test_create_with_content_is_lazy_for_a_huge_file() -> None:
+    """A 16 TiB file (s_maxbytes) of repeated content costs nothing until read; a truncate cuts the
+    content, so a regrown file reads zeros past the cut."""
+    m = pl.Machine(ram="256MiB", seed=0)
+    size = (1 << 44) - 4096
+    m.fs.create("/huge", size, content=b"0123456789")
+    p = m.spawn("t")
+    fd = p.open("/huge", os.O_RDWR)
+    a = p.mmap(None, 8192, pl.PROT_READ, pl.MAP_SHARED, fd, size - 8192)
+    assert p.load(a + 8191) == ord("0123456789"[(size - 1) % 10])
+    p.munmap(a, 8192)
+    p.ftruncate(fd, 5)
+    p.ftruncate(fd, 8192)
+    m.fs.evict("/huge")
+    b = p.mmap(None, 8192, pl.PROT_READ, pl.MAP_SHARED, fd, 0)
+    assert [p.load(b + i) for i in (0, 4, 5, 4100)] == [ord("0"), ord("4"), 0, 0]
+    check_machine(m)
