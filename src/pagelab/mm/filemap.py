@@ -73,6 +73,7 @@ class AddressSpace:
         self.nrpages = 0
         self.i_mmap: dict[Vma, None] = {}  # the VMAs mapping this file, in the order they were linked
         self.io: dict[int, Event] = {}  # head pfn of a folio under I/O -> the completion to wait for
+        self.writeback: dict[int, Event] = {}  # head pfn of a folio under writeback -> its bio's completion
         self.nr_evicted = 0  # folios evicted (cachestat's nr_evicted counts them from shadow entries)
 
     def vma_link(self, vma: Vma) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..fs.inode import Inode
     from ..kernel.task import Task
     from ..machine import Machine
+    from .filemap import AddressSpace
 
 
 def folio_mark_dirty(m: Machine, folio: int) -> bool:
@@ -105,6 +106,7 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
     if mapping is None:
         return None
     frames = m.frames
+    wb = mapping.writeback
     run: list[tuple[int, int]] = []
     last: Event | None = None
 
@@ -118,8 +120,13 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
                 frames.flags[h] &= ~PG.WRITEBACK
                 n = 1 << int(frames.order[h]) if frames.flags[h] & PG.HEAD else 1
                 m.counters.mod_node_state(NodeStat.NR_WRITEBACK, -n)
+                wb.pop(h, None)
 
-        return submit_bio(m, task, inode.block_of(first), nr, True, end_io)
+        event = submit_bio(m, task, inode.block_of(first), nr, True, end_io)
+        for h in heads:
+            if frames.flags[h] & PG.WRITEBACK:  # not ended already (a bio may complete at once)
+                wb[h] = event
+        return event
 
     for first, head in list(cached_folios(mapping, 0, 1 << 62)):
         if not folio_clear_dirty_for_io(m, head):
@@ -141,12 +148,25 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
     if run:
         last = flush(run)
     inode.dirtied_when = 0
-    if sync and last is not None:
-        if task is not None:
-            io_schedule(task, last)
-        elif last.pending:
-            m.clock.advance_to(last.time)
+    if sync:  # filemap_fdatawait(): this write and any writeback already in flight (an earlier async one)
+        wait = max((e for e in wb.values() if e.pending), key=lambda e: e.time, default=None)
+        if wait is not None:
+            if task is not None:
+                io_schedule(task, wait)
+            else:
+                m.clock.advance_to(wait.time)
     return last
+
+
+def folio_wait_writeback(m: Machine, mapping: AddressSpace, folio: int) -> None:
+    """Mirrors folio_wait_writeback(): a folio under writeback is waited for until its bio completes
+    (truncation must not free a folio the disk is still writing from).
+
+    Simplified: no task sleeps; the machine idles until the completion, as write_inode_now(sync=True)
+    does without a task."""
+    event = mapping.writeback.get(folio)
+    if event is not None and event.pending:
+        m.clock.advance_to(event.time)
 
 
 def dirty_background_pages(m: Machine) -> int:

@@ -71,13 +71,18 @@ def invalidate_mapping_pages(m: Machine, mapping: AddressSpace, start: int, end:
 def truncate_inode_pages_range(m: Machine, mapping: AddressSpace, start: int) -> None:
     """Mirrors truncate_inode_pages_range(mapping, start << PAGE_SHIFT, -1) for a cut at a page
     boundary: every folio from page ``start`` on leaves the cache, dirty or not (the caller unmapped
-    them first). A large folio straddling the cut is truncate_inode_partial_folio()'s: its pages from
-    the cut on are zeroed (folio_zero_range()) and it stays whole, with its pages below the cut still
-    mapped and dirty as they were.
+    them first), once its writeback has finished (folio_wait_writeback()). A large folio straddling
+    the cut is truncate_inode_partial_folio()'s: its pages from the cut on are zeroed
+    (folio_zero_range()) and it stays whole, with its pages below the cut still mapped and dirty as
+    they were.
 
     Simplified: the straddling folio is never split (Linux tries split_folio() and keeps the folio whole,
     zeroed past the cut, only when that fails)."""
+    from .page_writeback import folio_wait_writeback
+
     for first, folio in list(cached_folios(mapping, start, 1 << 62)):
+        if m.frames.flags[folio] & PG.WRITEBACK:
+            folio_wait_writeback(m, mapping, folio)
         if first < start:
             frames = m.frames
             for pfn in range(folio + start - first, folio + folio_nr(m, folio)):

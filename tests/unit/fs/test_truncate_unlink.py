@@ -81,3 +81,28 @@ def test_unlinked_file_cache_goes_with_its_last_user(last: str) -> None:
     assert (vm["nr_file_pages"], vm["nr_dirty"]) == (0, 0)
     check_machine(m)
     m.fs.create("/f", 4096)  # the name is free again
+
+
+def test_truncate_and_fsync_wait_for_writeback_in_flight() -> None:
+    """POSIX_FADV_DONTNEED starts asynchronous writeback of dirty folios; fsync waits for it
+    (filemap_fdatawait()), and so does a truncate (folio_wait_writeback()), which must not free a folio
+    the disk still writes from (NR_WRITEBACK went wrong for good when it did)."""
+    for then in ("fsync", "ftruncate", "unlink"):
+        m, p, fd = _setup()
+        a = p.mmap(None, 8 * MiB, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_SHARED, fd, 0)
+        p.touch(a, 8 * MiB, write=True)
+        p.munmap(a, 8 * MiB)
+        p.fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert m.vmstat()["nr_writeback"] > 0
+        if then == "fsync":
+            p.fsync(fd)
+        elif then == "ftruncate":
+            p.ftruncate(fd, 0)
+        else:
+            m.fs.unlink("/f")
+            p.close(fd)
+        check_machine(m)
+        assert m.vmstat()["nr_writeback"] == 0
+        m.run(seconds=1)
+        check_machine(m)
+        assert m.vmstat()["nr_writeback"] == 0
