@@ -98,12 +98,18 @@ def filemap_get_pages(task: Task, f: File, pos: int, count: int) -> list[tuple[i
 
 def filemap_read(task: Task, f: File, pos: int, count: int) -> int:
     """Mirrors filemap_read(): copy up to ``count`` bytes from ``pos`` (not past EOF) out of the cache;
-    returns the bytes read. ra->prev_pos ends at the position after the last byte."""
+    returns the bytes read (a short count if an error, ENOMEM, comes after some bytes were read).
+    ra->prev_pos ends at the position after the last byte."""
     inode = f.inode
     done = 0
     count = min(count, MAX_RW_COUNT)
     while done < count and pos < inode.i_size:
-        batch = filemap_get_pages(task, f, pos, count - done)
+        try:
+            batch = filemap_get_pages(task, f, pos, count - done)
+        except OSError:
+            if not done:
+                raise
+            break  # "return already_read ? already_read : error": a short read, the error is lost
         m = task.machine
         for first, head in batch:
             end = min((first + folio_nr(m, head)) << PAGE_SHIFT, pos + count - done, inode.i_size)

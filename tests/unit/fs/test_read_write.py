@@ -122,3 +122,19 @@ def test_ftruncate_grow_then_read_zeros_and_content_round_trip() -> None:
     p.ftruncate(fd, 3 * 4096)
     assert m.fs.size("/c") == 3 * 4096
     assert p.load(a + 2 * 4096 + 7) == 0
+
+
+def test_read_larger_than_memory_is_a_short_read_not_enomem() -> None:
+    """filemap_read() returns the bytes already read when the page cache runs out of memory midway
+    ("already_read ? already_read : error"); the file position moves by that much. (No reclaim is
+    modelled, so the cache fills the machine.)"""
+    from pagelab.mm.debug import check_machine
+
+    m = pl.Machine(ram="128MiB", seed=0)
+    m.fs.create("/big", 1 << 30)
+    p = m.spawn("t")
+    fd = p.open("/big")
+    n = p.read(fd, 1 << 30)
+    assert 0 < n < 1 << 30 and n % 4096 == 0
+    assert p.lseek(fd, 0, os.SEEK_CUR) == n
+    check_machine(m)
