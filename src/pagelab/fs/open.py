@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .inode import Inode
 
 O_ACCMODE = 0o3
+O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE
 KNOWN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
                | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
                | 0o100000 | 0o40000 | 0o10000000)  # O_LARGEFILE, O_DIRECT, O_PATH
@@ -51,7 +52,14 @@ def do_sys_open(task: Task, path: str, flags: int, mode: int) -> int:
     m = task.machine
     fs: Ext4 = m.fs
     acc = flags & O_ACCMODE
+    if flags & os.O_CREAT and flags & os.O_DIRECTORY and not flags & O_TMPFILE_BIT:  # build_open_flags(), 6.4+
+        raise syscall_error(errno.EINVAL, "open: O_CREAT with O_DIRECTORY")
     p, must_be_dir = path_walk(fs, path)
+    if flags & os.O_CREAT and path.rstrip("/") != path and posixpath.basename(path.rstrip("/")) not in ("", ".", ".."):
+        # open_last_lookups(): creating a name with trailing slashes is EISDIR, whatever is there
+        raise syscall_error(errno.EISDIR, f"open: O_CREAT of {path!r}, a name ending in '/'")
+    if must_be_dir and p in fs.inodes:
+        raise syscall_error(errno.ENOTDIR, f"open: {p} is not a directory")
     if fs.is_dir(p):  # do_open() -> may_open(): a directory opens read-only, O_CREAT on it is EISDIR
         if acc != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC):
             raise syscall_error(errno.EISDIR, f"open: {p} is a directory")
@@ -83,6 +91,9 @@ def path_walk(fs: Ext4, path: str) -> tuple[str, bool]:
     fs.normpath(path)  # EINVAL for a relative path
     parts = path.split("/")[1:]
     must_be_dir = parts[-1] in ("", ".", "..")
+    last = len(parts) - 1
+    while last > 0 and parts[last] == "":  # trailing slashes belong to the final component
+        last -= 1
     cur = "/"
     for i, part in enumerate(parts):
         if part in ("", "."):
@@ -93,10 +104,8 @@ def path_walk(fs: Ext4, path: str) -> tuple[str, bool]:
             cur = posixpath.dirname(cur) or "/"
             continue
         cur = posixpath.join(cur, part)
-        if i < len(parts) - 1 and cur not in fs.inodes and not fs.is_dir(cur):
+        if i < last and cur not in fs.inodes and not fs.is_dir(cur):
             raise syscall_error(errno.ENOENT, f"open: {cur}: no such directory")
-    if must_be_dir and cur in fs.inodes:
-        raise syscall_error(errno.ENOTDIR, f"open: {cur} is not a directory")
     return cur, must_be_dir
 
 
