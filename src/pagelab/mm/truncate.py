@@ -73,11 +73,10 @@ def truncate_inode_pages_range(m: Machine, mapping: AddressSpace, start: int) ->
     boundary: every folio from page ``start`` on leaves the cache, dirty or not (the caller unmapped
     them first), once its writeback has finished (folio_wait_writeback()). A large folio straddling
     the cut is truncate_inode_partial_folio()'s: its pages from the cut on are zeroed
-    (folio_zero_range()) and it stays whole, with its pages below the cut still mapped and dirty as
-    they were.
+    (folio_zero_range()), with its pages below the cut still mapped and dirty as they were.
 
-    Simplified: the straddling folio is never split (Linux tries split_folio() and keeps the folio whole,
-    zeroed past the cut, only when that fails)."""
+    It is split (split_cache_folio()) when nothing maps it, and its pages from the cut on leave the cache;
+    otherwise it stays whole, zeroed past the cut, as when Linux's split fails."""
     from .page_writeback import folio_wait_writeback
 
     for first, folio in list(cached_folios(mapping, start, 1 << 62)):
@@ -85,8 +84,43 @@ def truncate_inode_pages_range(m: Machine, mapping: AddressSpace, start: int) ->
             folio_wait_writeback(m, mapping, folio)
         if first < start:
             frames = m.frames
-            for pfn in range(folio + start - first, folio + folio_nr(m, folio)):
+            nr = folio_nr(m, folio)
+            for pfn in range(folio + start - first, folio + nr):
                 if frames.page_bytes(pfn) is not None:
                     frames.set_page_bytes(pfn, None)
+            if split_cache_folio(m, mapping, first, folio):
+                for index in range(start, first + nr):
+                    filemap_remove_folio(m, mapping, index, folio + index - first)
             continue
         filemap_remove_folio(m, mapping, first, folio)
+
+
+def split_cache_folio(m: Machine, mapping: AddressSpace, first: int, folio: int) -> bool:
+    """Mirrors split_folio() of a page-cache folio to order 0, as truncate_inode_partial_folio() asks:
+    each page becomes a folio of its own in the cache (the cache's reference each, dirty and LRU state
+    kept, NR_FILE_THPS down for a PMD-sized one). False (the folio stays whole) if anything still maps it
+    or it is locked, as a split that cannot unmap or freeze the folio fails.
+
+    Simplified: a mapped folio is not split (Linux unmaps it, splits and remaps it)."""
+    from ..stats import NodeStat
+    from .folio import Folio, split_folio_to_order
+
+    frames = m.frames
+    nr = folio_nr(m, folio)
+    if nr == 1 or frames.flags[folio] & PG.LOCKED or frames.mapcount[folio:folio + nr].any() \
+            or frames.entire_mapcount[folio] or frames.large_mapcount[folio]:
+        return False
+    refs = int(frames.refcount[folio])
+    on_lru = bool(frames.flags[folio] & PG.LRU)
+    m.deferred_split_queue.pop(folio, None)
+    split_folio_to_order(m, Folio(folio, nr.bit_length() - 1), 0)
+    frames.refcount[folio + 1:folio + nr] = 1  # folio_ref_unfreeze(): the cache's reference
+    frames.refcount[folio] = refs
+    if on_lru:
+        frames.flags[folio:folio + nr] |= PG.LRU
+    del mapping.i_pages[first]
+    for i in range(nr):
+        mapping.i_pages[first + i] = folio + i
+    if nr == 512:
+        m.counters.mod_node_state(NodeStat.NR_FILE_THPS, -nr)
+    return True

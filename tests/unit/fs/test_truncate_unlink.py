@@ -106,3 +106,24 @@ def test_truncate_and_fsync_wait_for_writeback_in_flight() -> None:
         m.run(seconds=1)
         check_machine(m)
         assert m.vmstat()["nr_writeback"] == 0
+
+
+def test_ftruncate_inside_a_pmd_mapped_folio_splits_it_and_past_eof_is_sigbus() -> None:
+    """The cut goes through an order-9 folio mapped by a PMD: the zap removes the PMD, the unmapped
+    folio is split (split_cache_folio()) and its pages past the cut leave the cache, so a fault on the
+    EOF page cannot map the old PMD-sized folio across EOF again: the next page is SIGBUS."""
+    m = pl.Machine(ram="256MiB", seed=0)
+    m.fs.create("/f", 8 * MiB, cached=True, written_in=8 * MiB)
+    p = m.spawn("t")
+    fd = p.open("/f", os.O_RDWR)
+    a = p.mmap(None, 8 * MiB, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_SHARED, fd, 0)
+    p.touch(a, 8 * MiB, write=True)
+    assert m.vmstat()["nr_file_hugepages"] == 4
+    p.ftruncate(fd, 3 * MiB + 100)
+    check_machine(m)
+    assert p.cachestat(fd, 0, 0)["nr_cache"] == 3 * 256 + 1
+    assert m.vmstat()["nr_file_hugepages"] == 1
+    p.store(a + 3 * MiB + 200, 5)
+    check_machine(m)
+    with pytest.raises(pl.BusError):
+        p.load(a + 3 * MiB + 4096)
