@@ -196,9 +196,12 @@ def wb_workfn(m: Machine) -> None:
     expire_ns = int(m.settings.vm.dirty_expire_centisecs) * 10_000_000
     background = m.counters.gauges[NodeStat.NR_DIRTY] > dirty_background_pages(m)
     dirty = False
-    for inode in list(m.fs.inodes.values()):
-        if not inode.dirtied_when:
-            continue
+    # the dirty inodes: b_dirty is a list of inodes, named or not (an unlinked file still open is written too)
+    from .filemap import AddressSpace
+
+    dirty_inodes = [a.host for a in list(m.mappings.values())
+                    if isinstance(a, AddressSpace) and bool(getattr(a.host, "dirtied_when", 0))]
+    for inode in dirty_inodes:
         if background or m.now_ns - inode.dirtied_when >= expire_ns:
             write_inode_now(m, inode, sync=False)
         dirty |= bool(inode.dirtied_when)

@@ -171,7 +171,7 @@ class Server:
                 self.roots[root] = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             own = libc.open_in_root(self.roots[root], path, flags, mode)
         else:
-            own = os.open(path, flags, mode)
+            own = os.open(path, flags, mode & 0o7777)  # the kernel keeps S_IALLUGO of the mode
         fd = FIRST_FD
         while fd in self.files:
             fd += 1

@@ -28,6 +28,7 @@ import numpy as np
 from .sysfs_io import evict_file
 
 MiB = 1 << 20
+S_MAXBYTES = (1 << 44) - 4096  # ext4_max_size() with 4 KiB blocks (fs/read_write.py has the same figure)
 ROOT_PREFIX = "pagelab-fs-"
 ROOT_PARENT = "/var/tmp"
 
@@ -138,6 +139,8 @@ class RealFs:
         normalised path (``/a/../b`` -> ``/b``)."""
         text = _text(path)
         size = _check_size(size, "size")
+        if size > S_MAXBYTES:  # as write() would fail past ext4's largest file, before writing anything
+            raise OSError(errno.EFBIG, f"size {size} is past ext4's largest file ({S_MAXBYTES} bytes)")
         if isinstance(written_in, bool) or not isinstance(written_in, int):
             raise TypeError(f"written_in must be an integer, not {type(written_in).__name__}")
         if written_in <= 0:

@@ -428,7 +428,7 @@ class RealProcess:
     def fadvise(self, fd: int, offset: int, length: int, advice: int) -> None:
         self._call("fadvise", *_CHILD_ARGS["fadvise"](fd, offset, length, advice))
 
-    def cachestat(self, fd: int, offset: int, length: int) -> dict[str, int]:
+    def cachestat(self, fd: int, offset: int = 0, length: int = 0) -> dict[str, int]:
         """cachestat(2) with flags 0: nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted."""
         stats: dict[str, int] = self._call("cachestat", *_CHILD_ARGS["cachestat"](fd, offset, length))
         return stats
@@ -436,7 +436,7 @@ class RealProcess:
     def _open_args(self, path: Any, flags: object, mode: object) -> tuple[str, str, int, int]:
         """``int open(const char *path, int flags, mode_t mode)``, the path as m.fs.open_target() gives it:
         (root, path) to open in the private root, or ("", host path) for an imported file."""
-        flags, mode = abi.c_int(flags, "flags"), abi.c_unsigned(mode, "mode", 32)
+        _path, flags, mode = abi.open_args(path, flags, mode)  # TypeError / ValueError (a NUL byte) as the simulator
         return (*self.machine.fs.open_target(path), flags, mode)
 
     def run_phase(self, ops: list[Op]) -> tuple[resource.struct_rusage, resource.struct_rusage]:
