@@ -194,7 +194,8 @@ def _file_vm_flags(file: File, kind: int, prot: int, vm_flags: int, off: int, le
     if (off >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > MAX_LFS_PAGES:
         raise syscall_error(errno.EOVERFLOW, "mmap: offset + length past the largest file size")
     if kind in (MAP_SHARED, MAP_SHARED_VALIDATE):
-        if kind == MAP_SHARED_VALIDATE and flags & ~(LEGACY_MAP_MASK | MAP_SYNC):  # ext4: FOP_MMAP_SYNC
+        known = LEGACY_MAP_MASK | (0 if file.inode.is_dir else MAP_SYNC)  # ext4 files have FOP_MMAP_SYNC, dirs not
+        if kind == MAP_SHARED_VALIDATE and flags & ~known:
             raise syscall_error(errno.EOPNOTSUPP, f"mmap: MAP_SHARED_VALIDATE with unknown flags {flags:#x}")
         if prot & PROT_WRITE and not file.f_mode & FMODE_WRITE:
             raise syscall_error(errno.EACCES, "mmap: MAP_SHARED with PROT_WRITE on a descriptor not open for writing")
