@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..block.bio import IO_PAGES
 from ..constants import PAGE_SHIFT, PAGE_SIZE
-from ..errors import syscall_error
+from ..errors import NotModelled, syscall_error
 from ..mm.filemap import filemap_get_folio, folio_file_page
 from ..mm.truncate import truncate_inode_pages_range
 from .ext4 import S_MAXBYTES
@@ -33,10 +33,8 @@ if TYPE_CHECKING:
 
 O_ACCMODE = 0o3
 O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE
-KNOWN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
-               | os.O_DSYNC | os.O_SYNC | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
-               | 0o100000 | 0o40000 | 0o10000000)  # O_LARGEFILE, O_DIRECT, O_PATH
-
+O_DIRECT = 0o40000
+O_PATH = 0o10000000
 
 def bdi_ra_pages(m: Machine) -> int:
     """The disk's bdi->ra_pages: read_ahead_kb in pages."""
@@ -46,14 +44,18 @@ def bdi_ra_pages(m: Machine) -> int:
 def do_sys_open(task: Task, path: str, flags: int, mode: int) -> int:
     """Mirrors do_sys_openat2(AT_FDCWD): open ``path`` with ``flags`` (os.O_*); returns the descriptor.
 
-    ENOENT (no such file, no O_CREAT), EEXIST (O_CREAT | O_EXCL of an existing one), EISDIR (a
-    directory), EINVAL (an access mode of 3, or O_TMPFILE), ENOTDIR (O_DIRECTORY on a file).
+    ENOENT (no such file or directory on the way, no O_CREAT), EEXIST (O_CREAT | O_EXCL of an existing
+    one), EISDIR (a directory opened for writing, or O_CREAT of a name ending in "/"), ENOTDIR (a file used
+    as a directory), EINVAL (O_CREAT | O_DIRECTORY). Access mode 3 opens a descriptor that can neither
+    read nor write, as Linux's does. NotModelled for O_DIRECT, O_TMPFILE and O_PATH.
     """
     m = task.machine
     fs: Ext4 = m.fs
     acc = flags & O_ACCMODE
     if flags & os.O_CREAT and flags & os.O_DIRECTORY and not flags & O_TMPFILE_BIT:  # build_open_flags(), 6.4+
         raise syscall_error(errno.EINVAL, "open: O_CREAT with O_DIRECTORY")
+    if flags & (O_TMPFILE_BIT | O_DIRECT | O_PATH):  # reads past the page cache, unnamed files, path-only fds
+        raise NotModelled("open: O_DIRECT, O_TMPFILE and O_PATH are not modelled")
     p, must_be_dir = path_walk(fs, path)
     if flags & os.O_CREAT and path.rstrip("/") != path and posixpath.basename(path.rstrip("/")) not in ("", ".", ".."):
         # open_last_lookups(): creating a name with trailing slashes is EISDIR, whatever is there
