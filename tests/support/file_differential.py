@@ -287,6 +287,13 @@ CASES: dict[str, list[tuple[str, tuple[Any, ...]]]] = {
     "pwrite-o-append": [("open", ("f", RDWR | os.O_APPEND, 0o644)), ("pwrite", (3, b"xy", 0)),
                         ("lseek", (3, 0, os.SEEK_END)), ("pread", (3, P, 0))],
     "pread-negative-offset-on-directory": [("open", ("d", RDONLY, 0o644)), ("pread", (3, 1, -1))],
+    # found by the long random run: rw_verify_area()'s EINVAL comes before a directory's ->read EISDIR
+    "read-count-past-loff_t-on-directory": [("open", ("d", RDONLY, 0o644)), ("read", (3, 1 << 63)),
+                                            ("open", ("f", os.O_WRONLY, 0o644)), ("read", (4, 1 << 63))],
+    "mmap-validate-sync-on-directory": [("open", ("d", RDONLY, 0o644)),
+                                        ("mmap", (0, P, 1, 0x3 | 0x80000, 3, 0))],
+    "open-creat-trailing-slash": [("open", ("f/", os.O_CREAT, 0o644)), ("open", ("new/", os.O_CREAT, 0o644)),
+                                  ("open", ("f", os.O_CREAT | os.O_DIRECTORY, 0o644))],
     "pwrite-negative-offset-on-rdonly": [("open", ("f", RDONLY, 0o644)), ("pwrite", (3, b"x", -1))],
     "pread-offset-plus-count-overflows": [("open", ("f", RDONLY, 0o644)), ("pread", (3, 1, MAXOFF)),
                                           ("pread", (3, 2, MAXOFF - 1))],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import gc
 import mmap as _mmap
 import os
@@ -206,11 +207,12 @@ class Server:
             if offset is not None and offset < 0:  # ksys_pread64() checks before the descriptor (and
                 raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))  # preadv2 takes -1 as "no offset")
             own = self._fd(fd)
-            if n == 0 or n >> 63:  # read(fd, buf, 0): every check of a read, and no transfer
-                got = len(os.read(own, 0) if offset is None else os.pread(own, 0, offset))
-                if n:
-                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-                return got
+            if n >> 63:  # vfs_read(): EBADF without FMODE_READ, then rw_verify_area()'s EINVAL, before ->read
+                if fcntl.fcntl(own, fcntl.F_GETFL) & os.O_ACCMODE not in (os.O_RDONLY, os.O_RDWR):
+                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            if n == 0:  # read(fd, buf, 0): every check of a read, and no transfer
+                return len(os.read(own, 0) if offset is None else os.pread(own, 0, offset))
             return os.readv(own, bufs) if offset is None else os.preadv(own, bufs, offset)
 
         return run
