@@ -41,7 +41,7 @@ def pair():
               f"{c.get('ok', 0)} successes, {c.get('notmodelled', 0)} not modelled")
 
 
-@settings(max_examples=scale(40, 3_000), deadline=None, derandomize=not LONG, database=None,
+@settings(max_examples=scale(25, 3_000), deadline=None, derandomize=not LONG, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(files=FILES, steps=st.lists(file_calls(), min_size=1, max_size=12))
