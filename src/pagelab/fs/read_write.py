@@ -28,6 +28,7 @@ from ..mm.filemap import (
     cached_folios,
     filemap_add_folio,
     filemap_get_folio,
+    filemap_read_folios,
     folio_end_read,
     folio_nr,
     folio_wait_locked,
@@ -85,7 +86,7 @@ def filemap_get_pages(task: Task, f: File, pos: int, count: int) -> list[tuple[i
         if folio < 0:
             raise syscall_error(errno.ENOMEM, "read: no memory for the page cache")
         filemap_add_folio(m, f.mapping, folio, index)
-        f.mapping.a_ops.readahead(f.mapping, [(index, folio)], task)
+        filemap_read_folios(f.mapping, [(index, folio)], task)
         batch = [(index, folio)]
     first, head = batch[-1]
     if m.frames.flags[head] & PG.READAHEAD:  # filemap_readahead()
@@ -146,7 +147,7 @@ def generic_perform_write(task: Task, f: File, pos: int, data: bytes) -> int:
                     or first << PAGE_SHIFT >= inode.i_size:
                 folio_end_read(m, mapping, head)  # the write covers it all (or it is past EOF): nothing to read
             else:
-                mapping.a_ops.readahead(mapping, [(first, head)], task)  # ext4_block_write_begin(): read it first
+                filemap_read_folios(mapping, [(first, head)], task)  # ext4_block_write_begin(): read it first
         wait = folio_wait_locked(m, mapping, head)
         if wait is not None:
             io_schedule(task, wait)

@@ -21,8 +21,8 @@ off the frames' flags), no invalidate_lock, no HWPoison, no memcg.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sortedcontainers import SortedDict
 
@@ -33,6 +33,7 @@ from ..stats import NodeStat
 
 if TYPE_CHECKING:
     from ..clock import Event
+    from ..kernel.task import Task
     from ..machine import Machine
     from .readahead import FileRaState
     from .types import Vma
@@ -41,17 +42,13 @@ HPAGE_PMD_ORDER = 9
 MAX_PAGECACHE_ORDER = HPAGE_PMD_ORDER  # min(MAX_XAS_ORDER, PMD_ORDER) on x86-64 (include/linux/pagemap.h)
 
 
-class AddressSpaceOperations:
-    """Mirrors struct address_space_operations: what a filesystem does for the page cache.
+class AddressSpaceOperations(Protocol):
+    """Mirrors struct address_space_operations: what a filesystem does for the page cache (fs/ext4.py's
+    Ext4Aops). ->readahead starts the reads of newly added, locked folios ((index, head) pairs, in index
+    order) for ``task``'s I/O accounting, and finishes each folio (folio_end_read()) when its data is in;
+    ->read_folio is the same for one folio. page_mkwrite is in the file's vm_ops, as in Linux."""
 
-    ``readahead(ractl, folios)`` starts the reads of newly added, locked folios (list of (index, head));
-    ``read_folio(mapping, head)`` reads one; ``writepages(mapping, heads)`` writes dirty folios back;
-    ``page_mkwrite`` is in the file's vm_ops, not here (as in Linux). None means the operation is absent.
-    """
-
-    name = "none"
-    readahead: Callable[..., None] | None = None
-    read_folio: Callable[..., None] | None = None
+    def readahead(self, mapping: AddressSpace, folios: list[tuple[int, int]], task: Task | None) -> None: ...
 
 
 class AddressSpace:
@@ -63,7 +60,8 @@ class AddressSpace:
     (mapping_set_large_folios(): MAX_PAGECACHE_ORDER; 0 for a mapping without large folios).
     """
 
-    def __init__(self, m: Machine, host: Any, a_ops: Any = None, max_order: int = 0) -> None:
+    def __init__(self, m: Machine, host: Any, a_ops: AddressSpaceOperations | None = None,
+                 max_order: int = 0) -> None:
         self.machine = m
         self.host = host
         self.a_ops = a_ops
@@ -264,3 +262,13 @@ def filemap_cachestat(m: Machine, mapping: AddressSpace, first: int, last: int) 
         if flags[head] & PG.WRITEBACK:
             out["nr_writeback"] += nr
     return out
+
+
+def filemap_read_folios(mapping: AddressSpace, folios: list[tuple[int, int]], task: Task | None) -> None:
+    """Start the reads of new locked folios through ->readahead; a mapping with no a_ops has nothing to
+    read them from, so they are finished at once, zero-filled."""
+    if mapping.a_ops is None:
+        for _index, folio in folios:
+            folio_end_read(mapping.machine, mapping, folio)
+        return
+    mapping.a_ops.readahead(mapping, folios, task)

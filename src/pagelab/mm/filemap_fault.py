@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..arch.x86.pgtable import PTRS_PER_TABLE, pmd_none, pmd_trans_huge, pte_index
+from ..arch.x86.pgtable import pmd_none, pmd_trans_huge, pte_index
 from ..constants import PAGE_SHIFT
 from ..errors import KernelBug, kernel_bug
 from ..hw.physmem import PG
@@ -42,13 +42,14 @@ from .filemap import (
     file_ra,
     filemap_add_folio,
     filemap_get_folio,
+    filemap_read_folios,
     folio_nr,
     folio_test_uptodate,
     folio_wait_locked,
     i_size_pages,
 )
 from .huge_memory import PMD_MASK
-from .page_alloc import folio_alloc, put_page
+from .page_alloc import folio_alloc
 from .pgtable import pmdp_get, pte_alloc
 from .readahead import ReadaheadControl, page_cache_async_ra, page_cache_ra_order, page_cache_sync_ra
 from .types import FaultFlag, VmFault, VmFaultResult, VmFlag
@@ -208,8 +209,7 @@ def _filemap_create_folio(m: Machine, mapping: AddressSpace, index: int, task: T
     if folio < 0:
         return -1
     filemap_add_folio(m, mapping, folio, index)
-    aops = mapping.a_ops
-    aops.readahead(mapping, [(index, folio)], task)  # ->read_folio()
+    filemap_read_folios(mapping, [(index, folio)], task)  # ->read_folio()
     return folio
 
 
@@ -317,26 +317,3 @@ def filemap_map_folio_range(vmf: VmFault, row: int, folio: int, first: int, lo: 
         if run_addr <= vmf.address < run_addr + (count << PAGE_SHIFT):
             ret = VmFaultResult.NOPAGE
     return ret
-
-
-def should_fault_around(vmf: VmFault, fault_around_pages: int) -> bool:
-    """Mirrors should_fault_around(): the VMA's ops can map cached pages, and the window is > 1 page."""
-    ops = vmf.vma.vm_ops
-    return ops is not None and ops.map_pages is not None and fault_around_pages > 1
-
-
-def fault_around_window(vmf: VmFault, nr_pages: int) -> tuple[int, int]:
-    """do_fault_around()'s window as file offsets [start_pgoff, end_pgoff]: ``nr_pages`` aligned by the
-    virtual address, clamped to the VMA and to the PTE table."""
-    vma = vmf.vma
-    pte_off = pte_index(vmf.address)
-    vma_off = vmf.pgoff - vma.vm_pgoff
-    from_pte = max(pte_off & ~(nr_pages - 1), pte_off - min(pte_off, vma_off))
-    to_pte = min(from_pte + nr_pages, PTRS_PER_TABLE, pte_off + vma.pages - vma_off) - 1
-    return vmf.pgoff + from_pte - pte_off, vmf.pgoff + to_pte - pte_off
-
-
-def release_fault_page(m: Machine, vmf: VmFault) -> None:
-    """folio_put() of the reference ->fault gave with vmf.page, once the fault is done with it."""
-    if vmf.page >= 0:
-        put_page(m, vmf.page)

@@ -23,7 +23,7 @@ the device's largest request (max_sectors_kb) as on this host.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..constants import PAGE_SHIFT
 from ..hw.physmem import PG
@@ -31,6 +31,7 @@ from .filemap import (
     AddressSpace,
     filemap_add_folio,
     filemap_get_folio,
+    filemap_read_folios,
     i_size_pages,
     page_cache_next_miss,
     page_cache_prev_miss,
@@ -78,8 +79,7 @@ class ReadaheadControl:
 def read_pages(ractl: ReadaheadControl) -> None:
     """Mirrors read_pages(): hand the batch's locked folios to ->readahead (the filesystem starts the I/O)."""
     if ractl.folios:
-        aops: Any = ractl.mapping.a_ops
-        aops.readahead(ractl.mapping, ractl.folios, ractl.task)
+        filemap_read_folios(ractl.mapping, ractl.folios, ractl.task)
     ractl.index += ractl.nr_pages
     ractl.nr_pages = 0
     ractl.folios = []
