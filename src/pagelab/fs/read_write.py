@@ -22,6 +22,7 @@ import numpy as np
 
 from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..errors import syscall_error
+from ..hw.cost import COPY_PAGE_NS, SYSCALL_NS
 from ..hw.physmem import PG
 from ..kernel.task import account_system_time, io_schedule
 from ..mm.filemap import (
@@ -42,8 +43,6 @@ from .file import FMODE_RANDOM, FMODE_READ, FMODE_WRITE, File
 if TYPE_CHECKING:
     from ..kernel.task import Task
 
-COPY_PAGE_NS = 250  # copy_page_to_iter() of 4 KiB at ~16 GB/s: estimate
-SYSCALL_NS = 150  # the entry and exit of one system call: estimate
 MAX_RW_COUNT = 0x7FFFF000  # INT_MAX & PAGE_MASK: the most one read()/write() moves (include/linux/fs.h)
 SEEK_DATA, SEEK_HOLE = 3, 4
 LLONG_MAX = (1 << 63) - 1

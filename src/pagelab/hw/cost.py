@@ -33,6 +33,8 @@ FAULT_NS: dict[str, int] = {
     "huge_pmd_set_accessed": 300,  # as a spurious 4 KiB fault (estimate)
 }
 SIGSEGV_NS = 2000  # delivering a fatal SIGSEGV: estimate
+SYSCALL_NS = 150  # the entry and exit of one system call (read(), write()): estimate
+COPY_PAGE_NS = 250  # copy_page_to_iter() / copy_page_from_iter() of 4 KiB at ~16 GB/s: estimate
 GUP_DISCOUNT_NS = 450  # a GUP-made fault skips the exception entry: 1.0 us vs 1.45 us per page [VM]
 
 

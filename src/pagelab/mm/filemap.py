@@ -30,6 +30,7 @@ from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
 from ..stats import NodeStat
+from .mm_inline import lruvec_add_folio
 
 if TYPE_CHECKING:
     from ..clock import Event
@@ -72,7 +73,6 @@ class AddressSpace:
         self.i_mmap: dict[Vma, None] = {}  # the VMAs mapping this file, in the order they were linked
         self.io: dict[int, Event] = {}  # head pfn of a folio under I/O -> the completion to wait for
         self.writeback: dict[int, Event] = {}  # head pfn of a folio under writeback -> its bio's completion
-        self.nr_evicted = 0  # folios evicted (cachestat's nr_evicted counts them from shadow entries)
 
     def vma_link(self, vma: Vma) -> None:
         """Mirrors vma_link_file() -> __vma_link_file(): ``vma`` now maps this file."""
@@ -175,14 +175,8 @@ def filemap_add_folio(m: Machine, mapping: AddressSpace, folio: int, index: int)
     if filemap_range_has_folio(mapping, index, index + folio_nr(m, folio)):
         return False
     filemap_add_folio_locked(m, mapping, folio, index)
-    lruvec_add_file_folio(m, folio)
+    lruvec_add_folio(m, folio, folio_nr(m, folio), file=True)
     return True
-
-
-def lruvec_add_file_folio(m: Machine, folio: int) -> None:
-    """folio_add_lru() for a page-cache folio: PG_lru, on the inactive file list."""
-    m.frames.flags[folio] |= PG.LRU
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE, folio_nr(m, folio))
 
 
 def page_cache_delete(m: Machine, mapping: AddressSpace, index: int) -> int:

@@ -32,11 +32,11 @@ def folio_nr_pages(m: Machine, folios: int | np.ndarray) -> np.ndarray:
     return nr
 
 
-def lruvec_add_folio(m: Machine, folios: int | np.ndarray, nr: int) -> None:
-    """Mirrors folio_add_lru() -> lruvec_add_folio() for new anon or shmem folios (``nr`` pages in all):
-    PG_lru set, on the inactive anon list."""
+def lruvec_add_folio(m: Machine, folios: int | np.ndarray, nr: int, file: bool = False) -> None:
+    """Mirrors folio_add_lru() -> lruvec_add_folio() for new folios (``nr`` pages in all): PG_lru set, on
+    the inactive anon list, or the inactive file list for page-cache folios (``file``)."""
     m.frames.flags[folios] |= PG.LRU
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_ANON, nr)
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE if file else NodeStat.NR_INACTIVE_ANON, nr)
 
 
 def lruvec_del_folio(m: Machine, folios: int | np.ndarray) -> None:

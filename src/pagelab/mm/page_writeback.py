@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..hw.physmem import PG
 from ..stats import NodeStat
+from .filemap import folio_nr
 
 if TYPE_CHECKING:
     from ..clock import Event
@@ -38,7 +39,7 @@ def folio_mark_dirty(m: Machine, folio: int) -> bool:
     mapping = m.mappings.get(int(frames.mapping[folio]))
     if mapping is None:  # truncated meanwhile: nothing to account
         return True
-    nr = 1 << int(frames.order[folio]) if flags & PG.HEAD else 1
+    nr = folio_nr(m, folio)
     m.counters.mod_node_state(NodeStat.NR_DIRTY, nr)  # folio_account_dirtied()
     host = getattr(mapping, "host", None)
     if host is not None and getattr(host, "dirtied_when", None) == 0:
@@ -56,7 +57,7 @@ def folio_mkclean(m: Machine, folio: int) -> None:
     from .rmap import rmap_walk
 
     frames = m.frames
-    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    nr = folio_nr(m, folio)
     done: set[tuple[int, int]] = set()
     for pfn in range(folio, folio + nr):
         if not frames.mapcount[pfn] and not frames.entire_mapcount[folio]:
@@ -87,7 +88,7 @@ def folio_clear_dirty_for_io(m: Machine, folio: int) -> bool:
         return False
     folio_mkclean(m, folio)
     frames.flags[folio] &= ~PG.DIRTY
-    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    nr = folio_nr(m, folio)
     m.counters.mod_node_state(NodeStat.NR_DIRTY, -nr)
     return True
 
@@ -113,12 +114,12 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
     def flush(run: list[tuple[int, int]]) -> Event:
         heads = [h for _i, h in run]
         first = run[0][0]
-        nr = sum(1 << int(frames.order[h]) if frames.flags[h] & PG.HEAD else 1 for h in heads)
+        nr = sum(folio_nr(m, h) for h in heads)
 
         def end_io() -> None:  # folio_end_writeback()
             for h in heads:
                 frames.flags[h] &= ~PG.WRITEBACK
-                n = 1 << int(frames.order[h]) if frames.flags[h] & PG.HEAD else 1
+                n = folio_nr(m, h)
                 m.counters.mod_node_state(NodeStat.NR_WRITEBACK, -n)
                 wb.pop(h, None)
 
@@ -134,14 +135,13 @@ def write_inode_now(m: Machine, inode: Inode, *, sync: bool, task: Task | None =
                 last = flush(run)
                 run = []
             continue
-        nr = 1 << int(frames.order[head]) if frames.flags[head] & PG.HEAD else 1
+        nr = folio_nr(m, head)
         frames.flags[head] |= PG.WRITEBACK  # folio_start_writeback()
         m.counters.mod_node_state(NodeStat.NR_WRITEBACK, nr)
         inode.allocate(first, first + nr)
         for i in range(nr):  # the bytes go to the disk
             inode.store_page(first + i, frames.page_bytes(head + i))
-        if run and run[-1][0] + (1 << int(frames.order[run[-1][1]]) if frames.flags[run[-1][1]] & PG.HEAD
-                                 else 1) != first:
+        if run and run[-1][0] + folio_nr(m, run[-1][1]) != first:
             last = flush(run)
             run = []
         run.append((first, head))

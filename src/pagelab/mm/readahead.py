@@ -32,6 +32,7 @@ from .filemap import (
     filemap_add_folio,
     filemap_get_folio,
     filemap_read_folios,
+    folio_nr,
     i_size_pages,
     page_cache_next_miss,
     page_cache_prev_miss,
@@ -261,7 +262,7 @@ def page_cache_async_ra(m: Machine, ractl: ReadaheadControl, folio: int, req_cou
     frames.flags[folio] &= ~PG.READAHEAD
     max_pages = ractl_max_pages(ractl, req_count, io_pages)
     index = ractl.index
-    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    nr = folio_nr(m, folio)
     expected = (ra.start + ra.size - ra.async_size) & ~(nr - 1)
     if index == expected:
         ra.start += ra.size
