@@ -398,7 +398,7 @@ def test_ctrl_c_while_the_child_imports_pagelab_does_not_kill_it() -> None:
 
     cmd_r, cmd_w = os.pipe()
     rep_r, rep_w = os.pipe()
-    child = subprocess.Popen([sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), "sigint-test"],
+    child = subprocess.Popen([sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), "-1", "sigint-test"],
                              pass_fds=(cmd_r, rep_w), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.close(cmd_r)
     os.close(rep_w)
@@ -416,3 +416,27 @@ def test_ctrl_c_while_the_child_imports_pagelab_does_not_kill_it() -> None:
             child.wait()
         os.close(rep_r)
     assert (child.returncode, err) == (0, b"")
+
+
+def test_a_fault_report_whose_pipe_read_was_interrupted_is_not_lost(real, monkeypatch):
+    """The interrupt of the CI failure: it lands after the parent read the fault report from the pipe and before
+    it was recorded. The fault record (a memfd the child writes first) still tells what the child died of."""
+    import pagelab.real.machine as rm
+    p = real.spawn("lostreport")
+    guard = p.mmap(None, P, pl.PROT_NONE, ANON)
+    check = p.mmap(None, P, RW, ANON)
+    real_signal, calls = rm._fault_signal, []
+
+    def interrupted_once(report: bytes, pid: int) -> Any:
+        calls.append(pid)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # what a SIGALRM handler does between the read and the assignment
+        return real_signal(report, pid)
+    monkeypatch.setattr(rm, "_fault_signal", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        p.store(guard, 1)
+    assert p.fault is None  # the pipe's report is gone with the interrupted call
+    with pytest.raises(ChildDied) as exc:
+        p.load(check)
+    assert isinstance(p.fault, pl.SegmentationFault) and (p.fault.addr, p.fault.si_code) == (guard, "SEGV_ACCERR")
+    assert exc.value.__cause__ is p.fault and len(calls) == 2

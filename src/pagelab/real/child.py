@@ -407,13 +407,13 @@ class Server:
 
 
 def main() -> None:
-    """Entry point of ``python -m pagelab.real.child CMD_FD REPLY_FD NAME`` (started by machine.py)."""
+    """Entry point of ``python -m pagelab.real.child CMD_FD REPLY_FD RECORD_FD NAME`` (started by machine.py)."""
     import sys
 
-    serve(int(sys.argv[-3]), int(sys.argv[-2]), sys.argv[-1])
+    serve(int(sys.argv[-4]), int(sys.argv[-3]), sys.argv[-1], int(sys.argv[-2]))
 
 
-def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
+def serve(cmd_fd: int, reply_fd: int, name: str, record_fd: int = -1) -> None:
     """The child's main loop; never returns (exits through os._exit).
 
     SIGINT is ignored: Ctrl-C reaches the whole foreground process group, and it is the parent that
@@ -423,7 +423,7 @@ def serve(cmd_fd: int, reply_fd: int, name: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc.set_comm(name)
     libc.keep_heap(64 << 20)
-    libc.install_fault_reporter(reply_fd)
+    libc.install_fault_reporter(reply_fd, record_fd)
     server = Server()
     while True:
         request = read_request(cmd_fd)

@@ -160,12 +160,18 @@ SA_SIGINFO = 4
 _keep: list[object] = []  # the callback must outlive the handler registration
 
 
-def install_fault_reporter(fd: int, signals: tuple[int, ...] = (11, 7)) -> None:
-    """On SIGSEGV/SIGBUS, write FAULT_FRAME(signo, si_code, si_addr) to ``fd`` and die of the signal."""
+def install_fault_reporter(fd: int, record_fd: int = -1, signals: tuple[int, ...] = (11, 7)) -> None:
+    """On SIGSEGV/SIGBUS, write FAULT_FRAME(signo, si_code, si_addr) to ``fd`` and die of the signal.
+
+    The same report is first written at offset 0 of ``record_fd`` (a memfd the parent holds, if not -1): a read
+    of the pipe can be lost to an interrupt in the parent, a pread() of the record cannot."""
 
     def handler(sig: int, info: Any, _ctx: Any) -> None:
         i = info.contents
-        os.write(fd, b"\xff\xff\xff\xff" + FAULT_FRAME.pack(sig, i.si_code, i.si_addr or 0))
+        report = b"\xff\xff\xff\xff" + FAULT_FRAME.pack(sig, i.si_code, i.si_addr or 0)
+        if record_fd >= 0:
+            os.pwrite(record_fd, report, 0)
+        os.write(fd, report)
         dfl = _SigAction()
         _libc.sigaction(sig, ctypes.byref(dfl), None)  # SIG_DFL: the re-executed access kills us
 

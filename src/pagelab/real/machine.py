@@ -93,9 +93,12 @@ class RealProcess:
         # ignored before anything is imported: importing pagelab takes most of a second, and a Ctrl-C
         # meanwhile (it reaches the whole process group) would print the child's traceback.
         env = dict(os.environ, PYTHONMALLOC="malloc", PYTHONHASHSEED="0")
+        # The child's fault report also goes to this memfd: reading it back (pread) is not lost to an interrupt.
+        self._record = os.memfd_create("pagelab-fault", os.MFD_CLOEXEC)
+        os.ftruncate(self._record, _child.FAULT_LEN)
         self._popen = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), name],
-            pass_fds=(cmd_r, rep_w), env=env, stdin=subprocess.DEVNULL, close_fds=True)
+            [sys.executable, "-c", _CHILD_MAIN, str(cmd_r), str(rep_w), str(self._record), name],
+            pass_fds=(cmd_r, rep_w, self._record), env=env, stdin=subprocess.DEVNULL, close_fds=True)
         os.close(cmd_r)
         os.close(rep_w)
         self.pid = self._popen.pid
@@ -320,7 +323,12 @@ class RealProcess:
         return True
 
     def _read_leftovers(self) -> None:
-        """Read what a dead child left in the reply pipe (bounded: its end is closed) for a fault report."""
+        """Read what a dead child left in the reply pipe (bounded: its end is closed) for a fault report, and
+        its fault record, which keeps the report a read of the pipe lost to an interrupt."""
+        if self.fault is None and self._record >= 0:
+            report = os.pread(self._record, _child.FAULT_LEN, 0)
+            if report[:4] == FAULT_MAGIC:
+                self.fault = _fault_signal(report, self.pid)
         while self._rep >= 0:
             try:
                 data = os.read(self._rep, _child.CHUNK)
@@ -332,7 +340,7 @@ class RealProcess:
                 self.fault = _fault_signal(data, self.pid)
 
     def _close_fds(self) -> None:
-        for name in ("_cmd", "_rep", "_pidfd"):
+        for name in ("_cmd", "_rep", "_pidfd", "_record"):
             fd = getattr(self, name, -1)
             setattr(self, name, -1)  # first: an interrupt may leak the fd, never close a reused number twice
             if fd >= 0:
