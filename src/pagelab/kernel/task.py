@@ -26,7 +26,20 @@ if TYPE_CHECKING:
     from ..mm.types import MmStruct, VmFault
 
 # Capabilities a root process holds that the simulator consults (include/uapi/linux/capability.h).
-ROOT_CAPS = frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK", "CAP_SYS_ADMIN"})
+ROOT_CAPS = frozenset({"CAP_SYS_RAWIO", "CAP_IPC_LOCK", "CAP_SYS_ADMIN", "CAP_SYS_RESOURCE"})
+
+RLIM_INFINITY = (1 << 64) - 1  # include/uapi/asm-generic/resource.h (Python's resource.RLIM_INFINITY is -1)
+# The resource limits a spawned process starts with: the kernel's INIT_RLIMITS (include/asm-generic/resource.h)
+# for those the simulator consults, as a login shell here has them: RLIMIT_MEMLOCK 8 MiB (MLOCK_LIMIT),
+# RLIMIT_STACK 8 MiB soft, RLIMIT_DATA and RLIMIT_AS unlimited; RLIMIT_NOFILE's soft 1024 (fs/file.py).
+RLIMIT_DATA, RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_MEMLOCK, RLIMIT_AS = 2, 3, 7, 8, 9
+INIT_RLIMITS: dict[int, tuple[int, int]] = {
+    RLIMIT_DATA: (RLIM_INFINITY, RLIM_INFINITY),
+    RLIMIT_STACK: (8 << 20, RLIM_INFINITY),
+    RLIMIT_NOFILE: (1024, 4096),
+    RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
+    RLIMIT_AS: (RLIM_INFINITY, RLIM_INFINITY),
+}
 
 
 class Task:
@@ -51,6 +64,7 @@ class Task:
         self.nvcsw = 0  # voluntary context switches: each sleep (getrusage's ru_nvcsw)
         self.start_cycles = int(machine.clock_cycles[0])
         self.caps: set[str] = set(ROOT_CAPS)
+        self.rlim: dict[int, tuple[int, int]] = dict(INIT_RLIMITS)  # signal->rlim: (soft, hard), bytes or count
         self.alive = True
         self.exit_signal = 0  # the signal that killed it, 0 for a normal exit
         self.exit_code = 0
