@@ -16,6 +16,9 @@ Columns (one entry per PFN unless said otherwise):
   ``_nr_pages_mapped`` (pages mapped by PTEs), 0-based, meaningful on the head row of a large folio only.
   Linux keeps them in the first tail page (page[1]) because a struct page has no room for them in the
   head; a column has room, so they sit on the head row.
+- ``mm_id``, ``mm_id_mapcount``, ``mm_ids_shared``: CONFIG_MM_ID's ``folio->_mm_id[2]``, ``_mm_id_mapcount[2]``
+  (0-based: mappings by that mm; an id of 0 is MM_ID_DUMMY, a free slot) and FOLIO_MM_IDS_SHARED_BIT, on the
+  head row of a large folio: which two mms map it and whether it may be mapped by more than one.
 - ``mapping``: the id of the owner (an anon_vma for anonymous pages, as Linux tags folio->mapping with
   PAGE_MAPPING_ANON; an address_space for shmem and files). ``index``: the page offset in that owner.
 - ``order``: the buddy order of a free block (on its first page: page_private() of a PageBuddy page), or
@@ -105,6 +108,9 @@ class FrameTable:
         self.large_mapcount = np.zeros(nr_frames, dtype=np.int32)
         self.entire_mapcount = np.zeros(nr_frames, dtype=np.int32)
         self.nr_pages_mapped = np.zeros(nr_frames, dtype=np.int32)
+        self.mm_id = np.zeros((2, nr_frames), dtype=np.int32)
+        self.mm_id_mapcount = np.zeros((2, nr_frames), dtype=np.int32)
+        self.mm_ids_shared = np.zeros(nr_frames, dtype=np.bool_)
         self.mapping = np.zeros(nr_frames, dtype=np.int32)
         self.index = np.zeros(nr_frames, dtype=np.int64)
         self.order = np.zeros(nr_frames, dtype=np.int8)
@@ -157,6 +163,9 @@ class FrameTable:
         self.large_mapcount[pfns] = 0
         self.entire_mapcount[pfns] = 0
         self.nr_pages_mapped[pfns] = 0
+        self.mm_id[:, pfns] = 0
+        self.mm_id_mapcount[:, pfns] = 0
+        self.mm_ids_shared[pfns] = False
         self.mapping[pfns] = 0
         self.index[pfns] = 0
         self.order[pfns] = 0

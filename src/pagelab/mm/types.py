@@ -100,6 +100,9 @@ class Vma:
     vm_page_prot: int
     vm_file: ShmemFile | File | None = None
     anon_vma: AnonVma | None = None  # set once an anonymous page exists (anon_vma_prepare)
+    # anon_vma_chain: every anon_vma this VMA is linked into: its own, and after fork() its ancestors'
+    # (anon_vma_clone()), whose pages it may map; a reverse-map walk from any of them finds it
+    anon_vma_chain: list[AnonVma] = field(default_factory=list)
     vm_ops: VmOperations | None = None  # None: an anonymous VMA
 
     @property
@@ -114,6 +117,7 @@ class MmStruct:
     machine: Machine
     pgd: int  # row of the PGD in the page-table pool (CR3)
     mmap_base: int
+    mm_id: int = 0  # mm->mm_id (CONFIG_MM_ID): what large folios record of the mms mapping them; 0 = MM_ID_DUMMY
     vmas: VmaTree = field(default_factory=VmaTree)  # in address order (Linux: the maple tree mm_mt)
     rss: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # indexed by MmCounter
     hiwater_rss: int = 0
@@ -127,6 +131,7 @@ class MmStruct:
     asid: int = -1  # PCID slot while loaded on the CPU, -1 when it holds none
     owner: Task | None = None
     flags: int = 0  # MMF_* bits (mm->flags)
+    def_flags: int = 0  # mm->def_flags: VmFlag bits every new VMA gets (VM_LOCKED after mlockall(MCL_FUTURE))
     pmd_huge_pte: dict[int, int] = field(default_factory=dict)  # deposited PTE tables: PMD entry -> table row
 
     def get_rss(self) -> int:
