@@ -90,3 +90,14 @@ __all__ = [
     "MADV_DONTNEED_LOCKED", "MADV_COLLAPSE", "PR_SET_THP_DISABLE", "PR_GET_THP_DISABLE",
     "PR_THP_DISABLE_EXCEPT_ADVISED", "__version__",
 ]
+
+# --- mremap (issue #9) ---
+from .constants import (  # noqa: E402
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PR_GET_MEMORY_MERGE,
+    PR_SET_MEMORY_MERGE,
+)
+
+__all__ += ["MREMAP_MAYMOVE", "MREMAP_FIXED", "MREMAP_DONTUNMAP", "PR_SET_MEMORY_MERGE", "PR_GET_MEMORY_MERGE"]

@@ -247,3 +247,12 @@ def fadvise_args(fd: object, offset: object, length: object, advice: object) -> 
 def cachestat_args(fd: object, offset: object, length: object, flags: object = 0) -> tuple[int, int, int, int]:
     return c_unsigned(fd, "fd", 32), c_unsigned(offset, "off"), c_unsigned(length, "len"), \
         c_unsigned(flags, "flags", 32)
+
+
+# --- mremap (issue #9) ---
+def mremap_args(old_addr: object, old_size: object, new_size: object, flags: object,
+                new_addr: object) -> tuple[int, int, int, int, int]:
+    """``void *mremap(void *old_address, size_t old_size, size_t new_size, int flags, ... /* void *new_address */)``;
+    the raw syscall takes ``flags`` as an unsigned long (an int sign-extended, as glibc passes it)."""
+    return (c_pointer(old_addr, "old_addr"), c_ulong(old_size, "old_size"), c_ulong(new_size, "new_size"),
+            c_int(flags, "flags") & ((1 << 64) - 1), c_pointer(new_addr, "new_addr"))

@@ -109,3 +109,11 @@ def page_align(n: int) -> int:
 PR_SET_THP_DISABLE = 41
 PR_GET_THP_DISABLE = 42
 PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1  # arg3 of PR_SET_THP_DISABLE (6.18): THPs only where MADV_HUGEPAGE asks
+
+# --- mremap (issue #9) ---
+# mremap(2) flags (include/uapi/linux/mman.h), prctl(2) KSM options (include/uapi/linux/prctl.h).
+MREMAP_MAYMOVE = 1
+MREMAP_FIXED = 2
+MREMAP_DONTUNMAP = 4
+PR_SET_MEMORY_MERGE = 67
+PR_GET_MEMORY_MERGE = 68

@@ -20,6 +20,7 @@ from .arch.x86.entry import MMU_CHUNK, load_byte, run_user_mode
 from .constants import PAGE_SIZE
 from .errors import ProcessDead
 from .kernel import syscalls
+from .libc.malloc import Malloc
 from .workload.scenario import Op
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Process:
     def __init__(self, machine: Machine, task: Task) -> None:
         self.machine = machine
         self.task = task
+        self._malloc: Malloc | None = None  # brk and malloc (issue #9): the glibc allocator, made on first use
 
     @property
     def pid(self) -> int:
@@ -77,6 +79,13 @@ class Process:
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         """prctl(2); returns its result. Modelled: PR_SET_THP_DISABLE, PR_GET_THP_DISABLE."""
         return syscalls.sys_prctl(self._live(), *abi.prctl_args(option, arg2, arg3, arg4, arg5))
+
+    # --- mremap (issue #9) ---
+    def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0, new_addr: int = 0) -> int:
+        """mremap(2) (MREMAP_MAYMOVE 1, MREMAP_FIXED 2, MREMAP_DONTUNMAP 4); returns the mapping's address.
+        The page-table entries move with the mapping: the pages are not faulted again."""
+        args = abi.mremap_args(old_addr, old_size, new_size, flags, new_addr)
+        return syscalls.sys_mremap(self._live(), *args)
 
     # --- files ----------------------------------------------------------------------------------
     def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
@@ -187,6 +196,37 @@ class Process:
     def perf_counts(self) -> dict[str, int]:
         """perf's page-faults, minor-faults and major-faults of this process so far."""
         return {ev.value: n for ev, n in self.task.perf.items()}
+
+    # --- brk and malloc (issue #9) ---
+    def brk(self, addr: int) -> int:
+        """brk(2), the raw system call: the new break, or the old one if refused; brk(0) reads it."""
+        return syscalls.sys_brk(self._live(), abi.c_ulong(addr, "addr"))
+
+    @property
+    def libc(self) -> Malloc:
+        """This process's glibc allocator (pagelab.libc.malloc), made at its first use."""
+        if self._malloc is None:
+            self._malloc = Malloc(self)
+        return self._malloc
+
+    def malloc(self, n: int) -> int:
+        """glibc's malloc(n) (pagelab.libc.malloc) over this process's brk, mmap and stores; 0 if it fails."""
+        return self.libc.malloc(abi.c_ulong(n, "size"))
+
+    def free(self, addr: int) -> None:
+        """glibc's free(); a pointer malloc did not return raises pagelab.libc.malloc.MallocError (glibc aborts)."""
+        self._live()
+        self.libc.free(abi.c_ulong(addr, "ptr"))
+
+    def malloc_trim(self, pad: int) -> int:
+        """glibc's malloc_trim(pad): 1 if memory went back to the kernel."""
+        self._live()
+        return self.libc.malloc_trim(abi.c_ulong(pad, "pad"))
+
+    def mallopt(self, param: int, value: int) -> int:
+        """glibc's mallopt() (M_TRIM_THRESHOLD -1, M_TOP_PAD -2, M_MMAP_THRESHOLD -3, M_MMAP_MAX -4): 1 or 0."""
+        self._live()
+        return self.libc.mallopt(abi.c_int(param, "param"), abi.c_int(value, "value"))
 
     # --- accounting -----------------------------------------------------------------------------
     def rusage(self) -> resource.struct_rusage:

@@ -21,7 +21,9 @@ from ..constants import (
     MAP_POPULATE,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PR_GET_MEMORY_MERGE,
     PR_GET_THP_DISABLE,
+    PR_SET_MEMORY_MERGE,
     PR_SET_THP_DISABLE,
     PR_THP_DISABLE_EXCEPT_ADVISED,
 )
@@ -33,10 +35,12 @@ from ..mm.filemap import filemap_cachestat
 from ..mm.madvise import do_madvise, mm_populate
 from ..mm.mincore import do_mincore
 from ..mm.mmap import do_mmap, do_munmap
+from ..mm.mmap import sys_brk as mmap_sys_brk
 from ..mm.mprotect import do_mprotect
+from ..mm.mremap import do_mremap, vma_ksm_compatible
 from ..mm.msync import do_msync
 from ..mm.page_writeback import write_inode_now
-from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED
+from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_MERGE_ANY, VmFlag
 from .task import Task, task_cputime
 
 _P = ParamSpec("_P")
@@ -101,6 +105,8 @@ def sys_prctl(task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: in
         if arg2:
             mm.flags |= MMF_DISABLE_THP_EXCEPT_ADVISED if arg3 else MMF_DISABLE_THP_COMPLETELY
         return 0
+    if option in (PR_SET_MEMORY_MERGE, PR_GET_MEMORY_MERGE):
+        return prctl_memory_merge(task, option, arg2, arg3, arg4, arg5)
     if 1 <= option <= PR_LAST or option in PR_MAGIC:
         raise NotModelled(f"prctl option {option}")
     raise syscall_error(errno.EINVAL, f"prctl: no option {option}")  # the switch's default: -EINVAL
@@ -200,3 +206,37 @@ def sys_cachestat(task: Task, fd: int, off: int, length: int, flags: int) -> dic
     first = off >> PAGE_SHIFT
     last = (1 << 64) - 1 if length == 0 else (off + length - 1) >> PAGE_SHIFT
     return filemap_cachestat(task.machine, f.mapping, first, last)
+
+
+# --- brk (issue #9) ---------------------------------------------------------------------------------
+sys_brk = syscall(mmap_sys_brk)  # SYSCALL_DEFINE1(brk) lives in mm/mmap.py, as in Linux
+
+
+# --- mremap (issue #9) ------------------------------------------------------------------------------
+@syscall
+def sys_mremap(task: Task, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+    """Mirrors SYSCALL_DEFINE5(mremap) (mm/mremap.py)."""
+    return do_mremap(task, addr, old_len, new_len, flags, new_addr)
+
+
+def prctl_memory_merge(task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """Mirrors prctl(PR_SET_MEMORY_MERGE / PR_GET_MEMORY_MERGE) (kernel/sys.c): the GET takes no
+    argument, the SET only arg2 (any non-zero value enables); no capability is needed (measured as
+    uid 65534). SET stores MMF_VM_MERGE_ANY and marks every KSM-compatible VMA VM_MERGEABLE
+    (ksm_enable_merge_any()), clearing it again on SET 0 (ksm_disable_merge_any()). Simplified: no
+    KSM daemon, so nothing is merged (as here: /sys/kernel/mm/ksm/run is 0)."""
+    mm = task.mm
+    if option == PR_GET_MEMORY_MERGE:
+        if arg2 or arg3 or arg4 or arg5:
+            raise syscall_error(errno.EINVAL, "prctl(PR_GET_MEMORY_MERGE): arguments must be 0")
+        return 1 if mm.flags & MMF_VM_MERGE_ANY else 0
+    if arg3 or arg4 or arg5:
+        raise syscall_error(errno.EINVAL, "prctl(PR_SET_MEMORY_MERGE): arg3..arg5 must be 0")
+    if arg2:
+        mm.flags |= MMF_VM_MERGE_ANY
+    else:
+        mm.flags &= ~MMF_VM_MERGE_ANY
+    for vma in list(mm.vmas):
+        if vma_ksm_compatible(vma):
+            vma.vm_flags = vma.vm_flags | VmFlag.MERGEABLE if arg2 else vma.vm_flags & ~VmFlag.MERGEABLE
+    return 0

@@ -133,6 +133,9 @@ class MmStruct:
     flags: int = 0  # MMF_* bits (mm->flags)
     def_flags: int = 0  # mm->def_flags: VmFlag bits every new VMA gets (VM_LOCKED after mlockall(MCL_FUTURE))
     pmd_huge_pte: dict[int, int] = field(default_factory=dict)  # deposited PTE tables: PMD entry -> table row
+    start_brk: int = 0  # brk (issue #9): where the heap starts (set at exec/spawn: mm/mmap.py arch_randomize_brk())
+    brk: int = 0  # brk (issue #9): the current program break (SYSCALL_DEFINE1(brk))
+    start_stack: int = 0  # exec (issue #9): the initial stack pointer's page is in [stack] (setup_arg_pages())
 
     def get_rss(self) -> int:
         """Mirrors get_mm_rss(): file + anon + shmem pages mapped."""
@@ -150,6 +153,9 @@ class MmStruct:
 MMF_HUGE_ZERO_FOLIO = 1 << 0  # this mm holds a reference to the huge zero folio
 MMF_DISABLE_THP_EXCEPT_ADVISED = 1 << 1  # prctl(PR_SET_THP_DISABLE, 1, PR_THP_DISABLE_EXCEPT_ADVISED)
 MMF_DISABLE_THP_COMPLETELY = 1 << 2  # prctl(PR_SET_THP_DISABLE, 1, 0)
+MMF_VM_MERGE_ANY = 1 << 30  # prctl(PR_SET_MEMORY_MERGE, 1): every KSM-compatible VMA is VM_MERGEABLE (issue #9, mremap)
+# What a child's mm keeps of the parent's flags at fork (mmf_init_flags(): MMF_INIT_MASK)
+MMF_INIT_MASK = MMF_DISABLE_THP_EXCEPT_ADVISED | MMF_DISABLE_THP_COMPLETELY | MMF_VM_MERGE_ANY
 
 
 def vma_is_anonymous(vma: Vma) -> bool:
