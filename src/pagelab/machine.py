@@ -29,6 +29,7 @@ from .kernel.entry import KernelEntry
 from .kernel.task import Task
 from .kernel.tracepoint import FaultTrace
 from .mm.filemap import AddressSpace
+from .mm.mmap import spawn_brk_base
 from .mm.page_alloc import Zone, page_alloc_init
 from .mm.pgtable import pgtable_alloc
 from .mm.rmap import AnonVma
@@ -204,6 +205,7 @@ class Machine:
         self.committed_pages = 0
         self.tasks: dict[int, Task] = {}
         self._next_pid = 1000
+        self._next_mm_id = 0
         self._next_id = 1
         self.mappings: dict[int, AnonVma | AddressSpace] = {}  # mapping id -> its anon_vma or address_space
         self._next_ino = 1024
@@ -310,17 +312,26 @@ class Machine:
     # --- processes ------------------------------------------------------------------------------
     def spawn(self, name: str = "proc") -> Process:
         """Start a process with an empty address space; returns its Process handle."""
+        from .kernel.fork import mm_alloc  # the kernel builds on the machine
+
         with self.kernel_entry:
-            mm = MmStruct(machine=self, pgd=0, mmap_base=self._mmap_base())
-            mm.pgd = pgtable_alloc(self, mm, 4)
-            if not mm.pgd:
-                raise MemoryError("no memory left for a page directory")
-            pid = self._next_pid
-            self._next_pid += 1
-            task = Task(self, pid, name, mm)
+            mm = mm_alloc(self, self._mmap_base())
+            spawn_brk_base(self, mm)  # brk (issue #9): the heap's start, as exec of a small PIE places it
+            task = Task(self, self.alloc_pid(), name, mm)
             mm.owner = task
             self.tasks[pid] = task
         return Process(self, task)
+
+    def alloc_pid(self) -> int:
+        """Mirrors alloc_pid(): the next process id (from 1000 here, in order)."""
+        pid = self._next_pid
+        self._next_pid += 1
+        return pid
+
+    def alloc_mm_id(self) -> int:
+        """Mirrors mm_id_alloc(): a fresh mm id (never MM_ID_DUMMY, 0)."""
+        self._next_mm_id += 1
+        return self._next_mm_id
 
     def _mmap_base(self) -> int:
         """Mirrors arch/x86/mm/mmap.c: mmap_base(): below the stack gap, randomised by mmap_rnd_bits."""

@@ -53,6 +53,24 @@ class Process:
     def alive(self) -> bool:
         return self.task.alive
 
+    @property
+    def ppid(self) -> int:
+        """The parent's pid: the forking process's, or 1 (init) for a spawned or orphaned process."""
+        return self.task.ppid
+
+    # --- fork, exit, wait (issue #9) -----------------------------------------------------------------
+    def fork(self) -> Process:
+        """fork(2): a child process with a copy of this one's address space (which copies no memory: each
+        side's first write to a private page faults and copies it); returns the child's Process. OSError
+        ENOMEM when the copy cannot be charged or made."""
+        return Process(self.machine, syscalls.sys_fork(self._live()))
+
+    def wait(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
+        """waitpid(2): (pid, wait status) of an exited child (``pid`` -1: any), which is reaped; (0, 0)
+        with os.WNOHANG while it runs. OSError ECHILD if there is no such child; WaitWouldBlock for a
+        blocking wait on a running child (it runs only when called)."""
+        return syscalls.sys_wait4(self._live(), *abi.wait_args(pid, options))
+
     def _live(self) -> Task:
         if not self.task.alive:
             raise ProcessDead(f"process {self.task.pid} has exited")

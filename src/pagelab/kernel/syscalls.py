@@ -41,6 +41,8 @@ from ..mm.mremap import do_mremap, vma_ksm_compatible
 from ..mm.msync import do_msync
 from ..mm.page_writeback import write_inode_now
 from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_MERGE_ANY, VmFlag
+from .exit import do_wait
+from .fork import kernel_clone
 from .task import Task, task_cputime
 
 _P = ParamSpec("_P")
@@ -122,6 +124,20 @@ def sys_mincore(task: Task, addr: int, length: int) -> np.ndarray:
 def sys_exit(task: Task, code: int) -> None:
     """Mirrors exit(2) -> do_exit(): the address space is torn down."""
     task.do_exit(code)
+
+
+# --- fork, exit, wait (kernel/fork.c, kernel/exit.c) ----------------------------------------------------
+
+@syscall
+def sys_fork(task: Task) -> Task:
+    """Mirrors fork(2) -> kernel_clone(): the child task."""
+    return kernel_clone(task)
+
+
+@syscall
+def sys_wait4(task: Task, pid: int, options: int) -> tuple[int, int]:
+    """Mirrors wait4(2) without the rusage: see kernel/exit.py do_wait()."""
+    return do_wait(task, pid, options)
 
 
 @syscall

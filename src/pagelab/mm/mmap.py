@@ -20,7 +20,7 @@ works at the limit. A change that merges with a neighbour instead of splitting n
 File mappings take the descriptor's struct file (EBADF, EACCES, ENODEV-free: every file here is on ext4)
 and are placed by thp_get_unmapped_area() as ext4's are; MAP_POPULATE is done by sys_mmap() (mm_populate()).
 
-Simplified: no RLIMIT_AS or RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks, MAP_LOCKED or MAP_DROPPABLE: each is
+Simplified: no RLIMIT_AS or RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks or MAP_DROPPABLE: each is
 checked as the kernel checks it and then raises NotModelled before anything changes (MAP_HUGETLB
 after its page-size check: hugetlbfs has more checks of its own).
 """
@@ -53,6 +53,7 @@ from ..constants import (
     MAP_UNINITIALIZED,
     PAGE_MASK,
     PAGE_SHIFT,
+    PAGE_SIZE,
     PMD_SIZE,
     PROT_EXEC,
     PROT_READ,
@@ -64,6 +65,7 @@ from ..errors import NotModelled, syscall_error
 from ..fs.ext4 import ext4_file_mmap
 from ..fs.file import FMODE_READ, FMODE_WRITE, File
 from .memory import unmap_page_range
+from .mlock import mlock_mmap_region, munlock_unmapped
 from .pgtable import free_pgtables
 from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
 from .types import MmStruct, Vma, VmFlag
@@ -158,13 +160,12 @@ def do_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, 
         raise syscall_error(errno.EOVERFLOW, "mmap: offset + length overflows")
     if len(mm.vmas) > m.settings.vm.max_map_count:
         raise syscall_error(errno.ENOMEM, "mmap: too many mappings (vm.max_map_count)")
-    vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | VmFlag.MAYREAD | VmFlag.MAYWRITE \
-        | VmFlag.MAYEXEC
+    vm_flags = calc_vm_prot_bits(prot) | calc_vm_flag_bits(flags) | mm.def_flags | VmFlag.MAYREAD \
+        | VmFlag.MAYWRITE | VmFlag.MAYEXEC
     addr = _get_unmapped_area(task, addr, length, flags, off if file is not None else -1)
     if flags & MAP_FIXED_NOREPLACE and find_vma_intersection(mm, addr, addr + length):
         raise syscall_error(errno.EEXIST, "mmap: MAP_FIXED_NOREPLACE range is in use")
-    if flags & MAP_LOCKED:
-        _check_mlock(task, length >> PAGE_SHIFT)
+    _check_mlock(task, flags, vm_flags, length)
     kind = flags & MAP_TYPE
     if file is not None:
         vm_flags = _file_vm_flags(file, kind, prot, vm_flags, off, length, flags)
@@ -285,17 +286,20 @@ def _get_unmapped_area_32bit(task: Task, hint: int, length: int) -> int:
     return low if low + length <= end else -1
 
 
-def _check_mlock(task: Task, npages: int) -> None:
-    """Mirrors can_do_mlock() (EPERM) and mlock_future_ok() (EAGAIN) for MAP_LOCKED."""
-    if task.capable("CAP_IPC_LOCK"):
-        return
-    if task.mm.locked_vm + npages > MLOCK_LIMIT_PAGES:
-        raise syscall_error(errno.EAGAIN, "mmap: MAP_LOCKED beyond RLIMIT_MEMLOCK")
+def _check_mlock(task: Task, flags: int, vm_flags: int, length: int) -> None:
+    """Mirrors do_mmap()'s lock checks (mlock, issue #9): can_do_mlock() for MAP_LOCKED (EPERM), then
+    mlock_future_ok() for a VM_LOCKED mapping, MAP_LOCKED or mlockall(MCL_FUTURE)'s def_flags (EAGAIN)."""
+    from .mlock import can_do_mlock, mlock_future_ok
+
+    if flags & MAP_LOCKED and not can_do_mlock(task):
+        raise syscall_error(errno.EPERM, "mmap: MAP_LOCKED with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK")
+    if not mlock_future_ok(task, vm_flags, length):
+        raise syscall_error(errno.EAGAIN, "mmap: a locked mapping beyond RLIMIT_MEMLOCK")
 
 
 def _unmodelled(flags: int, kind: int) -> str:
     """What a valid mmap() asks for that the simulator does not model (empty if nothing)."""
-    names = [name for bit, name in ((MAP_LOCKED, "MAP_LOCKED"), (MAP_GROWSDOWN, "MAP_GROWSDOWN")) if flags & bit]
+    names = ["MAP_GROWSDOWN"] if flags & MAP_GROWSDOWN else []
     if kind == MAP_DROPPABLE:
         names.append("MAP_DROPPABLE")
     return "|".join(names)
@@ -348,6 +352,8 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
         raise NotModelled(f"mmap: {unmodelled} is not modelled")
     if old:
         _unmap_vmas(task, _gather(mm, addr, end), addr, end, unaccount=not vm_flags & VmFlag.ACCOUNT)
+    from .mremap import ksm_vma_flags  # mremap (issue #9): prctl(PR_SET_MEMORY_MERGE) marks new VMAs "mg"
+    vm_flags = ksm_vma_flags(mm, file, vm_flags)
     vma = Vma(mm=mm, vm_start=addr, vm_end=end, vm_flags=vm_flags, vm_pgoff=pgoff,
               vm_page_prot=vm_get_page_prot(vm_flags))
     if file is not None:  # __mmap_new_file_vma(): get_file(), ->mmap(), then the page protection
@@ -362,8 +368,9 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
         vma_link(mm, vma)
         vma.vm_file.get(vma)
     else:
-        vma_merge_new_range(mm, vma)
+        vma = vma_merge_new_range(mm, vma)
     vm_stat_account(mm, vm_flags, npages)
+    mlock_mmap_region(mm, vma, npages)  # mlock (issue #9): __mmap_region()'s VM_LOCKED step
     return addr
 
 
@@ -432,6 +439,7 @@ def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unaccount:
     here; measured: a page MADV_FREE left in the per-CPU lazyfree batch stays there across a munmap)."""
     m, mm = task.machine, task.mm
     mm.update_hiwater_rss()
+    munlock_unmapped(task, vmas)  # mlock (issue #9): locked_vm, and the folios munlocked as they are zapped
     for vma in vmas:
         unmap_page_range(m, vma, vma.vm_start, vma.vm_end)
     flush_tlb_mm_range(m, mm, start, end)
@@ -443,3 +451,137 @@ def _unmap_vmas(task: Task, vmas: list[Vma], start: int, end: int, *, unaccount:
         if vma.vm_file is not None:
             vma.vm_file.put(vma)
     free_pgtables(m, mm, start, end)
+
+
+# --- brk (issue #9) -------------------------------------------------------------------------------
+# Mirrors mm/mmap.c: SYSCALL_DEFINE1(brk), check_brk_limits(), do_brk_flags(); mm/util.c: randomize_page();
+# arch/x86/kernel/process.c: arch_randomize_brk(); fs/binfmt_elf.c: load_elf_binary()'s "brk" handling.
+# Measured here (docs/facts/malloc.md): brk(0) returns the break; a break below start_brk, one over
+# RLIMIT_DATA, or one running into the next mapping is refused by returning the old break (never an errno);
+# the heap VMA is "rw-p" with VmFlags "rd wr mr mw me ac", named [heap] in /proc/PID/maps while it lies
+# between start_brk and brk; a shrink unmaps the freed pages (do_vmi_align_munmap()).
+
+ELF_ET_DYN_BASE = ((1 << 47) // 3 * 2) & PAGE_MASK  # arch/x86/include/asm/elf.h: 2/3 of TASK_SIZE (0x555555554000)
+BRK_RND_RANGE = 1 << 30  # arch_randomize_brk(): randomize_page(mm->brk, SZ_1G) on 64-bit (6.9+)
+STACK_GUARD_GAP = 256 << PAGE_SHIFT  # mm/mmap.c: stack_guard_gap's default (256 pages)
+SPAWN_IMAGE_END = 0x4078  # a spawned process's notional program: the end of a small gcc PIE's .bss (probe p1)
+VM_DATA_DEFAULT_FLAGS = (VmFlag.READ | VmFlag.WRITE | VmFlag.MAYREAD | VmFlag.MAYWRITE  # VM_DATA_FLAGS_TSK_EXEC
+                         | VmFlag.MAYEXEC)
+_RLIMIT_DATA, _RLIMIT_AS = 2, 9  # resource.RLIMIT_DATA / RLIMIT_AS
+
+
+def randomize_page(rng_value: int, start: int, range_: int) -> int:
+    """Mirrors mm/util.c randomize_page(): a page-aligned address in [start, start + range_) from the random
+    value ``rng_value`` (the kernel's get_random_long())."""
+    if start & ~PAGE_MASK:
+        range_ -= page_align(start) - start
+        start = page_align(start)
+    range_ = min(range_, ULONG_MASK - start) >> PAGE_SHIFT
+    return start if range_ == 0 else start + ((rng_value % range_) << PAGE_SHIFT)
+
+
+def set_brk_base(m: Machine, mm: MmStruct, elf_brk: int, *, randomize: bool = True) -> None:
+    """Mirrors load_elf_binary()'s brk placement: start_brk = brk = the page-aligned end of the image's
+    .bss; with randomize_va_space 2, one page more and then arch_randomize_brk() (a page in the next 1 GiB).
+    The random value comes from the machine's "brk" stream, so a seed gives the same heap start.
+
+    Simplified: the static-PIE case (ET_DYN without PT_INTERP: brk moved to ELF_ET_DYN_BASE) is the caller's
+    (exec passes ELF_ET_DYN_BASE as ``elf_brk``)."""
+    brk = page_align(elf_brk)
+    if randomize:
+        brk = randomize_page(m.rng("brk").getrandbits(64), brk + PAGE_SIZE, BRK_RND_RANGE)
+    mm.start_brk = mm.brk = brk
+
+
+def spawn_brk_base(m: Machine, mm: MmStruct) -> None:
+    """The break of a process made by m.spawn() (there is no exec yet): as load_elf_binary() would place it
+    for a small PIE loaded at ELF_ET_DYN_BASE + arch_mmap_rnd() (28 random bits of pages)."""
+    load_bias = ELF_ET_DYN_BASE + (m.rng("brk").getrandbits(28) << PAGE_SHIFT)
+    set_brk_base(m, mm, load_bias + SPAWN_IMAGE_END)
+
+
+def _rlimit(task: Task, res: int) -> int:
+    """rlimit(): the soft limit of ``res`` (RLIM_INFINITY when the task has none recorded)."""
+    return task.rlim.get(res, (ULONG_MASK, ULONG_MASK))[0]
+
+
+def sys_brk(task: Task, brk: int) -> int:
+    """Mirrors SYSCALL_DEFINE1(brk): move the program break; returns the new break, or the old one when the
+    request is refused (brk(2) reports no errno: glibc's wrapper turns "unchanged" into ENOMEM).
+
+    Simplified: mm->end_data - mm->start_data (the image's data segment) counts as 0 for RLIMIT_DATA, as a
+    spawned process has none; no mm->def_flags (mlockall(MCL_FUTURE) does not populate the heap here).
+    """
+    mm = task.mm
+    brk &= ULONG_MASK
+    origbrk = mm.brk
+    if brk < mm.start_brk:
+        return origbrk
+    rlim = _rlimit(task, _RLIMIT_DATA)
+    if rlim != ULONG_MASK and brk - mm.start_brk > rlim:  # check_data_rlimit()
+        return origbrk
+    newbrk, oldbrk = page_align(brk) & ULONG_MASK, page_align(mm.brk)
+    if newbrk == oldbrk:
+        mm.brk = brk
+        return brk
+    if brk <= mm.brk:  # "Always allow shrinking brk."
+        brkvma = find_vma_intersection(mm, newbrk, oldbrk)
+        if brkvma is None:
+            return origbrk  # the range holds no mapping at all
+        try:
+            _check_gather(mm, brkvma, newbrk, oldbrk)
+        except OSError:
+            return origbrk
+        mm.brk = brk
+        _unmap_vmas(task, _gather(mm, newbrk, oldbrk), newbrk, oldbrk)  # do_vmi_align_munmap()
+        return brk
+    if newbrk == 0 or newbrk > TASK_SIZE or not check_brk_limits(task, oldbrk, newbrk - oldbrk):
+        return origbrk
+    nxt = find_vma_intersection(mm, oldbrk, newbrk + PAGE_SIZE + STACK_GUARD_GAP)
+    if nxt is not None and newbrk + PAGE_SIZE > _vm_start_gap(nxt):
+        return origbrk
+    if not do_brk_flags(task, oldbrk, newbrk - oldbrk):
+        return origbrk
+    mm.brk = brk
+    return brk
+
+
+def _vm_start_gap(vma: Vma) -> int:
+    """Mirrors vm_start_gap(): a VM_GROWSDOWN stack keeps stack_guard_gap free below it."""
+    if vma.vm_flags & VmFlag.GROWSDOWN:
+        return max(vma.vm_start - STACK_GUARD_GAP, 0)
+    return vma.vm_start
+
+
+def check_brk_limits(task: Task, addr: int, length: int) -> bool:
+    """Mirrors check_brk_limits(): get_unmapped_area(MAP_FIXED)'s bounds check (mlock_future_ok() has
+    nothing to check without mm->def_flags)."""
+    return length <= TASK_SIZE and addr <= TASK_SIZE - length
+
+
+def do_brk_flags(task: Task, addr: int, length: int) -> bool:
+    """Mirrors do_brk_flags(): grow the heap by [addr, addr + length): extend the brk VMA below (the last
+    VMA at or above start_brk, vma_prev_limit()) when it ends at ``addr`` and can merge, else a new
+    anonymous VMA; charged to total_vm, data_vm and the commit. False where the kernel returns -ENOMEM
+    (may_expand_vm(): RLIMIT_AS or RLIMIT_DATA; vm.max_map_count; __vm_enough_memory())."""
+    mm, m = task.mm, task.machine
+    npages = length >> PAGE_SHIFT
+    flags = VM_DATA_DEFAULT_FLAGS | VmFlag.ACCOUNT
+    if mm.total_vm + npages > _rlimit(task, _RLIMIT_AS) >> PAGE_SHIFT:
+        return False
+    if mm.data_vm + npages > _rlimit(task, _RLIMIT_DATA) >> PAGE_SHIFT:
+        return False
+    if len(mm.vmas) > m.settings.vm.max_map_count:
+        return False
+    if not m.vm_enough_memory(npages):
+        return False
+    below = [v for v in vmas_in_range(mm, mm.start_brk, addr) if v.vm_start >= mm.start_brk]
+    brkvma = below[-1] if below else None
+    vma = Vma(mm=mm, vm_start=addr, vm_end=addr + length, vm_flags=flags, vm_pgoff=addr >> PAGE_SHIFT,
+              vm_page_prot=vm_get_page_prot(flags))
+    if brkvma is not None and brkvma.vm_end == addr and is_mergeable(brkvma, vma):
+        vma_set_range(mm, brkvma, brkvma.vm_start, addr + length)  # vma_merge_new_range() with vmg.prev
+    else:
+        vma_link(mm, vma)
+    vm_stat_account(mm, flags, npages)
+    return True

@@ -89,7 +89,7 @@ def meminfo(m: Machine) -> str:
         ("Inactive:", g[NodeStat.NR_INACTIVE_ANON] + g[NodeStat.NR_INACTIVE_FILE]),
         ("Active(anon):", g[NodeStat.NR_ACTIVE_ANON]), ("Inactive(anon):", g[NodeStat.NR_INACTIVE_ANON]),
         ("Active(file):", g[NodeStat.NR_ACTIVE_FILE]), ("Inactive(file):", g[NodeStat.NR_INACTIVE_FILE]),
-        ("Unevictable:", g[NodeStat.NR_UNEVICTABLE]), ("Mlocked:", 0),
+        ("Unevictable:", g[NodeStat.NR_UNEVICTABLE]), ("Mlocked:", g[NodeStat.NR_MLOCK]),
         ("SwapTotal:", 0), ("SwapFree:", 0), ("Zswap:", 0), ("Zswapped:", 0),
         ("Dirty:", g[NodeStat.NR_DIRTY]), ("Writeback:", g[NodeStat.NR_WRITEBACK]),
         ("AnonPages:", g[NodeStat.NR_ANON_MAPPED]),
@@ -139,6 +139,8 @@ def _vma_header(vma: Vma) -> str:
     head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms} {pgoff:08x} {dev} {ino} "
     if vma.vm_file is not None:
         head = f"{head:<72} {vma.vm_file.name}"
+    elif vma.vm_start < vma.mm.brk and vma.vm_end > vma.mm.start_brk:  # brk (issue #9): vma_is_initial_heap()
+        head = f"{head:<72} [heap]"
     return head + "\n"
 
 
