@@ -65,7 +65,7 @@ from ..errors import NotModelled, syscall_error
 from ..fs.ext4 import ext4_file_mmap
 from ..fs.file import FMODE_READ, FMODE_WRITE, File
 from .memory import unmap_page_range
-from .mlock import mlock_mmap_region, munlock_unmapped
+from .mlock import mlock_future_ok, mlock_mmap_region, mm_populate_range, munlock_unmapped
 from .pgtable import free_pgtables
 from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
 from .types import MmStruct, Vma, VmFlag
@@ -510,7 +510,7 @@ def sys_brk(task: Task, brk: int) -> int:
     request is refused (brk(2) reports no errno: glibc's wrapper turns "unchanged" into ENOMEM).
 
     Simplified: mm->end_data - mm->start_data (the image's data segment) counts as 0 for RLIMIT_DATA, as a
-    spawned process has none; no mm->def_flags (mlockall(MCL_FUTURE) does not populate the heap here).
+    spawned process has none.
     """
     mm = task.mm
     brk &= ULONG_MASK
@@ -543,6 +543,8 @@ def sys_brk(task: Task, brk: int) -> int:
     if not do_brk_flags(task, oldbrk, newbrk - oldbrk):
         return origbrk
     mm.brk = brk
+    if mm.def_flags & VmFlag.LOCKED:  # mlockall(MCL_FUTURE): the new heap pages are populated
+        mm_populate_range(task, oldbrk, newbrk - oldbrk, ignore_errors=True)
     return brk
 
 
@@ -554,9 +556,11 @@ def _vm_start_gap(vma: Vma) -> int:
 
 
 def check_brk_limits(task: Task, addr: int, length: int) -> bool:
-    """Mirrors check_brk_limits(): get_unmapped_area(MAP_FIXED)'s bounds check (mlock_future_ok() has
-    nothing to check without mm->def_flags)."""
-    return length <= TASK_SIZE and addr <= TASK_SIZE - length
+    """Mirrors check_brk_limits(): get_unmapped_area(MAP_FIXED)'s bounds check, then mlock_future_ok()
+    for a heap that mlockall(MCL_FUTURE) locks (mm->def_flags)."""
+    if length > TASK_SIZE or addr > TASK_SIZE - length:
+        return False
+    return mlock_future_ok(task, task.mm.def_flags, length)
 
 
 def do_brk_flags(task: Task, addr: int, length: int) -> bool:
@@ -566,7 +570,7 @@ def do_brk_flags(task: Task, addr: int, length: int) -> bool:
     (may_expand_vm(): RLIMIT_AS or RLIMIT_DATA; vm.max_map_count; __vm_enough_memory())."""
     mm, m = task.mm, task.machine
     npages = length >> PAGE_SHIFT
-    flags = VM_DATA_DEFAULT_FLAGS | VmFlag.ACCOUNT
+    flags = VM_DATA_DEFAULT_FLAGS | VmFlag.ACCOUNT | mm.def_flags
     if mm.total_vm + npages > _rlimit(task, _RLIMIT_AS) >> PAGE_SHIFT:
         return False
     if mm.data_vm + npages > _rlimit(task, _RLIMIT_DATA) >> PAGE_SHIFT:
@@ -584,4 +588,6 @@ def do_brk_flags(task: Task, addr: int, length: int) -> bool:
     else:
         vma_link(mm, vma)
     vm_stat_account(mm, flags, npages)
+    if flags & VmFlag.LOCKED:
+        mm.locked_vm += npages
     return True

@@ -130,6 +130,10 @@ class Server:
         self.read_buffer = _mmap.mmap(-1, READ_BUFFER)
         np.frombuffer(self.read_buffer, dtype=np.uint8)[::4096] = 1
         self.read_view = memoryview(self.read_buffer)
+        # --- fork (issue #9): this process's own pipes and fault record (serve() sets them), and a forked
+        # process whose pipe ends the controller has not yet claimed: (pid, fds kept open for pidfd_getfd)
+        self.cmd_fd, self.reply_fd, self.record_fd = -1, -1, -1
+        self.unclaimed: tuple[int, list[int]] | None = None
 
     def _fd(self, fd: int) -> int:
         """This process's descriptor for the caller's ``fd``; EBADF if the caller has no such file open."""
@@ -161,6 +165,18 @@ class Server:
 
     def prctl(self, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
         return libc.prctl(option, arg2, arg3, arg4, arg5)
+
+    # --- mremap (issue #9) ---
+    def mremap(self, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+        a = libc.mremap(addr, old_len, new_len, flags, new_addr)
+        if not flags & 4 and old_len:  # the old range is gone unless MREMAP_DONTUNMAP or a duplicate
+            self._forget_range(addr, old_len)
+        self.user_ranges.append((a, a + new_len))
+        return a
+
+    def _forget_range(self, addr: int, length: int) -> None:
+        end = addr + length
+        self.user_ranges = [(s, e) for s, e in self.user_ranges if not addr <= s < e <= end]
 
     # --- file calls: performed here, so their faults and I/O are this process's -----------------------
     def open(self, root: str, path: str, flags: int, mode: int) -> int:
@@ -376,6 +392,101 @@ class Server:
             except OSError:
                 pass
 
+    # --- fork, exit and wait (issue #9) ---------------------------------------------------------------
+    def fork(self) -> tuple[int, int, int, int, int] | None:
+        """fork(2) of this process. The new process gets its own command and reply pipes and fault record,
+        made here before forking; it closes this process's, makes its interpreter's memory its own
+        (settle_all) and serves its own pipes. In this process (the parent) the result is (pid, cmd_w,
+        rep_r, record, pidfd): descriptors the controller duplicates with pidfd_getfd(2) and then claims
+        ("forked"); until then they stay open here, and any other request first kills and reaps the new
+        process (an interrupted fork leaves nothing behind). None in the new process.
+
+        Both processes then make the interpreter's memory their own: after fork every private page is
+        write-protected in both, and the file and shared mappings the new process did not get page tables
+        for would fault on first use; only the caller's mappings keep their copy-on-write state."""
+        mapped = self._mapped_runs()
+        cmd_r, cmd_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        record = os.memfd_create("pagelab-fault", os.MFD_CLOEXEC)
+        os.ftruncate(record, FAULT_LEN)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in (self.cmd_fd, self.reply_fd, self.record_fd, cmd_w, rep_r):
+                    if fd >= 0:
+                        os.close(fd)  # the parent's pipes: only the parent answers on them
+                self.cmd_fd, self.reply_fd, self.record_fd, self.unclaimed = cmd_r, rep_w, record, None
+                libc.install_fault_reporter(rep_w, record)
+                if self.perf_counters is not None:
+                    self.perf_counters.close()  # they count the parent
+                self.perf_counters = open_exec_counters(for_exec=False)
+                for lo, hi, write in mapped:  # what the parent had mapped, and only that
+                    try:
+                        libc.madvise(lo, hi - lo, 23 if write else 22)  # MADV_POPULATE_(WRITE|READ)
+                    except OSError:
+                        pass  # [vvar] and other VM_PFNMAP/VM_IO mappings
+            except BaseException:  # noqa: BLE001 - nothing may reach the parent's pipes
+                os._exit(70)
+            return None
+        os.close(cmd_r)
+        os.close(rep_w)
+        pidfd = os.pidfd_open(pid)
+        self.unclaimed = (pid, [cmd_w, rep_r, record, pidfd])
+        for lo, hi, write in mapped:
+            if write:  # the private pages are write-protected here too: copy or reuse them now
+                try:
+                    libc.madvise(lo, hi - lo, 23)
+                except OSError:
+                    pass
+        return pid, cmd_w, rep_r, record, pidfd
+
+    def forked(self, pid: int) -> None:
+        """The controller holds the new process's pipe ends: close this process's copies."""
+        if self.unclaimed is None or self.unclaimed[0] != pid:
+            raise OSError(errno.ESRCH, f"no fork of pid {pid} waits to be claimed")
+        fds, self.unclaimed = self.unclaimed[1], None
+        for fd in fds:
+            os.close(fd)
+
+    def drop_unclaimed(self) -> None:
+        """A fork whose claim never came (the controller was interrupted): kill and reap that process."""
+        if self.unclaimed is None:
+            return
+        pid, fds = self.unclaimed
+        self.unclaimed = None
+        signal.pidfd_send_signal(fds[3], signal.SIGKILL)
+        for fd in fds:
+            os.close(fd)
+        os.waitpid(pid, 0)
+
+    def wait(self, pid: int, options: int) -> tuple[int, int, tuple[float, ...] | None]:
+        """wait4(2): (pid, wait status, the child's rusage), or (0, 0, None) with WNOHANG and none exited."""
+        wpid, status, usage = os.wait4(pid, options)
+        return (wpid, status, tuple(usage)) if wpid else (0, 0, None)
+
+    def _mapped_runs(self) -> list[tuple[int, int, bool]]:
+        """The runs of pages this process has mapped (present in /proc/self/pagemap) in every readable mapping
+        that is not the caller's: (start, end, writable). After fork the new process populates them, for write
+        where writable (its own copy of each private page), for read otherwise (the libraries' code and data
+        it got no page tables for), and the parent populates its private writable runs for write (copy or
+        reuse), so neither takes a fault of the interpreter's in a later measured call."""
+        with open("/proc/self/maps") as f:
+            fields = [line.split(maxsplit=2) for line in f.read().splitlines()]
+        spans = [([int(x, 16) for x in f[0].split("-")], f[1]) for f in fields]
+        bounds = np.array([s for s, _ in spans], dtype=np.uint64).reshape(-1, 2)
+        ours = self._overlaps_caller(bounds[:, 0], bounds[:, 1])
+        runs: list[tuple[int, int, bool]] = []
+        with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
+            for ((lo, hi), perms), caller in zip(spans, ours.tolist(), strict=True):
+                if caller or perms[0] != "r" or hi - lo > 1 << 32:
+                    continue
+                entries = np.frombuffer(os.pread(pagemap.fileno(), (hi - lo) // 512, lo // 512), dtype=np.uint64)
+                present = np.r_[False, (entries >> np.uint64(63)).astype(bool), False]
+                edges = np.flatnonzero(np.diff(present.astype(np.int8)))
+                runs += [(lo + int(a) * 4096, lo + int(b) * 4096, perms[1] == "w")
+                         for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)]
+        return runs
+
     def phase(self, ops: list[tuple[str, tuple[Any, ...]]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Run ``ops`` [(name, args), ...] back to back; return (rusage before, rusage after).
 
@@ -425,30 +536,39 @@ def serve(cmd_fd: int, reply_fd: int, name: str, record_fd: int = -1) -> None:
     libc.keep_heap(64 << 20)
     libc.install_fault_reporter(reply_fd, record_fd)
     server = Server()
-    while True:
-        request = read_request(cmd_fd)
+    server.cmd_fd, server.reply_fd, server.record_fd = cmd_fd, reply_fd, record_fd
+    while True:  # the pipes are the server's: a forked process continues here on its own
+        request = read_request(server.cmd_fd)
         if request is None:
             os._exit(0)
         rid, frame = request
         try:
-            send(reply_fd, rid, START)
+            send(server.reply_fd, rid, START)
             reply = run(server, frame)
-            if reply[0] == "exit":
-                send(reply_fd, rid, REPLY, pickle.dumps(("ok", None)))
+            if reply[0] == "exit":  # the reply carries the final rusage: a forked process's parent reaps it
+                send(server.reply_fd, rid, REPLY, pickle.dumps(("ok", reply[2])))
                 os._exit(reply[1])
-            send(reply_fd, rid, REPLY, pickle.dumps(reply))
+            if reply[0] == "child":  # the new process of a fork: its first request comes on its own pipes
+                continue
+            send(server.reply_fd, rid, REPLY, pickle.dumps(reply))
         except BrokenPipeError:
             os._exit(0)
 
 
 def run(server: Server, frame: bytes) -> tuple[Any, ...]:
-    """Perform one pickled request: ("ok", value), ("oserror", errno, text), ("error", text) or ("exit", code)."""
+    """Perform one pickled request: ("ok", value), ("oserror", errno, text), ("error", text), ("exit", code,
+    rusage), or ("child",) in the new process of a fork."""
     try:
         op, args = pickle.loads(frame)
+        if op != "forked":
+            server.drop_unclaimed()
         if op == "exit":
-            return ("exit", int(args[0]))
+            return ("exit", int(args[0]), tuple(resource.getrusage(resource.RUSAGE_SELF)))
         if op not in ("phase", "rusage", "ping"):
             server.settle()  # so that even a bare rusage(); op(); rusage() sees only op's faults
+        if op == "fork":
+            info = server.fork()
+            return ("child",) if info is None else ("ok", info)
         return ("ok", getattr(server, op)(*args))
     except OSError as exc:
         return ("oserror", exc.errno, str(exc))

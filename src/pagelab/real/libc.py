@@ -211,3 +211,31 @@ def open_in_root(dirfd: int, path: str, flags: int, mode: int) -> int:
     if fd < 0:
         _raise("openat2")
     return int(fd)
+
+
+# --- fork (issue #9): the controller takes a forked process's pipe ends from its parent -----------------
+SYS_PIDFD_GETFD = 438  # x86-64 and asm-generic, Linux 5.6+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pidfd_getfd(pidfd: int, targetfd: int) -> int:
+    """pidfd_getfd(2): a duplicate, in this process and close-on-exec, of descriptor ``targetfd`` of the
+    process ``pidfd`` names (PTRACE_MODE_ATTACH_REALCREDS: a descendant of the same user, or CAP_SYS_PTRACE)."""
+    fd = _libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd), ctypes.c_int(targetfd),
+                       ctypes.c_uint(0))
+    if fd < 0:
+        _raise("pidfd_getfd")
+    return int(fd)
+
+
+# --- mremap (issue #9) ---
+SYS_mremap = 25  # x86-64: the raw syscall, so MREMAP_DONTUNMAP's new_address is passed (glibc reads it only with MREMAP_FIXED)
+
+
+def mremap(addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
+    """mremap(2) through syscall(2); returns the new address or raises OSError with the kernel's errno."""
+    ret = _libc.syscall(ctypes.c_long(SYS_mremap), ctypes.c_ulong(addr), ctypes.c_ulong(old_len),
+                        ctypes.c_ulong(new_len), ctypes.c_ulong(flags), ctypes.c_ulong(new_addr))
+    if ret == -1:
+        _raise("mremap")
+    return int(ret) & ((1 << 64) - 1)

@@ -39,6 +39,7 @@ from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessD
 from ..observe.parse import parse_vmstat
 from ..workload.scenario import Op
 from . import child as _child
+from . import libc
 from .fs import RealFs
 from .libc import FAULT_FRAME
 from .sysfs_io import DROP_CACHES, HostWriteRefused, SysfsWriter
@@ -52,6 +53,11 @@ _SIGNAMES = {int(s): s.name for s in signal.Signals}
 # The child's program: SIGINT ignored first (serve() ignores it too), then the import of pagelab.
 _CHILD_MAIN = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                "from pagelab.real.child import main; main()")
+
+
+class WaitWouldBlock(PagelabError):
+    """wait() without WNOHANG when every child it could return is alive: the real children run only the calls
+    made to them, so none would ever exit while the caller waits (a hang, refused)."""
 
 
 class ChildDied(ProcessDead):
@@ -82,10 +88,31 @@ class RealProcess:
 
     POLL_MS = 50  # how often a waiting call looks at the child's state
     stop_grace = 0.5  # seconds a child may stay stopped before a waiting call gives up
+    pid: int
 
-    def __init__(self, machine: Machine, name: str) -> None:
+    def __init__(self, machine: Machine, name: str,
+                 fork_of: tuple[RealProcess, int, list[int]] | None = None) -> None:
         self.machine = machine
         self.name = name
+        # --- fork (issue #9): the process tree. A forked process is its real parent's child, not ours: it stays
+        # a zombie until parent.wait(); if the parent dies first it is reparented to this process (a child
+        # subreaper, see fork()), which reaps it as init would.
+        self.parent: RealProcess | None = None if fork_of is None else fork_of[0]
+        self.children: list[RealProcess] = []
+        self._reaped = False  # the process entry is gone (waited by its parent, or reaped here)
+        self._forking = False  # a fork() was sent whose new process may not be claimed yet
+        self._ppid = os.getpid() if fork_of is None else fork_of[0].pid
+        self._popen: subprocess.Popen[bytes] | None = None  # a spawned process's
+        self._alive = False  # True while it runs
+        self._death_told = False  # a call has reported the end (exit(), its own fault, Machine.close())
+        self._rids = count(1)
+        self.exit_status: int | None = None
+        self.fault: FatalSignal | None = None  # the SIGSEGV/SIGBUS the child died of, if it reported one
+        self.discarded = 0  # replies of interrupted calls discarded
+        self._final_rusage: resource.struct_rusage | None = None
+        if fork_of is not None:
+            self._attach_forked(fork_of[1], fork_of[2])
+            return
         cmd_r, cmd_w = os.pipe()
         rep_r, rep_w = os.pipe()
         # A fresh interpreter, not a fork: nothing inherited, and PYTHONMALLOC=malloc puts Python's
@@ -106,14 +133,17 @@ class RealProcess:
         self._pidfd = os.pidfd_open(self.pid)  # names this very process, even after its pid is reused
         os.set_blocking(cmd_w, False)
         os.set_blocking(rep_r, False)
-        self._alive = True  # False once reaped
-        self._death_told = False  # a call has reported the end (exit(), its own fault, Machine.close())
-        self._rids = count(1)
-        self.exit_status: int | None = None
-        self.fault: FatalSignal | None = None  # the SIGSEGV/SIGBUS the child died of, if it reported one
-        self.discarded = 0  # replies of interrupted calls discarded
-        self._final_rusage: resource.struct_rusage | None = None
+        self._alive = True
         self._warm_up()
+
+    def _attach_forked(self, pid: int, fds: list[int]) -> None:
+        """Take over a forked process: ``fds`` are its command pipe's write end, its reply pipe's read end,
+        its fault record and a pidfd, all duplicated into this process."""
+        self.pid = pid
+        self._cmd, self._rep, self._record, self._pidfd = fds
+        os.set_blocking(self._cmd, False)
+        os.set_blocking(self._rep, False)
+        self._alive = True
 
     @property
     def alive(self) -> bool:
@@ -296,6 +326,8 @@ class RealProcess:
         if self.fault is not None:
             return f"{self.fault}, in a call that was interrupted" if not self._death_told else str(self.fault)
         st = self.exit_status
+        if st is None and self.parent is not None:
+            return "it has exited; its parent's wait() returns its status"
         if st is None:
             return "its exit status was lost to an interrupt"
         if os.WIFSIGNALED(st):
@@ -307,6 +339,8 @@ class RealProcess:
         """Reap the child if it has exited, recording its wait status, final rusage and any fault report it
         left in the pipe, then close its fds; True once it is gone. Never blocks. Each step can be cut short by
         an interrupt and is finished by the next call (the status is peeked before the reap, for that)."""
+        if self.parent is not None:
+            return self._collect_forked()
         if self._alive:
             try:
                 peek = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -317,10 +351,47 @@ class RealProcess:
             except ChildProcessError:  # reaped already by a _collect that an interrupt cut short
                 pass
             self._alive = False
-            self._popen.returncode = -1 if self.exit_status is None else os.waitstatus_to_exitcode(self.exit_status)
+            self._reaped = True
+            if self._popen is not None:
+                self._popen.returncode = (-1 if self.exit_status is None
+                                          else os.waitstatus_to_exitcode(self.exit_status))
         self._read_leftovers()
         self._close_fds()
         return True
+
+    def _collect_forked(self) -> bool:
+        """_collect of a forked process: it has exited once its pidfd polls readable (a zombie too); it is
+        reaped here only if its parent has died and it was reparented to this process."""
+        if self._alive:
+            if self._pidfd < 0 or not select.select([self._pidfd], [], [], 0)[0]:
+                return False
+            self._alive = False
+        if not self._reaped and self._pidfd >= 0:
+            try:
+                peek = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # its real parent's child, a zombie until that parent waits
+                peek = None
+            if peek is not None:
+                _, status, usage = os.wait4(self.pid, 0)
+                self._reaped_as(status, usage)
+        self._read_leftovers()
+        for name in ("_cmd", "_rep", "_record") if not self._reaped else ("_cmd", "_rep", "_record", "_pidfd"):
+            fd = getattr(self, name)
+            setattr(self, name, -1)
+            if fd >= 0:
+                os.close(fd)
+        return True
+
+    def _reaped_as(self, status: int, usage: resource.struct_rusage | None) -> None:
+        """The process entry is gone: record its wait status and final rusage, drop its pidfd."""
+        self.exit_status, self._reaped, self._alive = status, True, False
+        if usage is not None:
+            self._final_rusage = usage
+        if self.fault is None and os.WIFSIGNALED(status) and self._record >= 0:
+            self._read_leftovers()
+        fd, self._pidfd = self._pidfd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _read_leftovers(self) -> None:
         """Read what a dead child left in the reply pipe (bounded: its end is closed) for a fault report, and
@@ -379,6 +450,11 @@ class RealProcess:
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         result: int = self._call("prctl", *abi.prctl_args(option, arg2, arg3, arg4, arg5))
+        return result
+
+    # --- mremap (issue #9) ---
+    def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0, new_addr: int = 0) -> int:
+        result: int = self._call("mremap", *abi.mremap_args(old_addr, old_size, new_size, flags, new_addr))
         return result
 
     def mincore(self, addr: int, length: int) -> np.ndarray:
@@ -472,9 +548,81 @@ class RealProcess:
         return resource.struct_rusage(self._call("rusage"))
 
     def exit(self, code: int = 0) -> None:
-        self._call("exit", abi.exit_status(code))
+        """exit(2). A spawned process is reaped at once (as init would); a forked one stays a zombie (state Z)
+        until its parent waits, or, if its parent is gone, is reaped as an orphan is."""
+        code = abi.exit_status(code)
+        usage = self._call("exit", code)
+        self._final_rusage = resource.struct_rusage(usage)  # wait4's, when this process reaps it, replaces it
+        if self.parent is not None:
+            self.exit_status = (code & 0xFF) << 8
         self._death_told = True
         self._await_exit(timeout=None)
+
+    # --- fork, wait and the process tree (issue #9) -------------------------------------------------
+    @property
+    def ppid(self) -> int:
+        """getppid() of the process: its parent's pid (this Python process for spawned ones, as the real
+        parent it is); a forked process whose parent died is reparented to this Python process."""
+        if not self._reaped:
+            try:
+                with open(f"/proc/{self.pid}/stat", "rb") as f:
+                    stat = f.read()
+                self._ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+        return self._ppid
+
+    def fork(self) -> RealProcess:
+        """fork(2): the real process forks itself; the child serves its own pipes (child.Server.fork).
+
+        The child's rusage starts at zero, as fork gives; both processes make the interpreter's own memory
+        theirs before this returns (the child maps every page the parent had mapped outside the caller's
+        mappings; the parent copies or reuses its write-protected private ones), so the next measured calls of
+        either count only the workload's faults: the child needs no warm-up, the interpreter's first-use
+        allocations were made by the parent. This Python process becomes a child
+        subreaper (prctl PR_SET_CHILD_SUBREAPER), so a forked process whose parent dies is reparented here
+        and reaped, as by init, instead of lingering as a zombie of the host's init."""
+        if not self.alive:
+            raise self._dead()
+        libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self._forking = True  # until claimed: an interrupted fork leaves the new process to be killed
+        pid, *theirs = self._call("fork")
+        fds: list[int] = []
+        try:
+            for fd in theirs:
+                fds.append(libc.pidfd_getfd(self._pidfd, fd))
+            child = RealProcess(self.machine, self.name, fork_of=(self, pid, fds))
+        except BaseException:
+            for fd in fds:  # the parent kills and reaps the unclaimed process at its next request
+                os.close(fd)
+            raise
+        self.children.append(child)
+        self.machine.procs.append(child)
+        self._call("forked", pid)
+        self._forking = False
+        if child._call("ping") != pid:  # its pipes lead to the process its pidfd names
+            child._terminate()
+            raise PagelabError(f"the process forked by {self.pid} does not answer as {pid}")
+        return child
+
+    def wait(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
+        """waitpid(2) in the real process: (pid, wait status) of an exited child, which is reaped; (0, 0) with
+        os.WNOHANG while none has exited; ECHILD without such a child. Without WNOHANG while every child it
+        could return is alive, WaitWouldBlock: those children run only the calls made to them."""
+        pid = abi.c_int(pid, "pid")
+        options = abi.c_int(options, "options")
+        known = [c for c in self.children if not c._reaped and (pid <= 0 or c.pid == pid)]
+        valid = options & ~(os.WNOHANG | os.WUNTRACED | os.WCONTINUED | _WNOTHREAD | _WALL | _WCLONE) == 0
+        if valid and not options & os.WNOHANG and known and all(c.alive for c in known):
+            raise WaitWouldBlock(f"wait({pid}) in {self.pid} would block for good: its children "
+                                 f"{[c.pid for c in known]} are alive and run only the calls made to them")
+        wpid, status, usage = self._call("wait", pid, options)
+        for c in self.children:
+            if c.pid == wpid and not c._reaped:
+                c._collect()
+                c._reaped_as(status, resource.struct_rusage(usage) if usage is not None else None)
+        return int(wpid), int(status)
+
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send the child a signal (through its pidfd: it is ours, and never another process)."""
@@ -494,6 +642,9 @@ class RealProcess:
 
     def __repr__(self) -> str:
         return f"<pagelab.real.Process pid={self.pid} {self.name!r} {'alive' if self._alive else 'dead'}>"
+
+
+_WNOTHREAD, _WALL, _WCLONE = 0x20000000, 0x40000000, 0x80000000 - (1 << 32)  # __W* of include/uapi/linux/wait.h
 
 
 def _access_args(addresses: Any, write: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -532,6 +683,7 @@ _CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "cachestat": lambda fd, offset, length: (_fd(fd), abi.c_ulong(offset, "off"), abi.c_ulong(length, "len")),
     "mmap": abi.mmap_args, "munmap": abi.munmap_args, "mprotect": abi.mprotect_args,
     "madvise": abi.madvise_args, "mincore": abi.mincore_args, "prctl": abi.prctl_args,
+    "mremap": abi.mremap_args,  # mremap (issue #9)
     "load": lambda addr: (abi.access_address(addr),),
     "store": lambda addr, value: (abi.access_address(addr), abi.store_value(value)),
     "touch": abi.touch_args, "access": _access_args,
@@ -580,10 +732,23 @@ class Machine:
     def close(self) -> None:
         """SIGKILL and reap every child still running, then remove the private file root (m.fs)."""
         try:
+            for p in self.procs:  # the next request of a parent kills and reaps a fork it made but never handed over
+                if p._forking and p.alive:
+                    try:
+                        p._call("ping")
+                    except PagelabError:
+                        pass
+            live = [p for p in self.procs if p.alive]
+            for p in live:
+                p._death_told = True
+                p.kill(signal.SIGKILL)
+            for p in live:
+                p._await_exit(timeout=None)
+            # Every parent has exited now, so each forked process not yet reaped is this process's child
+            # (reparented to the subreaper): reap it.
             for p in self.procs:
-                if p.alive:
-                    p._death_told = True
-                    p._terminate()
+                if not p._reaped:
+                    p._collect()
         finally:
             self.fs.close()
 
