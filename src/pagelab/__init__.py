@@ -101,3 +101,8 @@ from .constants import (  # noqa: E402
 )
 
 __all__ += ["MREMAP_MAYMOVE", "MREMAP_FIXED", "MREMAP_DONTUNMAP", "PR_SET_MEMORY_MERGE", "PR_GET_MEMORY_MERGE"]
+
+# --- mlock, rlimits and capabilities (issue #9) ---
+from .constants import MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT, MLOCK_ONFAULT, RLIMIT_MEMLOCK  # noqa: E402
+
+__all__ += ["MLOCK_ONFAULT", "MCL_CURRENT", "MCL_FUTURE", "MCL_ONFAULT", "RLIMIT_MEMLOCK"]

@@ -115,6 +115,53 @@ def exit_status(code: object) -> int:
     return c_int(code, "exit status")
 
 
+def wait_args(pid: object, options: object) -> tuple[int, int]:
+    """``pid_t waitpid(pid_t pid, int *wstatus, int options)``: both C ints."""
+    return c_int(pid, "pid"), c_int(options, "options")
+
+
+# --- mlock, rlimits and capabilities (issue #9) ----------------------------------------------------
+# int mlock(const void *addr, size_t len); int mlock2(const void *addr, size_t len, unsigned int flags);
+# int munlock(const void *addr, size_t len); int mlockall(int flags); int getrlimit(int resource, struct
+# rlimit *); int setrlimit(int resource, const struct rlimit *) with rlim_t (unsigned long) fields.
+
+def mlock_args(addr: object, length: object) -> tuple[int, int]:
+    """mlock(2) and munlock(2)."""
+    return c_pointer(addr), c_ulong(length, "length")
+
+
+def mlock2_args(addr: object, length: object, flags: object) -> tuple[int, int, int]:
+    """mlock2(2): glibc's ``unsigned int flags``, which the kernel reads as an int."""
+    return c_pointer(addr), c_ulong(length, "length"), c_signed(flags, "flags", 32)
+
+
+def mlockall_args(flags: object) -> tuple[int]:
+    """mlockall(2)."""
+    return (c_int(flags, "flags"),)
+
+
+def rlimit_resource(res: object) -> int:
+    """getrlimit()/setrlimit()'s resource: an int (the kernel checks its range: EINVAL)."""
+    return c_int(res, "resource")
+
+
+def rlim_value(value: object, what: str) -> int:
+    """An rlim_t: unsigned 64 bits; Python's resource.RLIM_INFINITY (-1) is the kernel's 2**64 - 1."""
+    return c_ulong(value, what)
+
+
+def rlimit_pair(limits: object) -> tuple[int, int]:
+    """setrlimit()'s (soft, hard): a pair of rlim_t values, as Python's resource.setrlimit takes."""
+    if not isinstance(limits, (tuple, list)) or len(limits) != 2:
+        raise ValueError(f"limits must be a (soft, hard) pair, got {limits!r}")
+    return rlim_value(limits[0], "soft limit"), rlim_value(limits[1], "hard limit")
+
+
+def rlim_to_python(value: int) -> int:
+    """A kernel rlim_t as Python's resource module reports it: RLIM_INFINITY is -1."""
+    return -1 if value == _U64 - 1 else value
+
+
 # --- memory accesses -----------------------------------------------------------------------------
 
 def address_error(addr: object) -> ValueError:

@@ -110,6 +110,13 @@ PR_SET_THP_DISABLE = 41
 PR_GET_THP_DISABLE = 42
 PR_THP_DISABLE_EXCEPT_ADVISED = 1 << 1  # arg3 of PR_SET_THP_DISABLE (6.18): THPs only where MADV_HUGEPAGE asks
 
+# --- mlock and rlimits (issue #9): include/uapi/asm-generic/mman-common.h, mman.h, resource.h ---
+MLOCK_ONFAULT = 0x01
+MCL_CURRENT = 1
+MCL_FUTURE = 2
+MCL_ONFAULT = 4
+RLIMIT_MEMLOCK = 8  # = resource.RLIMIT_MEMLOCK
+
 # --- mremap (issue #9) ---
 # mremap(2) flags (include/uapi/linux/mman.h), prctl(2) KSM options (include/uapi/linux/prctl.h).
 MREMAP_MAYMOVE = 1

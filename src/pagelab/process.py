@@ -20,6 +20,7 @@ from .arch.x86.entry import MMU_CHUNK, load_byte, run_user_mode
 from .constants import PAGE_SIZE
 from .errors import ProcessDead
 from .kernel import syscalls
+from .kernel.sys import capability_number
 from .libc.malloc import Malloc
 from .workload.scenario import Op
 
@@ -104,6 +105,42 @@ class Process:
         The page-table entries move with the mapping: the pages are not faulted again."""
         args = abi.mremap_args(old_addr, old_size, new_size, flags, new_addr)
         return syscalls.sys_mremap(self._live(), *args)
+
+    # --- mlock, rlimits and capabilities (issue #9) ---
+    def mlock(self, addr: int, length: int) -> None:
+        """mlock(2): lock [addr, addr + length) in memory, faulting in what is not mapped yet."""
+        syscalls.sys_mlock(self._live(), *abi.mlock_args(addr, length))
+
+    def mlock2(self, addr: int, length: int, flags: int) -> None:
+        """mlock2(2) (pagelab.MLOCK_ONFAULT: lock pages as they are faulted, populate nothing now)."""
+        syscalls.sys_mlock2(self._live(), *abi.mlock2_args(addr, length, flags))
+
+    def munlock(self, addr: int, length: int) -> None:
+        """munlock(2)."""
+        syscalls.sys_munlock(self._live(), *abi.mlock_args(addr, length))
+
+    def mlockall(self, flags: int) -> None:
+        """mlockall(2) (pagelab.MCL_CURRENT 1, MCL_FUTURE 2, MCL_ONFAULT 4)."""
+        syscalls.sys_mlockall(self._live(), *abi.mlockall_args(flags))
+
+    def munlockall(self) -> None:
+        """munlockall(2)."""
+        syscalls.sys_munlockall(self._live())
+
+    def getrlimit(self, res: int) -> tuple[int, int]:
+        """getrlimit(2): (soft, hard), resource.RLIM_INFINITY (-1) for no limit, as resource.getrlimit."""
+        soft, hard = syscalls.sys_getrlimit(self._live(), abi.rlimit_resource(res))
+        return abi.rlim_to_python(soft), abi.rlim_to_python(hard)
+
+    def setrlimit(self, res: int, limits: tuple[int, int]) -> None:
+        """setrlimit(2) with (soft, hard), as resource.setrlimit takes them (-1: RLIM_INFINITY)."""
+        res = abi.rlimit_resource(res)
+        syscalls.sys_setrlimit(self._live(), res, *abi.rlimit_pair(limits))
+
+    def drop_capability(self, name: str) -> None:
+        """Drop capability ``name`` (e.g. "CAP_IPC_LOCK") from the bounding, permitted and effective sets
+        (prctl(PR_CAPBSET_DROP) + capset(2)); a spawned process starts with root's."""
+        syscalls.sys_drop_capability(self._live(), capability_number(name))
 
     # --- files ----------------------------------------------------------------------------------
     def open(self, path: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:

@@ -40,6 +40,14 @@ class VmEvent(enum.Enum):
     THP_SPLIT_PMD = "thp_split_pmd"
     THP_ZERO_PAGE_ALLOC = "thp_zero_page_alloc"
     THP_ZERO_PAGE_ALLOC_FAILED = "thp_zero_page_alloc_failed"
+    # --- mlock (issue #9): the unevictable LRU's events, in vm_event_item's order ---
+    UNEVICTABLE_PGCULLED = "unevictable_pgs_culled"  # moved to the unevictable list
+    UNEVICTABLE_PGSCANNED = "unevictable_pgs_scanned"  # scanned by reclaim's unevictable walk (none here)
+    UNEVICTABLE_PGRESCUED = "unevictable_pgs_rescued"  # moved back to an evictable list
+    UNEVICTABLE_PGMLOCKED = "unevictable_pgs_mlocked"
+    UNEVICTABLE_PGMUNLOCKED = "unevictable_pgs_munlocked"
+    UNEVICTABLE_PGCLEARED = "unevictable_pgs_cleared"  # PG_mlocked still set when the folio was freed
+    UNEVICTABLE_PGSTRANDED = "unevictable_pgs_stranded"  # munlocked but could not be isolated (none here)
 
 
 class NodeStat(enum.Enum):
@@ -63,6 +71,7 @@ class NodeStat(enum.Enum):
     NR_FILE_PMDMAPPED = "nr_file_pmdmapped"  # file pages mapped by PMDs, kept in pages, printed in THPs
     NR_ANON_THPS = "nr_anon_transparent_hugepages"  # kept in pages; /proc/vmstat prints it in THPs
     NR_PAGETABLE = "nr_page_table_pages"
+    NR_MLOCK = "nr_mlock"  # a zone stat in Linux (mlock, issue #9); one zone here
 
 
 # Zone gauges Linux prints before the node ones; on a one-zone, one-node machine they equal them.

@@ -30,10 +30,12 @@ from ..constants import (
 from ..errors import NotModelled, syscall_error
 from ..fs.open import do_ftruncate, do_sys_open
 from ..fs.read_write import ksys_lseek, ksys_read, ksys_write
+from ..mm import mlock
 from ..mm.fadvise import generic_fadvise
 from ..mm.filemap import filemap_cachestat
 from ..mm.madvise import do_madvise, mm_populate
 from ..mm.mincore import do_mincore
+from ..mm.mlock import mm_populate_range
 from ..mm.mmap import do_mmap, do_munmap
 from ..mm.mmap import sys_brk as mmap_sys_brk
 from ..mm.mprotect import do_mprotect
@@ -41,6 +43,8 @@ from ..mm.mremap import do_mremap, vma_ksm_compatible
 from ..mm.msync import do_msync
 from ..mm.page_writeback import write_inode_now
 from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_MERGE_ANY, VmFlag
+from ..mm.vma import find_vma
+from . import sys as ksys
 from .exit import do_wait
 from .fork import kernel_clone
 from .task import Task, task_cputime
@@ -62,9 +66,13 @@ def syscall(fn: Callable[Concatenate[Task, _P], _R]) -> Callable[Concatenate[Tas
 
 @syscall
 def sys_mmap(task: Task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
-    """Mirrors vm_mmap_pgoff(): do_mmap(), then mm_populate() for MAP_POPULATE without MAP_NONBLOCK."""
+    """Mirrors vm_mmap_pgoff(): do_mmap(), then mm_populate() for MAP_POPULATE without MAP_NONBLOCK, or
+    for a VM_LOCKED mapping (MAP_LOCKED, mlockall(MCL_FUTURE)): __mm_populate() with its errors ignored."""
     ret = do_mmap(task, addr, length, prot, flags, fd, offset)
-    if flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE:
+    vma = find_vma(task.mm, ret)
+    if vma is not None and vma.vm_flags & VmFlag.LOCKED:  # mlock (issue #9)
+        mm_populate_range(task, ret, (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), ignore_errors=True)
+    elif flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE:
         mm_populate(task, ret, (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
     return ret
 
@@ -256,3 +264,52 @@ def prctl_memory_merge(task: Task, option: int, arg2: int, arg3: int, arg4: int,
         if vma_ksm_compatible(vma):
             vma.vm_flags = vma.vm_flags | VmFlag.MERGEABLE if arg2 else vma.vm_flags & ~VmFlag.MERGEABLE
     return 0
+
+
+# --- mlock, rlimits and capabilities (issue #9) --------------------------------------------------------
+@syscall
+def sys_mlock(task: Task, start: int, length: int) -> None:
+    """Mirrors SYSCALL_DEFINE2(mlock) (mm/mlock.py)."""
+    mlock.sys_mlock(task, start, length)
+
+
+@syscall
+def sys_mlock2(task: Task, start: int, length: int, flags: int) -> None:
+    """Mirrors SYSCALL_DEFINE3(mlock2) (mm/mlock.py)."""
+    mlock.sys_mlock2(task, start, length, flags)
+
+
+@syscall
+def sys_munlock(task: Task, start: int, length: int) -> None:
+    """Mirrors SYSCALL_DEFINE2(munlock) (mm/mlock.py)."""
+    mlock.sys_munlock(task, start, length)
+
+
+@syscall
+def sys_mlockall(task: Task, flags: int) -> None:
+    """Mirrors SYSCALL_DEFINE1(mlockall) (mm/mlock.py)."""
+    mlock.sys_mlockall(task, flags)
+
+
+@syscall
+def sys_munlockall(task: Task) -> None:
+    """Mirrors SYSCALL_DEFINE0(munlockall) (mm/mlock.py)."""
+    mlock.sys_munlockall(task)
+
+
+@syscall
+def sys_getrlimit(task: Task, resource: int) -> tuple[int, int]:
+    """Mirrors SYSCALL_DEFINE2(getrlimit) (kernel/sys.py): (soft, hard), RLIM_INFINITY as 2**64 - 1."""
+    return ksys.sys_getrlimit(task, resource)
+
+
+@syscall
+def sys_setrlimit(task: Task, resource: int, soft: int, hard: int) -> None:
+    """Mirrors SYSCALL_DEFINE2(setrlimit) (kernel/sys.py)."""
+    ksys.sys_setrlimit(task, resource, soft, hard)
+
+
+@syscall
+def sys_drop_capability(task: Task, cap: int) -> None:
+    """prctl(PR_CAPBSET_DROP) + capset() without ``cap`` (kernel/sys.py: drop_capability())."""
+    ksys.drop_capability(task, cap)

@@ -302,6 +302,8 @@ def check_machine(m: Machine) -> None:
                f"and shmem files account for {committed_pages(m)}")
     g = m.counters.gauges
     lazy = (flags & PG.LAZYFREE) != 0
+    unevictable = (flags & PG.UNEVICTABLE) != 0
+    evictable = ((flags & PG.LRU) != 0) & ~unevictable
     checks = {
         NodeStat.NR_FREE_PAGES: int(free.sum()) - m.zone.pcp.count,
         NodeStat.NR_ANON_MAPPED: _anon_mapped_pages(m, anon, large, entire),
@@ -312,8 +314,10 @@ def check_machine(m: Machine) -> None:
         NodeStat.NR_WRITEBACK: int(nr_pages[cache & ((flags & PG.WRITEBACK) != 0)].sum()),
         NodeStat.NR_FILE_PMDMAPPED: int(nr_pages[cache & (entire > 0)].sum()),
         NodeStat.NR_PAGETABLE: int(table.sum()),
-        NodeStat.NR_INACTIVE_ANON: int(nr_pages[((flags & PG.LRU) != 0) & ~cache].sum() - nr_pages[lazy].sum()),
-        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum() + nr_pages[cache & ((flags & PG.LRU) != 0)].sum()),
+        NodeStat.NR_INACTIVE_ANON: int(nr_pages[evictable & ~cache].sum() - nr_pages[lazy].sum()),
+        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum() + nr_pages[cache & evictable].sum()),
+        NodeStat.NR_UNEVICTABLE: int(nr_pages[((flags & PG.LRU) != 0) & unevictable].sum()),  # mlock (issue #9)
+        NodeStat.NR_MLOCK: int(nr_pages[(flags & PG.MLOCKED) != 0].sum()),
     }
     for item, expected in checks.items():
         kernel_bug(g[item] != expected, f"{item.value} is {g[item]}, the frames say {expected}")

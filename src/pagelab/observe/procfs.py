@@ -241,8 +241,9 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     """Mirrors smap_gather_stats() -> smaps_pte_entry() / smaps_pmd_entry() -> smaps_account() ->
     smaps_page_accumulate() for one VMA, over all its pages at once.
 
-    A page counts private when its folio has one reference or the page one mapping; else its PSS is
-    its size divided by its map count. A PMD-mapped THP counts its 2 MiB in AnonHugePages (anon),
+    A page counts private when its folio has one reference or the page one mapping (its precise map count:
+    PTEs mapping it plus PMDs mapping its whole folio, CONFIG_PAGE_MAPCOUNT); else its PSS is its size
+    divided by that count. A PMD-mapped THP counts its 2 MiB in AnonHugePages (anon),
     ShmemPmdMapped (shmem) or FilePmdMapped, and each of its pages as above, with the PMD's A/D bits
     and the folio's flags (the per-page loop smaps_account() runs for a shared large folio).
     """
@@ -254,7 +255,8 @@ def smap_gather_stats(m: Machine, vma: Vma) -> MemSizeStats:
     swapbacked = (fl & PG.SWAPBACKED) != 0
     dirty = ((pages.bits & _PAGE_DIRTY) != 0) | ((fl & PG.DIRTY) != 0)
     young = ((pages.bits & _PAGE_ACCESSED) != 0) | ((fl & PG.REFERENCED) != 0)
-    mapcount = frames.mapcount[pages.pfn]
+    large = (fl & PG.HEAD) != 0  # folio_precise_page_mapcount(): the page's PTE mappings + the folio's PMD ones
+    mapcount = frames.mapcount[pages.pfn] + np.where(large, frames.entire_mapcount[pages.head], 0)
     private = (frames.refcount[pages.head] == 1) | (mapcount < 2)
     full = PAGE_SIZE << PSS_SHIFT
     pss = np.where(private, full, full // np.maximum(mapcount, 1)).astype(np.int64)
