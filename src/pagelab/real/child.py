@@ -166,6 +166,31 @@ class Server:
     def prctl(self, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
         return libc.prctl(option, arg2, arg3, arg4, arg5)
 
+    # --- mlock, rlimits and capabilities (issue #9): on this process only ---
+    def mlock(self, addr: int, length: int) -> None:
+        libc.mlock(addr, length)
+
+    def mlock2(self, addr: int, length: int, flags: int) -> None:
+        libc.mlock2(addr, length, flags)
+
+    def munlock(self, addr: int, length: int) -> None:
+        libc.munlock(addr, length)
+
+    def mlockall(self, flags: int) -> None:
+        libc.mlockall(flags)  # MCL_CURRENT locks (and populates) this interpreter's memory too
+
+    def munlockall(self) -> None:
+        libc.munlockall()
+
+    def getrlimit(self, res: int) -> tuple[int, int]:
+        return libc.prlimit(res, None)
+
+    def setrlimit(self, res: int, soft: int, hard: int) -> None:
+        libc.prlimit(res, (soft, hard))
+
+    def drop_capability(self, cap: int) -> None:
+        libc.drop_capability(cap)
+
     # --- mremap (issue #9) ---
     def mremap(self, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
         a = libc.mremap(addr, old_len, new_len, flags, new_addr)

@@ -229,7 +229,8 @@ def pidfd_getfd(pidfd: int, targetfd: int) -> int:
 
 
 # --- mremap (issue #9) ---
-SYS_mremap = 25  # x86-64: the raw syscall, so MREMAP_DONTUNMAP's new_address is passed (glibc reads it only with MREMAP_FIXED)
+# x86-64; the raw syscall, so MREMAP_DONTUNMAP passes new_address (glibc reads it only with MREMAP_FIXED)
+SYS_mremap = 25
 
 
 def mremap(addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
@@ -239,3 +240,77 @@ def mremap(addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> 
     if ret == -1:
         _raise("mremap")
     return int(ret) & ((1 << 64) - 1)
+
+
+# --- mlock, rlimits and capabilities (issue #9): raw system calls, so the kernel's errno comes back as it is ---
+SYS_mlock, SYS_munlock, SYS_mlockall, SYS_munlockall = 149, 150, 151, 152  # x86-64
+SYS_mlock2 = 325
+SYS_prlimit64 = 302
+SYS_capget, SYS_capset = 125, 126
+PR_CAPBSET_DROP = 24
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _syscall(what: str, nr: int, *args: int) -> int:
+    r = int(_libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a - (1 << 64) if a >= 1 << 63 else a) for a in args)))
+    if r < 0:
+        _raise(what)
+    return r
+
+
+def mlock(addr: int, length: int) -> None:
+    _syscall("mlock", SYS_mlock, addr, length)
+
+
+def mlock2(addr: int, length: int, flags: int) -> None:
+    _syscall("mlock2", SYS_mlock2, addr, length, flags & 0xFFFFFFFF)
+
+
+def munlock(addr: int, length: int) -> None:
+    _syscall("munlock", SYS_munlock, addr, length)
+
+
+def mlockall(flags: int) -> None:
+    _syscall("mlockall", SYS_mlockall, flags & 0xFFFFFFFF)
+
+
+def munlockall() -> None:
+    _syscall("munlockall", SYS_munlockall)
+
+
+class _Rlimit64(ctypes.Structure):
+    _fields_ = [("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64)]
+
+
+def prlimit(resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
+    """prlimit64(0, resource, new, old) on this process: the old (soft, hard), RLIM_INFINITY as 2**64 - 1."""
+    old = _Rlimit64()
+    new_ptr = ctypes.byref(_Rlimit64(*new)) if new is not None else None
+    if _libc.syscall(ctypes.c_long(SYS_prlimit64), ctypes.c_long(0), ctypes.c_long(resource & 0xFFFFFFFF),
+                     new_ptr, ctypes.byref(old)) != 0:
+        _raise("prlimit64")
+    return int(old.rlim_cur), int(old.rlim_max)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capability(cap: int) -> None:
+    """prctl(PR_CAPBSET_DROP, cap), then capset() without ``cap`` in the effective and permitted sets: this
+    process (only) loses it for good. Call it in a child, never in a process the host relies on."""
+    if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+        _raise("prctl(PR_CAPBSET_DROP)")
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if _libc.syscall(ctypes.c_long(SYS_capget), ctypes.byref(header), data) != 0:
+        _raise("capget")
+    mask = ~(1 << (cap % 32)) & 0xFFFFFFFF
+    data[cap // 32].effective &= mask
+    data[cap // 32].permitted &= mask
+    if _libc.syscall(ctypes.c_long(SYS_capset), ctypes.byref(header), data) != 0:
+        _raise("capset")

@@ -36,6 +36,7 @@ import numpy as np
 from .. import abi
 from ..constants import PAGE_SIZE
 from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
+from ..kernel.sys import capability_number
 from ..observe.parse import parse_vmstat
 from ..workload.scenario import Op
 from . import child as _child
@@ -457,6 +458,37 @@ class RealProcess:
         result: int = self._call("mremap", *abi.mremap_args(old_addr, old_size, new_size, flags, new_addr))
         return result
 
+    # --- mlock, rlimits and capabilities (issue #9): performed by the child on itself ---
+    def mlock(self, addr: int, length: int) -> None:
+        self._call("mlock", *abi.mlock_args(addr, length))
+
+    def mlock2(self, addr: int, length: int, flags: int) -> None:
+        self._call("mlock2", *abi.mlock2_args(addr, length, flags))
+
+    def munlock(self, addr: int, length: int) -> None:
+        self._call("munlock", *abi.mlock_args(addr, length))
+
+    def mlockall(self, flags: int) -> None:
+        """mlockall(2). MCL_CURRENT locks the child interpreter's own memory too (its VmLck differs from
+        the simulator's), and MCL_FUTURE under a low RLIMIT_MEMLOCK can starve the child's own mmap()s:
+        call munlockall() soon after."""
+        self._call("mlockall", *abi.mlockall_args(flags))
+
+    def munlockall(self) -> None:
+        self._call("munlockall")
+
+    def getrlimit(self, res: int) -> tuple[int, int]:
+        soft, hard = self._call("getrlimit", abi.rlimit_resource(res))
+        return abi.rlim_to_python(soft), abi.rlim_to_python(hard)
+
+    def setrlimit(self, res: int, limits: tuple[int, int]) -> None:
+        res = abi.rlimit_resource(res)
+        self._call("setrlimit", res, *abi.rlimit_pair(limits))
+
+    def drop_capability(self, name: str) -> None:
+        """Drops ``name`` in the child only (prctl(PR_CAPBSET_DROP) + capset(2)); the host keeps it."""
+        self._call("drop_capability", capability_number(name))
+
     def mincore(self, addr: int, length: int) -> np.ndarray:
         return np.frombuffer(self._call("mincore", *abi.mincore_args(addr, length)), dtype=np.uint8) & 1
 
@@ -684,6 +716,10 @@ _CHILD_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {
     "mmap": abi.mmap_args, "munmap": abi.munmap_args, "mprotect": abi.mprotect_args,
     "madvise": abi.madvise_args, "mincore": abi.mincore_args, "prctl": abi.prctl_args,
     "mremap": abi.mremap_args,  # mremap (issue #9)
+    "mlock": abi.mlock_args, "mlock2": abi.mlock2_args, "munlock": abi.mlock_args,  # mlock (issue #9)
+    "mlockall": abi.mlockall_args, "munlockall": lambda: (),
+    "setrlimit": lambda res, limits: (abi.rlimit_resource(res), *abi.rlimit_pair(limits)),
+    "drop_capability": lambda name: (capability_number(name),),
     "load": lambda addr: (abi.access_address(addr),),
     "store": lambda addr, value: (abi.access_address(addr), abi.store_value(value)),
     "touch": abi.touch_args, "access": _access_args,
