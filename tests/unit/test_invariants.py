@@ -119,6 +119,18 @@ class MemoryMachine(RuleBasedStateMachine):
         p = data.draw(st.sampled_from(self._live()))
         self._call(p.prctl, pl.PR_SET_THP_DISABLE, disable, flags)
 
+    # --- mremap (issue #9) ---
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), new_pages=PAGES, flags=st.sampled_from([0, 1, 3, 5, 7, 8]))
+    def mremap(self, data, new_pages, flags):
+        p, a, n = self._range(data)
+        _, dst, _ = data.draw(st.sampled_from(self.regions))
+        dst += data.draw(st.integers(-4, 8)) * P
+        out: list[int] = []
+        self._call(lambda: out.append(p.mremap(a, n, new_pages * P, flags, dst)))
+        if out:
+            self.regions.append((p, out[0], new_pages))
+
     @precondition(lambda self: self._live())
     @rule(data=st.data())
     def exit(self, data):
