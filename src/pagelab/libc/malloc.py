@@ -14,7 +14,8 @@ the dynamic threshold (freeing an mmapped chunk larger than the threshold, up to
 M_MMAP_THRESHOLD to its size and M_TRIM_THRESHOLD to twice that), the top chunk trimmed with a brk shrink
 when a free leaves it at M_TRIM_THRESHOLD or more, and malloc_trim() giving the whole pages inside free chunks
 back with madvise(MADV_DONTNEED). Each header glibc writes is a store into the process's memory, so a header
-on a fresh page faults it, as in the real allocator: that is what makes fault counts agree.
+on a fresh page faults it, as in the real allocator: that is what makes fault counts agree. The stores write
+the byte 0 (as p.touch(write=True) does): the page is faulted and dirtied, its contents stay zero.
 
 Simplified: the unsorted bin's FIFO pass, last_remainder and the bin lists' order are replaced by best fit
 (the smallest free chunk that fits, lowest address first), which is what the small bins (exact size) and
@@ -25,7 +26,7 @@ memory (malloc returns 0); no M_PERTURB, M_ARENA_*, realloc, calloc or memalign.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from sortedcontainers import SortedDict, SortedList
@@ -130,14 +131,22 @@ class Malloc:
     tcache_ready: bool = False
     mmapped: dict[int, int] = field(default_factory=dict)  # chunk address -> size
 
+    def fork_copy(self, proc: ProcessLike) -> Malloc:
+        """The child's allocator after fork(): the same arena state (the memory it describes is copied by
+        the kernel), driving the child process ``proc``."""
+        return Malloc(proc, replace(self.mp), self.top, self.top_size, self.brk, self.system_mem, dict(self.inuse),
+                      SortedDict(self.freed), SortedList(self.bins),
+                      {k: list(v) for k, v in self.fastbins.items()}, {k: list(v) for k, v in self.tcache.items()},
+                      self.tcache_ready, dict(self.mmapped))
+
     # --- the headers glibc writes -------------------------------------------------------------------
     def _set_head(self, chunk: int, size: int) -> None:
         """set_head(): the size word at chunk + 8, a store that faults its page if absent."""
-        self.proc.store(chunk + SIZE_SZ, size & 0xFF)
+        self.proc.store(chunk + SIZE_SZ)
 
     def _set_foot(self, chunk: int, size: int) -> None:
         """set_foot(): the next chunk's prev_size word."""
-        self.proc.store(chunk + size, size & 0xFF)
+        self.proc.store(chunk + size)
 
     # --- malloc ---------------------------------------------------------------------------------------
     def malloc(self, n: int) -> int:
@@ -151,7 +160,7 @@ class Malloc:
         tc = self.tcache.get(csize2tidx(nb))
         if tc:
             chunk = tc.pop()  # tcache_get(): e->key = 0
-            self.proc.store(chunk + CHUNK_HDR_SZ + SIZE_SZ, 0)
+            self.proc.store(chunk + CHUNK_HDR_SZ + SIZE_SZ)
             return chunk + CHUNK_HDR_SZ
         chunk = self._int_malloc(nb)
         return chunk + CHUNK_HDR_SZ if chunk else 0
@@ -185,7 +194,7 @@ class Malloc:
         while chunks and len(tc) < TCACHE_FILL_COUNT:
             chunk = chunks.pop()
             tc.append(chunk)
-            self.proc.store(chunk + CHUNK_HDR_SZ, 0)  # tcache_put(): e->next, e->key
+            self.proc.store(chunk + CHUNK_HDR_SZ)  # tcache_put(): e->next, e->key
 
     def _take_best_fit(self, nb: int) -> int:
         """The small bin of exactly ``nb``, else the smallest free chunk that fits, split if the rest can be
@@ -203,7 +212,7 @@ class Malloc:
             self._set_foot(rem, size - nb)
         else:
             nb = size
-            self.proc.store(chunk + size + SIZE_SZ, 1)  # set_inuse_bit_at_offset()
+            self.proc.store(chunk + size + SIZE_SZ)  # set_inuse_bit_at_offset()
         self.inuse[chunk] = nb
         tidx = csize2tidx(nb)
         if size == nb and nb < MIN_LARGE_SIZE and tidx < TCACHE_MAX_BINS:  # an exact small-bin hit stashes
@@ -257,7 +266,7 @@ class Malloc:
             chunk = self.proc.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         except OSError:
             return 0
-        self.proc.store(chunk, 0)  # set_prev_size(p, 0); set_head(p, size | IS_MMAPPED)
+        self.proc.store(chunk)  # set_prev_size(p, 0); set_head(p, size | IS_MMAPPED)
         self.mmapped[chunk] = size
         self.mp.n_mmaps += 1
         return chunk
@@ -282,14 +291,14 @@ class Malloc:
                 raise MallocError("free(): double free detected in tcache 2")
             if len(tc) < TCACHE_FILL_COUNT:
                 tc.append(chunk)
-                self.proc.store(mem, 0)  # tcache_put(): e->next and e->key
+                self.proc.store(mem)  # tcache_put(): e->next and e->key
                 return
         if size <= self.mp.max_fast:
             fb = self.fastbins.setdefault(size, [])
             if fb and fb[-1] == chunk:
                 raise MallocError("double free or corruption (fasttop)")
             fb.append(chunk)
-            self.proc.store(mem, 0)  # p->fd
+            self.proc.store(mem)  # p->fd
             return
         del self.inuse[chunk]
         size = self._coalesce(chunk, size)
@@ -328,9 +337,9 @@ class Malloc:
             self._unbin(nxt, nsize)
             size += nsize
         else:
-            self.proc.store(nxt + SIZE_SZ, 0)  # clear_inuse_bit_at_offset()
+            self.proc.store(nxt + SIZE_SZ)  # clear_inuse_bit_at_offset()
         self._bin(chunk, size)
-        self.proc.store(chunk + CHUNK_HDR_SZ, 0)  # fd/bk of the unsorted bin
+        self.proc.store(chunk + CHUNK_HDR_SZ)  # fd/bk of the unsorted bin
         self._set_head(chunk, size)
         self._set_foot(chunk, size)
         return size
