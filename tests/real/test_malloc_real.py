@@ -1,0 +1,137 @@
+"""glibc's malloc and brk(2): the host's real glibc and kernel against the simulator's libc/malloc.py and brk.
+
+What runs where: the real side is a C probe (docs/facts/malloc_c/*.c) compiled here with gcc and linked
+against this host's glibc: its own malloc, its own brk heap, the kernel's fault counts. The simulated side
+runs the same allocation pattern through pagelab.libc.malloc on a simulated process. The real backend's
+Process does not run malloc in its child: that child is a Python interpreter whose objects live in the
+same glibc heap, so its malloc/brk cannot be driven without corrupting it (see docs/facts/malloc.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pagelab as pl
+
+pytestmark = [pytest.mark.real,
+              pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("gcc") is None,
+                                 reason="needs a Linux kernel and gcc")]
+PROBES = Path(__file__).resolve().parents[2] / "docs" / "facts" / "malloc_c"
+PAGE, KiB, MiB = 4096, 1024, 1 << 20
+C_MIB = 4  # pattern (c)'s size here (the fact sheet's 100 MiB takes too long on the simulator for CI)
+
+
+def _run_probe(tmp_path: Path, name: str, *args: str) -> dict[str, int]:
+    exe = tmp_path / name
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(PROBES / f"{name}.c")], check=True, capture_output=True)
+    out = subprocess.run([str(exe), *args], check=True, capture_output=True, text=True).stdout
+    return {k: int(v) for k, v in (line.split("=") for line in out.split())}
+
+
+def _status_kb(m: pl.Machine, p: pl.Process, field: str) -> int:
+    line = next(x for x in m.read(f"/proc/{p.pid}/status").splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def _sim_malloc_probe(mib: int) -> dict[str, int]:
+    """malloc_probe.c's steps on a simulated process (memset = a write to each page of the range)."""
+    m = pl.Machine(ram="1GiB", seed=0)
+    p = m.spawn("malloc_probe")
+    heap0 = p.brk(0)
+    r: dict[str, int] = {}
+
+    def brkoff() -> int:
+        return p.brk(0) - heap0
+
+    def flt() -> int:
+        return p.rusage().ru_minflt
+
+    def memset(a: int, n: int) -> None:
+        p.touch(a & ~(PAGE - 1), a + n - (a & ~(PAGE - 1)), write=True)
+
+    def mmapped(a: int) -> int:
+        return int(a - 16 in p.libc.mmapped)
+
+    a = p.malloc(16)
+    r["first_malloc16_off"], r["first_brk_growth"] = a - heap0, brkoff()
+    b = p.malloc(128 * KiB - 24)
+    r["m128k_24_inheap"], r["brk_after_128k_24"] = 1 - mmapped(b), brkoff()
+    c = p.malloc(128 * KiB - 16)
+    r["m128k_16_inheap"], r["m128k_16_chunk"], r["m128k_16_page_off"] = 1 - mmapped(c), p.libc.mmapped[c - 16], c % PAGE
+    for x in (c, b, a):
+        p.free(x)
+    r["brk_after_frees"] = brkoff()
+    f0, r["a_brk_before"] = flt(), brkoff()
+    v: list[int] = []
+    for _ in range(1000):
+        v.append(p.malloc(KiB))
+        memset(v[-1], KiB)
+    r["a_minflt"], r["a_brk_after"] = flt() - f0, brkoff()
+    for x in v:
+        p.free(x)
+    r["a_brk_after_free"] = brkoff()
+    for step in (1, 2, 3):
+        f0 = flt()
+        x = p.malloc(MiB)
+        memset(x, MiB)
+        r[f"b{step}_minflt"], r[f"b{step}_mmapped"] = flt() - f0, mmapped(x)
+        if step == 1:
+            r["b1_chunk"] = p.libc.mmapped[x - 16]
+        if step == 2:
+            r["b2_brk"] = brkoff()
+        p.free(x)
+    r["b_brk_after_free"] = brkoff()
+    x = p.malloc(40 * MiB)
+    r["m40m_mmapped"] = mmapped(x)
+    p.free(x)
+    x = p.malloc(2 * MiB)
+    r["m2m_after_40m_mmapped"] = mmapped(x)
+    p.free(x)
+    n, f0, r["c_rss_before"] = mib * 1024, flt(), _status_kb(m, p, "VmRSS")
+    v = []
+    for _ in range(n):
+        v.append(p.malloc(KiB))
+        memset(v[-1], KiB)
+    r["c_minflt"], r["c_rss_full"], r["c_brk_full"] = flt() - f0, _status_kb(m, p, "VmRSS"), brkoff()
+    for x in v[:-1]:
+        p.free(x)
+    r["c_rss_after_free"], r["c_brk_after_free"] = _status_kb(m, p, "VmRSS"), brkoff()
+    r["c_trim"] = p.malloc_trim(0)
+    r["c_rss_after_trim"], r["c_brk_after_trim"] = _status_kb(m, p, "VmRSS"), brkoff()
+    return r
+
+
+def test_malloc_patterns_match_the_host_glibc(tmp_path: Path) -> None:
+    real = _run_probe(tmp_path, "malloc_probe", str(C_MIB))
+    sim = _sim_malloc_probe(C_MIB)
+    exact = [k for k in real if not k.startswith("c_rss") and k not in ("a_minflt", "c_minflt")]
+    assert {k: sim[k] for k in exact} == {k: real[k] for k in exact}
+    # fault counts: the real probe also faults its own pointer array (8 bytes a chunk) and its stack
+    assert 0 <= real["a_minflt"] - sim["a_minflt"] <= 2
+    assert 0 <= real["c_minflt"] - sim["c_minflt"] <= C_MIB * 1024 * 8 // PAGE + 2
+    # RSS: the same rise, nothing back at free(), all of it back at malloc_trim(0) (a program's own pages aside)
+    for side in (real, sim):
+        assert side["c_rss_after_free"] == side["c_rss_full"]
+        assert side["c_rss_full"] - side["c_rss_after_trim"] >= C_MIB * 1024 * 0.95
+    rise_real, rise_sim = real["c_rss_full"] - real["c_rss_before"], sim["c_rss_full"] - sim["c_rss_before"]
+    assert abs(rise_real - rise_sim) <= C_MIB * 1024 * 8 // KiB + 16
+
+
+def test_brk_semantics_match_the_kernel(tmp_path: Path) -> None:
+    real = _run_probe(tmp_path, "brk_probe")
+    p = pl.Machine(ram="256MiB", seed=0).spawn("brk_probe")
+    s = p.brk(0)
+    sim = {
+        "below": p.brk(s - PAGE) - s, "plus1": p.brk(s + 1) - s, "plus5000": p.brk(s + 5000) - s,
+        "shrink_to_page": p.brk(s + PAGE) - s, "shrink_to_start": p.brk(s) - s,
+        "beyond_task_size": p.brk(1 << 47) - s, "all_ones": p.brk((1 << 64) - 1) - s,
+    }
+    p.mmap(s + 16 * PAGE, PAGE, pl.PROT_READ, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS | pl.MAP_FIXED)
+    sim["up_to_gap"], sim["into_gap"] = p.brk(s + 15 * PAGE) - s, p.brk(s + 15 * PAGE + 1) - s
+    assert sim == {k: real[k] for k in sim}
+    assert 0 < real["gap_from_bss_end"] < (1 << 30) + 2 * PAGE  # arch_randomize_brk(): within 1 GiB past .bss
