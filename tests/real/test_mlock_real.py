@@ -175,6 +175,9 @@ def test_mappings_and_arguments(real):
         c = p.mmap(None, 2 * MiB, RW, ANON)  # 2 MiB-aligned: thp_get_unmapped_area()
         p.madvise(c, 2 * MiB, pl.MADV_HUGEPAGE)
         rec += [c % (2 * MiB), s.call(lambda: p.mlock(c, 2 * MiB)), s.vma(c)]
+        d = p.mmap(None, 16 * P, pl.PROT_READ, ANON)
+        p.mlock(d, 16 * P)  # the zero page, read-only
+        rec += [s.call(lambda: p.mprotect(d, 16 * P, RW)), s.call(lambda: p.touch(d, 16 * P, write=True))]
         return rec
 
     rec = both(real, story)
@@ -183,7 +186,8 @@ def test_mappings_and_arguments(real):
     assert rec[5] == ("ENOMEM", 0, 0) and rec[7][0] == "ENOMEM"
     assert [r[0] for r in rec[8:14]] == ["EINVAL", "EINVAL", "EINVAL", "EINVAL", "ok", "EINVAL"]
     assert rec[14] == ("ok", 1, 0) and rec[15] == (4, True)
-    assert rec[16:] == [0, ("ok", 1, 0), (2048, True)]
+    assert rec[16:19] == [0, ("ok", 1, 0), (2048, True)]
+    assert rec[19:] == [("ok", 16, 0), ("ok", 0, 0)]  # mprotect_fixup() populates a locked private VMA made writable
 
 
 def test_mlockall_future_onfault(real):

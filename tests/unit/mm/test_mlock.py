@@ -286,3 +286,12 @@ def test_exit_with_locked_memory(m, p):
     p.exit()
     assert m.vmstat()["nr_mlock"] == 0 and m.vmstat()["nr_unevictable"] == 0
     check_machine(m)
+
+
+def test_mprotect_writable_populates_locked_private_vma(m, p):
+    a = p.mmap(None, 16 * P, pl.PROT_READ, ANON)
+    p.mlock(a, 16 * P)
+    assert counted(p, lambda: p.mprotect(a, 16 * P, RW)) == ("ok", 16, 0)  # mprotect_fixup(): COW now
+    assert counted(p, lambda: p.touch(a, 16 * P, write=True)) == ("ok", 0, 0)
+    assert m.vmstat()["nr_mlock"] == 16
+    check_machine(m)
