@@ -45,6 +45,8 @@ class Process:
         self.machine = machine
         self.task = task
         self._malloc: Malloc | None = None  # brk and malloc (issue #9): the glibc allocator, made on first use
+        self.exec_stopped = False  # exec (issue #9): the exec'd program is stopped at its exit
+        self._exec_status = 0  # exec (issue #9): the exit code it then exits with
 
     @property
     def pid(self) -> int:
@@ -75,6 +77,9 @@ class Process:
     def _live(self) -> Task:
         if not self.task.alive:
             raise ProcessDead(f"process {self.task.pid} has exited")
+        if self.exec_stopped:  # exec (issue #9)
+            raise ProcessDead(f"process {self.task.pid} ran {self.task.comm!r} and is stopped at its exit: "
+                              "read its /proc files and rusage(), then exit() or wait()")
         return self.task
 
     # --- system calls ---------------------------------------------------------------------------
@@ -199,7 +204,12 @@ class Process:
         return syscalls.sys_cachestat(self._live(), *abi.cachestat_args(fd, offset, length))
 
     def exit(self, code: int = 0) -> None:
-        """exit(2): the address space is torn down, every frame and page-table page freed."""
+        """exit(2): the address space is torn down, every frame and page-table page freed. After exec(),
+        the program finishes the exit_group() it is stopped in, with its own status (``code`` is unused)."""
+        if self.exec_stopped:  # exec (issue #9)
+            self.exec_stopped = False
+            syscalls.sys_exit(self._live(), self._exec_status)
+            return
         syscalls.sys_exit(self._live(), abi.exit_status(code))
 
     # --- memory accesses ------------------------------------------------------------------------
@@ -282,6 +292,31 @@ class Process:
         """glibc's mallopt() (M_TRIM_THRESHOLD -1, M_TOP_PAD -2, M_MMAP_THRESHOLD -3, M_MMAP_MAX -4): 1 or 0."""
         self._live()
         return self.libc.mallopt(abi.c_int(param, "param"), abi.c_int(value, "value"))
+
+    # --- exec (issue #9) ---
+    def exec(self, path: str, argv: list[str]) -> None:
+        """execve(2) of the host ELF program ``path`` with ``argv`` and an empty environment, then its
+        start-up, then a stop at its exit, on both backends alike.
+
+        The kernel part (a new mm, the program, ld.so, the vDSO, the stack, brk) is simulated from the
+        ELF files (kernel/exec.py, fs/binfmt_elf.py); the dynamic loader maps the libraries
+        (workload/ld_so.py); the program's accesses until its exit come from its start-up profile,
+        captured once from a real launch (workload/startup.py). Afterwards the process is stopped in
+        exit_group() (PTRACE_EVENT_EXIT on the real backend): /proc/PID/maps, smaps, status and stat,
+        and rusage() can be read; every other call raises ProcessDead until exit() lets it finish.
+        Errors before the point of no return leave the process unchanged: OSError ENOENT, EACCES,
+        ENOEXEC, E2BIG as execve(2) returns them, ProfileError when no profile can be had."""
+        from .kernel.exec import check_argv, host_file
+        from .workload.startup import layout_phase, profile_for, run_startup
+
+        task = self._live()
+        argv = check_argv(argv)
+        host_file(self.machine, path)  # ENOENT/EACCES before anything else
+        profile = profile_for(path, argv)
+        loaded = syscalls.sys_execve(task, path, argv, layout_phase(profile))
+        run_startup(self, loaded, profile)
+        self._exec_status = profile.status
+        self.exec_stopped = True
 
     # --- accounting -----------------------------------------------------------------------------
     def rusage(self) -> resource.struct_rusage:

@@ -45,6 +45,7 @@ from ..mm.page_writeback import write_inode_now
 from ..mm.types import MMF_DISABLE_THP_COMPLETELY, MMF_DISABLE_THP_EXCEPT_ADVISED, MMF_VM_MERGE_ANY, VmFlag
 from ..mm.vma import find_vma
 from . import sys as ksys
+from .exec import Loaded, do_execveat_common
 from .exit import do_wait
 from .fork import kernel_clone
 from .task import Task, task_cputime
@@ -313,3 +314,11 @@ def sys_setrlimit(task: Task, resource: int, soft: int, hard: int) -> None:
 def sys_drop_capability(task: Task, cap: int) -> None:
     """prctl(PR_CAPBSET_DROP) + capset() without ``cap`` (kernel/sys.py: drop_capability())."""
     ksys.drop_capability(task, cap)
+
+
+# --- exec (issue #9) --------------------------------------------------------------------------------------
+
+@syscall
+def sys_execve(task: Task, path: str, argv: list[str], phase: tuple[int, int] | None = None) -> Loaded:
+    """Mirrors SYSCALL_DEFINE3(execve) -> do_execveat_common() (kernel/exec.py)."""
+    return do_execveat_common(task, path, argv, phase)

@@ -136,16 +136,30 @@ def _vma_header(vma: Vma) -> str:
         ino, pgoff = vma.vm_file.ino, vma.vm_pgoff << PAGE_SHIFT
     else:
         dev, ino, pgoff = "00:00", 0, 0
+    special = vma.vm_ops.name if vma.vm_ops is not None and vma.vm_ops.name.startswith("[") else ""
+    if special:  # exec (issue #9): a special mapping (vm_special_mapping.name: [vdso], [vvar]...) has no file
+        dev, ino, pgoff = "00:00", 0, 0
     head = f"{vma.vm_start:08x}-{vma.vm_end:08x} {perms} {pgoff:08x} {dev} {ino} "
-    if vma.vm_file is not None:
+    if special:
+        head = f"{head:<72} {special}"
+    elif vma.vm_start <= vma.mm.start_stack <= vma.vm_end and vma.vm_flags & VmFlag.GROWSDOWN:
+        head = f"{head:<72} [stack]"  # exec (issue #9): vma_is_initial_stack()
+    elif vma.vm_file is not None:
         head = f"{head:<72} {vma.vm_file.name}"
     elif vma.vm_start < vma.mm.brk and vma.vm_end > vma.mm.start_brk:  # brk (issue #9): vma_is_initial_heap()
         head = f"{head:<72} [heap]"
     return head + "\n"
 
 
+# exec (issue #9): the x86-64 gate VMA, which show_map() lists last for every 64-bit process (vsyscall=xonly)
+VSYSCALL_LINE = "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n"
+
+
 def proc_pid_maps(task: Task) -> str:
-    return "".join(_vma_header(v) for v in task.mm.vmas)
+    """Mirrors show_map() over the VMAs, then get_gate_vma()'s [vsyscall] (exec, issue #9). A process made by
+    m.spawn() ran no program: its maps list what it mapped and nothing else (no image, stack or gate VMA)."""
+    gate = VSYSCALL_LINE if task.mm.start_stack else ""
+    return "".join(_vma_header(v) for v in task.mm.vmas) + gate
 
 
 @dataclass(slots=True)
