@@ -148,6 +148,9 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
             forbidden |= VmFlag.LOCKED
         if vma.vm_flags & forbidden:
             raise syscall_error(errno.EINVAL, "madvise(MADV_DONTNEED): locked or special mapping")
+        if vma.vm_flags & VmFlag.LOCKED:  # MADV_DONTNEED_LOCKED: the zapped folios are munlocked (mlock, issue #9)
+            from .mlock import mlock_vma_pages_range
+            mlock_vma_pages_range(m, vma, start, end, lock=False)
         zap_page_range_single(m, vma, start, end, reclaim_pt=True)  # madvise_dontneed_single_vma()
         return vma
     if behavior == C.MADV_FREE:

@@ -134,3 +134,16 @@ def munlock_folio(m: Machine, folio: int) -> None:
         c.mod_node_state(NodeStat.NR_UNEVICTABLE, -nr)
         c.count_vm_event(VmEvent.UNEVICTABLE_PGRESCUED, nr)
         lruvec_add_folio(m, folio, nr, file=not flags & (PG.ANON | PG.SWAPBACKED))
+
+
+def mlock_vma_folio(m: Machine, vma: Vma, folio: int) -> None:
+    """Mirrors mlock_vma_folio() (mm/internal.h): a folio mapped into a VM_LOCKED (not VM_SPECIAL) VMA
+    is mlocked; what __folio_add_file_rmap() / folio_add_anon_rmap_*() do for an existing folio."""
+    if (vma.vm_flags & (VmFlag.LOCKED | VM_SPECIAL)) == VmFlag.LOCKED and not m.frames.flags[folio] & PG.ZERO:
+        mlock_folio(m, folio)
+
+
+def munlock_vma_folio(m: Machine, vma: Vma, folio: int) -> None:
+    """Mirrors munlock_vma_folio(): a folio unmapped from a VM_LOCKED VMA is munlocked (__folio_remove_rmap())."""
+    if vma.vm_flags & VmFlag.LOCKED:
+        munlock_folio(m, folio)
