@@ -135,3 +135,36 @@ def test_brk_semantics_match_the_kernel(tmp_path: Path) -> None:
     sim["up_to_gap"], sim["into_gap"] = p.brk(s + 15 * PAGE) - s, p.brk(s + 15 * PAGE + 1) - s
     assert sim == {k: real[k] for k in sim}
     assert 0 < real["gap_from_bss_end"] < (1 << 30) + 2 * PAGE  # arch_randomize_brk(): within 1 GiB past .bss
+
+
+def _api_pattern(m, p) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """brk and the malloc model through the Process API, the same calls on either backend."""
+    s = p.brk(0)
+    r = {"grow": p.brk(s + 5000) - s, "shrink": p.brk(s + PAGE) - s, "back": p.brk(s) - s}
+    f0 = p.rusage().ru_minflt
+    ptrs = []
+    for _ in range(40):  # 5000 bytes: past the tcache; 200 KB: one brk growth after the first
+        a = p.malloc(5000)
+        p.touch(a & ~(PAGE - 1), a + 5000 - (a & ~(PAGE - 1)), write=True)
+        ptrs.append(a - s)
+    r["faults"], r["brk"] = p.rusage().ru_minflt - f0, p.brk(0) - s
+    r["last"] = ptrs[-1]
+    big = p.malloc(MiB)
+    r["big_in_heap"] = int(s <= big < p.brk(0))
+    p.free(big)
+    for a in ptrs:
+        p.free(a + s)
+    r["brk_after_free"] = p.brk(0) - s
+    r["trim"] = p.malloc_trim(0)
+    return r
+
+
+def test_process_api_brk_and_malloc_on_both_backends() -> None:
+    """The real backend runs the same allocator model over the host kernel's brk/mmap and page faults."""
+    from pagelab.real import Machine as RealMachine
+
+    m = pl.Machine(ram="256MiB", seed=0)
+    sim = _api_pattern(m, m.spawn("api"))
+    with RealMachine() as rm:
+        real = _api_pattern(rm, rm.spawn("api"))
+    assert sim == real

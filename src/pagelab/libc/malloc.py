@@ -78,7 +78,7 @@ class ProcessLike(Protocol):
     def mmap(self, addr: int | None, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int: ...
     def munmap(self, addr: int, length: int) -> None: ...
     def madvise(self, addr: int, length: int, advice: int) -> None: ...
-    def store(self, addr: int, value: int = 0) -> None: ...
+    def access(self, addresses: list[int], *, write: bool = False) -> None: ...
 
 
 def request2size(req: int) -> int:
@@ -130,6 +130,7 @@ class Malloc:
     tcache: dict[int, list[int]] = field(default_factory=dict)
     tcache_ready: bool = False
     mmapped: dict[int, int] = field(default_factory=dict)  # chunk address -> size
+    pending: list[int] = field(default_factory=list)  # header stores not yet made (_store())
 
     def fork_copy(self, proc: ProcessLike) -> Malloc:
         """The child's allocator after fork(): the same arena state (the memory it describes is copied by
@@ -140,16 +141,42 @@ class Malloc:
                       self.tcache_ready, dict(self.mmapped))
 
     # --- the headers glibc writes -------------------------------------------------------------------
+    def _store(self, addr: int) -> None:
+        """A header write: queued, and made (one access() batch, in order) before the next system call or when
+        the public call returns, so a call costs the backend one batch of stores, not one call per header."""
+        self.pending.append(addr)
+
+    def _flush(self) -> None:
+        if self.pending:
+            addrs, self.pending = self.pending, []
+            self.proc.access(addrs, write=True)
+
+    def _sys_brk(self, addr: int) -> int:
+        self._flush()
+        return self.proc.brk(addr)
+
+    def _sys_mmap(self, addr: int | None, length: int, prot: int, flags: int) -> int:
+        self._flush()
+        return self.proc.mmap(addr, length, prot, flags)
+
+    def _sys_munmap(self, addr: int, length: int) -> None:
+        self._flush()
+        self.proc.munmap(addr, length)
+
+    def _sys_madvise(self, addr: int, length: int, advice: int) -> None:
+        self._flush()
+        self.proc.madvise(addr, length, advice)
+
     def _set_head(self, chunk: int, size: int) -> None:
         """set_head(): the size word at chunk + 8, a store that faults its page if absent."""
-        self.proc.store(chunk + SIZE_SZ)
+        self._store(chunk + SIZE_SZ)
 
     def _set_foot(self, chunk: int, size: int) -> None:
         """set_foot(): the next chunk's prev_size word."""
-        self.proc.store(chunk + size)
+        self._store(chunk + size)
 
     # --- malloc ---------------------------------------------------------------------------------------
-    def malloc(self, n: int) -> int:
+    def _malloc(self, n: int) -> int:
         """Mirrors __libc_malloc(): the tcache first, then _int_malloc(); 0 on failure (errno ENOMEM)."""
         if n > PTRDIFF_MAX:
             return 0
@@ -160,7 +187,7 @@ class Malloc:
         tc = self.tcache.get(csize2tidx(nb))
         if tc:
             chunk = tc.pop()  # tcache_get(): e->key = 0
-            self.proc.store(chunk + CHUNK_HDR_SZ + SIZE_SZ)
+            self._store(chunk + CHUNK_HDR_SZ + SIZE_SZ)
             return chunk + CHUNK_HDR_SZ
         chunk = self._int_malloc(nb)
         return chunk + CHUNK_HDR_SZ if chunk else 0
@@ -194,7 +221,7 @@ class Malloc:
         while chunks and len(tc) < TCACHE_FILL_COUNT:
             chunk = chunks.pop()
             tc.append(chunk)
-            self.proc.store(chunk + CHUNK_HDR_SZ)  # tcache_put(): e->next, e->key
+            self._store(chunk + CHUNK_HDR_SZ)  # tcache_put(): e->next, e->key
 
     def _take_best_fit(self, nb: int) -> int:
         """The small bin of exactly ``nb``, else the smallest free chunk that fits, split if the rest can be
@@ -212,7 +239,7 @@ class Malloc:
             self._set_foot(rem, size - nb)
         else:
             nb = size
-            self.proc.store(chunk + size + SIZE_SZ)  # set_inuse_bit_at_offset()
+            self._store(chunk + size + SIZE_SZ)  # set_inuse_bit_at_offset()
         self.inuse[chunk] = nb
         tidx = csize2tidx(nb)
         if size == nb and nb < MIN_LARGE_SIZE and tidx < TCACHE_MAX_BINS:  # an exact small-bin hit stashes
@@ -244,10 +271,10 @@ class Malloc:
             size -= self.top_size
         size = _align_up(size, PAGE_SIZE)
         if not self.brk:
-            self.brk = self.proc.brk(0)
+            self.brk = self._sys_brk(0)
         old_end = self.brk
-        if size <= 0 or size > PTRDIFF_MAX or self.proc.brk(old_end + size) != old_end + size:
-            if self.proc.brk(0) != old_end:  # a refused brk leaves the break where it was
+        if size <= 0 or size > PTRDIFF_MAX or self._sys_brk(old_end + size) != old_end + size:
+            if self._sys_brk(0) != old_end:  # a refused brk leaves the break where it was
                 raise MallocError("sysmalloc: the break moved under the allocator")
             return 0
         self.brk = old_end + size
@@ -263,16 +290,16 @@ class Malloc:
         """Mirrors sysmalloc_mmap(): mmap(request + SIZE_SZ rounded to a page); prev_size 0, IS_MMAPPED."""
         size = _align_up(nb + SIZE_SZ, PAGE_SIZE)
         try:
-            chunk = self.proc.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            chunk = self._sys_mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         except OSError:
             return 0
-        self.proc.store(chunk)  # set_prev_size(p, 0); set_head(p, size | IS_MMAPPED)
+        self._store(chunk)  # set_prev_size(p, 0); set_head(p, size | IS_MMAPPED)
         self.mmapped[chunk] = size
         self.mp.n_mmaps += 1
         return chunk
 
     # --- free ----------------------------------------------------------------------------------------
-    def free(self, mem: int) -> None:
+    def _free(self, mem: int) -> None:
         """Mirrors __libc_free(): mmapped chunks are unmapped (adjusting the dynamic threshold), others go to
         the tcache, a fastbin, or are coalesced into the bins or the top chunk (_int_free())."""
         if mem == 0:
@@ -291,14 +318,14 @@ class Malloc:
                 raise MallocError("free(): double free detected in tcache 2")
             if len(tc) < TCACHE_FILL_COUNT:
                 tc.append(chunk)
-                self.proc.store(mem)  # tcache_put(): e->next and e->key
+                self._store(mem)  # tcache_put(): e->next and e->key
                 return
         if size <= self.mp.max_fast:
             fb = self.fastbins.setdefault(size, [])
             if fb and fb[-1] == chunk:
                 raise MallocError("double free or corruption (fasttop)")
             fb.append(chunk)
-            self.proc.store(mem)  # p->fd
+            self._store(mem)  # p->fd
             return
         del self.inuse[chunk]
         size = self._coalesce(chunk, size)
@@ -316,7 +343,7 @@ class Malloc:
             mp.mmap_threshold = size
             mp.trim_threshold = 2 * size
         mp.n_mmaps -= 1
-        self.proc.munmap(chunk, size)
+        self._sys_munmap(chunk, size)
 
     def _coalesce(self, chunk: int, size: int) -> int:
         """_int_free_merge_chunk(): merge with a free chunk below and above (or into the top chunk), then
@@ -337,9 +364,9 @@ class Malloc:
             self._unbin(nxt, nsize)
             size += nsize
         else:
-            self.proc.store(nxt + SIZE_SZ)  # clear_inuse_bit_at_offset()
+            self._store(nxt + SIZE_SZ)  # clear_inuse_bit_at_offset()
         self._bin(chunk, size)
-        self.proc.store(chunk + CHUNK_HDR_SZ)  # fd/bk of the unsorted bin
+        self._store(chunk + CHUNK_HDR_SZ)  # fd/bk of the unsorted bin
         self._set_head(chunk, size)
         self._set_foot(chunk, size)
         return size
@@ -371,7 +398,7 @@ class Malloc:
         extra = (top_area - pad) & ~(PAGE_SIZE - 1)
         if extra == 0 or self.brk != self.top + self.top_size:
             return 0
-        new_brk = self.proc.brk(self.brk - extra)
+        new_brk = self._sys_brk(self.brk - extra)
         released = self.brk - new_brk
         if released <= 0:
             return 0
@@ -382,7 +409,7 @@ class Malloc:
         return 1
 
     # --- malloc_trim, mallopt -------------------------------------------------------------------------
-    def malloc_trim(self, pad: int) -> int:
+    def _malloc_trim(self, pad: int) -> int:
         """Mirrors malloc_trim() -> mtrim(): consolidate, MADV_DONTNEED the whole pages inside each free
         chunk (past its list links), then systrim(pad). Returns 1 if any memory was released."""
         self.malloc_consolidate()
@@ -393,11 +420,11 @@ class Malloc:
             paligned = _align_up(chunk + SIZEOF_MALLOC_CHUNK, PAGE_SIZE)
             rest = size - (paligned - chunk)
             if rest > PAGE_SIZE - 1:
-                self.proc.madvise(paligned, rest & ~(PAGE_SIZE - 1), MADV_DONTNEED)
+                self._sys_madvise(paligned, rest & ~(PAGE_SIZE - 1), MADV_DONTNEED)
                 result = 1
         return result | self.systrim(pad & ULONG_MASK)
 
-    def mallopt(self, param: int, value: int) -> int:
+    def _mallopt(self, param: int, value: int) -> int:
         """Mirrors __libc_mallopt(): 1 on success, 0 if refused. Setting a threshold, the top pad or the mmap
         maximum turns the dynamic threshold off (no_dyn_threshold)."""
         self.malloc_consolidate()
@@ -423,3 +450,32 @@ class Malloc:
             return 1  # M_CHECK_ACTION, M_ARENA_TEST, M_ARENA_MAX, M_PERTURB 0: nothing modelled changes
         mp.no_dyn_threshold = True
         return 1
+
+    # --- the public calls: each ends with its header stores made ----------------------------------------
+    def malloc(self, n: int) -> int:
+        """malloc(3); see _malloc()."""
+        try:
+            return self._malloc(n)
+        finally:
+            self._flush()
+
+    def free(self, mem: int) -> None:
+        """free(3); see _free()."""
+        try:
+            self._free(mem)
+        finally:
+            self._flush()
+
+    def malloc_trim(self, pad: int) -> int:
+        """malloc_trim(3); see _malloc_trim()."""
+        try:
+            return self._malloc_trim(pad)
+        finally:
+            self._flush()
+
+    def mallopt(self, param: int, value: int) -> int:
+        """mallopt(3); see _mallopt()."""
+        try:
+            return self._mallopt(param, value)
+        finally:
+            self._flush()

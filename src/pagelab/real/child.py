@@ -134,6 +134,9 @@ class Server:
         # process whose pipe ends the controller has not yet claimed: (pid, fds kept open for pidfd_getfd)
         self.cmd_fd, self.reply_fd, self.record_fd = -1, -1, -1
         self.unclaimed: tuple[int, list[int]] | None = None
+        self.reaped: dict[int, tuple[int, tuple[float, ...]]] = {}  # pid -> (status, rusage) until recorded
+        self.brk_base, self.brk_set = -1, -1  # brk (issue #9): see brk()
+        self.brk_range = (0, 0)
 
     def _fd(self, fd: int) -> int:
         """This process's descriptor for the caller's ``fd``; EBADF if the caller has no such file open."""
@@ -190,6 +193,28 @@ class Server:
 
     def drop_capability(self, cap: int) -> None:
         libc.drop_capability(cap)
+
+    # --- brk (issue #9): the caller's part of the break, above this interpreter's own glibc heap ---
+    def brk(self, addr: int) -> int:
+        """brk(2) for the caller. This interpreter's glibc owns the heap below the break the caller first
+        found (brk_base): a break below it, or a break glibc has moved since the caller's last call, would
+        cut into the interpreter's own objects, so those raise instead of reaching the kernel."""
+        cur = libc.brk(0)
+        if self.brk_base < 0:
+            self.brk_base = cur
+        if addr == 0:
+            return cur
+        if self.brk_set >= 0 and cur != self.brk_set:
+            raise RuntimeError(f"brk: the interpreter's malloc moved the break ({self.brk_set:#x} -> {cur:#x})")
+        if addr < self.brk_base:
+            raise RuntimeError(f"brk: {addr:#x} is below the interpreter's own heap (it ends at {self.brk_base:#x}); "
+                               "the real backend cannot lower the break there")
+        new = libc.brk(addr)
+        self.brk_set = new
+        self.user_ranges = [r for r in self.user_ranges if r != self.brk_range]
+        self.brk_range = (self.brk_base & ~4095, (new + 4095) & ~4095)
+        self.user_ranges.append(self.brk_range)  # settle() leaves the caller's heap pages alone
+        return new
 
     # --- mremap (issue #9) ---
     def mremap(self, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
@@ -441,6 +466,7 @@ class Server:
                     if fd >= 0:
                         os.close(fd)  # the parent's pipes: only the parent answers on them
                 self.cmd_fd, self.reply_fd, self.record_fd, self.unclaimed = cmd_r, rep_w, record, None
+                self.reaped = {}
                 libc.install_fault_reporter(rep_w, record)
                 if self.perf_counters is not None:
                     self.perf_counters.close()  # they count the parent
@@ -484,10 +510,17 @@ class Server:
             os.close(fd)
         os.waitpid(pid, 0)
 
-    def wait(self, pid: int, options: int) -> tuple[int, int, tuple[float, ...] | None]:
-        """wait4(2): (pid, wait status, the child's rusage), or (0, 0, None) with WNOHANG and none exited."""
+    def wait(self, pid: int, options: int, unrecorded: list[int]
+             ) -> tuple[int, int, tuple[float, ...], dict[int, tuple[int, tuple[float, ...]]]]:
+        """wait4(2): (pid, wait status, the child's rusage, earlier), pid 0 with WNOHANG and none exited.
+        ``earlier``: what earlier waits reaped of the children the controller has not recorded as reaped
+        (``unrecorded``): their replies were lost to an interrupt. The rest is forgotten."""
+        self.reaped = {k: v for k, v in self.reaped.items() if k in unrecorded}
+        earlier = dict(self.reaped)
         wpid, status, usage = os.wait4(pid, options)
-        return (wpid, status, tuple(usage)) if wpid else (0, 0, None)
+        if wpid:
+            self.reaped[wpid] = (status, tuple(usage))
+        return wpid, status, tuple(usage), earlier
 
     def _mapped_runs(self) -> list[tuple[int, int, bool]]:
         """The runs of pages this process has mapped (present in /proc/self/pagemap) in every readable mapping

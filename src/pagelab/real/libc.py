@@ -314,3 +314,12 @@ def drop_capability(cap: int) -> None:
     data[cap // 32].permitted &= mask
     if _libc.syscall(ctypes.c_long(SYS_capset), ctypes.byref(header), data) != 0:
         _raise("capset")
+
+
+# --- brk (issue #9): the raw system call (glibc's brk() wrapper turns a refusal into -1/ENOMEM) ---
+SYS_brk = 12  # x86-64
+
+
+def brk(addr: int) -> int:
+    """brk(2) through syscall(2): the new break, or the old one if the kernel refused."""
+    return int(_libc.syscall(ctypes.c_long(SYS_brk), ctypes.c_ulong(addr))) & ((1 << 64) - 1)

@@ -37,6 +37,7 @@ from .. import abi
 from ..constants import PAGE_SIZE
 from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
 from ..kernel.sys import capability_number
+from ..libc.malloc import Malloc
 from ..observe.parse import parse_vmstat
 from ..workload.scenario import Op
 from . import child as _child
@@ -107,6 +108,7 @@ class RealProcess:
         self._alive = False  # True while it runs
         self._death_told = False  # a call has reported the end (exit(), its own fault, Machine.close())
         self._rids = count(1)
+        self._malloc: Malloc | None = None  # brk and malloc (issue #9): the glibc model, made on first use
         self.exit_status: int | None = None
         self.fault: FatalSignal | None = None  # the SIGSEGV/SIGBUS the child died of, if it reported one
         self.discarded = 0  # replies of interrupted calls discarded
@@ -364,7 +366,10 @@ class RealProcess:
         """_collect of a forked process: it has exited once its pidfd polls readable (a zombie too); it is
         reaped here only if its parent has died and it was reparented to this process."""
         if self._alive:
-            if self._pidfd < 0 or not select.select([self._pidfd], [], [], 0)[0]:
+            poller = select.poll()
+            if self._pidfd >= 0:
+                poller.register(self._pidfd, select.POLLIN)
+            if self._pidfd < 0 or not poller.poll(0):
                 return False
             self._alive = False
         if not self._reaped and self._pidfd >= 0:
@@ -388,8 +393,6 @@ class RealProcess:
         self.exit_status, self._reaped, self._alive = status, True, False
         if usage is not None:
             self._final_rusage = usage
-        if self.fault is None and os.WIFSIGNALED(status) and self._record >= 0:
-            self._read_leftovers()
         fd, self._pidfd = self._pidfd, -1
         if fd >= 0:
             os.close(fd)
@@ -452,6 +455,36 @@ class RealProcess:
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         result: int = self._call("prctl", *abi.prctl_args(option, arg2, arg3, arg4, arg5))
         return result
+
+    # --- brk and malloc (issue #9) ---
+    def brk(self, addr: int) -> int:
+        """brk(2), the raw system call in the child. The child's own glibc heap lies below the break the
+        first call finds: lowering the break under it, or after the interpreter's malloc moved it, raises
+        PagelabError instead (the simulator has no interpreter under its heap)."""
+        result: int = self._call("brk", abi.c_ulong(addr, "addr"))
+        return result
+
+    @property
+    def libc(self) -> Malloc:
+        """pagelab's glibc model (pagelab.libc.malloc) driving this real process's brk, mmap, madvise and
+        stores: the kernel underneath is real, the allocator is the model (the host's own glibc is compared
+        with C probes: tests/real/test_malloc_real.py)."""
+        if self._malloc is None:
+            self._malloc = Malloc(self)
+        return self._malloc
+
+    def malloc(self, n: int) -> int:
+        """malloc(n) of the glibc model over this process (see ``libc``); 0 if it fails."""
+        return self.libc.malloc(abi.c_ulong(n, "size"))
+
+    def free(self, addr: int) -> None:
+        self.libc.free(abi.c_ulong(addr, "ptr"))
+
+    def malloc_trim(self, pad: int) -> int:
+        return self.libc.malloc_trim(abi.c_ulong(pad, "pad"))
+
+    def mallopt(self, param: int, value: int) -> int:
+        return self.libc.mallopt(abi.c_int(param, "param"), abi.c_int(value, "value"))
 
     # --- mremap (issue #9) ---
     def mremap(self, old_addr: int, old_size: int, new_size: int, flags: int = 0, new_addr: int = 0) -> int:
@@ -639,22 +672,40 @@ class RealProcess:
 
     def wait(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
         """waitpid(2) in the real process: (pid, wait status) of an exited child, which is reaped; (0, 0) with
-        os.WNOHANG while none has exited; ECHILD without such a child. Without WNOHANG while every child it
-        could return is alive, WaitWouldBlock: those children run only the calls made to them."""
+        os.WNOHANG while none has exited; ECHILD without such a child (EINVAL for unknown options).
+
+        The real children run only the calls made to them, so a wait that would block (no WNOHANG, children,
+        none exited) would block for good: WaitWouldBlock instead (the child runs wait4 with WNOHANG). The
+        child keeps what it reaped until this side has recorded it, so a wait whose reply an interrupt lost
+        still leaves that child reaped and its status recorded here (by the next wait)."""
         pid = abi.c_int(pid, "pid")
         options = abi.c_int(options, "options")
-        known = [c for c in self.children if not c._reaped and (pid <= 0 or c.pid == pid)]
-        valid = options & ~(os.WNOHANG | os.WUNTRACED | os.WCONTINUED | _WNOTHREAD | _WALL | _WCLONE) == 0
-        if valid and not options & os.WNOHANG and known and all(c.alive for c in known):
-            raise WaitWouldBlock(f"wait({pid}) in {self.pid} would block for good: its children "
-                                 f"{[c.pid for c in known]} are alive and run only the calls made to them")
-        wpid, status, usage = self._call("wait", pid, options)
-        for c in self.children:
-            if c.pid == wpid and not c._reaped:
-                c._collect()
-                c._reaped_as(status, resource.struct_rusage(usage) if usage is not None else None)
-        return int(wpid), int(status)
+        for attempt in range(2):
+            unrecorded = [c.pid for c in self.children if not c._reaped]
+            wpid, status, usage, earlier = self._call("wait", pid, options | os.WNOHANG, unrecorded)
+            for cpid, (st, ru) in earlier.items():
+                self._record_reaped(cpid, st, ru)
+            if wpid:
+                self._record_reaped(wpid, status, usage)
+                return int(wpid), int(status)
+            if options & os.WNOHANG:
+                return 0, 0
+            # None has exited yet: a child killed from outside may be on its way (its pidfd turns readable).
+            waiting = [c._pidfd for c in self.children
+                       if not c._reaped and c._pidfd >= 0 and (pid <= 0 or c.pid == pid)]
+            poller = select.poll()
+            for fd in waiting:
+                poller.register(fd, select.POLLIN)
+            if attempt or not waiting or not poller.poll(100):
+                break
+        raise WaitWouldBlock(f"wait({pid}) in {self.pid} would block for good: none of its children has exited, "
+                             f"and they run only the calls made to them")
 
+    def _record_reaped(self, pid: int, status: int, usage: tuple[float, ...]) -> None:
+        for c in self.children:
+            if c.pid == pid and not c._reaped:
+                c._collect()
+                c._reaped_as(status, resource.struct_rusage(usage))
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send the child a signal (through its pidfd: it is ours, and never another process)."""
@@ -674,9 +725,6 @@ class RealProcess:
 
     def __repr__(self) -> str:
         return f"<pagelab.real.Process pid={self.pid} {self.name!r} {'alive' if self._alive else 'dead'}>"
-
-
-_WNOTHREAD, _WALL, _WCLONE = 0x20000000, 0x40000000, 0x80000000 - (1 << 32)  # __W* of include/uapi/linux/wait.h
 
 
 def _access_args(addresses: Any, write: Any) -> tuple[np.ndarray, np.ndarray]:
