@@ -100,7 +100,10 @@ def test_fork_then_the_child_writes_every_page_then_the_parent(real):
     c = p.fork()
     assert c.ppid == p.pid and c.pid != p.pid
     assert c.rusage().ru_minflt > 0 and faults(c, "touch", a, N) == (0, 0)  # reads: page tables were copied
+    perf = c.perf_counts()
     assert faults(c, "touch", a, N, write=True) == (4096, 0)  # every page copied
+    if perf is not None:  # the child's own perf counters
+        assert c.perf_counts()["page-faults"] - perf["page-faults"] == 4096
     assert faults(c, "touch", a, N, write=True) == (0, 0)
     assert faults(p, "touch", a, N, write=True) == (4096, 0)  # still write-protected: reused, one fault each
     assert faults(p, "touch", a, N, write=True) == (0, 0)
@@ -208,6 +211,46 @@ def test_a_forked_process_killed_from_outside(real):
         c.load(0x1000)
     pid, status = p.wait()
     assert pid == c.pid and os.WTERMSIG(status) == signal.SIGKILL and c.exit_status == status
+    c = p.fork()
+    os.kill(c.pid, signal.SIGTERM)
+    pid, status = p.wait()  # at once: the wait sees the child on its way out
+    assert pid == c.pid and os.WTERMSIG(status) == signal.SIGTERM and not c.alive
+
+
+def test_an_interrupted_wait_loses_no_child(real):
+    """Interrupt wait() at points over its whole run: the child is reaped at most once, and what an interrupt
+    kept from the caller is recorded by the next wait, which then says ECHILD."""
+    p = real.spawn("waitintr")
+    counter = CallCounter()
+    c = p.fork()
+    c.exit(0)
+    sys.setprofile(counter)
+    try:
+        p.wait()
+    finally:
+        sys.setprofile(None)
+    calls, landed = counter.count, 0
+    with alarm_raises():
+        for k in range(1, 7):
+            c = p.fork()
+            c.exit(k)
+            try:
+                interrupt_at_call(calls * k // 7)
+                got = p.wait()
+            except KeyboardInterrupt:
+                got, landed = None, landed + 1
+            finally:
+                sys.setprofile(None)
+            if got is None:
+                try:
+                    got = p.wait()
+                except ChildProcessError:  # reaped by the interrupted wait, recorded by this one
+                    pass
+            assert state(c.pid) == "" and c.exit_status == k << 8 and c.rusage().ru_minflt > 0
+            assert got in (None, (c.pid, k << 8))
+            with pytest.raises(ChildProcessError):
+                p.wait()
+    assert landed >= 4
 
 
 def test_orphans_are_reparented_here_and_reaped(real):
