@@ -36,6 +36,11 @@ class ChildStopped(PagelabError):
     """
 
 
+class WaitWouldBlock(PagelabError):
+    """wait() without os.WNOHANG for a child that is still running: a process runs only when its Process
+    is called (simulated or real), so the wait could never end. Exit the child first, or pass os.WNOHANG."""
+
+
 class KernelBug(PagelabError):
     """An invariant of the simulated kernel broke (the analogue of VM_BUG_ON)."""
 

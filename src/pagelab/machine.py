@@ -31,10 +31,8 @@ from .kernel.tracepoint import FaultTrace
 from .mm.filemap import AddressSpace
 from .mm.mmap import spawn_brk_base
 from .mm.page_alloc import Zone, page_alloc_init
-from .mm.pgtable import pgtable_alloc
 from .mm.rmap import AnonVma
 from .mm.swap import CpuFolioBatches
-from .mm.types import MmStruct
 from .observe.procfs import read_path
 from .process import Process
 from .settings import BY_PATH, Settings
@@ -53,7 +51,7 @@ MIN_RAM = 16 * MiB
 # every host page of those columns); the rest is written as frames are first used; a page table, 4 KiB
 # of host memory, maps 512 pages.
 HOST_BYTES_PER_PAGE_AT_BOOT = 4 + 1 + 8  # 3.3 MiB per simulated GiB
-HOST_BYTES_PER_PAGE_IN_USE = 57 + 8  # 16 MiB per simulated GiB once every frame was used and mapped
+HOST_BYTES_PER_PAGE_IN_USE = 74 + 8  # 20.5 MiB per simulated GiB once every frame was used and mapped
 
 
 def host_memory_cost(ram_bytes: int) -> tuple[int, int]:
@@ -319,7 +317,7 @@ class Machine:
             spawn_brk_base(self, mm)  # brk (issue #9): the heap's start, as exec of a small PIE places it
             task = Task(self, self.alloc_pid(), name, mm)
             mm.owner = task
-            self.tasks[pid] = task
+            self.tasks[task.pid] = task
         return Process(self, task)
 
     def alloc_pid(self) -> int:

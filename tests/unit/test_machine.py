@@ -74,10 +74,10 @@ def test_good_sizes(ram, pages):
 def test_ram_beyond_the_host_fails_at_once_with_the_host_cost(monkeypatch):
     monkeypatch.setattr(machine_mod, "host_mem_available", lambda: 100 * pl.MiB)
     with pytest.raises(ValueError) as info:
-        pl.Machine(ram="16GiB")  # 16.25 MiB per GiB in use: 260 MiB > 100 MiB
+        pl.Machine(ram="16GiB")  # 20.5 MiB per GiB in use: 328 MiB > 100 MiB
     text = str(info.value)
-    assert "MemAvailable" in text and "3 MiB at once" in text and "16 MiB once in use" in text
-    assert "260 MiB" in text and "at most 6 GiB" in text
+    assert "MemAvailable" in text and "3 MiB at once" in text and "20 MiB once in use" in text
+    assert "328 MiB" in text and "at most 4 GiB" in text
     assert pl.Machine(ram="4GiB").config["ram"] == 4 * pl.GiB  # 65 MiB fits
 
 

@@ -68,6 +68,10 @@ class Task:
         self.alive = True
         self.exit_signal = 0  # the signal that killed it, 0 for a normal exit
         self.exit_code = 0
+        # The process tree: ``parent`` None is init (pid 1): the machine, which reaps at once what it owns
+        self.parent: Task | None = None
+        self.children: list[Task] = []
+        self.exit_state = ""  # "" while running, "Z" a zombie its parent has not waited for, "X" reaped
 
     def capable(self, cap: str) -> bool:
         """Mirrors capable()."""
@@ -79,8 +83,10 @@ class Task:
             account_system_time(self, self.machine.cost.fault_cycles(vmf.handler, gup))
 
     def do_exit(self, code: int = 0, signal: int = 0) -> None:
-        """Mirrors do_exit() -> exit_mm() -> mmput() -> exit_mmap(): free every frame and table."""
+        """Mirrors do_exit() -> exit_mm() -> mmput() -> exit_mmap(): free every frame and table; then
+        exit_notify(): the task is a zombie until its parent waits (kernel/exit.py)."""
         from ..mm.memory import exit_mmap
+        from .exit import exit_notify
 
         if not self.alive:
             return
@@ -90,6 +96,7 @@ class Task:
         self.alive = False
         self.exit_code = code
         self.exit_signal = signal
+        exit_notify(self)
 
     def kill_signal(self, sig: int) -> None:
         """A fatal signal with no handler: the task exits (its core dump is not modelled)."""

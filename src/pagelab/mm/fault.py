@@ -58,7 +58,7 @@ from .huge_memory import (
     thp_vma_suitable_order,
     vma_thp_disabled,
 )
-from .mm_inline import lruvec_add_folio
+from .mm_inline import folio_add_lru_vma
 from .page_alloc import alloc_page, put_page
 from .page_writeback import folio_mark_dirty
 from .pgtable import pmd_alloc, pmdp_get, pte_alloc, pte_offset, ptep_get_and_clear, set_pmd_at, set_pte_at, set_ptes
@@ -67,6 +67,7 @@ from .rmap import (
     folio_add_file_rmap_pmd,
     folio_add_file_rmap_ptes,
     folio_add_new_anon_rmap,
+    folio_move_anon_rmap,
     folio_remove_rmap_pte,
     mm_counter_file,
 )
@@ -177,7 +178,7 @@ def do_anonymous_page(vmf: VmFault) -> int:
     if vma.vm_flags & VmFlag.WRITE:
         entry = pte_mkwrite(pte_mkdirty(entry))
     folio_add_new_anon_rmap(m, vma, pfn, vmf.pgoff)
-    lruvec_add_folio(m, pfn, 1)  # folio_add_lru_vma()
+    folio_add_lru_vma(m, vma, pfn, 1)
     set_pte_at(m, row, vmf.address, entry)
     vmf.page = pfn
     vmf.handler = FaultKind.DO_ANONYMOUS_PAGE
@@ -334,7 +335,7 @@ def set_pte_range(vmf: VmFault, row: int, folio: int, page: int, nr: int, addr: 
             entry = pte_mkwrite(entry)
     if write and not vma.vm_flags & VmFlag.SHARED:  # the COW copy (nr == 1)
         folio_add_new_anon_rmap(m, vma, page, vmf.pgoff)
-        lruvec_add_folio(m, page, 1)  # folio_add_lru_vma()
+        folio_add_lru_vma(m, vma, page, 1)
     else:
         folio_add_file_rmap_ptes(m, vma, page, nr)
     set_ptes(m, row, addr, entry, nr)
@@ -399,15 +400,20 @@ def do_fault_around(vmf: VmFault) -> int:
 def do_wp_page(vmf: VmFault) -> int:
     """Mirrors do_wp_page(): a write to a present read-only PTE.
 
-    Shared mappings reuse the page (tmpfs has no page_mkwrite). An anonymous page that is exclusive
-    to this mapping is reused in place; anything else (the zero page, a shared anon page) is copied.
+    Shared mappings reuse the page (write-notify first). An anonymous page that is exclusive to this
+    mapping (PageAnonExclusive, or proven so by wp_can_reuse_anon_folio()) is reused in place, still at
+    the cost of a fault; anything else (the zero page, a page still shared after fork(), a page-cache
+    page of a private mapping) is copied.
     """
     vma, m = vmf.vma, vmf.vma.mm.machine
     vmf.path.append("do_wp_page")
     vmf.page = -1 if pte_special(vmf.orig_pte) else pte_pfn(vmf.orig_pte)  # vm_normal_page()
     if vma.vm_flags & (VmFlag.SHARED | VmFlag.MAYSHARE):
         return wp_page_shared(vmf)
-    if vmf.page >= 0 and m.frames.flags[vmf.page] & PG.ANON and wp_can_reuse_anon_folio(m, vmf.page):
+    frames = m.frames
+    if vmf.page >= 0 and frames.flags[vmf.page - int(frames.head_offset[vmf.page])] & PG.ANON and (
+            frames.flags[vmf.page] & PG.ANON_EXCLUSIVE or wp_can_reuse_anon_folio(m, vmf.page, vma)):
+        frames.flags[vmf.page] |= PG.ANON_EXCLUSIVE  # SetPageAnonExclusive()
         return wp_page_reuse(vmf)
     return wp_page_copy(vmf)
 
@@ -429,14 +435,22 @@ def wp_page_shared(vmf: VmFault) -> int:
     return wp_page_reuse(vmf)
 
 
-def wp_can_reuse_anon_folio(m: Machine, pfn: int) -> bool:
-    """Mirrors PageAnonExclusive() || wp_can_reuse_anon_folio(): nobody else holds the page."""
+def wp_can_reuse_anon_folio(m: Machine, pfn: int, vma: Vma) -> bool:
+    """Mirrors wp_can_reuse_anon_folio(): may a write reuse the non-exclusive anon page ``pfn`` in place?
+
+    A small folio: only if the mapping's reference is the only one (not KSM); it then moves to this VMA's
+    anon_vma (folio_move_anon_rmap()). A large folio (__wp_can_reuse_large_anon_folio()): only if it is
+    mapped more than once, by this mm alone (its mm ids say it is not shared) and every reference is a
+    mapping. Simplified: no swap cache, no per-CPU LRU batch references (new folios go on the LRU at once).
+    """
     frames = m.frames
-    if frames.flags[pfn] & PG.ANON_EXCLUSIVE:
-        return True
-    if frames.refcount[pfn] > 1:
+    head = pfn - int(frames.head_offset[pfn])
+    if frames.flags[head] & PG.HEAD:
+        mapcount = int(frames.large_mapcount[head])
+        return mapcount > 1 and not frames.mm_ids_shared[head] and mapcount == int(frames.refcount[head])
+    if frames.flags[head] & PG.KSM or frames.refcount[head] != 1:
         return False
-    frames.flags[pfn] |= PG.ANON_EXCLUSIVE
+    folio_move_anon_rmap(m, head, vma)
     return True
 
 
@@ -472,7 +486,7 @@ def wp_page_copy(vmf: VmFault) -> int:
     ptep_get_and_clear(m, row, vmf.address)  # ptep_clear_flush()
     flush_tlb_page(m, vma.mm, vmf.address)
     folio_add_new_anon_rmap(m, vma, new, vmf.pgoff)
-    lruvec_add_folio(m, new, 1)
+    folio_add_lru_vma(m, vma, new, 1)
     set_pte_at(m, row, vmf.address, entry)
     if old >= 0:
         folio_remove_rmap_pte(m, vma, old)

@@ -25,6 +25,7 @@ memcg charge.
 from __future__ import annotations
 
 import enum
+import errno
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,7 +48,7 @@ from ..errors import KernelBug, NotModelled
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, VmEvent
 from .folio import Folio, split_folio_to_order
-from .mm_inline import lruvec_add_folio
+from .mm_inline import folio_add_lru_vma
 from .page_alloc import folio_alloc, put_page
 from .pgtable import (
     pgtable_alloc,
@@ -66,8 +67,11 @@ from .rmap import (
     folio_add_anon_rmap_ptes,
     folio_add_new_anon_rmap_pmd,
     folio_maybe_mapped_shared,
+    folio_move_anon_rmap,
     folio_remove_rmap_pmd,
     folio_remove_rmap_pte,
+    folio_reset_mm_ids,
+    folio_try_dup_anon_rmap_pmd,
     mm_counter_file,
     rmap_walk,
 )
@@ -325,7 +329,7 @@ def map_anon_folio_pmd(folio: int, pmd: int, vma: Vma, haddr: int) -> None:
     if vma.vm_flags & VmFlag.WRITE:
         entry |= _PAGE_RW  # maybe_pmd_mkwrite()
     folio_add_new_anon_rmap_pmd(m, vma, folio, linear_page_index(vma, haddr))
-    lruvec_add_folio(m, folio, HPAGE_PMD_NR)  # folio_add_lru_vma()
+    folio_add_lru_vma(m, vma, folio, HPAGE_PMD_NR)
     set_pmd_at(m, pmd, haddr, entry)
     add_mm_counter(vma.mm, MM_ANONPAGES, HPAGE_PMD_NR)
     m.counters.count_vm_event(VmEvent.THP_FAULT_ALLOC)
@@ -334,8 +338,10 @@ def map_anon_folio_pmd(folio: int, pmd: int, vma: Vma, haddr: int) -> None:
 def do_huge_pmd_wp_page(vmf: VmFault) -> int:
     """Mirrors do_huge_pmd_wp_page(): a write to a read-only PMD leaf of a writable VMA.
 
-    The huge zero page is replaced by a new THP (do_huge_zero_wp_pmd()); an exclusive THP is made
-    writable in place; anything else is split (FALLBACK: the PTE path copies one 4 KiB page).
+    The huge zero page is replaced by a new THP (do_huge_zero_wp_pmd()); an exclusive THP (PageAnonExclusive,
+    or a folio_ref_count() of 1: the process it was shared with after fork() has gone) is made writable in
+    place; anything else, a THP still shared after fork(), is split (FALLBACK: the PTE path copies one 4 KiB
+    page).
     """
     vma = vmf.vma
     m = vma.mm.machine
@@ -346,11 +352,19 @@ def do_huge_pmd_wp_page(vmf: VmFault) -> int:
         ret = do_huge_zero_wp_pmd(vmf)
         if not ret & VmFaultResult.FALLBACK:
             return ret
-    elif m.frames.flags[pmd_pfn(orig)] & PG.ANON_EXCLUSIVE:  # reuse
-        set_pmd_at(m, vmf.pmd, haddr, orig | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_RW)
-        flush_tlb_page(m, vma.mm, haddr)
-        vmf.handler = FaultKind.DO_HUGE_PMD_WP_PAGE
-        return VmFaultResult.NONE
+    else:
+        folio = pmd_pfn(orig)
+        frames = m.frames
+        exclusive = bool(frames.flags[folio] & PG.ANON_EXCLUSIVE)
+        if not exclusive and frames.refcount[folio] == 1:  # the only reference: ours (the sharer exited)
+            folio_move_anon_rmap(m, folio, vma)
+            frames.flags[folio] |= PG.ANON_EXCLUSIVE
+            exclusive = True
+        if exclusive:  # reuse
+            set_pmd_at(m, vmf.pmd, haddr, orig | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_RW)
+            flush_tlb_page(m, vma.mm, haddr)
+            vmf.handler = FaultKind.DO_HUGE_PMD_WP_PAGE
+            return VmFaultResult.NONE
     split_huge_pmd(m, vma, vmf.pmd, vmf.address)  # fallback: __split_huge_pmd()
     return VmFaultResult.FALLBACK
 
@@ -385,6 +399,34 @@ def huge_pmd_set_accessed(vmf: VmFault) -> int:
 
 
 # --- the range walkers' PMD-level entry points ---------------------------------------------------
+
+def copy_huge_pmd(m: Machine, dst_vma: Vma, src_vma: Vma, dst_pmd: int, src_pmd: int, addr: int) -> int:
+    """Mirrors copy_huge_pmd() (fork): a PMD leaf of an anonymous VMA is shared with the child: the huge
+    zero page as is, a THP with one more reference and PMD mapping (no longer exclusive), write-protected
+    in both, old in the child, and a PTE table deposited for the child's later split. A file PMD is left
+    for the child to re-fault. 0, or -ENOMEM if no table could be had."""
+    if not vma_is_anonymous(dst_vma):  # "Skip if can be re-fill on fault"
+        return 0
+    dst_mm = dst_vma.mm
+    haddr = addr & PMD_MASK
+    pgtable = pgtable_alloc(m, dst_mm, 1)  # pte_alloc_one()
+    if not pgtable:
+        return -errno.ENOMEM
+    orig = pmdp_get(m, src_pmd, haddr)
+    if is_huge_zero_pmd(m, orig):
+        mm_get_huge_zero_folio(dst_mm)
+        pgtable_trans_huge_deposit(dst_mm, dst_pmd, haddr, pgtable)
+        set_pmd_at(m, dst_pmd, haddr, orig)
+        return 0
+    folio = pmd_pfn(orig)
+    m.frames.refcount[folio] += 1  # folio_get()
+    folio_try_dup_anon_rmap_pmd(m, dst_vma, folio)
+    add_mm_counter(dst_mm, MM_ANONPAGES, HPAGE_PMD_NR)
+    pgtable_trans_huge_deposit(dst_mm, dst_pmd, haddr, pgtable)
+    set_pmd_at(m, src_pmd, haddr, orig & ~_PAGE_RW)  # pmdp_set_wrprotect()
+    set_pmd_at(m, dst_pmd, haddr, orig & ~(_PAGE_RW | _PAGE_ACCESSED))  # pmd_mkold(pmd_wrprotect())
+    return 0
+
 
 def zap_huge_pmd(m: Machine, vma: Vma, pmd: int, addr: int) -> int:
     """Mirrors zap_huge_pmd(): clear the PMD leaf at ``addr`` (which the zap covers whole), free its
@@ -553,6 +595,7 @@ def split_folio(m: Machine, folio: int) -> None:
     on_lru = bool(frames.flags[folio] & PG.LRU)
     extra = int(frames.refcount[folio]) - int(frames.large_mapcount[folio])  # references beyond the mappings
     frames.large_mapcount[folio] = 0
+    folio_reset_mm_ids(m, folio)
     split_folio_to_order(m, Folio(folio, order), 0)
     frames.refcount[pages] = frames.mapcount[pages]  # folio_ref_unfreeze(): one reference per mapping
     frames.refcount[folio] += extra

@@ -1,6 +1,7 @@
-"""Tearing mappings down: zapping PTEs over a range, and the whole address space at exit.
+"""Copying page tables at fork; tearing mappings down: zapping PTEs over a range, the whole address space at exit.
 
-Mirrors the non-fault half of mm/memory.c: unmap_page_range() -> zap_pmd_range() -> zap_pte_range(),
+Mirrors the non-fault half of mm/memory.c: copy_page_range() (fork: copy_pte_range(), copy_present_ptes()),
+unmap_page_range() -> zap_pmd_range() -> zap_pte_range(),
 zap_page_range_single() (MADV_DONTNEED), unmap_vmas(); and mm/mmap.c: exit_mmap(). The walk down to
 the PMD level is the one page-table walker (mm/pagewalk.py, zap_walk_ops), which skips empty upper
 entries; a huge PMD is zapped whole (zap_huge_pmd()) or split first when the range covers part of it.
@@ -8,14 +9,17 @@ entries; a huge PMD is zapped whole (zap_huge_pmd()) or split first when the ran
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..arch.x86.pgtable import (
+    _PAGE_ACCESSED,
     _PAGE_DIRTY,
     _PAGE_PRESENT,
     _PAGE_PROTNONE,
+    _PAGE_RW,
     _PAGE_SPECIAL,
     PTE_PFN_MASK,
     pmd_index,
@@ -25,7 +29,8 @@ from ..arch.x86.tlb import flush_tlb_mm_range, release_asid
 from ..constants import PAGE_SHIFT, PMD_SIZE
 from ..errors import kernel_bug
 from ..hw.physmem import PG
-from .huge_memory import mm_put_huge_zero_folio, split_huge_pmd, zap_huge_pmd
+from ..stats import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES
+from .huge_memory import copy_huge_pmd, mm_put_huge_zero_folio, split_huge_pmd, zap_huge_pmd
 from .mm_inline import lruvec_del_folio
 from .page_alloc import free_unref_folios, put_page
 from .page_writeback import folio_mark_dirty
@@ -33,13 +38,22 @@ from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import (
     free_all_pgtables,
     get_and_clear_full_ptes,
+    get_ptes,
+    modify_prot_commit_ptes,
     pgtable_free,
+    pmd_alloc,
     pmdp_get,
+    pte_alloc,
     pte_offset_map,
     set_entry,
 )
-from .rmap import folio_remove_rmap_ptes, folio_remove_rmap_ptes_exclusive
-from .types import MmStruct, Vma, VmFlag
+from .rmap import (
+    folio_dup_file_rmap_ptes,
+    folio_remove_rmap_ptes,
+    folio_remove_rmap_ptes_exclusive,
+    folio_try_dup_anon_rmap_ptes,
+)
+from .types import MmStruct, Vma, VmFlag, add_mm_counter
 from .vma import vma_unlink
 
 if TYPE_CHECKING:
@@ -175,3 +189,95 @@ def unmap_mapping_range(m: Machine, mapping: object, start_pgoff: int) -> None:
         if first >= vma.vm_pgoff + vma.pages:
             continue
         zap_page_range_single(m, vma, vma.vm_start + ((first - vma.vm_pgoff) << PAGE_SHIFT), vma.vm_end)
+
+
+# --- fork: copying page tables (mm/memory.c: copy_page_range() and below) -------------------------------
+
+def is_cow_mapping(vm_flags: int) -> bool:
+    """Mirrors is_cow_mapping(): private and may be written: its pages are copied on write."""
+    return vm_flags & (VmFlag.SHARED | VmFlag.MAYWRITE) == VmFlag.MAYWRITE
+
+
+def vma_needs_copy(dst_vma: Vma, src_vma: Vma) -> bool:
+    """Mirrors vma_needs_copy(): only a VMA with anonymous pages (an anon_vma) or raw PFN mappings has its
+    page tables copied at fork; file-backed and zero-page-only ones are left for the child to re-fault,
+    which is cheaper than copying big read-only mappings."""
+    return bool(src_vma.vm_flags & (VmFlag.PFNMAP | VmFlag.MIXEDMAP)) or src_vma.anon_vma is not None
+
+
+def copy_page_range(m: Machine, dst_vma: Vma, src_vma: Vma) -> None:
+    """Mirrors copy_page_range(): copy the parent's entries of ``src_vma`` into the child's ``dst_vma``
+    (same addresses), if vma_needs_copy(). Raises MemoryError when a page-table page cannot be had (the
+    caller, dup_mmap(), fails the fork with ENOMEM)."""
+    if not vma_needs_copy(dst_vma, src_vma):
+        return
+    err = walk_page_range_vma(src_vma, src_vma.vm_start, src_vma.vm_end, COPY_WALK_OPS, dst_vma)
+    if err:
+        raise MemoryError("copy_page_range: no memory for the child's page tables")
+
+
+def copy_pmd_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors copy_pmd_range()'s loop body, as the copy walk's pmd_entry: a PMD leaf goes to
+    copy_huge_pmd() (which may leave it for the child to re-fault), a PTE table to copy_pte_range()."""
+    m, src_vma = walk.machine, walk_vma(walk)
+    dst_vma: Vma = walk.private
+    dst_pmd = pmd_alloc(m, dst_vma.mm, addr)
+    if not dst_pmd:
+        return -errno.ENOMEM
+    if pmd_trans_huge(pmdp_get(m, pmd, addr)):
+        return copy_huge_pmd(m, dst_vma, src_vma, dst_pmd, pmd, addr)
+    return copy_pte_range(m, dst_vma, src_vma, dst_pmd, pmd, addr, end)
+
+
+COPY_WALK_OPS = MmWalkOps(pmd_entry=copy_pmd_range)
+
+
+def copy_pte_range(m: Machine, dst_vma: Vma, src_vma: Vma, dst_pmd: int, src_pmd: int, addr: int, end: int) -> int:
+    """Mirrors copy_pte_range(): the child gets a PTE table (even if the parent's holds no entry) and a
+    copy of each present entry of [addr, end) (copy_present_ptes()). 0, or -ENOMEM."""
+    src_row = pte_offset_map(m, src_pmd, addr)
+    if not src_row:
+        return 0
+    dst_row = pte_alloc(m, dst_vma.mm, dst_pmd, addr)
+    if not dst_row:
+        return -errno.ENOMEM
+    ptes = get_ptes(m, src_row, addr, (end - addr) >> PAGE_SHIFT).copy()
+    if ptes.any():
+        kernel_bug(bool(((ptes != 0) & ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0)).any()),
+                   "copy_pte_range: a swap entry (not modelled yet)")
+        copy_present_ptes(m, dst_vma, src_vma, dst_row, src_row, addr, ptes)
+    return 0
+
+
+def copy_present_ptes(m: Machine, dst_vma: Vma, src_vma: Vma, dst_row: int, src_row: int, addr: int,
+                      ptes: np.ndarray) -> None:
+    """Mirrors copy_present_ptes() -> __copy_present_ptes() for the entries ``ptes`` from ``addr``: each
+    page (vm_normal_page(): not the zero page) gains a reference and a mapping (anon: it is no longer
+    exclusive; the child's RSS grows by kind); in a COW mapping, writable entries are write-protected in
+    both processes; the child's copy is old, and clean in a shared mapping. Linux does this one folio
+    batch at a time (folio_pte_batch()); one call here covers the run of a table, with the same helpers."""
+    frames = m.frames
+    present = ptes != 0
+    normal = present & ((ptes & _PAGE_SPECIAL) == 0)
+    pfns = (ptes[normal] & PTE_PFN_MASK) >> PAGE_SHIFT
+    if pfns.shape[0]:
+        heads = pfns - frames.head_offset[pfns]
+        np.add.at(frames.refcount, heads, 1)  # folio_get() / folio_ref_add()
+        anon = (frames.flags[heads] & PG.ANON) != 0
+        folio_try_dup_anon_rmap_ptes(m, dst_vma, pfns[anon])
+        folio_dup_file_rmap_ptes(m, dst_vma, pfns[~anon])
+        dst_mm = dst_vma.mm
+        add_mm_counter(dst_mm, MM_ANONPAGES, int(anon.sum()))
+        shmem = (frames.flags[heads[~anon]] & PG.SWAPBACKED) != 0
+        add_mm_counter(dst_mm, MM_SHMEMPAGES, int(shmem.sum()))
+        add_mm_counter(dst_mm, MM_FILEPAGES, int((~shmem).sum()))
+    child = ptes.copy()
+    if is_cow_mapping(src_vma.vm_flags):
+        writable = present & ((ptes & _PAGE_RW) != 0)
+        if writable.any():
+            modify_prot_commit_ptes(m, src_row, addr, np.where(writable, ptes & ~_PAGE_RW, ptes))  # wrprotect_ptes()
+            child = np.where(writable, child & ~_PAGE_RW, child)
+    if src_vma.vm_flags & VmFlag.SHARED:
+        child = np.where(present, child & ~_PAGE_DIRTY, child)  # pte_mkclean()
+    child = np.where(present, child & ~_PAGE_ACCESSED, child)  # pte_mkold()
+    modify_prot_commit_ptes(m, dst_row, addr, child)  # set_ptes() in the child's table

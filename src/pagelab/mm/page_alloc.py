@@ -533,6 +533,8 @@ def prep_compound_page(frames: FrameTable, pfn: int, order: int) -> None:
     frames.flags[pfn] |= PG.HEAD
     frames.order[pfn] = order
     frames.large_mapcount[pfn] = frames.entire_mapcount[pfn] = frames.nr_pages_mapped[pfn] = 0
+    frames.mm_id[:, pfn] = frames.mm_id_mapcount[:, pfn] = 0  # folio->_mm_ids: no mm maps it yet
+    frames.mm_ids_shared[pfn] = False
 
 
 def folio_alloc(m: Machine, order: int, flags: int) -> int:

@@ -6,7 +6,13 @@ folio_add_new_anon_rmap(), folio_add_file_rmap_pte(), folio_remove_rmap_pte(), a
 address_space (``m.mappings``), from there to the VMAs, and in each to the PTE that maps the page.
 The per-mm RSS counters move here too, as Linux's callers do right beside these calls.
 
-Simplified: one anon_vma per VMA family with no anon_vma_chain hierarchy (fork comes with processes).
+fork() (anon_vma_fork()) links the child's VMA into every anon_vma of the parent's VMA and gives it one
+of its own, for the pages it will copy; vma->anon_vma_chain lists them all. The per-folio mm ids of
+CONFIG_MM_ID (folio_add_return_large_mapcount() ...) tell whether a large folio may be mapped by more than
+one mm, which decides copy-on-write reuse of a THP's pages.
+
+Simplified: no anon_vma reuse in anon_vma_clone() (each forked VMA gets a fresh anon_vma), no degree or
+root; an anon_vma lives while a VMA links it.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 
 from ..arch.x86.pgtable import _PAGE_PRESENT, _PAGE_PROTNONE, _PAGE_PSE, PTE_PFN_MASK
 from ..constants import PAGE_SHIFT
+from ..errors import kernel_bug
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, NodeStat
@@ -59,14 +66,95 @@ def anon_vma_prepare(vma: Vma) -> int:
         mm = vma.mm
         for other in (find_vma_prev(mm, vma), find_vma_next(mm, vma)):
             if (other is not None and other.anon_vma is not None and other.vm_file is None
+                    and len(other.anon_vma_chain) == 1  # reusable_anon_vma(): list_is_singular()
                     and (other.vm_end == vma.vm_start or other.vm_start == vma.vm_end)
                     and (other.vm_flags ^ vma.vm_flags) & ~VM_ACCESS_FLAGS == 0):
                 vma.anon_vma = other.anon_vma
                 break
         else:
             vma.anon_vma = AnonVma(mm.machine)
+        vma.anon_vma_chain.append(vma.anon_vma)
         vma.anon_vma.vma_link(vma)
     return vma.anon_vma.id
+
+
+def anon_vma_fork(vma: Vma, pvma: Vma) -> None:
+    """Mirrors anon_vma_fork(): the child's ``vma`` is linked into every anon_vma of the parent's ``pvma``
+    (anon_vma_clone(): the pages they share are found from either side), then gets an anon_vma of its own
+    for the pages it will copy. Nothing when the parent's VMA has none."""
+    vma.anon_vma, vma.anon_vma_chain = None, []
+    if pvma.anon_vma is None:
+        return
+    vma.anon_vma_chain = list(pvma.anon_vma_chain)
+    for anon_vma in vma.anon_vma_chain:
+        anon_vma.vma_link(vma)
+    vma.anon_vma = AnonVma(vma.mm.machine)
+    vma.anon_vma_chain.append(vma.anon_vma)
+    vma.anon_vma.vma_link(vma)
+
+
+def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
+    """Mirrors folio_move_anon_rmap(): an anon folio now exclusive to ``vma`` moves to its own anon_vma,
+    so later reverse-map walks need not visit the other processes (do_wp_page() reusing it)."""
+    kernel_bug(vma.anon_vma is None, "folio_move_anon_rmap: the VMA has no anon_vma")
+    assert vma.anon_vma is not None
+    frames = m.frames
+    nr = 1 << int(frames.order[folio]) if frames.flags[folio] & PG.HEAD else 1
+    frames.mapping[folio:folio + nr] = vma.anon_vma.id
+
+
+# --- CONFIG_MM_ID: which mms map a large folio (include/linux/rmap.h) ------------------------------
+
+def folio_add_return_large_mapcount(m: Machine, folio: int, diff: int, vma: Vma) -> int:
+    """Mirrors folio_add_return_large_mapcount(): ``diff`` more mappings of large folio ``folio`` by
+    ``vma``'s mm; the mm takes a free slot if it has none, and the folio is marked maybe-shared when a
+    second mm maps it (or another mapping existed already). Returns the new large mapcount."""
+    frames = m.frames
+    mm_id = vma.mm.mm_id
+    total = int(frames.large_mapcount[folio]) + diff
+    frames.large_mapcount[folio] = total
+    ids = frames.mm_id[:, folio]
+    if ids[0] == mm_id:
+        frames.mm_id_mapcount[0, folio] += diff
+    elif ids[1] == mm_id:
+        frames.mm_id_mapcount[1, folio] += diff
+    elif ids[0] == 0:
+        frames.mm_id[0, folio], frames.mm_id_mapcount[0, folio] = mm_id, diff
+        if total != diff:
+            frames.mm_ids_shared[folio] = True
+    elif ids[1] == 0:
+        frames.mm_id[1, folio], frames.mm_id_mapcount[1, folio] = mm_id, diff
+        frames.mm_ids_shared[folio] = True
+    return total
+
+
+def folio_sub_return_large_mapcount(m: Machine, folio: int, diff: int, vma: Vma) -> int:
+    """Mirrors folio_sub_return_large_mapcount(): ``diff`` mappings by ``vma``'s mm are gone. A slot
+    whose mm maps nothing more is freed, and when one slot then holds every mapping the folio is
+    exclusive again (only then: a slot still in use keeps the shared mark). Returns the new mapcount."""
+    frames = m.frames
+    mm_id = vma.mm.mm_id
+    total = int(frames.large_mapcount[folio]) - diff
+    frames.large_mapcount[folio] = total
+    for slot in (0, 1):
+        if frames.mm_id[slot, folio] == mm_id:
+            frames.mm_id_mapcount[slot, folio] -= diff
+            if frames.mm_id_mapcount[slot, folio] > 0:
+                return total
+            frames.mm_id_mapcount[slot, folio] = 0
+            frames.mm_id[slot, folio] = 0
+            break
+    if total in (int(frames.mm_id_mapcount[0, folio]), int(frames.mm_id_mapcount[1, folio])):
+        frames.mm_ids_shared[folio] = False
+    return total
+
+
+def folio_reset_mm_ids(m: Machine, folio: int) -> None:
+    """The mm-id state of a folio that nothing maps any more (a split, a new compound page)."""
+    frames = m.frames
+    frames.mm_id[:, folio] = 0
+    frames.mm_id_mapcount[:, folio] = 0
+    frames.mm_ids_shared[folio] = False
 
 
 def folio_add_new_anon_rmap(m: Machine, vma: Vma, pfns: int | np.ndarray, index: int | np.ndarray,
@@ -108,7 +196,7 @@ def folio_add_file_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
     first = int((frames.mapcount[pages] == 0).sum())
     frames.mapcount[pages] += 1
     if frames.flags[head] & PG.HEAD:
-        frames.large_mapcount[head] += nr
+        folio_add_return_large_mapcount(m, head, nr, vma)
         frames.nr_pages_mapped[head] += first
         if frames.entire_mapcount[head]:
             first = 0
@@ -128,7 +216,7 @@ def folio_add_file_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
     the caller's."""
     frames = m.frames
     nr = 1 << int(frames.order[folio])
-    frames.large_mapcount[folio] += 1
+    folio_add_return_large_mapcount(m, folio, 1, vma)
     frames.entire_mapcount[folio] += 1
     if frames.entire_mapcount[folio] == 1:
         m.counters.mod_node_state(NodeStat.NR_FILE_PMDMAPPED, nr)
@@ -156,7 +244,7 @@ def folio_remove_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
     gone = int((frames.mapcount[pages] == 0).sum())
     unmapped = gone
     if frames.flags[head] & PG.HEAD:
-        frames.large_mapcount[head] -= nr
+        folio_sub_return_large_mapcount(m, head, nr, vma)
         frames.nr_pages_mapped[head] -= gone
         if frames.entire_mapcount[head]:
             unmapped = 0
@@ -180,7 +268,9 @@ def folio_add_new_anon_rmap_pmd(m: Machine, vma: Vma, folio: int, index: int) ->
     frames.mapping[folio:folio + nr] = anon_vma_prepare(vma)
     frames.index[folio:folio + nr] = index + np.arange(nr, dtype=np.int64)
     frames.entire_mapcount[folio] = 1
-    frames.large_mapcount[folio] = 1
+    folio_reset_mm_ids(m, folio)
+    frames.large_mapcount[folio] = 0
+    folio_add_return_large_mapcount(m, folio, 1, vma)
     frames.nr_pages_mapped[folio] = 0
     m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, nr)
     m.counters.mod_node_state(NodeStat.NR_ANON_THPS, nr)
@@ -194,7 +284,7 @@ def folio_add_anon_rmap_ptes(m: Machine, vma: Vma, folio: int, nr: int) -> None:
     pages = slice(folio, folio + nr)
     first = int((frames.mapcount[pages] == 0).sum())
     frames.mapcount[pages] += 1
-    frames.large_mapcount[folio] += nr
+    folio_add_return_large_mapcount(m, folio, nr, vma)
     frames.nr_pages_mapped[folio] += first
     if frames.flags[folio] & PG.ANON_EXCLUSIVE:
         frames.flags[pages] |= PG.ANON_EXCLUSIVE
@@ -209,7 +299,7 @@ def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
     deferred split. RSS and the reference are the caller's."""
     frames = m.frames
     nr_pmdmapped = 1 << int(frames.order[folio])
-    frames.large_mapcount[folio] -= 1
+    folio_sub_return_large_mapcount(m, folio, 1, vma)
     frames.entire_mapcount[folio] -= 1
     if frames.entire_mapcount[folio]:
         return
@@ -229,16 +319,14 @@ def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
 
 
 def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
-    """Mirrors folio_maybe_mapped_shared() for the head PFN ``folio``: a small folio mapped more than
-    once; a large one mapped by a PMD and anything else, or more often than it has pages.
-    Simplified: with no fork, every mapping of a folio is in one mm (CONFIG_MM_ID's answer)."""
+    """Mirrors folio_maybe_mapped_shared() (CONFIG_MM_ID) for the head PFN ``folio``: a small folio
+    mapped more than once; a large one mapped more than once and marked maybe-shared by its mm ids."""
     frames = m.frames
     if not frames.flags[folio] & PG.HEAD:
         return int(frames.mapcount[folio]) > 1
-    mapcount = int(frames.large_mapcount[folio])
-    if mapcount <= 1:
+    if int(frames.large_mapcount[folio]) <= 1:
         return False
-    return bool(frames.entire_mapcount[folio]) or mapcount > 1 << int(frames.order[folio])
+    return bool(frames.mm_ids_shared[folio])
 
 
 
@@ -267,3 +355,44 @@ def rmap_walk(m: Machine, pfn: int) -> list[tuple[Vma, int]]:
         if mapped == pfn:
             found.append((vma, addr))
     return found
+
+
+# --- fork: one more mapping of pages already mapped (include/linux/rmap.h: __folio_dup_*_rmap) -----------
+
+def folio_try_dup_anon_rmap_ptes(m: Machine, dst_vma: Vma, pfns: np.ndarray) -> None:
+    """Mirrors folio_try_dup_anon_rmap_ptes(): the child's PTEs map ``pfns`` (anon pages, each of an
+    order-0 folio or a run of one large folio) once more. Each page loses PG_anon_exclusive (the parent's
+    and the child's mapping share it now: a write must copy or prove it exclusive again) and gains a
+    mapping; a large folio's mm ids record the child's mm. The caller took the references (folio_ref_add())
+    and moves the child's RSS. Simplified: no page is ever pinned, so the dup never fails (-EBUSY)."""
+    frames = m.frames
+    frames.flags[pfns] &= ~PG.ANON_EXCLUSIVE
+    frames.mapcount[pfns] += 1
+    heads = pfns - frames.head_offset[pfns]
+    large = (frames.flags[heads] & PG.HEAD) != 0
+    if large.any():
+        folios, counts = np.unique(heads[large], return_counts=True)
+        for folio, nr in zip(folios.tolist(), counts.tolist(), strict=True):
+            folio_add_return_large_mapcount(m, folio, nr, dst_vma)
+
+
+def folio_dup_file_rmap_ptes(m: Machine, dst_vma: Vma, pfns: np.ndarray) -> None:
+    """Mirrors folio_dup_file_rmap_ptes(): the child's PTEs map page-cache (or shmem) pages ``pfns`` once
+    more: no NR_FILE_MAPPED change, they were mapped already. References and RSS are the caller's."""
+    frames = m.frames
+    frames.mapcount[pfns] += 1
+    heads = pfns - frames.head_offset[pfns]
+    large = (frames.flags[heads] & PG.HEAD) != 0
+    if large.any():
+        folios, counts = np.unique(heads[large], return_counts=True)
+        for folio, nr in zip(folios.tolist(), counts.tolist(), strict=True):
+            folio_add_return_large_mapcount(m, folio, nr, dst_vma)
+
+
+def folio_try_dup_anon_rmap_pmd(m: Machine, dst_vma: Vma, folio: int) -> None:
+    """Mirrors folio_try_dup_anon_rmap_pmd(): the child's PMD maps the whole THP ``folio`` too; its first
+    page loses PG_anon_exclusive. The reference and RSS are the caller's."""
+    frames = m.frames
+    frames.flags[folio] &= ~PG.ANON_EXCLUSIVE
+    frames.entire_mapcount[folio] += 1
+    folio_add_return_large_mapcount(m, folio, 1, dst_vma)

@@ -103,8 +103,8 @@ def vma_link(mm: MmStruct, vma: Vma) -> None:
     """Mirrors vma_link(): insert a VMA into the address space (KernelBug if it overlaps one), and into
     its anon_vma's set of VMAs (anon_vma_clone()), so reverse-map walks find it."""
     mm.vmas.add(vma)
-    if vma.anon_vma is not None:
-        vma.anon_vma.vma_link(vma)
+    for anon_vma in vma.anon_vma_chain:
+        anon_vma.vma_link(vma)
 
 
 def vma_unlink(mm: MmStruct, vma: Vma) -> None:
@@ -112,8 +112,8 @@ def vma_unlink(mm: MmStruct, vma: Vma) -> None:
 
     Its file mapping (i_mmap) is left to the file's put(), which the caller makes."""
     mm.vmas.remove(vma)
-    if vma.anon_vma is not None:
-        vma.anon_vma.vma_unlink(vma)
+    for anon_vma in vma.anon_vma_chain:
+        anon_vma.vma_unlink(vma)
 
 
 def vma_set_range(mm: MmStruct, vma: Vma, start: int, end: int) -> None:
@@ -173,7 +173,7 @@ def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
     vma_adjust_trans_huge(vma, addr)
     new = Vma(mm=mm, vm_start=vma.vm_start, vm_end=vma.vm_end, vm_flags=vma.vm_flags,
               vm_pgoff=vma.vm_pgoff, vm_page_prot=vma.vm_page_prot, vm_file=vma.vm_file,
-              anon_vma=vma.anon_vma, vm_ops=vma.vm_ops)
+              anon_vma=vma.anon_vma, anon_vma_chain=list(vma.anon_vma_chain), vm_ops=vma.vm_ops)
     if new_below:
         new.vm_end = addr
         vma.vm_pgoff += (addr - vma.vm_start) >> PAGE_SHIFT
@@ -191,20 +191,25 @@ def split_vma(mm: MmStruct, vma: Vma, addr: int, new_below: bool) -> Vma:
 def is_mergeable(a: Vma, b: Vma) -> bool:
     """Mirrors is_mergeable_vma() + is_mergeable_anon_vma() for ``a`` directly below ``b``.
 
-    Same flags, same file with contiguous offsets, and anon_vmas that are equal or not yet set.
+    Same flags, same file with contiguous offsets, and anon_vmas that are equal, or only one of them set
+    on a VMA that was not forked with its parents' anon_vmas (vma_had_uncowed_parents(): its
+    anon_vma_chain holds more than its own).
     """
     if a.vm_end != b.vm_start or a.vm_flags != b.vm_flags or a.vm_file is not b.vm_file:
         return False
     if a.vm_pgoff + vma_pages(a) != b.vm_pgoff:
         return False
-    return a.anon_vma is None or b.anon_vma is None or a.anon_vma == b.anon_vma
+    if a.anon_vma is None or b.anon_vma is None:
+        return len(a.anon_vma_chain) <= 1 and len(b.anon_vma_chain) <= 1
+    return a.anon_vma == b.anon_vma
 
 
 def merge_pair(mm: MmStruct, a: Vma, b: Vma) -> Vma:
     """Merge ``b`` into ``a`` (a directly below b); returns the survivor ``a``."""
     if a.anon_vma is None and b.anon_vma is not None:
-        a.anon_vma = b.anon_vma
-        a.anon_vma.vma_link(a)
+        a.anon_vma, a.anon_vma_chain = b.anon_vma, list(b.anon_vma_chain)  # dup_anon_vma()
+        for anon_vma in a.anon_vma_chain:
+            anon_vma.vma_link(a)
     vma_unlink(mm, b)
     vma_set_range(mm, a, a.vm_start, b.vm_end)
     if b.vm_file is not None:
@@ -262,7 +267,7 @@ def _merges_existing(mm: MmStruct, vma: Vma, start: int, end: int, newflags: int
     """Mirrors vma_merge_existing_range()'s decision: does [start, end) with ``newflags`` join a neighbour?"""
     piece = Vma(mm=mm, vm_start=start, vm_end=end, vm_flags=newflags,
                 vm_pgoff=vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT), vm_page_prot=0,
-                vm_file=vma.vm_file, anon_vma=vma.anon_vma, vm_ops=vma.vm_ops)
+                vm_file=vma.vm_file, anon_vma=vma.anon_vma, anon_vma_chain=vma.anon_vma_chain, vm_ops=vma.vm_ops)
     if start == vma.vm_start:
         prev = find_vma_prev(mm, vma)
         if prev is not None and is_mergeable(prev, piece):

@@ -21,7 +21,8 @@ def test_columns_are_compact_and_sized_per_frame():
         assert col.shape == (100,)
     assert ft.links.shape == (2, 100 + LIST_HEADS)
     assert ft.next is not None and np.shares_memory(ft.next, ft.links) and np.shares_memory(ft.prev, ft.links)
-    assert FrameTable.host_bytes_per_frame() == 57
+    assert ft.mm_id.shape == ft.mm_id_mapcount.shape == (2, 100) and ft.mm_ids_shared.shape == (100,)
+    assert FrameTable.host_bytes_per_frame() == 74
 
 
 def test_new_page_flags_are_distinct_bits():
