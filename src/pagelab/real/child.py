@@ -367,6 +367,8 @@ class Server:
     def prepare(self, op: str, args: tuple[Any, ...]) -> Callable[[], Any]:
         """A thunk that performs ``op``; for access(), read() and pread() every buffer is allocated here,
         not in the thunk."""
+        if op in ("fork", "forked", "wait", "exit"):
+            raise ValueError(f"{op} is a call of its own, not an operation of a measured phase")
         if op == "read":
             return self._reader(args[0], args[1], None)
         if op == "pread":
@@ -573,6 +575,23 @@ class Server:
 
     def ping(self) -> int:
         return os.getpid()
+
+    # --- exec (issue #9) ---
+    def exec(self, path: str, argv: list[str]) -> None:
+        """execve(path, argv) with an empty environment; returns only by exiting. The parent has seized this
+        process with ptrace and stops it after the exec and at its exit. Every descriptor of this process
+        closes on exec, so the program inherits none of the interpreter's files; an execve() that fails here
+        (the parent checked the file first) ends the process with 127, as a shell's child does."""
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) > 2:
+                try:
+                    os.set_inheritable(int(name), False)
+                except OSError:
+                    continue
+        try:
+            os.execve(path, argv, {})
+        finally:
+            os._exit(127)
 
 
 def main() -> None:

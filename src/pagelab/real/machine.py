@@ -12,6 +12,14 @@ Files (the file API contract of issue #8): ``m.fs`` (real/fs.py) makes files und
 in /var/tmp, removed at close(); ``p.open()`` translates the path there in the parent, and every file call
 runs in the child, so its faults, I/O and rusage are the child's. ``m.drop_caches()`` writes the host's
 /proc/sys/vm/drop_caches only for a Machine built with ``allow_host_changes=True``.
+
+Processes (issue #9): ``p.fork()`` forks the real process itself (child.Server.fork): the new process serves
+its own pipes and fault record, whose ends this process takes with pidfd_getfd(2), and both make the
+interpreter's own memory theirs before fork() returns, so their counts stay the workload's. A forked
+process is its real parent's child: after ``exit()`` (or a fault, or a kill) ``alive`` is False and it is a
+zombie (state Z) until ``parent.wait()`` runs waitpid in the parent; ``fault`` and ChildDied mean what they
+mean for a spawned process. This process becomes a child subreaper, so an orphan is reparented here and
+reaped as init reaps it (the host's init may not). ``close()`` ends and reaps every process of the tree.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import numpy as np
 from .. import abi
 from ..constants import PAGE_SIZE
 from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
+from ..kernel.exec import check_exec
 from ..kernel.sys import capability_number
 from ..libc.malloc import Malloc
 from ..observe.parse import parse_vmstat
@@ -44,6 +53,7 @@ from . import child as _child
 from . import libc
 from .fs import RealFs
 from .libc import FAULT_FRAME
+from .ptrace import PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT, Tracee, stat_rusage
 from .sysfs_io import DROP_CACHES, HostWriteRefused, SysfsWriter
 
 SI_CODES = {(11, 1): "SEGV_MAPERR", (11, 2): "SEGV_ACCERR", (11, 4): "SEGV_PKUERR", (11, 0x80): "SI_KERNEL",
@@ -65,6 +75,15 @@ class WaitWouldBlock(PagelabError):
 class ChildDied(ProcessDead):
     """The real child process died outside the call being made: killed from outside, crashed, or of a fault in
     a call that was interrupted (then ``__cause__`` is that SegmentationFault or BusError)."""
+
+
+def _exited(pidfd: int) -> bool:
+    """Whether the process ``pidfd`` names has exited (a pidfd polls readable then). exec (issue #9)."""
+    if pidfd < 0:
+        return True
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _wait_status(info: os.waitid_result) -> int:
@@ -109,6 +128,7 @@ class RealProcess:
         self._death_told = False  # a call has reported the end (exit(), its own fault, Machine.close())
         self._rids = count(1)
         self._malloc: Malloc | None = None  # brk and malloc (issue #9): the glibc model, made on first use
+        self._tracee: Tracee | None = None  # exec (issue #9): the exec'd program, traced, stopped at its exit
         self.exit_status: int | None = None
         self.fault: FatalSignal | None = None  # the SIGSEGV/SIGBUS the child died of, if it reported one
         self.discarded = 0  # replies of interrupted calls discarded
@@ -182,6 +202,9 @@ class RealProcess:
     # writes would not do: the kernel then delivers the signal to numpy's BLAS thread, and Python runs the
     # handler in the main thread all the same.) The calls are not thread-safe: one caller at a time.
     def _call(self, op: str, *args: Any) -> Any:
+        if self._tracee is not None and self._tracee.state == "exit":  # exec (issue #9)
+            raise ProcessDead(f"real process {self.pid} ran a program and is stopped at its exit: read its /proc "
+                              "files and rusage(), then exit()")
         if not self.alive:
             raise self._dead()
         rid = next(self._rids)
@@ -344,6 +367,8 @@ class RealProcess:
         an interrupt and is finished by the next call (the status is peeked before the reap, for that)."""
         if self.parent is not None:
             return self._collect_forked()
+        if self._tracee is not None and self._tracee.state == "exit" and not _exited(self._pidfd):
+            return False  # exec (issue #9): a ptrace stop that waitid() would report, not an exit
         if self._alive:
             try:
                 peek = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
@@ -608,6 +633,8 @@ class RealProcess:
         return counts
 
     def rusage(self) -> resource.struct_rusage:
+        if self._tracee is not None and self._tracee.state == "exit":  # exec (issue #9): stopped at its exit
+            return stat_rusage(self.pid)
         if not self.alive and self._final_rusage is not None:
             return self._final_rusage
         return resource.struct_rusage(self._call("rusage"))
@@ -615,6 +642,9 @@ class RealProcess:
     def exit(self, code: int = 0) -> None:
         """exit(2). A spawned process is reaped at once (as init would); a forked one stays a zombie (state Z)
         until its parent waits, or, if its parent is gone, is reaped as an orphan is."""
+        if self._tracee is not None and self._tracee.state == "exit":  # exec (issue #9)
+            self._finish_exec()
+            return
         code = abi.exit_status(code)
         usage = self._call("exit", code)
         self._final_rusage = resource.struct_rusage(usage)  # wait4's, when this process reaps it, replaces it
@@ -622,6 +652,36 @@ class RealProcess:
             self.exit_status = (code & 0xFF) << 8
         self._death_told = True
         self._await_exit(timeout=None)
+
+    # --- exec (issue #9) ---
+    def exec(self, path: str, argv: list[str]) -> None:
+        """execve(2) of ``path`` with ``argv`` and an empty environment in the real process, which then runs
+        the program under ptrace (seized from here: PTRACE_O_TRACEEXEC | TRACEEXIT) until it stops in
+        exit_group(): its /proc files and rusage() (from /proc/PID/stat) can then be read, and exit() lets
+        it finish. The same checks as the simulator's come first (kernel/exec.py check_exec())."""
+        path, argv = check_exec(path, argv)
+        if not self.alive:
+            raise self._dead()
+        if self.parent is not None:
+            raise NotModelled("exec in a forked real process (it is not this process's child to trace)")
+        tracee = Tracee.seize(self.pid)
+        self._tracee = tracee
+        self._send(next(self._rids), pickle.dumps(("exec", (path, argv))))
+        if not tracee.wait_event(PTRACE_EVENT_EXEC) or not tracee.wait_event(PTRACE_EVENT_EXIT):
+            self._reaped_as(tracee.status, None)
+            self._close_fds()
+            raise ChildDied(f"the real process {self.pid} ({self.name}) could not run {path}: {self._how()}")
+        self.name = os.path.basename(path)
+
+    def _finish_exec(self) -> None:
+        """Let the exec'd program finish its exit_group() and reap it (its status is its own)."""
+        assert self._tracee is not None
+        status, usage = self._tracee.finish_rusage()
+        self._death_told = True
+        self._reaped_as(status, usage)
+        if self._popen is not None:
+            self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._close_fds()
 
     # --- fork, wait and the process tree (issue #9) -------------------------------------------------
     @property
