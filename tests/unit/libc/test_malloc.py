@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pagelab as pl
 from pagelab.libc.malloc import (
@@ -182,3 +186,27 @@ def test_deterministic() -> None:
         p.free(out[1])
         return out + [p.malloc(1000), p.brk(0)]
     assert run() == run()
+
+
+@settings(max_examples=int(os.environ.get("PAGELAB_MALLOC_EXAMPLES", "25")), deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 300 * KiB), st.integers(0, 1000)), max_size=60))
+def test_heap_tiles_exactly_and_live_chunks_never_overlap(ops: list[tuple[bool, int, int]]) -> None:
+    """After any malloc/free sequence: the chunks in use, the binned free chunks and the top chunk tile the
+    heap [first chunk, break) with no gap or overlap, and live user ranges never overlap."""
+    p = pl.Machine(ram="256MiB", seed=0).spawn("h")
+    live: list[tuple[int, int]] = []
+    for is_malloc, size, pick in ops:
+        if is_malloc or not live:
+            a = p.malloc(size)
+            live.append((a, size))
+        else:
+            p.free(live.pop(pick % len(live))[0])
+    lib = p.libc
+    spans = sorted([*lib.inuse.items(), *lib.freed.items()] + ([(lib.top, lib.top_size)] if lib.top else []))
+    if spans:
+        assert spans[-1][0] + spans[-1][1] == lib.brk == p.brk(0)
+        for (a, n), (b, _) in zip(spans, spans[1:], strict=False):
+            assert a + n == b
+    ranges = sorted((a, a + max(n, 1)) for a, n in live)
+    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+        assert end <= start
