@@ -32,14 +32,6 @@ class VmEvent(enum.Enum):
     PGREUSE = "pgreuse"
     DROP_PAGECACHE = "drop_pagecache"
     DROP_SLAB = "drop_slab"
-    THP_FAULT_ALLOC = "thp_fault_alloc"
-    THP_FAULT_FALLBACK = "thp_fault_fallback"
-    THP_FILE_MAPPED = "thp_file_mapped"  # a file folio mapped by a PMD (do_set_pmd())
-    THP_SPLIT_PAGE = "thp_split_page"
-    THP_DEFERRED_SPLIT_PAGE = "thp_deferred_split_page"
-    THP_SPLIT_PMD = "thp_split_pmd"
-    THP_ZERO_PAGE_ALLOC = "thp_zero_page_alloc"
-    THP_ZERO_PAGE_ALLOC_FAILED = "thp_zero_page_alloc_failed"
     # --- mlock (issue #9): the unevictable LRU's events, in vm_event_item's order ---
     UNEVICTABLE_PGCULLED = "unevictable_pgs_culled"  # moved to the unevictable list
     UNEVICTABLE_PGSCANNED = "unevictable_pgs_scanned"  # scanned by reclaim's unevictable walk (none here)
@@ -48,6 +40,14 @@ class VmEvent(enum.Enum):
     UNEVICTABLE_PGMUNLOCKED = "unevictable_pgs_munlocked"
     UNEVICTABLE_PGCLEARED = "unevictable_pgs_cleared"  # PG_mlocked still set when the folio was freed
     UNEVICTABLE_PGSTRANDED = "unevictable_pgs_stranded"  # munlocked but could not be isolated (none here)
+    THP_FAULT_ALLOC = "thp_fault_alloc"
+    THP_FAULT_FALLBACK = "thp_fault_fallback"
+    THP_FILE_MAPPED = "thp_file_mapped"  # a file folio mapped by a PMD (do_set_pmd())
+    THP_SPLIT_PAGE = "thp_split_page"
+    THP_DEFERRED_SPLIT_PAGE = "thp_deferred_split_page"
+    THP_SPLIT_PMD = "thp_split_pmd"
+    THP_ZERO_PAGE_ALLOC = "thp_zero_page_alloc"
+    THP_ZERO_PAGE_ALLOC_FAILED = "thp_zero_page_alloc_failed"
 
 
 class NodeStat(enum.Enum):
@@ -155,8 +155,9 @@ class Counters:
         out: dict[str, int] = {"nr_free_pages": self.gauges[NodeStat.NR_FREE_PAGES]}
         for name, item in ZONE_MIRRORS.items():
             out[name] = self.gauges[item]
+        out[NodeStat.NR_MLOCK.value] = self.gauges[NodeStat.NR_MLOCK]  # a zone stat: after nr_zone_*
         for item in NodeStat:
-            if item is not NodeStat.NR_FREE_PAGES:
+            if item is not NodeStat.NR_FREE_PAGES and item is not NodeStat.NR_MLOCK:
                 out[item.value] = self.gauges[item]
         for item in (NodeStat.NR_ANON_THPS, NodeStat.NR_FILE_THPS, NodeStat.NR_FILE_PMDMAPPED):
             out[item.value] //= HPAGE_PMD_NR  # vmstat_item_print_in_thp()
