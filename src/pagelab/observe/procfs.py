@@ -55,7 +55,9 @@ def read_path(m: Machine, path: str) -> str:
     match = re.fullmatch(r"/proc/(\d+)/(stat|statm|status|maps|smaps|smaps_rollup|io)", path)
     if match:
         task = m.tasks.get(int(match.group(1)))
-        if task is not None and task.alive:
+        if task is not None and not task.alive:  # a zombie (reaped tasks leave m.tasks): no mm any more
+            return proc_zombie(task, match.group(2))
+        if task is not None:
             render = {"stat": proc_pid_stat, "statm": proc_pid_statm, "status": proc_pid_status,
                       "maps": proc_pid_maps, "smaps": proc_pid_smaps,
                       "smaps_rollup": proc_pid_smaps_rollup, "io": proc_pid_io}[match.group(2)]
@@ -400,6 +402,25 @@ def proc_pid_status(task: Task) -> str:
     return out
 
 
+def proc_zombie(task: Task, name: str) -> str:
+    """A zombie's /proc/PID files (measured on 6.18): its mm is gone, so maps and smaps are empty, status
+    has no Vm*/Rss* lines, statm is all zeros, stat says Z with no memory; smaps_rollup is ESRCH."""
+    if name in ("maps", "smaps"):
+        return ""
+    if name == "smaps_rollup":
+        raise ProcessLookupError(errno.ESRCH, "No such process", f"/proc/{task.pid}/smaps_rollup")
+    if name == "statm":
+        return "0 0 0 0 0 0 0\n"
+    if name == "status":
+        return (f"Name:\t{task.comm}\nUmask:\t0022\nState:\tZ (zombie)\nTgid:\t{task.pid}\nNgid:\t0\n"
+                f"Pid:\t{task.pid}\nPPid:\t{task.ppid}\nTracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+                f"FDSize:\t0\nGroups:\t \nNStgid:\t{task.pid}\nNSpid:\t{task.pid}\nNSpgid:\t{task.pid}\n"
+                f"NSsid:\t{task.pid}\nKthread:\t0\nThreads:\t1\n")
+    if name == "stat":
+        return proc_pid_stat(task, state="Z")
+    return proc_pid_io(task)
+
+
 def task_statm(mm: MmStruct) -> tuple[int, int, int, int, int]:
     """Mirrors task_statm() (fs/proc/task_mmu.c): (size, shared, text, data, resident), in pages.
 
@@ -426,12 +447,12 @@ def proc_pid_statm(task: Task) -> str:
     return f"{size} {resident} {shared} {text} 0 {data} 0\n"
 
 
-def proc_pid_stat(task: Task) -> str:
+def proc_pid_stat(task: Task, state: str = "R") -> str:
     """Mirrors do_task_stat(): the 52 fields of /proc/PID/stat (minflt is field 10, majflt 12)."""
     m, mm = task.machine, task.mm
     ticks = m.cpu.freq_mhz * 1_000_000 // USER_HZ
     fields = [
-        task.pid, f"({task.comm})", "R", task.ppid, task.pid, task.pid, 0, -1, 4194304,
+        task.pid, f"({task.comm})", state, task.ppid, task.pid, task.pid, 0, -1, 4194304,
         task.min_flt, 0, task.maj_flt, 0, task.utime_cycles // ticks, task.stime_cycles // ticks, 0, 0,
         20, 0, 1, 0, task.start_cycles // ticks, mm.total_vm << PAGE_SHIFT, mm.get_rss(),
         18446744073709551615, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0,
