@@ -68,6 +68,7 @@ from .errors import (
     ScenarioError,
     SegmentationFault,
     SettingError,
+    WaitWouldBlock,
 )
 from .machine import Machine
 from .process import Process
@@ -79,7 +80,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Machine", "Process", "Settings", "VmEvent", "NodeStat", "MmCounter", "PerfEvent", "SimEvent",
     "PagelabError", "SegmentationFault", "BusError", "OutOfMemoryKill", "ProcessDead", "NotModelled",
-    "SettingError", "ScenarioError", "KernelBug", "PAGE_SIZE", "KiB", "MiB", "GiB",
+    "SettingError", "ScenarioError", "KernelBug", "WaitWouldBlock", "PAGE_SIZE", "KiB", "MiB", "GiB",
     "PROT_NONE", "PROT_READ", "PROT_WRITE", "PROT_EXEC",
     "MAP_SHARED", "MAP_PRIVATE", "MAP_SHARED_VALIDATE", "MAP_ANONYMOUS", "MAP_ANON", "MAP_FIXED",
     "MAP_FIXED_NOREPLACE", "MAP_NORESERVE", "MAP_POPULATE", "MAP_LOCKED", "MAP_HUGETLB",

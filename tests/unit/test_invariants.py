@@ -7,6 +7,7 @@ host signal at a chosen point (a KeyboardInterrupt, as Ctrl-C). CI runs a short 
 
 from __future__ import annotations
 
+import os
 import sys
 
 from hypothesis import settings
@@ -24,7 +25,8 @@ PROTS = [pl.PROT_NONE, pl.PROT_READ, pl.PROT_READ | pl.PROT_WRITE]
 # Lengths and offsets as a careless or hostile caller passes them (the kernel sees them as unsigned).
 ODD_LENGTHS = [-1, -P, -(1 << 63), 1, P - 1, P + 1, 1 << 47, (1 << 64) - P, 1 << 63]
 ADVICE = [pl.MADV_DONTNEED, pl.MADV_FREE, pl.MADV_NORMAL, pl.MADV_RANDOM, pl.MADV_POPULATE_READ,
-          pl.MADV_POPULATE_WRITE, pl.MADV_HUGEPAGE, pl.MADV_NOHUGEPAGE, pl.MADV_DONTFORK]
+          pl.MADV_POPULATE_WRITE, pl.MADV_HUGEPAGE, pl.MADV_NOHUGEPAGE, pl.MADV_DONTFORK, pl.MADV_DOFORK,
+          pl.MADV_WIPEONFORK, pl.MADV_KEEPONFORK]
 # Most mappings are small; some are 2, 4 or 6 MiB (placed 2 MiB-aligned), where MADV_HUGEPAGE gives THPs.
 PAGES = st.one_of(st.integers(1, 96), st.sampled_from([512, 1024, 1536]))
 
@@ -68,7 +70,8 @@ class MemoryMachine(RuleBasedStateMachine):
                 if self.interrupt_at:
                     interrupt_at_call(self.interrupt_at)
                 fn(*args)
-            except (OSError, ValueError, pl.ProcessDead, pl.SegmentationFault, pl.BusError, pl.OutOfMemoryKill):
+            except (OSError, ValueError, pl.ProcessDead, pl.SegmentationFault, pl.BusError, pl.OutOfMemoryKill,
+                    pl.WaitWouldBlock):
                 pass
             except KeyboardInterrupt:
                 self.interrupts += 1
@@ -130,6 +133,24 @@ class MemoryMachine(RuleBasedStateMachine):
         self._call(lambda: out.append(p.mremap(a, n, new_pages * P, flags, dst)))
         if out:
             self.regions.append((p, out[0], new_pages))
+
+    # --- fork, wait (issue #9): a child shares every region of its parent; the checks above then cover pages
+    # mapped by several processes (COW copies and reuse, THPs split under one side, zombies, orphans) ---
+    @precondition(lambda self: 0 < len(self._live()) < 5)
+    @rule(data=st.data())
+    def fork(self, data):
+        p = data.draw(st.sampled_from(self._live()))
+        out: list[pl.Process] = []
+        self._call(lambda: out.append(p.fork()))
+        if out:
+            self.procs.append(out[0])
+            self.regions += [(out[0], a, n) for q, a, n in self.regions if q is p]
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data(), nohang=st.booleans())
+    def wait(self, data, nohang):
+        p = data.draw(st.sampled_from(self._live()))
+        self._call(p.wait, -1, os.WNOHANG if nohang else 0)
 
     @precondition(lambda self: self._live())
     @rule(data=st.data())

@@ -225,12 +225,28 @@ def check_compound_pages(m: Machine) -> None:
                "an order on a page that heads neither a folio nor a free block")
 
 
+def check_mm_ids(m: Machine, large: np.ndarray, per_mm: list[tuple[int, np.ndarray]]) -> None:
+    """CONFIG_MM_ID's bookkeeping holds (include/linux/rmap.h): on each large folio, a slot's count is the
+    mappings its mm has, and a folio that more than one mm maps is marked maybe-shared."""
+    frames = m.frames
+    mms = np.zeros(frames.nr_frames, dtype=np.int64)  # how many mms map each folio
+    for mm_id, by_folio in per_mm:
+        mms += by_folio > 0
+        for slot in (0, 1):
+            mine = large & (frames.mm_id[slot] == mm_id)
+            kernel_bug(bool((frames.mm_id_mapcount[slot][mine] != by_folio[mine]).any()),
+                       f"mm id {mm_id}: a folio's per-mm mapcount != its mappings in that mm")
+    kernel_bug(bool((large & (mms > 1) & ~frames.mm_ids_shared).any()),
+               "a large folio mapped by two mms is not marked maybe-shared")
+
+
 def check_machine(m: Machine) -> None:
     """Raise KernelBug if any counter disagrees with the page tables and the frame table."""
     frames, pool = m.frames, m.ptpool
     n = frames.nr_frames
     mapped = np.zeros(n, dtype=np.int64)  # PTE mappings per page
     entire = np.zeros(n, dtype=np.int64)  # PMD mappings per folio (on its head)
+    per_mm: list[tuple[int, np.ndarray]] = []  # (mm id, mappings of each large folio by that mm)
     for task in m.tasks.values():
         if not task.alive:
             continue
@@ -261,6 +277,8 @@ def check_machine(m: Machine) -> None:
                    "tables deposited under PMD leaves")
         mapped += np.bincount(pfns, minlength=n)
         entire += np.bincount(heads, minlength=n)
+        by_folio = np.bincount(frames.compound_head(pfns), minlength=n) + np.bincount(heads, minlength=n)
+        per_mm.append((mm.mm_id, by_folio))
     kernel_bug(not np.array_equal(mapped, frames.mapcount), "mapcount != PTEs mapping the frame")
     kernel_bug(not np.array_equal(entire, frames.entire_mapcount), "entire_mapcount != PMDs mapping the folio")
     large = (frames.flags & PG.HEAD) != 0
@@ -268,6 +286,7 @@ def check_machine(m: Machine) -> None:
     folio_maps = np.bincount(frames.compound_head(np.arange(n)), weights=mapped, minlength=n).astype(np.int64)
     kernel_bug(bool((frames.large_mapcount[large] != folio_maps[large] + entire[large]).any()),
                "large_mapcount != PTEs and PMDs mapping the folio")
+    check_mm_ids(m, large, per_mm)
     flags = frames.flags
     anon = (flags & PG.ANON) != 0
     table = (flags & PG.TABLE) != 0
