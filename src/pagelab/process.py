@@ -306,12 +306,11 @@ class Process:
         and rusage() can be read; every other call raises ProcessDead until exit() lets it finish.
         Errors before the point of no return leave the process unchanged: OSError ENOENT, EACCES,
         ENOEXEC, E2BIG as execve(2) returns them, ProfileError when no profile can be had."""
-        from .kernel.exec import check_argv, host_file
+        from .kernel.exec import check_exec
         from .workload.startup import layout_phase, profile_for, run_startup
 
         task = self._live()
-        argv = check_argv(argv)
-        host_file(self.machine, path)  # ENOENT/EACCES before anything else
+        path, argv = check_exec(path, argv)  # ENOENT, EACCES, ENOEXEC, E2BIG before anything else
         profile = profile_for(path, argv)
         loaded = syscalls.sys_execve(task, path, argv, layout_phase(profile))
         run_startup(self, loaded, profile)

@@ -97,6 +97,31 @@ def check_argv(argv: object) -> list[str]:
     return out
 
 
+def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
+    """The checks execve(2) makes before the point of no return, on the host's file, shared by both
+    backends: TypeError/ValueError for a bad path or argv, E2BIG, ENOENT, ENOTDIR, EACCES (not a regular
+    executable file), ENOEXEC (not an x86-64 ELF program). Returns (path, argv) as str."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        raise TypeError(f"path must be str, got {type(path).__name__}")
+    if "\0" in path:
+        raise ValueError("embedded null byte in path")
+    if not path:
+        raise syscall_error(errno.ENOENT, "execve: empty path")
+    args = check_argv(argv)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise syscall_error(errno.ENOENT, f"{path}: no such file") from None
+    except NotADirectoryError:
+        raise syscall_error(errno.ENOTDIR, f"{path}: a component is not a directory") from None
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+        raise syscall_error(errno.EACCES, f"{path}: not an executable regular file")
+    read_elf(path)  # ENOEXEC
+    return path, args
+
+
 def do_execveat_common(task: Task, path: str, argv: list[str], phase: tuple[int, int] | None = None) -> Loaded:
     """Mirrors do_execveat_common(): open and check the binary, read its headers, then (past the point
     of no return) exec_mmap() a new mm, set comm, and load_elf_binary() into it.

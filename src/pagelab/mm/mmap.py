@@ -68,9 +68,10 @@ from .memory import unmap_page_range
 from .mlock import mlock_future_ok, mlock_mmap_region, mm_populate_range, munlock_unmapped
 from .pgtable import free_pgtables
 from .shmem import SHMEM_ANON_VM_OPS, ShmemFile
-from .types import MmStruct, Vma, VmFlag
+from .types import VM_ACCESS_FLAGS, MmStruct, Vma, VmFlag
 from .vma import (
     find_vma_intersection,
+    find_vma_prev,
     get_unmapped_area,
     is_mergeable,
     merge_pair,
@@ -591,3 +592,38 @@ def do_brk_flags(task: Task, addr: int, length: int) -> bool:
     if flags & VmFlag.LOCKED:
         mm.locked_vm += npages
     return True
+
+
+# --- stack expansion (issue #9: exec) ---------------------------------------------------------------
+# Mirrors mm/mmap.c: expand_stack_locked() -> expand_downwards(), acct_stack_growth(); the fault path calls
+# it (lock_mm_and_find_vma()) for an address below a VM_GROWSDOWN VMA, as the exec'd stack is.
+
+def expand_downwards(task: Task, vma: Vma, address: int) -> bool:
+    """Mirrors expand_downwards(): grow the stack VMA down to ``address``'s page; False where the kernel
+    returns an error (EPERM below mmap_min_addr, ENOMEM within stack_guard_gap of the VMA below, or over
+    RLIMIT_STACK / RLIMIT_AS, or no commit), which the fault path turns into SIGSEGV (SEGV_MAPERR).
+
+    Simplified: no VM_LOCKED population of the new pages (mlock's own business once they fault)."""
+    mm, m = task.mm, task.machine
+    address &= PAGE_MASK
+    if address < m.settings.vm.mmap_min_addr:
+        return False
+    prev = find_vma_prev(mm, vma)
+    if prev is not None and not prev.vm_flags & VmFlag.GROWSDOWN and prev.vm_flags & VM_ACCESS_FLAGS \
+            and address - prev.vm_end < STACK_GUARD_GAP:
+        return False
+    grow = (vma.vm_start - address) >> PAGE_SHIFT
+    size = vma.vm_end - address
+    if size > _rlimit(task, _RLIMIT_STACK):  # acct_stack_growth()
+        return False
+    if mm.total_vm + grow > _rlimit(task, _RLIMIT_AS) >> PAGE_SHIFT:  # may_expand_vm()
+        return False
+    if vma.vm_flags & VmFlag.ACCOUNT and not m.vm_enough_memory(grow):
+        return False
+    vma_set_range(mm, vma, address, vma.vm_end)
+    vma.vm_pgoff -= grow
+    vm_stat_account(mm, vma.vm_flags, grow)
+    return True
+
+
+_RLIMIT_STACK = 3  # resource.RLIMIT_STACK

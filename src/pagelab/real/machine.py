@@ -43,7 +43,16 @@ import numpy as np
 
 from .. import abi
 from ..constants import PAGE_SIZE
-from ..errors import BusError, ChildStopped, FatalSignal, PagelabError, ProcessDead, SegmentationFault
+from ..errors import (
+    BusError,
+    ChildStopped,
+    FatalSignal,
+    NotModelled,
+    PagelabError,
+    ProcessDead,
+    SegmentationFault,
+    WaitWouldBlock,
+)
 from ..kernel.exec import check_exec
 from ..kernel.sys import capability_number
 from ..libc.malloc import Malloc
@@ -65,11 +74,6 @@ _SIGNAMES = {int(s): s.name for s in signal.Signals}
 # The child's program: SIGINT ignored first (serve() ignores it too), then the import of pagelab.
 _CHILD_MAIN = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                "from pagelab.real.child import main; main()")
-
-
-class WaitWouldBlock(PagelabError):
-    """wait() without WNOHANG when every child it could return is alive: the real children run only the calls
-    made to them, so none would ever exit while the caller waits (a hang, refused)."""
 
 
 class ChildDied(ProcessDead):
@@ -275,7 +279,7 @@ class RealProcess:
         stopped_since: float | None = None
         while True:
             ready = poller.poll(self.POLL_MS)
-            if any(f == fd for f, _ in ready):
+            if fd in [f for f, _ in ready]:  # no generator: an interrupt in its close() would be swallowed
                 return
             if ready:
                 self._discard_stale()
@@ -686,8 +690,8 @@ class RealProcess:
     # --- fork, wait and the process tree (issue #9) -------------------------------------------------
     @property
     def ppid(self) -> int:
-        """getppid() of the process: its parent's pid (this Python process for spawned ones, as the real
-        parent it is); a forked process whose parent died is reparented to this Python process."""
+        """getppid() of the process: the forking process's pid, or 1 (init) for a spawned or orphaned process,
+        as on the simulator: its real parent is then this Python process, which plays init (it reaps them)."""
         if not self._reaped:
             try:
                 with open(f"/proc/{self.pid}/stat", "rb") as f:
@@ -695,7 +699,7 @@ class RealProcess:
                 self._ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
-        return self._ppid
+        return 1 if self._ppid == os.getpid() else self._ppid
 
     def fork(self) -> RealProcess:
         """fork(2): the real process forks itself; the child serves its own pipes (child.Server.fork).
@@ -737,10 +741,18 @@ class RealProcess:
         The real children run only the calls made to them, so a wait that would block (no WNOHANG, children,
         none exited) would block for good: WaitWouldBlock instead (the child runs wait4 with WNOHANG). The
         child keeps what it reaped until this side has recorded it, so a wait whose reply an interrupt lost
-        still leaves that child reaped and its status recorded here (by the next wait)."""
-        pid = abi.c_int(pid, "pid")
-        options = abi.c_int(options, "options")
-        for attempt in range(2):
+        still leaves that child reaped and its status recorded here (by the next wait). NotModelled, as on
+        the simulator: process groups (pid 0 or < -1), WUNTRACED, WCONTINUED, WNOWAIT."""
+        pid, options = abi.wait_args(pid, options)
+        if options & ~(os.WNOHANG | os.WUNTRACED | os.WCONTINUED | os.WNOWAIT | 0x20000000 | 0x40000000
+                       | 0x80000000 - (1 << 32)):  # __WNOTHREAD, __WALL, __WCLONE (a C int)
+            raise OSError(errno.EINVAL, f"waitpid: unknown options {options:#x}")
+        if pid == 0 or pid < -1:
+            raise NotModelled("waitpid of a process group")
+        if options & (os.WUNTRACED | os.WCONTINUED | os.WNOWAIT):
+            raise NotModelled("waitpid with WUNTRACED, WCONTINUED or WNOWAIT")
+        deadline = time.monotonic() + 10.0
+        while True:
             unrecorded = [c.pid for c in self.children if not c._reaped]
             wpid, status, usage, earlier = self._call("wait", pid, options | os.WNOHANG, unrecorded)
             for cpid, (st, ru) in earlier.items():
@@ -750,16 +762,17 @@ class RealProcess:
                 return int(wpid), int(status)
             if options & os.WNOHANG:
                 return 0, 0
-            # None has exited yet: a child killed from outside may be on its way (its pidfd turns readable).
-            waiting = [c._pidfd for c in self.children
-                       if not c._reaped and c._pidfd >= 0 and (pid <= 0 or c.pid == pid)]
+            # None has exited yet. A child that is not idle (sleeping in its pipe read, or stopped) is on its
+            # way out (killed from outside: it runs nothing else meanwhile): wait for its pidfd.
+            busy = [c for c in self.children if not c._reaped and (pid == -1 or c.pid == pid)
+                    and c._pidfd >= 0 and c._state() not in ("S", "T", "t", "Z", "?")]
+            if not busy or time.monotonic() > deadline:
+                raise WaitWouldBlock(f"wait({pid}) in {self.pid} would block for good: none of its children has "
+                                     f"exited, and they run only the calls made to them")
             poller = select.poll()
-            for fd in waiting:
-                poller.register(fd, select.POLLIN)
-            if attempt or not waiting or not poller.poll(100):
-                break
-        raise WaitWouldBlock(f"wait({pid}) in {self.pid} would block for good: none of its children has exited, "
-                             f"and they run only the calls made to them")
+            for c in busy:
+                poller.register(c._pidfd, select.POLLIN)
+            poller.poll(50)
 
     def _record_reaped(self, pid: int, status: int, usage: tuple[float, ...]) -> None:
         for c in self.children:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ PTRACE_SETOPTIONS, PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4200, 0x4206, 0x4207
 PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT, PTRACE_O_EXITKILL = 0x10, 0x40, 1 << 20
 PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT = 4, 6
 OPTIONS = PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL
+WALL = 0x40000000  # __WALL: wait for a traced process whatever its kind
 
 
 def ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
@@ -60,9 +62,11 @@ class Tracee:
 
     def wait_event(self, event: int) -> bool:
         """Let the tracee run until the ptrace event ``event``; signals it receives on the way are
-        passed on. False when it ended first (``state`` is then "gone")."""
+        passed on. False when it ended first (``state`` is then "gone"). A stopped tracee is continued first."""
+        if self.state in ("stopped", "exec"):
+            self.cont()
         while True:
-            _, st = os.waitpid(self.pid, os.__dict__.get("__WALL", 0x40000000))
+            _, st = os.waitpid(self.pid, WALL)
             if os.WIFEXITED(st) or os.WIFSIGNALED(st):
                 self.state, self.status = "gone", st
                 return False
@@ -80,6 +84,20 @@ class Tracee:
     def cont(self) -> None:
         ptrace(PTRACE_CONT, self.pid, 0, 0)
         self.state = "running"
+
+    def finish_rusage(self) -> tuple[int, resource.struct_rusage | None]:
+        """finish(), with wait4()'s rusage of the reaped process (None if it was reaped before)."""
+        usage = None
+        if self.state != "gone":
+            if self.state != "running":
+                self.cont()
+            while self.state != "gone":
+                _, st, ru = os.wait4(self.pid, WALL)
+                if os.WIFEXITED(st) or os.WIFSIGNALED(st):
+                    self.state, self.status, usage = "gone", st, ru
+                elif os.WIFSTOPPED(st):
+                    ptrace(PTRACE_CONT, self.pid, 0, 0)
+        return self.status, usage
 
     def finish(self) -> int:
         """Let a tracee stopped at its exit end, reap it, and return its wait status."""
@@ -107,3 +125,17 @@ def spawn_stopped(path: str, argv: list[str]) -> Tracee:
     t = Tracee(pid)
     t.state = "stopped"
     return t
+
+
+def stat_rusage(pid: int) -> resource.struct_rusage:
+    """getrusage(RUSAGE_SELF) as another process can read it, from /proc/PID/stat and status: user and
+    system time, ru_maxrss (VmHWM, kB), ru_minflt and ru_majflt; the rest 0. For a process stopped at
+    its exit after an exec, which can no longer be asked."""
+    st = parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    hz = os.sysconf("SC_CLK_TCK")
+    hwm = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    return resource.struct_rusage((int(st["utime"]) / hz, int(st["stime"]) / hz, hwm, 0, 0, 0,
+                                   int(st["minflt"]), int(st["majflt"]), 0, 0, 0, 0, 0, 0, 0, 0))

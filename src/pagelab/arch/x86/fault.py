@@ -19,6 +19,7 @@ from ...errors import BusError, FatalSignal, KernelBug, OutOfMemoryKill, Process
 from ...kernel.task import io_schedule
 from ...kernel.tracepoint import leaf_of, record_fault
 from ...mm.fault import handle_mm_fault
+from ...mm.mmap import expand_downwards
 from ...mm.types import FAULT_FLAG_DEFAULT, FaultFlag, Vma, VmFault, VmFaultResult, VmFlag
 from ...mm.vma import find_vma
 from ...stats import PerfEvent
@@ -83,7 +84,9 @@ def do_user_addr_fault(task: Task, error_code: int, address: int) -> VmFault:
     tried: list[str] = []
     vma_lock = True  # the first attempt runs under the per-VMA lock (lock_vma_under_rcu(), CONFIG_PER_VMA_LOCK)
     while True:  # retry:
-        vma = find_vma(task.mm, address)  # lock_mm_and_find_vma(); no stack VMA to expand
+        vma = find_vma(task.mm, address)  # lock_mm_and_find_vma()
+        if vma is not None and vma.vm_start > address and vma.vm_flags & VmFlag.GROWSDOWN:
+            expand_downwards(task, vma, address)  # exec (issue #9): expand_stack_locked(); may move vm_start down
         if vma is None or vma.vm_start > address:
             bad_area(task, address, "SEGV_MAPERR")
         if access_error(error_code, vma):
