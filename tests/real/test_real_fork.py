@@ -18,10 +18,9 @@ import pytest
 from tests.support.interrupts import CallCounter, alarm_raises, interrupt_at_call
 
 import pagelab as pl
-from pagelab.errors import ProcessDead, SegmentationFault
+from pagelab.errors import NotModelled, ProcessDead, SegmentationFault, WaitWouldBlock
 from pagelab.real import ChildDied, RealProcess
 from pagelab.real import Machine as RealMachine
-from pagelab.real.machine import WaitWouldBlock
 
 pytestmark = [pytest.mark.real,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a Linux kernel")]
@@ -179,6 +178,10 @@ def test_wait_semantics(real):
     with pytest.raises(OSError) as exc:
         p.wait(-1, 0x10000000)  # an unknown option: the kernel's EINVAL
     assert exc.value.errno == 22
+    for pid, options in ((0, 0), (-p.pid, 0), (-1, os.WUNTRACED), (-1, os.WCONTINUED), (-1, os.WNOWAIT)):
+        with pytest.raises(NotModelled):  # as on the simulator
+            p.wait(pid, options | os.WNOHANG)
+    assert real.root.ppid == 1  # a spawned process: its parent plays init
     c1.exit(7)
     assert p.wait() == (c1.pid, 7 << 8)
     with pytest.raises(ChildProcessError):
@@ -259,7 +262,9 @@ def test_orphans_are_reparented_here_and_reaped(real):
     g = c.fork()
     assert g.ppid == c.pid and c.ppid == p.pid
     c.exit(0)  # g is orphaned: reparented to this process, the subreaper
-    assert g.alive and g.ppid == os.getpid()
+    assert g.alive and g.ppid == 1  # reparented: its real parent is this process, which plays init
+    with open(f"/proc/{g.pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
     g.exit(5)
     assert not g.alive and state(g.pid) == "" and os.waitstatus_to_exitcode(g.exit_status) == 5
     assert p.wait() == (c.pid, 0)
@@ -297,9 +302,10 @@ def test_an_interrupted_fork_leaves_no_process(real):
     counter = CallCounter()
     sys.setprofile(counter)
     try:
-        p.fork().exit(0)
+        c = p.fork()
     finally:
         sys.setprofile(None)
+    c.exit(0)
     p.wait()
     calls, landed = counter.count, 0
     with alarm_raises():
