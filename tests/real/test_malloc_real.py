@@ -9,6 +9,8 @@ same glibc heap, so its malloc/brk cannot be driven without corrupting it (see d
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
 import subprocess
 import sys
@@ -168,3 +170,63 @@ def test_process_api_brk_and_malloc_on_both_backends() -> None:
     with RealMachine() as rm:
         real = _api_pattern(rm, rm.spawn("api"))
     assert sim == real
+
+
+def _replay_ops(seed: int, n: int) -> list[tuple[int, ...]]:
+    """A random malloc/free/malloc_trim sequence: ("m", slot, size), ("f", slot), ("t", pad) as tuples of
+    (kind, ...) with kind 0, 1, 2; sizes from fastbin to mmap range."""
+    rng = random.Random(seed)
+    live: list[int] = []
+    ops: list[tuple[int, ...]] = []
+    for slot in range(n):
+        roll = rng.random()
+        if roll < 0.02:
+            ops.append((2, rng.choice([0, 0, 64 * KiB])))
+        elif live and roll < 0.47:
+            ops.append((1, live.pop(rng.randrange(len(live)))))
+        else:
+            lo, hi = rng.choice([(0, 120), (120, 1100), (1100, 9000), (9000, 200 * KiB)])
+            ops.append((0, slot, rng.randrange(lo, hi)))
+            live.append(slot)
+    return ops
+
+
+def _replay_sim(ops: list[tuple[int, ...]]) -> list[str]:
+    p = pl.Machine(ram="1GiB", seed=0).spawn("replay")
+    heap0, slots, out = p.brk(0), {}, []
+    for op in ops:
+        if op[0] == 0:
+            a = slots[op[1]] = p.malloc(op[2])
+            out.append(str(a - heap0) if heap0 <= a < p.brk(0) else f"M{a % PAGE}")
+        elif op[0] == 1:
+            p.free(slots.pop(op[1]))
+        else:
+            out.append(f"T{p.malloc_trim(op[1])} {p.brk(0) - heap0}")
+    return [*out, f"brk {p.brk(0) - heap0}"]
+
+
+def _replay_real(exe: Path, ops: list[tuple[int, ...]]) -> list[str]:
+    text = "".join(("m {} {}\n", "f {}\n", "t {}\n")[op[0]].format(*op[1:]) for op in ops)
+    return subprocess.run([str(exe)], input=text, check=True, capture_output=True, text=True).stdout.split()
+
+
+def _pair(words: list[str]) -> list[str]:
+    """The probe prints "T1 4096" and "brk 123" as two words each: join them back."""
+    out: list[str] = []
+    for w in words:
+        if out and (out[-1].startswith("T") or out[-1] == "brk") and " " not in out[-1]:
+            out[-1] += " " + w
+        else:
+            out.append(w)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("PAGELAB_MALLOC_SEEDS", "4"))))
+def test_malloc_addresses_match_the_host_glibc(tmp_path: Path, seed: int) -> None:
+    """Differential: a random sequence replayed by the host's glibc (malloc_replay.c) and by the model gives
+    the same address (from the heap start) for every malloc, the same mmap decisions, the same
+    malloc_trim results and the same final break. PAGELAB_MALLOC_SEEDS=200 for a long run."""
+    exe = tmp_path / "malloc_replay"
+    subprocess.run(["gcc", "-O1", "-o", str(exe), str(PROBES / "malloc_replay.c")], check=True, capture_output=True)
+    ops = _replay_ops(seed, 800)
+    assert _replay_sim(ops) == _pair(_replay_real(exe, ops))

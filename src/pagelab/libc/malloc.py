@@ -17,22 +17,34 @@ back with madvise(MADV_DONTNEED). Each header glibc writes is a store into the p
 on a fresh page faults it, as in the real allocator: that is what makes fault counts agree. The stores write
 the byte 0 (as p.touch(write=True) does): the page is faulted and dirtied, its contents stay zero.
 
-Simplified: the unsorted bin's FIFO pass, last_remainder and the bin lists' order are replaced by best fit
-(the smallest free chunk that fits, lowest address first), which is what the small bins (exact size) and
-large bins (best fit) give once the unsorted bin is sorted; list-link writes into neighbouring free chunks
-(unlink_chunk()) are not stored; one arena (no threads); no brk-failure fallback to mmap'd non-contiguous
-memory (malloc returns 0); no M_PERTURB, M_ARENA_*, realloc, calloc or memalign.
+The bins are glibc's lists in glibc's orders (libc/bins.py): the unsorted bin's pass from its tail with
+the last-remainder rule, FIFO small bins, size-sorted large bins with their skip list, the binmap search;
+held to the host's glibc address by address by tests/real/test_malloc_real.py (random sequences replayed
+by docs/facts/malloc_c/malloc_replay.c: 150 sequences of 1500 calls, no difference).
+
+Simplified: one arena (no threads); no brk-failure fallback to mmap'd non-contiguous memory (malloc returns
+0); no realloc, calloc or memalign; M_PERTURB and the glibc.malloc.* tunables are not modelled; the
+allocator's reads of its headers are not modelled (they are on pages it has written).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from sortedcontainers import SortedDict, SortedList
-
 from ..constants import MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE
 from ..errors import NotModelled
+from .bins import (
+    NBINS,
+    UNSORTED,
+    Bins,
+    bin_at,
+    bin_index,
+    in_smallbin_range,
+    largebin_index,
+    smallbin_index,
+)
 
 SIZE_SZ = 8
 MALLOC_ALIGNMENT = 16
@@ -49,7 +61,7 @@ DEFAULT_MMAP_MAX = 65536
 MAX_FAST_SIZE = 80 * SIZE_SZ // 4
 DEFAULT_MXFAST = 64 * SIZE_SZ // 4  # 128 bytes
 FASTBIN_CONSOLIDATION_THRESHOLD = 65536
-MIN_LARGE_SIZE = 64 * MALLOC_ALIGNMENT  # 1024: chunks below it are small-bin sizes
+MAX_ITERS = 10000  # _int_malloc(): unsorted chunks sorted per pass
 TCACHE_MAX_BINS = 64
 TCACHE_FILL_COUNT = 7
 TCACHE_STRUCT_SIZE = 2 * TCACHE_MAX_BINS + SIZE_SZ * TCACHE_MAX_BINS  # counts (uint16) + entries
@@ -114,7 +126,7 @@ class Malloc:
 
     Addresses are user pointers (chunk + 16) on the API and chunk addresses inside. ``inuse`` maps every
     chunk handed out (and those parked in the tcache or fastbins, which glibc keeps marked in use) to its
-    size; ``freed`` holds the binned free chunks by address; ``bins`` the same as (size, address) for best fit.
+    size; ``bins`` holds the free chunks in glibc's lists (libc/bins.py).
     """
 
     proc: ProcessLike
@@ -123,22 +135,31 @@ class Malloc:
     top_size: int = 0
     brk: int = 0  # glibc's cached __curbrk (sbrk(0) makes no system call)
     system_mem: int = 0
+    last_remainder: int = 0
     inuse: dict[int, int] = field(default_factory=dict)
-    freed: SortedDict = field(default_factory=SortedDict)
-    bins: SortedList = field(default_factory=SortedList)
-    fastbins: dict[int, list[int]] = field(default_factory=dict)
-    tcache: dict[int, list[int]] = field(default_factory=dict)
+    bins: Bins = field(init=False)
+    fastbins: dict[int, list[int]] = field(default_factory=dict)  # size -> chunks, the head last
+    tcache: dict[int, list[int]] = field(default_factory=dict)  # tc_idx -> chunks, the head last
     tcache_ready: bool = False
     mmapped: dict[int, int] = field(default_factory=dict)  # chunk address -> size
     pending: list[int] = field(default_factory=list)  # header stores not yet made (_store())
 
+    def __post_init__(self) -> None:
+        self.bins = Bins(self._store)
+
+    @property
+    def freed(self) -> dict[int, int]:
+        """The binned free chunks: address -> size."""
+        return self.bins.size
+
     def fork_copy(self, proc: ProcessLike) -> Malloc:
         """The child's allocator after fork(): the same arena state (the memory it describes is copied by
         the kernel), driving the child process ``proc``."""
-        return Malloc(proc, replace(self.mp), self.top, self.top_size, self.brk, self.system_mem, dict(self.inuse),
-                      SortedDict(self.freed), SortedList(self.bins),
-                      {k: list(v) for k, v in self.fastbins.items()}, {k: list(v) for k, v in self.tcache.items()},
-                      self.tcache_ready, dict(self.mmapped))
+        child = Malloc(proc, replace(self.mp), self.top, self.top_size, self.brk, self.system_mem,
+                       self.last_remainder, dict(self.inuse), {k: list(v) for k, v in self.fastbins.items()},
+                       {k: list(v) for k, v in self.tcache.items()}, self.tcache_ready, dict(self.mmapped))
+        child.bins = self.bins.copy(child._store)
+        return child
 
     # --- the headers glibc writes -------------------------------------------------------------------
     def _store(self, addr: int) -> None:
@@ -184,70 +205,133 @@ class Malloc:
             self.tcache_ready = True  # tcache_init(): its struct is the arena's first chunk
             self._int_malloc(request2size(TCACHE_STRUCT_SIZE))
         nb = request2size(n)
-        tc = self.tcache.get(csize2tidx(nb))
-        if tc:
-            chunk = tc.pop()  # tcache_get(): e->key = 0
-            self._store(chunk + CHUNK_HDR_SZ + SIZE_SZ)
-            return chunk + CHUNK_HDR_SZ
+        tidx = csize2tidx(nb)
+        if self.tcache.get(tidx):
+            return self._tcache_get(tidx) + CHUNK_HDR_SZ
         chunk = self._int_malloc(nb)
         return chunk + CHUNK_HDR_SZ if chunk else 0
 
     def _int_malloc(self, nb: int) -> int:
-        """Mirrors _int_malloc(): fastbin, exact small bin, best fit (consolidating fastbins first for a
-        large request), the top chunk, else sysmalloc(). Returns the chunk address (0: none)."""
+        """Mirrors _int_malloc(): a fastbin (LIFO), the exact small bin (FIFO), then the unsorted bin's pass
+        (exact fits, the last remainder, every other chunk sorted into its bin), a large request's best fit
+        in its own bin, the next non-empty bin (binmap), the top chunk, else sysmalloc(). Chunks of the
+        request's size met on the way fill its tcache bin. Returns the chunk address (0: none)."""
         fb = self.fastbins.get(nb)
         if nb <= self.mp.max_fast and fb:
-            chunk = fb.pop()
-            self._stash(nb, fb)
-            return chunk
-        if nb >= MIN_LARGE_SIZE and self._have_fastchunks():
+            victim = fb.pop()
+            self._stash(nb, lambda: fb.pop() if fb else 0)
+            return victim
+        small = in_smallbin_range(nb)
+        if small:
+            b = bin_at(smallbin_index(nb))
+            victim = self.bins.last(b)
+            if victim != b:
+                self._take(victim, nb)
+                self._stash(nb, lambda: self._take_last(b, nb))
+                return victim
+        elif self._have_fastchunks():
             self.malloc_consolidate()
         while True:
-            chunk = self._take_best_fit(nb)
-            if chunk:
-                return chunk
+            victim = self._unsorted_pass(nb)
+            if victim:
+                return victim
+            idx = smallbin_index(nb) if small else largebin_index(nb)
+            if not small:
+                victim = self.bins.large_best_fit(idx, nb)
+                if victim:
+                    return self._split_binned(victim, nb, set_last_remainder=False)
+            for i in self.bins.nonempty_from(idx + 1):  # the binmap search
+                return self._split_binned(self.bins.last(bin_at(i)), nb, set_last_remainder=small)
             if self.top and self.top_size >= nb + MINSIZE:
                 return self._split_top(nb)
             if not self._have_fastchunks():
                 return self.sysmalloc(nb)
             self.malloc_consolidate()
 
-    def _stash(self, nb: int, chunks: list[int]) -> None:
-        """_int_malloc()'s "stash them in the tcache": more chunks of the same size move to the tcache."""
+    def _unsorted_pass(self, nb: int) -> int:
+        """The unsorted bin, from its tail: a small request takes the last remainder when it is the only chunk
+        there, an exact fit is returned (or parked in the tcache while it has room: the last one parked is
+        returned after the pass), every other chunk goes to its bin. MAX_ITERS 10000 per pass."""
+        unsorted = bin_at(UNSORTED)
+        tidx = csize2tidx(nb)
+        use_tcache = tidx < TCACHE_MAX_BINS
+        cached = 0
+        for _ in range(MAX_ITERS):
+            victim = self.bins.last(unsorted)
+            if victim == unsorted:
+                break
+            size = self.bins.size[victim]
+            if in_smallbin_range(nb) and self.bins.bk[victim] == unsorted and victim == self.last_remainder \
+                    and size > nb + MINSIZE:
+                return self._split_binned(victim, nb, set_last_remainder=True)
+            self.bins.unlink_chunk(victim)
+            if size == nb:
+                self._store(victim + size + SIZE_SZ)  # set_inuse_bit_at_offset()
+                self.inuse[victim] = size
+                if use_tcache and len(self.tcache.get(tidx, [])) < TCACHE_FILL_COUNT:
+                    self._tcache_put(victim, tidx)
+                    cached = 1
+                    continue
+                return victim
+            self.bins.place(victim, size)
+        if cached:
+            return self._tcache_get(tidx)
+        return 0
+
+    def _take(self, victim: int, size: int) -> None:
+        """A binned chunk of exactly the size handed out: unlinked, the next chunk's PREV_INUSE set."""
+        self.bins.unlink_chunk(victim)
+        self._store(victim + size + SIZE_SZ)  # set_inuse_bit_at_offset()
+        self.inuse[victim] = size
+
+    def _take_last(self, b: int, nb: int) -> int:
+        victim = self.bins.last(b)
+        if victim == b:
+            return 0
+        self._take(victim, nb)
+        return victim
+
+    def _split_binned(self, victim: int, nb: int, *, set_last_remainder: bool) -> int:
+        """Hand out ``nb`` bytes of the binned chunk ``victim``: all of it when the rest could not be a chunk,
+        else the remainder goes to the head of the unsorted bin (and becomes the last remainder for a small
+        request served from the binmap search or from the last remainder itself)."""
+        size = self.bins.size[victim]
+        self.bins.unlink_chunk(victim)
+        if size - nb < MINSIZE:
+            self._store(victim + size + SIZE_SZ)  # set_inuse_bit_at_offset()
+            self.inuse[victim] = size
+            return victim
+        rem = victim + nb
+        self.bins.insert_unsorted(rem, size - nb)
+        if set_last_remainder:
+            self.last_remainder = rem
+        self._set_head(victim, nb)
+        self._set_head(rem, size - nb)
+        self._set_foot(rem, size - nb)
+        self.inuse[victim] = nb
+        return victim
+
+    def _stash(self, nb: int, take: Callable[[], int]) -> None:
+        """_int_malloc()'s "stash them in the tcache": more chunks of the request's size, while its tcache bin
+        has room."""
         tidx = csize2tidx(nb)
         if tidx >= TCACHE_MAX_BINS:
             return
-        tc = self.tcache.setdefault(tidx, [])
-        while chunks and len(tc) < TCACHE_FILL_COUNT:
-            chunk = chunks.pop()
-            tc.append(chunk)
-            self._store(chunk + CHUNK_HDR_SZ)  # tcache_put(): e->next, e->key
+        while len(self.tcache.get(tidx, [])) < TCACHE_FILL_COUNT:
+            chunk = take()
+            if not chunk:
+                return
+            self._tcache_put(chunk, tidx)
 
-    def _take_best_fit(self, nb: int) -> int:
-        """The small bin of exactly ``nb``, else the smallest free chunk that fits, split if the rest can be
-        a chunk (the remainder stays free; set_head() of both, set_foot() of the remainder)."""
-        i = self.bins.bisect_left((nb, 0))
-        if i == len(self.bins):
-            return 0
-        size, chunk = (int(x) for x in self.bins[i])
-        self._unbin(chunk, size)
-        if size - nb >= MINSIZE:
-            rem = chunk + nb
-            self._set_head(chunk, nb)
-            self._bin(rem, size - nb)
-            self._set_head(rem, size - nb)
-            self._set_foot(rem, size - nb)
-        else:
-            nb = size
-            self._store(chunk + size + SIZE_SZ)  # set_inuse_bit_at_offset()
-        self.inuse[chunk] = nb
-        tidx = csize2tidx(nb)
-        if size == nb and nb < MIN_LARGE_SIZE and tidx < TCACHE_MAX_BINS:  # an exact small-bin hit stashes
-            room = TCACHE_FILL_COUNT - len(self.tcache.get(tidx, []))
-            for _, c in list(self.bins.irange((nb, 0), (nb, ULONG_MASK)))[:room]:
-                self._unbin(c, nb)
-                self.inuse[c] = nb
-                self._stash(nb, [c])
+    def _tcache_put(self, chunk: int, tidx: int) -> None:
+        """Mirrors tcache_put(): e->next and e->key written in the chunk's user memory."""
+        self.tcache.setdefault(tidx, []).append(chunk)
+        self._store(chunk + CHUNK_HDR_SZ)
+
+    def _tcache_get(self, tidx: int) -> int:
+        """Mirrors tcache_get(): the most recently put chunk; e->key = 0."""
+        chunk = self.tcache[tidx].pop()
+        self._store(chunk + CHUNK_HDR_SZ + SIZE_SZ)
         return chunk
 
     def _split_top(self, nb: int) -> int:
@@ -317,8 +401,7 @@ class Malloc:
             if chunk in tc:
                 raise MallocError("free(): double free detected in tcache 2")
             if len(tc) < TCACHE_FILL_COUNT:
-                tc.append(chunk)
-                self._store(mem)  # tcache_put(): e->next and e->key
+                self._tcache_put(chunk, tidx)
                 return
         if size <= self.mp.max_fast:
             fb = self.fastbins.setdefault(size, [])
@@ -346,61 +429,62 @@ class Malloc:
         self._sys_munmap(chunk, size)
 
     def _coalesce(self, chunk: int, size: int) -> int:
-        """_int_free_merge_chunk(): merge with a free chunk below and above (or into the top chunk), then
-        bin the result; returns its size."""
-        i = self.freed.bisect_left(chunk)
-        if i:
-            bchunk, bsize = (int(x) for x in self.freed.peekitem(i - 1))
-            if bchunk + bsize == chunk:
-                self._unbin(bchunk, bsize)
-                chunk, size = bchunk, bsize + size
+        """_int_free_merge_chunk(): merge with a free chunk below (!prev_inuse) and above (or into the top
+        chunk), then put the result at the head of the unsorted bin; returns its size."""
+        prev = self.bins.below.get(chunk)
+        if prev is not None:
+            size += self.bins.size[prev]
+            self.bins.unlink_chunk(prev)
+            chunk = prev
         nxt = chunk + size
         if nxt == self.top:
             self.top, self.top_size = chunk, self.top_size + size
             self._set_head(chunk, self.top_size)
             return self.top_size
-        nsize = self.freed.get(nxt)
+        nsize = self.bins.size.get(nxt)
         if nsize is not None:
-            self._unbin(nxt, nsize)
+            self.bins.unlink_chunk(nxt)
             size += nsize
         else:
             self._store(nxt + SIZE_SZ)  # clear_inuse_bit_at_offset()
-        self._bin(chunk, size)
-        self._store(chunk + CHUNK_HDR_SZ)  # fd/bk of the unsorted bin
+        self.bins.insert_unsorted(chunk, size)
         self._set_head(chunk, size)
         self._set_foot(chunk, size)
         return size
-
-    def _bin(self, chunk: int, size: int) -> None:
-        self.freed[chunk] = size
-        self.bins.add((size, chunk))
-
-    def _unbin(self, chunk: int, size: int) -> None:
-        del self.freed[chunk]
-        self.bins.remove((size, chunk))
 
     def _have_fastchunks(self) -> bool:
         return any(self.fastbins.values())
 
     def malloc_consolidate(self) -> None:
-        """Mirrors malloc_consolidate(): every fastbin chunk is freed for real (coalesced), lowest first."""
-        chunks = sorted((c, s) for s, fb in self.fastbins.items() for c in fb)
+        """Mirrors malloc_consolidate(): every fastbin chunk is freed for real (coalesced into the unsorted bin
+        or the top), the smallest fastbin first, each from its head."""
+        for size in sorted(self.fastbins):
+            fb = self.fastbins[size]
+            while fb:
+                chunk = fb.pop()
+                del self.inuse[chunk]
+                self._coalesce(chunk, size)
         self.fastbins.clear()
-        for chunk, size in chunks:
-            del self.inuse[chunk]
-            self._coalesce(chunk, size)
 
     def systrim(self, pad: int) -> int:
-        """Mirrors systrim(): give back the top chunk's whole pages above ``pad`` + MINSIZE with a brk shrink."""
-        top_area = self.top_size - MINSIZE - 1
+        """Mirrors systrim(): give back the top chunk's whole pages above ``pad`` + MINSIZE with a brk shrink.
+
+        In C's arithmetic, as glibc 2.36 computes it: ``top_area <= pad`` compares the signed top_area as
+        unsigned, so a top chunk of exactly MINSIZE (top_area -1) passes, and the "extra" to release comes
+        out negative: sbrk(-extra) then grows the heap by a page (more with a pad). Measured here
+        (malloc_replay.c): malloc_trim(0) with a 32-byte top chunk moves the break up 4096 bytes.
+        """
+        top_area = (self.top_size - MINSIZE - 1) & ULONG_MASK
         if not self.top or top_area <= pad:
             return 0
-        extra = (top_area - pad) & ~(PAGE_SIZE - 1)
+        extra = ((top_area - pad) & ULONG_MASK) & ~(PAGE_SIZE - 1)
+        if extra >= 1 << 63:
+            extra -= 1 << 64  # assigned to a long
         if extra == 0 or self.brk != self.top + self.top_size:
             return 0
-        new_brk = self._sys_brk(self.brk - extra)
+        new_brk = self._sys_brk((self.brk - extra) & ULONG_MASK)
         released = self.brk - new_brk
-        if released <= 0:
+        if released == 0:
             return 0
         self.brk = new_brk
         self.system_mem -= released
@@ -414,7 +498,10 @@ class Malloc:
         chunk (past its list links), then systrim(pad). Returns 1 if any memory was released."""
         self.malloc_consolidate()
         result = 0
-        for chunk, size in list(self.freed.items()):
+        psindex = bin_index(PAGE_SIZE)
+        walk = [c for i in range(1, NBINS) if i == UNSORTED or i >= psindex for c in self.bins.chunks(i)]
+        for chunk in walk:
+            size = self.bins.size[chunk]
             if size <= PAGE_SIZE - 1 + SIZEOF_MALLOC_CHUNK:
                 continue
             paligned = _align_up(chunk + SIZEOF_MALLOC_CHUNK, PAGE_SIZE)

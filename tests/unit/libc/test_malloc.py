@@ -210,3 +210,16 @@ def test_heap_tiles_exactly_and_live_chunks_never_overlap(ops: list[tuple[bool, 
     ranges = sorted((a, a + max(n, 1)) for a, n in live)
     for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
         assert end <= start
+
+
+def test_malloc_trim_with_a_minsize_top_grows_the_heap(machine: pl.Machine) -> None:
+    """glibc 2.36's systrim() compares a signed -1 as unsigned: with a 32-byte top chunk malloc_trim(0)
+    moves the break up a page (the host: "m 16; m 134440; trim 0" -> break 135168 -> 139264)."""
+    p = machine.spawn("a")
+    s = p.brk(0)
+    assert p.malloc(16) - s == 672
+    assert p.malloc(134440) - s == 704  # from the top chunk (only sysmalloc() looks at the threshold)
+    assert p.libc.top_size == 32
+    assert p.malloc_trim(0) == 1
+    assert p.brk(0) - s == 139264
+    assert p.malloc_trim(65536) == 0

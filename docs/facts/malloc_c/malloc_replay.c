@@ -1,0 +1,35 @@
+/* pagelab issue #9: replay a malloc/free sequence with the host's glibc, print each malloc's offset from
+ * the initial break (or "M" and the page offset for a chunk outside the heap) and the final break offset.
+ * stdin: lines "m SLOT SIZE" (malloc into slot), "f SLOT" (free the slot) or "t PAD" (malloc_trim(PAD): prints
+ * "T result break-offset"). No stdio buffer in the heap.
+ * gcc -O1 -o malloc_replay malloc_replay.c && ./malloc_replay < ops.txt */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <malloc.h>
+static char in[1 << 20], out[1 << 20];
+static void *slot[4096];
+int main(void) {
+    char *heap0 = sbrk(0);
+    size_t n = 0, outn = 0; ssize_t k;
+    while ((k = read(0, in + n, sizeof in - 1 - n)) > 0) n += k;
+    in[n] = 0;
+    for (char *line = strtok(in, "\n"); line; line = strtok(NULL, "\n")) {
+        long s, size;
+        if (sscanf(line, "m %ld %ld", &s, &size) == 2) {
+            char *p = malloc(size);
+            slot[s] = p;
+            if (p >= heap0 && p < (char *)sbrk(0)) outn += snprintf(out + outn, sizeof out - outn, "%ld\n", (long)(p - heap0));
+            else outn += snprintf(out + outn, sizeof out - outn, "M%ld\n", (long)((size_t)p & 4095));
+        } else if (sscanf(line, "f %ld", &s) == 1) { free(slot[s]); slot[s] = NULL; }
+        else if (sscanf(line, "t %ld", &size) == 1) {
+            int r = malloc_trim(size);
+            outn += snprintf(out + outn, sizeof out - outn, "T%d %ld\n", r, (long)((char *)sbrk(0) - heap0));
+        }
+    }
+    outn += snprintf(out + outn, sizeof out - outn, "brk %ld\n", (long)((char *)sbrk(0) - heap0));
+    write(1, out, outn);
+    return 0;
+}
