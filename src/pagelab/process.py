@@ -307,11 +307,12 @@ class Process:
         Errors before the point of no return leave the process unchanged: OSError ENOENT, EACCES,
         ENOEXEC, E2BIG as execve(2) returns them, ProfileError when no profile can be had."""
         from .kernel.exec import check_exec
-        from .workload.startup import layout_phase, profile_for, run_startup
+        from .workload.startup import check_libraries, layout_phase, profile_for, run_startup
 
         task = self._live()
         path, argv = check_exec(path, argv)  # ENOENT, EACCES, ENOEXEC, E2BIG before anything else
         profile = profile_for(path, argv)
+        check_libraries(profile)  # ProfileError before the point of no return
         loaded = syscalls.sys_execve(task, path, argv, layout_phase(profile))
         run_startup(self, loaded, profile)
         self._exec_status = profile.status

@@ -48,6 +48,7 @@ from ..errors import NotModelled, PagelabError
 if TYPE_CHECKING:
     from ..fs.binfmt_elf import ElfImage
     from ..kernel.exec import Loaded
+    from ..machine import Machine
     from ..process import Process
 
 PROFILE_VERSION = 1
@@ -465,22 +466,32 @@ def _prot(text: str) -> int:
     return sum(PROTS[c] for c in text[:3] if c in PROTS)
 
 
+def check_libraries(profile: StartupProfile) -> list[ElfImage]:
+    """The libraries ld.so finds here for the profile's program (workload/ld_so.py); ProfileError unless
+    they are the ones, in the order, the captured launch mapped."""
+    from ..fs.binfmt_elf import read_elf
+    from .ld_so import needed_libraries, read_ld_so_cache
+
+    exe = read_elf(profile.program)
+    libs = needed_libraries(exe, read_ld_so_cache()) if exe.interp is not None else []
+    wanted = [s.args[0] for s in profile.steps if s.kind == "object"]
+    if wanted != [lib.path for lib in libs]:
+        raise ProfileError(f"the profile's libraries {wanted} are not the ones ld.so finds here "
+                           f"{[lib.path for lib in libs]}")
+    return libs
+
+
 def run_startup(p: Process, loaded: Loaded, profile: StartupProfile) -> None:
     """Replay ``profile``'s steps onto ``p`` right after its simulated execve() (``loaded``)."""
     from ..constants import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE
     from ..mm.mmap import sys_brk
-    from .ld_so import map_object, needed_libraries, read_ld_so_cache
+    from .ld_so import map_object
 
     sim = _Sim(p, loaded)
     sim.bases[loaded.exe.path] = loaded.load_bias
     if loaded.interp is not None:
         sim.bases[loaded.interp.path] = loaded.interp_base
-    libs = needed_libraries(loaded.exe, read_ld_so_cache()) if loaded.interp is not None else []
-    wanted = [s.args[0] for s in profile.steps if s.kind == "object"]
-    if wanted != [lib.path for lib in libs]:
-        raise ProfileError(f"the profile's libraries {wanted} are not the ones ld.so finds here "
-                           f"{[lib.path for lib in libs]}")
-    by_path = {lib.path: lib for lib in libs}
+    by_path = {lib.path: lib for lib in check_libraries(profile)}
     m = p.machine
     for i, step in enumerate(profile.steps):
         a = step.args
@@ -516,3 +527,107 @@ def _unmap_cache(sim: _Sim) -> None:
     cache = sim.files.pop(LD_SO_CACHE, None)
     if cache is not None:
         sim.p.munmap(cache[0], cache[2])
+
+
+# --- cold and warm: the files of a start-up and their page-cache state ----------------------------------
+
+def startup_files(profile: StartupProfile) -> list[str]:
+    """Every host file the start-up maps: the program, its interpreter, the libraries, other files (the
+    ld.so cache)."""
+    from ..fs.binfmt_elf import read_elf
+
+    files = [profile.program]
+    interp = read_elf(profile.program).interp
+    if interp:
+        files.append(os.path.realpath(interp))
+    files += [s.args[0] for s in profile.steps if s.kind in ("object", "file")]
+    return list(dict.fromkeys(files))
+
+
+def evict_host(paths: list[str]) -> None:
+    """posix_fadvise(POSIX_FADV_DONTNEED) over each host file: its clean pages that no process maps leave
+    the page cache (never drop_caches: the host is shared). Pages other processes map stay."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def host_residency(paths: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """Which pages of each host file are in the host's page cache: runs of (first page, pages), from
+    mincore() over a shared read-only mapping of the file (which faults nothing in)."""
+    import numpy as np
+
+    from ..real import libc as _libc
+
+    out: dict[str, list[tuple[int, int]]] = {}
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            vec = np.zeros(0, dtype=np.uint8)
+            if size:
+                addr = _libc.mmap(0, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+                try:
+                    vec = np.frombuffer(_libc.mincore(addr, size), dtype=np.uint8) & 1
+                finally:
+                    _libc.munmap(addr, size)
+        finally:
+            os.close(fd)
+        runs: list[tuple[int, int]] = []
+        for page in np.flatnonzero(vec):
+            if runs and runs[-1][0] + runs[-1][1] == page:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((int(page), 1))
+        out[path] = runs
+    return out
+
+
+def prime_cache(m: Machine, residency: dict[str, list[tuple[int, int]]]) -> None:
+    """Bring into the simulated page cache the pages ``residency`` lists (host_residency()'s runs), as a
+    process reading them would: each run with POSIX_FADV_WILLNEED (it reads exactly the range), from a
+    helper process that then exits. The host's "cold" start of a program finds what other processes keep
+    cached (their mappings of libc, ld.so, a shell): this gives the simulated machine the same."""
+    p = m.spawn("prime")
+    for path, runs in residency.items():
+        sim = path if m.fs.exists(path) else m.fs.import_host(path)
+        fd = p.open(sim)
+        for first, n in runs:
+            p.fadvise(fd, first << 12, n << 12, os.POSIX_FADV_WILLNEED)
+        p.close(fd)
+    p.exit()
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchCounts:
+    """One real launch's fault counts: execve()'s own (from the stopped child to its exec stop) and the
+    start-up's (exec stop to exit stop), with /proc/PID/maps at the exit stop."""
+
+    execve: tuple[int, int]  # minflt, majflt
+    startup: tuple[int, int]
+    maps: tuple[str, ...]
+
+
+def measure_launch(program: str, argv: list[str]) -> LaunchCounts:
+    """Launch ``program`` on the host with an empty environment under ptrace and count its faults
+    (/proc/PID/stat fields 10 and 12) at the exec and exit stops. The execve() window includes the few
+    faults the forked child takes before its execve() (Python's os.execve path)."""
+    from ..real.ptrace import faults, spawn_stopped
+
+    t = spawn_stopped(program, argv)
+    try:
+        pre = faults(t.pid)
+        if not t.wait_event(4):
+            raise ProfileError(f"{program}: execve() failed (status {t.status:#x})")
+        at_exec = faults(t.pid)
+        if not t.wait_event(6):
+            raise ProfileError(f"{program}: ended without an exit stop")
+        at_exit = faults(t.pid)
+        maps = tuple(Path(f"/proc/{t.pid}/maps").read_text().splitlines())
+    finally:
+        t.finish()
+    return LaunchCounts((at_exec[0] - pre[0], at_exec[1] - pre[1]),
+                        (at_exit[0] - at_exec[0], at_exit[1] - at_exec[1]), maps)
