@@ -268,8 +268,12 @@ def test_orphans_are_reparented_here_and_reaped(real):
     g.exit(5)
     assert not g.alive and state(g.pid) == "" and os.waitstatus_to_exitcode(g.exit_status) == 5
     assert p.wait() == (c.pid, 0)
+    z = p.fork()
+    z.exit(3)
+    assert state(z.pid) == "Z"
     p.exit(0)
     assert state(p.pid) == "Z"  # a zombie of the module's root until the fixture waits
+    assert state(z.pid) == "" and z.ppid == 1  # its zombie child was reparented here and reaped, as by init
 
 
 def test_close_ends_every_process_and_leaves_no_zombie():

@@ -406,8 +406,9 @@ class RealProcess:
                 peek = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:  # its real parent's child, a zombie until that parent waits
                 peek = None
-            if peek is not None:
+            if peek is not None:  # reparented here: its parent has died
                 _, status, usage = os.wait4(self.pid, 0)
+                self._ppid = os.getpid()
                 self._reaped_as(status, usage)
         self._read_leftovers()
         for name in ("_cmd", "_rep", "_record") if not self._reaped else ("_cmd", "_rep", "_record", "_pidfd"):
@@ -656,6 +657,9 @@ class RealProcess:
             self.exit_status = (code & 0xFF) << 8
         self._death_told = True
         self._await_exit(timeout=None)
+        for c in self.children:  # its zombies were reparented here (forget_original_parent()): reap them, as init
+            if not c._reaped:
+                c._collect()
 
     # --- exec (issue #9) ---
     def exec(self, path: str, argv: list[str]) -> None:
