@@ -66,7 +66,10 @@ class Process:
         """fork(2): a child process with a copy of this one's address space (which copies no memory: each
         side's first write to a private page faults and copies it); returns the child's Process. OSError
         ENOMEM when the copy cannot be charged or made."""
-        return Process(self.machine, syscalls.sys_fork(self._live()))
+        child = Process(self.machine, syscalls.sys_fork(self._live()))
+        if self._malloc is not None:  # brk and malloc (issue #9): the child's libc state is a copy, like its memory
+            child._malloc = self._malloc.fork_copy(child)
+        return child
 
     def wait(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
         """waitpid(2): (pid, wait status) of an exited child (``pid`` -1: any), which is reaped; (0, 0)

@@ -81,6 +81,7 @@ def dup_mm(m: Machine, parent: Task) -> MmStruct:
     mm = mm_alloc(m, oldmm.mmap_base)
     mm.flags = oldmm.flags & MMF_INIT_MASK
     mm.def_flags = oldmm.def_flags & VM_INIT_DEF_MASK
+    mm.start_brk, mm.brk = oldmm.start_brk, oldmm.brk  # brk (issue #9): dup_mm()'s memcpy of the mm_struct
     try:
         dup_mmap(m, mm, oldmm)
     except (OSError, MemoryError) as exc:  # dup_mmap()'s fail_nomem: mmput() of the partial copy

@@ -223,3 +223,16 @@ def test_malloc_trim_with_a_minsize_top_grows_the_heap(machine: pl.Machine) -> N
     assert p.malloc_trim(0) == 1
     assert p.brk(0) - s == 139264
     assert p.malloc_trim(65536) == 0
+
+
+def test_fork_copies_the_break_and_the_allocator(machine: pl.Machine) -> None:
+    p = machine.spawn("a")
+    a = p.malloc(5000)
+    b = p.malloc(5000)
+    c = p.fork()
+    assert c.brk(0) == p.brk(0)
+    c.free(a)  # the child's free list only
+    assert c.malloc(5000) == a
+    assert p.malloc(5000) not in (a, b)
+    heap = [x for x in machine.read(f"/proc/{c.pid}/maps").splitlines() if x.endswith("[heap]")]
+    assert len(heap) == 1
