@@ -567,7 +567,7 @@ def host_residency(paths: list[str]) -> dict[str, list[tuple[int, int]]]:
         fd = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(fd).st_size
-            vec = np.zeros(0, dtype=np.uint8)
+            vec: np.ndarray = np.zeros(0, dtype=np.uint8)
             if size:
                 addr = _libc.mmap(0, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
                 try:

@@ -13,7 +13,7 @@ from pagelab.errors import ProcessDead
 from pagelab.fs.binfmt_elf import page_align, page_start, read_elf
 from pagelab.workload import startup
 from pagelab.workload.ld_so import LD_SO_CACHE, needed_libraries, read_ld_so_cache
-from pagelab.workload.startup import ProfileError, Step, StartupProfile, format_profile, parse_profile
+from pagelab.workload.startup import ProfileError, StartupProfile, Step, format_profile, parse_profile
 
 TRUE = os.path.realpath("/bin/true")
 
