@@ -1,0 +1,388 @@
+"""Fork and copy-on-write on pagelab.real and on the simulator, from the same program: a differential harness.
+
+``ForkPair`` holds a real Machine and ``Machine.from_host()``, each with one spawned root process for the whole
+module (a real spawn takes seconds). An example forks a fresh ``base`` process from each root, maps the same
+regions in it at the same fixed addresses (``REGIONS``, inside the arena of tests/support/differential.py, free
+in the real child), and runs one random program on both: forks of any live process (at most ``MAX_ALIVE``
+alive), exits, waits (with and without WNOHANG, any child or one pid), stores, loads, whole-region touches,
+madvise (DONTFORK, DOFORK, WIPEONFORK, KEEPONFORK, DONTNEED, HUGEPAGE, POPULATE_READ/WRITE) and mprotect.
+
+Compared after every step: the step's outcome (the byte loaded, errno, wait status with pids named by process
+index, ppid), the minflt/majflt delta of the step in the process that made it (a measured phase: run_phase),
+and, in every live process, mincore of every region it maps and the smaps fields of every VMA of the arena
+(bounds, perms, Rss, Pss, Shared/Private Clean/Dirty, Anonymous, AnonHugePages). A final sweep loads one byte
+of every small-region page in every live process (contents and faults). fork, exit and wait are called
+directly (the real backend refuses them inside a measured phase), so their own fault counts are not compared.
+
+Left out: accesses the harness knows would kill the process (a store to a read-only region, any access to a
+region the process does not map after MADV_DONTFORK): they are skipped, as a SIGSEGV ends the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from tests.support.differential import ARENA_BASE, P, weighted
+from tests.support.profiles import scale
+
+import pagelab as pl
+from pagelab import constants as C
+from pagelab.errors import FatalSignal, WaitWouldBlock
+from pagelab.observe.parse import parse_smaps
+
+MiB = 1 << 20
+RW = C.PROT_READ | C.PROT_WRITE
+MAX_ALIVE = 4
+FILE_SIZE = 3 * P + 100  # the page holding EOF is partial
+
+
+@dataclass(frozen=True)
+class Region:
+    """A mapping of ``base``: ``offset`` from ARENA_BASE, ``size``, private/shared, anonymous or a file."""
+
+    offset: int
+    size: int
+    shared: bool
+    file: str | None = None
+    hugepage: bool = False
+
+    @property
+    def pages(self) -> int:
+        return self.size // P
+
+
+REGIONS: dict[str, Region] = {
+    "anon": Region(0, 4 * P, False),
+    "shm": Region(4 * P, 4 * P, True),
+    "fpriv": Region(8 * P, 4 * P, False, file="f"),
+    "fshared": Region(12 * P, 4 * P, True, file="g"),
+    "thp": Region(2 * MiB, 4 * MiB, False, hugepage=True),
+}
+SMALL = [name for name, r in REGIONS.items() if not r.hugepage]  # side by side: one mincore covers them
+SMALL_SIZE = 16 * P
+ARENA_END = ARENA_BASE + 8 * MiB
+SMAPS_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous",
+                "AnonHugePages")
+ADVICE = {"DONTFORK": C.MADV_DONTFORK, "DOFORK": C.MADV_DOFORK, "WIPEONFORK": C.MADV_WIPEONFORK,
+          "KEEPONFORK": C.MADV_KEEPONFORK, "DONTNEED": C.MADV_DONTNEED, "HUGEPAGE": C.MADV_HUGEPAGE,
+          "POPULATE_READ": C.MADV_POPULATE_READ, "POPULATE_WRITE": C.MADV_POPULATE_WRITE}
+
+
+def addr_of(region: str, page: int = 0, sub: int = 0) -> int:
+    return ARENA_BASE + REGIONS[region].offset + page * P + sub
+
+
+# --- the program space ---------------------------------------------------------------------------
+# A step names processes by an index drawn as an integer and taken modulo the live ones when it runs, so
+# every drawn program runs (and shrinks) whatever happened before.
+PROC = st.integers(0, 7)
+REGION = st.sampled_from(list(REGIONS))
+PAGE = st.integers(0, 1023)  # modulo the region's pages
+VALUE = st.integers(1, 255)
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> tuple[Any, ...]:
+    """One step: ("fork", i), ("exit", i, code), ("wait", i, target, nohang), ("store", i, region, page, v),
+    ("load", i, region, page), ("touch", i, region, write), ("madvise", i, region, advice, half),
+    ("mprotect", i, region, writable)."""
+    kind = draw(weighted((4, st.just("fork")), (2, st.just("exit")), (3, st.just("wait")),
+                         (8, st.just("store")), (5, st.just("load")), (3, st.just("touch")),
+                         (3, st.just("madvise")), (1, st.just("mprotect"))))
+    i = draw(PROC)
+    if kind == "fork":
+        return (kind, i)
+    if kind == "exit":
+        return (kind, i, draw(st.sampled_from([0, 1, 7, 255])))
+    if kind == "wait":
+        return (kind, i, draw(st.sampled_from(["any", "any", "child", "self"])), draw(st.booleans()))
+    if kind == "store":
+        return (kind, i, draw(REGION), draw(PAGE), draw(VALUE))
+    if kind == "load":
+        return (kind, i, draw(REGION), draw(PAGE))
+    if kind == "touch":
+        return (kind, i, draw(REGION), draw(st.booleans()))
+    if kind == "madvise":
+        return (kind, i, draw(REGION), draw(st.sampled_from(list(ADVICE))), draw(st.booleans()))
+    return (kind, i, draw(REGION), draw(st.booleans()))
+
+
+PROGRAMS = st.lists(steps(), min_size=1, max_size=scale(10, 24))
+
+
+# --- running both backends -----------------------------------------------------------------------
+
+@dataclass
+class Proc:
+    """One process of the example on both backends, with what the harness knows of its mappings."""
+
+    real: Any
+    sim: pl.Process
+    index: int
+    parent: int | None  # index of the forking process (None: the base, forked by the root)
+    mapped: dict[str, bool]  # region -> mapped in this process (MADV_DONTFORK drops it from a child)
+    writable: dict[str, bool]
+    dontfork: dict[str, bool]
+    exited: bool = False
+    reaped: bool = False
+
+
+@dataclass
+class ForkPair:
+    """The two roots and the current example's processes."""
+
+    real_m: Any  # pagelab.real.Machine
+    sim_m: pl.Machine
+    real_root: Any = None
+    sim_root: Any = None
+    procs: list[Proc] = field(default_factory=list)
+    n: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.real_root = self.real_m.spawn("forkdiff")
+        self.sim_root = self.sim_m.spawn("forkdiff")
+
+    def count(self, key: str, k: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + k
+
+    # --- set-up and clean-up -------------------------------------------------------------------
+    def start(self) -> None:
+        """Fork the example's base process on both and map every region in it."""
+        self.n += 1
+        base = Proc(self.real_root.fork(), self.sim_root.fork(), 0, None, dict.fromkeys(REGIONS, True),
+                    dict.fromkeys(REGIONS, True), dict.fromkeys(REGIONS, False))
+        self.procs = [base]
+        for m in (self.real_m, self.sim_m):
+            m.fs.create(self.path("f"), FILE_SIZE, content=b"fpriv", written_in=P, cached=True)
+            m.fs.create(self.path("g"), FILE_SIZE, content=b"fshared", written_in=P, cached=True)
+        for p in (base.real, base.sim):
+            for name, r in REGIONS.items():
+                fd = p.open(self.path(r.file), os.O_RDWR) if r.file else -1
+                flags = (C.MAP_SHARED if r.shared else C.MAP_PRIVATE) | C.MAP_FIXED
+                flags |= 0 if r.file else C.MAP_ANONYMOUS
+                got = p.mmap(addr_of(name), r.size, RW, flags, fd, 0)
+                assert got == addr_of(name)
+                if fd >= 0:
+                    p.close(fd)
+                if r.hugepage:
+                    p.madvise(addr_of(name), r.size, C.MADV_HUGEPAGE)
+
+    def path(self, name: str | None) -> str:
+        return f"/forkdiff{self.n}/{name}"
+
+    def finish(self) -> None:
+        """Exit every process of the example (children first), reap the base from the root, remove the files."""
+        for pr in reversed(self.procs):
+            if not pr.exited:
+                for p in (pr.real, pr.sim):
+                    if p.alive:
+                        p.exit(0)
+                pr.exited = True
+        for pr in self.procs:  # each parent still alive reaps its zombies; the root reaps the base
+            if pr.reaped:
+                continue
+            if pr.parent is None:
+                self.real_root.wait(pr.real.pid)
+                self.sim_root.wait(pr.sim.pid)
+        for m in (self.real_m, self.sim_m):
+            for name in ("f", "g"):
+                if m.fs.exists(self.path(name)):
+                    m.fs.unlink(self.path(name))
+        self.procs = []
+
+    # --- one step --------------------------------------------------------------------------------
+    def live(self) -> list[Proc]:
+        return [pr for pr in self.procs if not pr.exited]
+
+    def run(self, step: tuple[Any, ...]) -> tuple[Any, Any] | None:
+        """Run a step on both: (real outcome, simulated outcome), or None if the step does not apply."""
+        live = self.live()
+        if not live:
+            return None
+        kind, pr = step[0], live[step[1] % len(live)]
+        if kind == "fork":
+            if len(live) >= MAX_ALIVE:
+                return None
+            outs = [_outcome(p.fork) for p in (pr.real, pr.sim)]
+            if outs[0][0] == "ok" and outs[1][0] == "ok":
+                child = Proc(outs[0][1], outs[1][1], len(self.procs), pr.index,
+                             {n: pr.mapped[n] and not pr.dontfork[n] for n in REGIONS}, dict(pr.writable),
+                             dict(pr.dontfork))
+                self.procs.append(child)
+                outs = [("ok", f"P{child.index}", self.ppid(child, w)) for w in ("real", "sim")]
+            return outs[0], outs[1]
+        if kind == "exit":
+            outs = [_outcome(p.exit, step[2]) for p in (pr.real, pr.sim)]
+            pr.exited = True
+            self.count("exits")
+            return outs[0], outs[1]
+        if kind == "wait":
+            return self.wait(pr, step[2], step[3])
+        region = step[2]
+        if not pr.mapped[region]:
+            return None
+        r = REGIONS[region]
+        if kind == "store":
+            a = addr_of(region, step[3] % r.pages)
+            if not pr.writable[region]:
+                return self.measured(pr, "load", (a,), value=True)
+            return self.measured(pr, "store", (a, step[4]))
+        if kind == "load":
+            return self.measured(pr, "load", (addr_of(region, step[3] % r.pages),), value=True)
+        if kind == "touch":
+            write = step[3] and pr.writable[region]
+            return self.measured(pr, "touch", (addr_of(region), r.size), {"write": write})
+        if kind == "madvise":
+            advice = ADVICE[step[3]]
+            whole = advice in (C.MADV_DONTFORK, C.MADV_DOFORK)  # the harness tracks these per region
+            length = r.size // 2 if step[4] and not whole else r.size
+            out = self.measured(pr, "madvise", (addr_of(region), length, advice))
+            if whole and out[0][0] == "ok" and out[1][0] == "ok":
+                pr.dontfork[region] = advice == C.MADV_DONTFORK
+            return out
+        prot = RW if step[3] else C.PROT_READ
+        out = self.measured(pr, "mprotect", (addr_of(region), r.size, prot))
+        if out[0][0] == "ok":
+            pr.writable[region] = bool(step[3])
+        return out
+
+    def measured(self, pr: Proc, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None,
+                 value: bool = False) -> tuple[Any, Any]:
+        """The call as one measured phase on both: ("ok", minflt, majflt[, the byte loaded]) or the error."""
+        outs = []
+        for p in (pr.real, pr.sim):
+            try:
+                before, after = p.run_phase([(name, args, kwargs or {})])
+            except OSError as exc:
+                outs.append(("errno", errno.errorcode.get(exc.errno or 0, exc.errno)))
+                continue
+            except FatalSignal as exc:
+                outs.append(("signal", exc.signame, exc.si_code))
+                continue
+            out: tuple[Any, ...] = ("ok", after.ru_minflt - before.ru_minflt, after.ru_majflt - before.ru_majflt)
+            if value:
+                out += (p.load(*args),)
+            outs.append(out)
+        self.count("measured")
+        return outs[0], outs[1]
+
+    def wait(self, pr: Proc, target: str, nohang: bool) -> tuple[Any, Any]:
+        kids = [c for c in self.procs if c.parent == pr.index and not c.reaped]
+        options = os.WNOHANG if nohang else 0
+        outs = []
+        for w in ("real", "sim"):
+            p = getattr(pr, w)
+            if target == "any":
+                pid = -1
+            elif target == "child":
+                pid = getattr(kids[0], w).pid if kids else getattr(pr, w).pid + 100000
+            else:
+                pid = p.pid  # its own pid: never its child
+            out = _outcome(p.wait, pid, options)
+            if out[0] == "ok" and out[1][0]:
+                done = next(c for c in self.procs if getattr(c, w).pid == out[1][0])
+                out = ("ok", f"P{done.index}", out[1][1])
+            outs.append(out)
+        for c in self.procs:  # reaped on both: it leaves the tree
+            if outs[0][0] == "ok" and outs[0][1] == f"P{c.index}":
+                c.reaped = True
+        self.count("waits")
+        return outs[0], outs[1]
+
+    def ppid(self, pr: Proc, which: str) -> str:
+        """The parent as a process index ("P0"...), "init" (1) or "root"."""
+        ppid = getattr(pr, which).ppid
+        if ppid == 1:
+            return "init"
+        if ppid == getattr(self, f"{which}_root").pid:
+            return "root"
+        for c in self.procs:
+            if getattr(c, which).pid == ppid:
+                return f"P{c.index}"
+        return f"pid {ppid}"
+
+    # --- the state after a step --------------------------------------------------------------------
+    def state(self, which: str) -> dict[str, Any]:
+        """Every live process's ppid, mincore of its regions and the smaps fields of the arena's VMAs."""
+        m = self.real_m if which == "real" else self.sim_m
+        out: dict[str, Any] = {}
+        for pr in self.live():
+            p = getattr(pr, which)
+            if not p.alive:
+                out[f"P{pr.index}"] = "dead"
+                continue
+            vmas = []
+            for v in parse_smaps(_arena_part(m.read(f"/proc/{p.pid}/smaps"))):
+                if ARENA_BASE <= v["start"] < ARENA_END:
+                    vmas.append((hex(v["start"] - ARENA_BASE), hex(v["end"] - ARENA_BASE), v["perms"])
+                                + tuple(f"{k}={v.get(k)}" for k in SMAPS_FIELDS))
+            cores: dict[str, Any] = {}
+            if all(pr.mapped[name] for name in SMALL):
+                small = np.asarray(p.mincore(ARENA_BASE, SMALL_SIZE)).tolist()
+                for name in SMALL:
+                    first = REGIONS[name].offset // P
+                    cores[name] = "".join(map(str, small[first:first + REGIONS[name].pages]))
+            for name, r in REGIONS.items():
+                if pr.mapped[name] and name not in cores:
+                    core = np.asarray(p.mincore(addr_of(name), r.size))
+                    cores[name] = "".join(map(str, core.tolist())) if r.pages <= 16 else int(core.sum())
+            out[f"P{pr.index}"] = {"ppid": self.ppid(pr, which), "vmas": vmas, "mincore": cores}
+        return out
+
+    def sweep(self) -> list[tuple[str, Any, Any]]:
+        """Load one byte of every small-region page in every live process: (what, real, sim) per load."""
+        res = []
+        for pr in self.live():
+            for name in SMALL:
+                if not pr.mapped[name]:
+                    continue
+                for page in range(REGIONS[name].pages):
+                    real, sim = self.measured(pr, "load", (addr_of(name, page),), value=True)
+                    res.append((f"P{pr.index} load {name}[{page}]", real, sim))
+        return res
+
+
+_ARENA_PREFIX = f"\n{ARENA_BASE:x}"[:7]  # every arena VMA starts 0x1000000....
+_OTHER_HEADER = re.compile(r"\n(?!" + _ARENA_PREFIX[1:] + r")[0-9a-f]+-[0-9a-f]+ ")
+
+
+def _arena_part(text: str) -> str:
+    """The arena's VMAs of an smaps text (a real process's has hundreds of others: parsing them is slow)."""
+    start = ("\n" + text).find(_ARENA_PREFIX)
+    if start < 0:
+        return ""
+    end = _OTHER_HEADER.search(text, start)
+    return text[start:end.start() if end else len(text)]
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[Any, ...]:
+    try:
+        return ("ok", fn(*args))
+    except OSError as exc:
+        return ("errno", errno.errorcode.get(exc.errno or 0, exc.errno))
+    except WaitWouldBlock:
+        return ("wouldblock",)
+    except pl.NotModelled:
+        return ("notmodelled",)
+    except FatalSignal as exc:
+        return ("signal", exc.signame, exc.si_code)
+
+
+# --- named programs: the divergences found so far, one minimal program each -----------------------
+# Process indices as in the random test: 0 is the base (mapping every region), children number in fork order.
+CASES: dict[str, list[tuple[Any, ...]]] = {
+    "anon-write-fork-child-writes": [("store", 0, "anon", 0, 5), ("fork", 0), ("store", 1, "anon", 0, 6),
+                                     ("load", 0, "anon", 0), ("exit", 1, 3), ("wait", 0, "any", False),
+                                     ("store", 0, "anon", 0, 7)],
+    "thp-write-fork-parent-writes": [("touch", 0, "thp", True), ("fork", 0), ("store", 0, "thp", 0, 9),
+                                     ("store", 0, "thp", 512, 9), ("exit", 1, 0), ("wait", 0, "child", False),
+                                     ("store", 0, "thp", 1, 9)],
+}
+XFAIL: dict[str, str] = {}
