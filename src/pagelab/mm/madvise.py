@@ -6,8 +6,12 @@ madvise_update_vma(). Errors follow the kernel: unknown advice, an unaligned sta
 that wraps around is EINVAL; a range with a hole is ENOMEM after the advice was applied to the
 mapped parts; a flag change refused by vm.max_map_count is EAGAIN.
 
-Not modelled yet (raise NotModelled once the kernel's own checks pass): MADV_COLD, MADV_PAGEOUT
-(reclaim), MADV_COLLAPSE, MADV_HWPOISON, MADV_SOFT_OFFLINE, MADV_GUARD_INSTALL/REMOVE.
+MADV_COLD and MADV_PAGEOUT (issue #9): madvise_cold() / madvise_pageout() ->
+madvise_cold_or_pageout_pte_range(); PAGEOUT reclaims through mm/vmscan.py: reclaim_pages() (no swap
+yet: anon and dirty shmem folios are activated; see that module for what is left to issue #10).
+
+Not modelled yet (raise NotModelled once the kernel's own checks pass): MADV_COLLAPSE, MADV_HWPOISON,
+MADV_SOFT_OFFLINE, MADV_GUARD_INSTALL/REMOVE.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from ..arch.x86.pgtable import (
     _PAGE_RW,
     _PAGE_SPECIAL,
     PTE_PFN_MASK,
+    pmd_pfn,
     pmd_trans_huge,
+    pte_index,
 )
 from ..arch.x86.tlb import flush_tlb_mm_range
 from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
@@ -37,7 +43,15 @@ from ..hw.physmem import PG
 from ..kernel.tracepoint import leaf_of, record_fault
 from .fadvise import generic_fadvise
 from .fault import handle_mm_fault
-from .huge_memory import PMD_MASK, deferred_split_folio, madvise_free_huge_pmd, split_folio
+from .filemap import AddressSpace
+from .huge_memory import (
+    PMD_MASK,
+    deferred_split_folio,
+    is_huge_zero_pmd,
+    madvise_free_huge_pmd,
+    split_folio,
+    split_huge_pmd_address,
+)
 from .memory import zap_page_range_single
 from .mmap import ULONG_MASK
 from .page_writeback import folio_mark_dirty
@@ -51,10 +65,12 @@ from .pgtable import (
     ptep_get,
     set_pmd_at,
 )
-from .rmap import folio_maybe_mapped_shared
+from .rmap import folio_maybe_mapped_shared, rmap_walk
 from .shmem import ShmemFile, shmem_truncate
-from .swap import folio_mark_lazyfree, lru_add_drain
-from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag
+from .swap import folio_deactivate, folio_mark_lazyfree, lru_add_drain
+from .truncate import split_cache_folio
+from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
+from .vmscan import folio_isolate_lru, reclaim_pages
 from .vma import find_vma, linear_page_index, vma_modify_flags
 
 if TYPE_CHECKING:
@@ -70,7 +86,6 @@ _VALID = {
     C.MADV_GUARD_INSTALL, C.MADV_GUARD_REMOVE,
 }
 _NOT_MODELLED = {
-    C.MADV_COLD: "MADV_COLD", C.MADV_PAGEOUT: "MADV_PAGEOUT",
     C.MADV_COLLAPSE: "MADV_COLLAPSE", C.MADV_HWPOISON: "MADV_HWPOISON",
     C.MADV_SOFT_OFFLINE: "MADV_SOFT_OFFLINE", C.MADV_GUARD_INSTALL: "MADV_GUARD_INSTALL",
     C.MADV_GUARD_REMOVE: "MADV_GUARD_REMOVE",
@@ -140,6 +155,9 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
     if behavior == C.MADV_REMOVE:
         madvise_remove(task, vma, start, end)
         return vma
+    if behavior in (C.MADV_COLD, C.MADV_PAGEOUT):  # --- MADV_COLD / MADV_PAGEOUT (issue #9) ---
+        madvise_cold_or_pageout(task, vma, start, end, behavior == C.MADV_PAGEOUT)
+        return vma
     if behavior in _NOT_MODELLED:
         raise NotModelled(f"madvise({_NOT_MODELLED[behavior]}) is not modelled yet")
     if behavior in (C.MADV_DONTNEED, C.MADV_DONTNEED_LOCKED):
@@ -148,9 +166,6 @@ def madvise_vma_behavior(task: Task, vma: Vma, start: int, end: int, behavior: i
             forbidden |= VmFlag.LOCKED
         if vma.vm_flags & forbidden:
             raise syscall_error(errno.EINVAL, "madvise(MADV_DONTNEED): locked or special mapping")
-        if vma.vm_flags & VmFlag.LOCKED:  # MADV_DONTNEED_LOCKED: the zapped folios are munlocked (mlock, issue #9)
-            from .mlock import mlock_vma_pages_range
-            mlock_vma_pages_range(m, vma, start, end, lock=False)
         zap_page_range_single(m, vma, start, end, reclaim_pt=True)  # madvise_dontneed_single_vma()
         return vma
     if behavior == C.MADV_FREE:
@@ -314,6 +329,159 @@ def _split_partly_mapped_folios(m: Machine, heads: np.ndarray) -> bool:
 
 
 MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)
+
+
+# --- MADV_COLD / MADV_PAGEOUT (issue #9) ------------------------------------------------------------------
+
+def can_do_file_pageout(task: Task, vma: Vma) -> bool:
+    """Mirrors can_do_file_pageout(): the task owns the file or may write it. Simplified: the simulator
+    keeps no file owners, so it is CAP_FOWNER or CAP_DAC_OVERRIDE (root's), or a mapping that may write
+    the file (VM_MAYWRITE on a shared mapping: the file was opened for writing)."""
+    if vma.vm_file is None:
+        return False
+    if task.capable("CAP_FOWNER") or task.capable("CAP_DAC_OVERRIDE"):
+        return True
+    return bool(vma.vm_flags & VmFlag.MAYSHARE and vma.vm_flags & VmFlag.MAYWRITE)
+
+
+def madvise_cold_or_pageout(task: Task, vma: Vma, start: int, end: int, pageout: bool) -> None:
+    """Mirrors madvise_cold() and madvise_pageout(): EINVAL on a locked, PFN-map or hugetlb VMA
+    (can_madv_lru_vma()); PAGEOUT of a shared file mapping the task may not write does nothing. The
+    per-CPU batches are drained first (lru_add_drain()), then [start, end) is walked with cold_walk_ops:
+    MADV_COLD deactivates the folios mapped only here, MADV_PAGEOUT reclaims them (reclaim_pages())."""
+    m = task.machine
+    if vma.vm_flags & (VmFlag.LOCKED | VmFlag.PFNMAP | VmFlag.HUGETLB):
+        name = "MADV_PAGEOUT" if pageout else "MADV_COLD"
+        raise syscall_error(errno.EINVAL, f"madvise({name}): locked or special mapping")
+    anon_only = pageout and not vma_is_anonymous(vma) and not can_do_file_pageout(task, vma)
+    if anon_only and vma.vm_flags & VmFlag.MAYSHARE:
+        return
+    lru_add_drain(m)
+    flush = [False]
+    err = walk_page_range_vma(vma, start, end, COLD_WALK_OPS, (pageout, anon_only, flush))
+    kernel_bug(err != 0, f"madvise_cold_or_pageout: walk error {err}")
+    if flush[0]:  # tlb_finish_mmu(): the entries made old
+        flush_tlb_mm_range(m, vma.mm, start, end)
+
+
+def _cold_or_pageout_folio(m: Machine, folio: int, pageout: bool, isolated: list[int]) -> None:
+    """The common tail of both levels: PG_referenced cleared, PG_workingset for an active folio, then
+    isolated for reclaim (PAGEOUT) or queued for deactivation (COLD)."""
+    frames = m.frames
+    frames.flags[folio] &= ~PG.REFERENCED  # folio_clear_referenced(); folio_test_clear_young(): no page_idle
+    if frames.flags[folio] & PG.ACTIVE:
+        frames.flags[folio] |= PG.WORKINGSET
+    if pageout:
+        if folio_isolate_lru(m, folio):
+            isolated.append(folio)
+    else:
+        folio_deactivate(m, folio)
+
+
+def _split_large_folio(m: Machine, folio: int) -> bool:
+    """split_folio() of a large folio madvise covers in part: its PMD mappings split (a file PMD is zapped,
+    its pages fault back by PTEs), then the folio. True if it was split. Simplified: a page-cache folio
+    still mapped by PTEs is not split (mm/truncate.py: split_cache_folio()), so it is skipped."""
+    frames = m.frames
+    if frames.entire_mapcount[folio]:
+        for vma, addr in rmap_walk(m, folio):
+            split_huge_pmd_address(m, vma, addr)
+    if frames.flags[folio] & PG.ANON:
+        deferred_split_folio(m, folio, True)
+        split_folio(m, folio)
+        return True
+    mapping = m.mappings.get(int(frames.mapping[folio]))
+    if not isinstance(mapping, AddressSpace):
+        return False
+    return split_cache_folio(m, mapping, int(frames.index[folio]), folio)
+
+
+def madvise_cold_or_pageout_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
+    """Mirrors madvise_cold_or_pageout_pte_range() for [addr, end) under one PMD entry.
+
+    A PMD leaf (THP) mapped only here is handled whole when the range covers its 2 MiB: its Accessed bit
+    cleared (COLD), then deactivated or isolated; a range covering part of it splits the folio first,
+    then goes on by PTEs. By PTEs: each normal folio mapped only here (folio_maybe_mapped_shared()) and
+    on an LRU list, one batch of PTEs per folio; a large folio the range covers in part is split, then
+    its pages looked at again. COLD clears the PTEs' Accessed bits. PAGEOUT reclaims what it isolated
+    here before returning (reclaim_pages(), once per PMD, as the kernel does).
+    """
+    m, vma = walk.machine, walk_vma(walk)
+    pageout, anon_only, flush = walk.private
+    frames = m.frames
+    isolated: list[int] = []
+    entry = pmdp_get(m, pmd, addr)
+    if pmd_trans_huge(entry):
+        if is_huge_zero_pmd(m, entry):
+            return 0
+        folio = pmd_pfn(entry)
+        if folio_maybe_mapped_shared(m, folio) or anon_only and not frames.flags[folio] & PG.ANON:
+            return 0
+        if end - addr != HPAGE_PMD_NR << PAGE_SHIFT:
+            if not _split_large_folio(m, folio):
+                return 0
+        else:
+            if not pageout and entry & _PAGE_ACCESSED:  # pmdp_invalidate() + pmd_mkold()
+                set_pmd_at(m, pmd, addr, entry & ~_PAGE_ACCESSED)
+                flush[0] = True
+            _cold_or_pageout_folio(m, folio, pageout, isolated)
+            if pageout:
+                reclaim_pages(m, isolated)
+            return 0
+    row = pte_offset_map(m, pmd, addr)
+    if not row:
+        return 0
+    n = (end - addr) >> PAGE_SHIFT
+    ptes = get_ptes(m, row, addr, n)
+    i = 0
+    while i < n:
+        pte = int(ptes[i])
+        if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE) or pte & _PAGE_SPECIAL:  # vm_normal_folio()
+            i += 1
+            continue
+        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+        folio = pfn - int(frames.head_offset[pfn])
+        nr = 1
+        if frames.flags[folio] & PG.HEAD:
+            nr = _folio_pte_batch(ptes, i, pfn, folio, 1 << int(frames.order[folio]))
+            if nr < 1 << int(frames.order[folio]):
+                if folio_maybe_mapped_shared(m, folio) or anon_only and not frames.flags[folio] & PG.ANON:
+                    i += nr
+                    continue
+                if _split_large_folio(m, folio):
+                    ptes = get_ptes(m, row, addr, n)  # look at the same PTEs again (nr = 0)
+                else:
+                    i += nr
+                continue
+        if not frames.flags[folio] & PG.LRU or folio_maybe_mapped_shared(m, folio) \
+                or anon_only and not frames.flags[folio] & PG.ANON:
+            i += nr
+            continue
+        if not pageout:
+            young = (ptes[i:i + nr] & _PAGE_ACCESSED) != 0
+            if young.any():  # clear_young_dirty_ptes(CYDP_CLEAR_YOUNG)
+                view = m.ptpool.tables[row, pte_index(addr) + i:pte_index(addr) + i + nr]
+                view &= ~_PAGE_ACCESSED
+                ptes[i:i + nr] &= ~_PAGE_ACCESSED
+                flush[0] = True
+        _cold_or_pageout_folio(m, folio, pageout, isolated)
+        i += nr
+    if pageout:
+        reclaim_pages(m, isolated)
+    return 0
+
+
+def _folio_pte_batch(ptes: np.ndarray, i: int, pfn: int, folio: int, folio_nr: int) -> int:
+    """madvise_folio_pte_batch(): how many PTEs from ``i`` map consecutive pages of the same folio."""
+    limit = min(ptes.shape[0] - i, folio_nr - (pfn - folio))
+    want = pfn + np.arange(limit, dtype=np.int64)
+    got = (ptes[i:i + limit] & PTE_PFN_MASK) >> PAGE_SHIFT
+    ok = ((ptes[i:i + limit] & (_PAGE_PRESENT | _PAGE_PROTNONE)) != 0) & (got == want)
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.shape[0] else limit
+
+
+COLD_WALK_OPS = MmWalkOps(pmd_entry=madvise_cold_or_pageout_pte_range)
 
 
 def faultin_page(task: Task, vma: Vma, addr: int, flags: int, retry_tried: bool) -> VmFault:

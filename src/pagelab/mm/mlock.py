@@ -78,14 +78,12 @@ def mlock_mmap_region(mm: MmStruct, vma: Vma, npages: int) -> None:
 
 
 def munlock_unmapped(task: Task, vmas: list[Vma]) -> None:
-    """What unmapping VM_LOCKED VMAs does to the lock: vms_gather_munmap_vmas() counts their pages and
-    vms_complete_munmap_vmas() takes them off mm->locked_vm; zapping their pages munlocks each folio
-    (__folio_remove_rmap() -> munlock_vma_folio(): unevictable_pgs_munlocked and _rescued, as measured).
-    Call before the zap."""
+    """What unmapping VM_LOCKED VMAs does to the lock count: vms_gather_munmap_vmas() counts their pages
+    and vms_complete_munmap_vmas() takes them off mm->locked_vm. (Zapping their pages munlocks each folio:
+    mm/rmap.py's removal calls munlock_vma_folio(), as __folio_remove_rmap() does.)"""
     for vma in vmas:
         if vma.vm_flags & VmFlag.LOCKED:
             task.mm.locked_vm -= vma.pages
-            mlock_vma_pages_range(task.machine, vma, vma.vm_start, vma.vm_end, lock=False)
 
 
 # --- the pages of a range --------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from ..errors import kernel_bug
 from ..hw.mmu import leaf_entries
 from ..hw.physmem import PG
 from ..stats import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, NodeStat
-from .types import VM_ACCESS_FLAGS, Vma, add_mm_counter
+from .mm_inline import mlock_vma_folio, munlock_vma_folio
+from .types import VM_ACCESS_FLAGS, Vma, VmFlag, add_mm_counter
 from .vma import find_vma_next, find_vma_prev
 
 if TYPE_CHECKING:
@@ -176,6 +177,9 @@ def folio_remove_rmap_ptes_exclusive(m: Machine, vma: Vma, pfns: np.ndarray) -> 
     """folio_remove_rmap_pte() for order-0 anon folios each mapped exactly once (the caller checked):
     the nr > 1 form zap uses for the common case. Their mapcounts drop to 0, NR_ANON_MAPPED and
     MM_ANONPAGES by ``len(pfns)``."""
+    if vma.vm_flags & VmFlag.LOCKED:  # mlock (issue #9): __folio_remove_rmap() -> munlock_vma_folio()
+        for pfn in pfns.tolist():
+            munlock_vma_folio(m, vma, pfn)
     m.frames.mapcount[pfns] = 0
     m.counters.mod_node_state(NodeStat.NR_ANON_MAPPED, -pfns.shape[0])
     add_mm_counter(vma.mm, MM_ANONPAGES, -pfns.shape[0])
@@ -203,6 +207,8 @@ def folio_add_file_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
     if first:
         m.counters.mod_node_state(NodeStat.NR_FILE_MAPPED, first)
     vma.mm.rss[mm_counter_file(m, head)] += nr
+    if not frames.flags[head] & PG.HEAD:  # mlock (issue #9): small folios only, as __folio_add_file_rmap()
+        mlock_vma_folio(m, vma, head)
 
 
 def folio_add_file_rmap_pte(m: Machine, vma: Vma, pfn: int) -> None:
@@ -238,6 +244,7 @@ def folio_remove_rmap_ptes(m: Machine, vma: Vma, pfn: int, nr: int) -> None:
     once (folio_pte_batch()), queues nothing when the run is the whole folio."""
     frames = m.frames
     head = pfn - int(frames.head_offset[pfn])
+    munlock_vma_folio(m, vma, head)  # mlock (issue #9): __folio_remove_rmap() ends with it
     pages = slice(pfn, pfn + nr)
     frames.mapcount[pages] -= 1
     anon = bool(frames.flags[head] & PG.ANON)
@@ -298,6 +305,7 @@ def folio_remove_rmap_pmd(m: Machine, vma: Vma, folio: int) -> None:
     by its pages, NR_ANON_MAPPED by the pages no PTE maps; a folio left partly mapped is queued for a
     deferred split. RSS and the reference are the caller's."""
     frames = m.frames
+    munlock_vma_folio(m, vma, folio)  # mlock (issue #9): __folio_remove_rmap() ends with it
     nr_pmdmapped = 1 << int(frames.order[folio])
     folio_sub_return_large_mapcount(m, folio, 1, vma)
     frames.entire_mapcount[folio] -= 1

@@ -283,8 +283,34 @@ def test_mlock_thp(m, p):
 def test_exit_with_locked_memory(m, p):
     a = p.mmap(None, MiB, RW, ANON)
     p.mlock(a, MiB)
-    p.exit()
+    v0 = m.vmstat()
+    p.exit()  # exit_mmap() zaps: each folio munlocked at rmap removal, none freed still mlocked
+    d = deltas(m, v0)
+    assert (d["unevictable_pgs_munlocked"], d["unevictable_pgs_rescued"], d["unevictable_pgs_cleared"]) == \
+        (256, 256, 0)
     assert m.vmstat()["nr_mlock"] == 0 and m.vmstat()["nr_unevictable"] == 0
+    check_machine(m)
+
+
+def test_fork_does_not_inherit_locks_and_cow_munlocks_the_old_page(m, p):
+    """Measured with 1024 pages on the real backend: the parent's COW writes mlock the new copies and munlock
+    the old pages the child keeps; the child's exit then clears nothing."""
+    a = p.mmap(None, 16 * P, RW, ANON)
+    p.mlock(a, 16 * P)
+    p.mlockall(pl.MCL_FUTURE)
+    child = p.fork()
+    assert vmlck(m, child) == 0 and "lo" not in smaps_field(m, child, a, "Locked")[1]
+    assert child.getrlimit(pl.RLIMIT_MEMLOCK) == (8 * MiB, 8 * MiB)
+    b = child.mmap(None, P, RW, ANON)
+    assert "lo" not in smaps_field(m, child, b, "Locked")[1]  # mlockall(MCL_FUTURE) is not inherited
+    v0 = m.vmstat()
+    assert counted(p, lambda: p.touch(a, 16 * P, write=True))[:2] == ("ok", 16)
+    d = deltas(m, v0)
+    assert (d["unevictable_pgs_mlocked"], d["unevictable_pgs_munlocked"], d["nr_mlock"]) == (16, 16, 0)
+    child.exit()
+    p.wait()
+    assert deltas(m, v0)["unevictable_pgs_cleared"] == 0
+    p.munlockall()
     check_machine(m)
 
 
