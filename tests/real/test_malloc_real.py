@@ -158,6 +158,13 @@ def _api_pattern(m, p) -> dict[str, int]:  # type: ignore[no-untyped-def]
         p.free(a + s)
     r["brk_after_free"] = p.brk(0) - s
     r["trim"] = p.malloc_trim(0)
+    keep = p.malloc(5000)
+    child = p.fork()  # the child has the same break and a copy of the allocator
+    r["child_brk"] = child.brk(0) - s
+    child.free(keep)
+    r["child_reuses"] = int(child.malloc(5000) == keep)
+    child.exit()
+    p.wait()
     return r
 
 

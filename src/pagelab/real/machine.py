@@ -736,6 +736,8 @@ class RealProcess:
         if child._call("ping") != pid:  # its pipes lead to the process its pidfd names
             child._terminate()
             raise PagelabError(f"the process forked by {self.pid} does not answer as {pid}")
+        if self._malloc is not None:  # brk and malloc (issue #9): the child's libc state is a copy, like its memory
+            child._malloc = self._malloc.fork_copy(child)
         return child
 
     def wait(self, pid: int = -1, options: int = 0) -> tuple[int, int]:
