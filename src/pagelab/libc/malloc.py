@@ -56,7 +56,6 @@ PTRDIFF_MAX = (1 << 63) - 1
 DEFAULT_MMAP_THRESHOLD = 128 * 1024
 DEFAULT_TOP_PAD = 128 * 1024
 DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * SIZE_SZ  # 32 MiB on 64-bit
-HEAP_MAX_SIZE = 2 * DEFAULT_MMAP_THRESHOLD_MAX
 DEFAULT_MMAP_MAX = 65536
 MAX_FAST_SIZE = 80 * SIZE_SZ // 4
 DEFAULT_MXFAST = 64 * SIZE_SZ // 4  # 128 bytes
@@ -525,10 +524,8 @@ class Malloc:
             mp.trim_threshold = value & ULONG_MASK
         elif param == M_TOP_PAD:
             mp.top_pad = value & ULONG_MASK
-        elif param == M_MMAP_THRESHOLD:
-            if value & ULONG_MASK > HEAP_MAX_SIZE // 2:
-                return 0
-            mp.mmap_threshold = value
+        elif param == M_MMAP_THRESHOLD:  # do_set_mmap_threshold(): any value (measured: 33 MiB and -1 return 1)
+            mp.mmap_threshold = value & ULONG_MASK
         elif param == M_MMAP_MAX:
             mp.n_mmaps_max = value
         elif param == M_PERTURB and value:

@@ -13,6 +13,7 @@ import pagelab as pl
 from pagelab.libc.malloc import (
     M_MMAP_MAX,
     M_MMAP_THRESHOLD,
+    M_MXFAST,
     M_TOP_PAD,
     M_TRIM_THRESHOLD,
     MallocError,
@@ -84,7 +85,7 @@ def test_mallopt_turns_the_dynamic_threshold_off(machine: pl.Machine) -> None:
     p = machine.spawn("a")
     heap = p.brk(0)
     assert p.mallopt(M_MMAP_THRESHOLD, 64 * KiB) == 1
-    assert p.mallopt(M_MMAP_THRESHOLD, 33 * MiB) == 0  # over HEAP_MAX_SIZE / 2
+    assert p.mallopt(M_MXFAST, 161) == 0  # over MAX_FAST_SIZE (160): refused, as glibc 2.36 does
     a = p.malloc(MiB)
     p.free(a)
     assert p.libc.mp.mmap_threshold == 64 * KiB
@@ -236,3 +237,16 @@ def test_fork_copies_the_break_and_the_allocator(machine: pl.Machine) -> None:
     assert p.malloc(5000) not in (a, b)
     heap = [x for x in machine.read(f"/proc/{c.pid}/maps").splitlines() if x.endswith("[heap]")]
     assert len(heap) == 1
+
+
+def test_mallopt_mmap_threshold_takes_any_value(machine: pl.Machine) -> None:
+    """glibc 2.36 sets M_MMAP_THRESHOLD to whatever it is given (the host: 33 MiB and -1 both return 1, and
+    malloc(32 MiB), then malloc(100 MiB) come from the heap)."""
+    p = machine.spawn("a")
+    heap = p.brk(0)
+    assert p.mallopt(M_MMAP_THRESHOLD, 33 * MiB) == 1
+    a = p.malloc(32 * MiB)
+    assert heap <= a < p.brk(0)
+    assert p.mallopt(M_MMAP_THRESHOLD, -1) == 1
+    b = p.malloc(100 * MiB)
+    assert heap <= b < p.brk(0)
