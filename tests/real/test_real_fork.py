@@ -324,6 +324,12 @@ def test_an_interrupted_fork_leaves_no_process(real):
             p.load(a)  # the next call to the parent kills and reaps a fork it made that was not claimed
             known = {c.pid for c in p.children if c.alive}
             assert children_of(p.pid) == known
+            if known:
+                assert p.wait(-1, os.WNOHANG) == (0, 0)
+            else:
+                with pytest.raises(ChildProcessError):
+                    p.wait(-1, os.WNOHANG)
+            assert all(c.alive or c._reaped for c in p.children)  # a claim cut short: recorded as reaped
     assert landed >= 6
     c = p.fork()
     assert faults(c, "touch", a, 64 * P, write=True) == (64, 0)

@@ -510,16 +510,21 @@ class Server:
         signal.pidfd_send_signal(fds[3], signal.SIGKILL)
         for fd in fds:
             os.close(fd)
-        os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
+        self.reaped[pid] = (status, tuple(usage))  # the controller may know it (the claim was cut short)
 
     def wait(self, pid: int, options: int, unrecorded: list[int]
              ) -> tuple[int, int, tuple[float, ...], dict[int, tuple[int, tuple[float, ...]]]]:
-        """wait4(2): (pid, wait status, the child's rusage, earlier), pid 0 with WNOHANG and none exited.
+        """wait4(2): (pid, wait status, the child's rusage, earlier), pid 0 with WNOHANG and none exited,
+        -ECHILD without such a child.
         ``earlier``: what earlier waits reaped of the children the controller has not recorded as reaped
         (``unrecorded``): their replies were lost to an interrupt. The rest is forgotten."""
         self.reaped = {k: v for k, v in self.reaped.items() if k in unrecorded}
         earlier = dict(self.reaped)
-        wpid, status, usage = os.wait4(pid, options)
+        try:
+            wpid, status, usage = os.wait4(pid, options)
+        except ChildProcessError:  # ECHILD as pid -ECHILD: ``earlier`` still reaches the controller
+            return -errno.ECHILD, 0, (), earlier
         if wpid:
             self.reaped[wpid] = (status, tuple(usage))
         return wpid, status, tuple(usage), earlier

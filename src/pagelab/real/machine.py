@@ -763,6 +763,8 @@ class RealProcess:
             wpid, status, usage, earlier = self._call("wait", pid, options | os.WNOHANG, unrecorded)
             for cpid, (st, ru) in earlier.items():
                 self._record_reaped(cpid, st, ru)
+            if wpid == -errno.ECHILD:
+                raise OSError(errno.ECHILD, f"waitpid: pid {pid} is no child of {self.pid}")
             if wpid:
                 self._record_reaped(wpid, status, usage)
                 return int(wpid), int(status)
