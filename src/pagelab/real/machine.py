@@ -19,7 +19,8 @@ interpreter's own memory theirs before fork() returns, so their counts stay the 
 process is its real parent's child: after ``exit()`` (or a fault, or a kill) ``alive`` is False and it is a
 zombie (state Z) until ``parent.wait()`` runs waitpid in the parent; ``fault`` and ChildDied mean what they
 mean for a spawned process. This process becomes a child subreaper, so an orphan is reparented here and
-reaped as init reaps it (the host's init may not). ``close()`` ends and reaps every process of the tree.
+reaped at once, as init reaps it (the host's init may reap late, or not at all). ``close()`` ends and
+reaps every process of the tree.
 """
 
 from __future__ import annotations
