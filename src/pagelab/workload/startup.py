@@ -4,7 +4,10 @@ from a real launch and replayed onto a simulated exec.
 pagelab executes no machine code, so a program's start-up (the dynamic loader's work and the program's
 own until exit) is captured from a real launch on this host and stored as data:
 
-- Capture (``capture()``, needs root, perf and ptrace): the program is forked stopped, ``perf record``
+- Capture (``capture()``, needs root, perf and ptrace): the program's files are evicted from the page
+  cache (POSIX_FADV_DONTNEED; pages other processes map stay), so the launch is as cold as the host
+  allows and its faults include the accesses fault-around serves on a warm launch (the simulator then
+  decides which of them fault); the program is forked stopped, ``perf record``
   attaches to it with the tracepoints exceptions:page_fault_user and exceptions:page_fault_kernel and
   the mmap events (``-d``: every mmap(), mprotect() and brk() shows as a PERF_RECORD_MMAP2 with its
   range, protection, file and offset), then it runs under ptrace with PTRACE_O_TRACEEXEC|TRACEEXIT:
@@ -218,6 +221,7 @@ def capture(program: str, argv: list[str]) -> StartupProfile:
     perf = shutil.which("perf")
     if perf is None:
         raise ProfileError("capturing a start-up profile needs perf (linux-perf) on PATH")
+    evict_host(elf_files(program))  # a cold launch: its faults include those fault-around covers when warm
     with tempfile.TemporaryDirectory(prefix="pagelab-startup-") as tmp:
         ctl, ack, data = f"{tmp}/ctl", f"{tmp}/ack", f"{tmp}/perf.data"
         os.mkfifo(ctl)
@@ -542,6 +546,21 @@ def startup_files(profile: StartupProfile) -> list[str]:
         files.append(os.path.realpath(interp))
     files += [s.args[0] for s in profile.steps if s.kind in ("object", "file")]
     return list(dict.fromkeys(files))
+
+
+def elf_files(program: str) -> list[str]:
+    """The files ld.so will map for ``program`` (itself, its interpreter, its libraries) and the ld.so
+    cache, as host paths, known before it runs."""
+    from ..fs.binfmt_elf import read_elf
+    from .ld_so import LD_SO_CACHE, needed_libraries, read_ld_so_cache
+
+    exe = read_elf(program)
+    files = [exe.path]
+    if exe.interp:
+        files += [os.path.realpath(exe.interp), *(lib.path for lib in needed_libraries(exe, read_ld_so_cache()))]
+        if os.path.isfile(LD_SO_CACHE):
+            files.append(LD_SO_CACHE)
+    return files
 
 
 def evict_host(paths: list[str]) -> None:
