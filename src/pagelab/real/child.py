@@ -461,7 +461,12 @@ class Server:
         rep_r, rep_w = os.pipe()
         record = os.memfd_create("pagelab-fault", os.MFD_CLOEXEC)
         os.ftruncate(record, FAULT_LEN)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # EAGAIN (RLIMIT_NPROC, pid_max), ENOMEM: the caller's OSError, nothing left open
+            for fd in (cmd_r, cmd_w, rep_r, rep_w, record):
+                os.close(fd)
+            raise
         if pid == 0:
             try:
                 for fd in (self.cmd_fd, self.reply_fd, self.record_fd, cmd_w, rep_r):
