@@ -180,8 +180,8 @@ def test_process_api_brk_and_malloc_on_both_backends() -> None:
 
 
 def _replay_ops(seed: int, n: int) -> list[tuple[int, ...]]:
-    """A random malloc/free/malloc_trim sequence: ("m", slot, size), ("f", slot), ("t", pad) as tuples of
-    (kind, ...) with kind 0, 1, 2; sizes from fastbin to mmap range."""
+    """A random sequence of (0, slot, size) malloc, (1, slot) free, (2, pad) malloc_trim and (3, param, value)
+    mallopt; sizes from fastbin to mmap range."""
     rng = random.Random(seed)
     live: list[int] = []
     ops: list[tuple[int, ...]] = []
@@ -189,6 +189,10 @@ def _replay_ops(seed: int, n: int) -> list[tuple[int, ...]]:
         roll = rng.random()
         if roll < 0.02:
             ops.append((2, rng.choice([0, 0, 64 * KiB])))
+        elif roll < 0.025:  # mallopt: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_MMAP_MAX
+            param = rng.choice([-1, -2, -3, -4])
+            values = [0, 2, 100] if param == -4 else [0, 4096, 64 * KiB, 256 * KiB, MiB]
+            ops.append((3, param, rng.choice(values)))
         elif live and roll < 0.47:
             ops.append((1, live.pop(rng.randrange(len(live)))))
         else:
@@ -207,13 +211,15 @@ def _replay_sim(ops: list[tuple[int, ...]]) -> list[str]:
             out.append(str(a - heap0) if heap0 <= a < p.brk(0) else f"M{a % PAGE}")
         elif op[0] == 1:
             p.free(slots.pop(op[1]))
-        else:
+        elif op[0] == 2:
             out.append(f"T{p.malloc_trim(op[1])} {p.brk(0) - heap0}")
+        else:
+            out.append(f"O{p.mallopt(op[1], op[2])}")
     return [*out, f"brk {p.brk(0) - heap0}"]
 
 
 def _replay_real(exe: Path, ops: list[tuple[int, ...]]) -> list[str]:
-    text = "".join(("m {} {}\n", "f {}\n", "t {}\n")[op[0]].format(*op[1:]) for op in ops)
+    text = "".join(("m {} {}\n", "f {}\n", "t {}\n", "o {} {}\n")[op[0]].format(*op[1:]) for op in ops)
     return subprocess.run([str(exe)], input=text, check=True, capture_output=True, text=True).stdout.split()
 
 

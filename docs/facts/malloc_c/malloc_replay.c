@@ -1,7 +1,7 @@
 /* pagelab issue #9: replay a malloc/free sequence with the host's glibc, print each malloc's offset from
  * the initial break (or "M" and the page offset for a chunk outside the heap) and the final break offset.
- * stdin: lines "m SLOT SIZE" (malloc into slot), "f SLOT" (free the slot) or "t PAD" (malloc_trim(PAD): prints
- * "T result break-offset"). No stdio buffer in the heap.
+ * stdin: lines "m SLOT SIZE" (malloc into slot), "f SLOT" (free the slot), "t PAD" (malloc_trim(PAD): prints
+ * "T result break-offset") or "o PARAM VALUE" (mallopt: prints "O result"). No stdio buffer in the heap.
  * gcc -O1 -o malloc_replay malloc_replay.c && ./malloc_replay < ops.txt */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -24,6 +24,8 @@ int main(void) {
             if (p >= heap0 && p < (char *)sbrk(0)) outn += snprintf(out + outn, sizeof out - outn, "%ld\n", (long)(p - heap0));
             else outn += snprintf(out + outn, sizeof out - outn, "M%ld\n", (long)((size_t)p & 4095));
         } else if (sscanf(line, "f %ld", &s) == 1) { free(slot[s]); slot[s] = NULL; }
+        else if (sscanf(line, "o %ld %ld", &s, &size) == 2)
+            outn += snprintf(out + outn, sizeof out - outn, "O%d\n", mallopt((int)s, (int)size));
         else if (sscanf(line, "t %ld", &size) == 1) {
             int r = malloc_trim(size);
             outn += snprintf(out + outn, sizeof out - outn, "T%d %ld\n", r, (long)((char *)sbrk(0) - heap0));
