@@ -26,9 +26,12 @@ class VmEvent(enum.Enum):
 
     PGPGIN = "pgpgin"  # KiB read from block devices (submit_bio(): count_vm_events(PGPGIN, sectors / 2))
     PGPGOUT = "pgpgout"  # KiB written to block devices
+    PGACTIVATE = "pgactivate"  # folios moved to an active list (folio_activate(), shrink_folio_list())
+    PGDEACTIVATE = "pgdeactivate"  # folios moved to an inactive list (folio_deactivate(): MADV_COLD)
     PGLAZYFREE = "pglazyfree"
     PGFAULT = "pgfault"
     PGMAJFAULT = "pgmajfault"
+    PGLAZYFREED = "pglazyfreed"  # MADV_FREE'd folios reclaim discarded (MADV_PAGEOUT here)
     PGREUSE = "pgreuse"
     DROP_PAGECACHE = "drop_pagecache"
     DROP_SLAB = "drop_slab"
@@ -48,6 +51,7 @@ class VmEvent(enum.Enum):
     THP_SPLIT_PMD = "thp_split_pmd"
     THP_ZERO_PAGE_ALLOC = "thp_zero_page_alloc"
     THP_ZERO_PAGE_ALLOC_FAILED = "thp_zero_page_alloc_failed"
+    THP_SWPOUT_FALLBACK = "thp_swpout_fallback"  # a THP reclaim split because no swap space took it whole
 
 
 class NodeStat(enum.Enum):
@@ -70,6 +74,7 @@ class NodeStat(enum.Enum):
     NR_FILE_THPS = "nr_file_hugepages"  # PMD-sized page-cache folios, kept in pages, printed in THPs
     NR_FILE_PMDMAPPED = "nr_file_pmdmapped"  # file pages mapped by PMDs, kept in pages, printed in THPs
     NR_ANON_THPS = "nr_anon_transparent_hugepages"  # kept in pages; /proc/vmstat prints it in THPs
+    NR_VMSCAN_IMMEDIATE = "nr_vmscan_immediate_reclaim"  # dirty file folios reclaim met (to reclaim when written)
     NR_PAGETABLE = "nr_page_table_pages"
     NR_MLOCK = "nr_mlock"  # a zone stat in Linux (mlock, issue #9); one zone here
 

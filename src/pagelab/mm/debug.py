@@ -291,16 +291,16 @@ def check_machine(m: Machine) -> None:
     anon = (flags & PG.ANON) != 0
     table = (flags & PG.TABLE) != 0
     shmem = ((flags & (PG.SWAPBACKED | PG.ANON)) == PG.SWAPBACKED) & (frames.refcount > 0)
-    batch_refs = np.bincount(np.asarray(m.cpu_fbatches.pending(), dtype=np.int64), minlength=n)
+    batch_refs = np.bincount(np.asarray(m.cpu_fbatches.all_pending(), dtype=np.int64), minlength=n)
     maps = np.where(large, frames.large_mapcount, frames.mapcount)  # a folio holds a reference per mapping
     kernel_bug(bool((frames.refcount[anon] != maps[anon] + batch_refs[anon]).any()),
                "anon refcount != mappings + per-CPU batch references")
-    kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1).any()),
+    kernel_bug(bool((frames.refcount[shmem] != frames.mapcount[shmem] + 1 + batch_refs[shmem]).any()),
                "shmem refcount != mapcount + page-cache reference")
     # page-cache folios of regular files (heads and order-0 pages): one reference per mapping plus the cache's
     cache = ((flags & (PG.ANON | PG.SWAPBACKED | PG.TABLE | PG.ZERO | PG.RESERVED)) == 0) \
         & (frames.refcount > 0) & (frames.head_offset == 0)
-    kernel_bug(bool((frames.refcount[cache] != maps[cache] + 1).any()),
+    kernel_bug(bool((frames.refcount[cache] != maps[cache] + 1 + batch_refs[cache]).any()),
                "page-cache refcount != mappings + the cache's reference")
     free = check_free_lists(m)
     check_compound_pages(m)
@@ -322,6 +322,7 @@ def check_machine(m: Machine) -> None:
     g = m.counters.gauges
     lazy = (flags & PG.LAZYFREE) != 0
     unevictable = (flags & PG.UNEVICTABLE) != 0
+    active = (flags & PG.ACTIVE) != 0
     evictable = ((flags & PG.LRU) != 0) & ~unevictable
     checks = {
         NodeStat.NR_FREE_PAGES: int(free.sum()) - m.zone.pcp.count,
@@ -333,8 +334,10 @@ def check_machine(m: Machine) -> None:
         NodeStat.NR_WRITEBACK: int(nr_pages[cache & ((flags & PG.WRITEBACK) != 0)].sum()),
         NodeStat.NR_FILE_PMDMAPPED: int(nr_pages[cache & (entire > 0)].sum()),
         NodeStat.NR_PAGETABLE: int(table.sum()),
-        NodeStat.NR_INACTIVE_ANON: int(nr_pages[evictable & ~cache].sum() - nr_pages[lazy].sum()),
-        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum() + nr_pages[cache & evictable].sum()),
+        NodeStat.NR_INACTIVE_ANON: int(nr_pages[evictable & ~cache & ~active].sum() - nr_pages[lazy].sum()),
+        NodeStat.NR_ACTIVE_ANON: int(nr_pages[evictable & ~cache & active].sum()),  # MADV_PAGEOUT/COLD (issue #9)
+        NodeStat.NR_INACTIVE_FILE: int(nr_pages[lazy].sum() + nr_pages[cache & evictable & ~active].sum()),
+        NodeStat.NR_ACTIVE_FILE: int(nr_pages[cache & evictable & active].sum()),
         NodeStat.NR_UNEVICTABLE: int(nr_pages[((flags & PG.LRU) != 0) & unevictable].sum()),  # mlock (issue #9)
         NodeStat.NR_MLOCK: int(nr_pages[(flags & PG.MLOCKED) != 0].sum()),
     }

@@ -36,7 +36,7 @@ from ..arch.x86.pgtable import (
     pte_index,
 )
 from ..arch.x86.tlb import flush_tlb_mm_range
-from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, page_align
+from ..constants import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE, page_align
 from ..errors import NotModelled, kernel_bug, syscall_error
 from ..fs.file import File
 from ..hw.physmem import PG
@@ -70,8 +70,8 @@ from .shmem import ShmemFile, shmem_truncate
 from .swap import folio_deactivate, folio_mark_lazyfree, lru_add_drain
 from .truncate import split_cache_folio
 from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
-from .vmscan import folio_isolate_lru, reclaim_pages
 from .vma import find_vma, linear_page_index, vma_modify_flags
+from .vmscan import folio_isolate_lru, reclaim_pages
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -406,7 +406,7 @@ def madvise_cold_or_pageout_pte_range(pmd: int, addr: int, end: int, walk: MmWal
     its pages looked at again. COLD clears the PTEs' Accessed bits. PAGEOUT reclaims what it isolated
     here before returning (reclaim_pages(), once per PMD, as the kernel does).
     """
-    m, vma = walk.machine, walk_vma(walk)
+    m = walk.machine
     pageout, anon_only, flush = walk.private
     frames = m.frames
     isolated: list[int] = []
@@ -417,7 +417,7 @@ def madvise_cold_or_pageout_pte_range(pmd: int, addr: int, end: int, walk: MmWal
         folio = pmd_pfn(entry)
         if folio_maybe_mapped_shared(m, folio) or anon_only and not frames.flags[folio] & PG.ANON:
             return 0
-        if end - addr != HPAGE_PMD_NR << PAGE_SHIFT:
+        if end - addr != PMD_SIZE:
             if not _split_large_folio(m, folio):
                 return 0
         else:
@@ -432,7 +432,7 @@ def madvise_cold_or_pageout_pte_range(pmd: int, addr: int, end: int, walk: MmWal
     if not row:
         return 0
     n = (end - addr) >> PAGE_SHIFT
-    ptes = get_ptes(m, row, addr, n)
+    ptes = get_ptes(m, row, addr, n).copy()
     i = 0
     while i < n:
         pte = int(ptes[i])
@@ -449,7 +449,7 @@ def madvise_cold_or_pageout_pte_range(pmd: int, addr: int, end: int, walk: MmWal
                     i += nr
                     continue
                 if _split_large_folio(m, folio):
-                    ptes = get_ptes(m, row, addr, n)  # look at the same PTEs again (nr = 0)
+                    ptes = get_ptes(m, row, addr, n).copy()  # look at the same PTEs again (nr = 0)
                 else:
                     i += nr
                 continue

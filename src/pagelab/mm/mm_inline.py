@@ -5,8 +5,10 @@ update_lru_size(); every change of nr_inactive_anon, nr_active_anon, nr_inactive
 mirrors) goes through here. Each function takes one folio or an array of folios (the batched paths:
 the first-touch batch, zap), with the same arithmetic for both.
 
-Simplified: the gauges only; the lists' order (the link columns) comes with reclaim, which walks them.
-New anon and shmem folios go on the inactive anon list (5.9+: lru_cache_add_inactive_or_unevictable()).
+Simplified: the gauges only; the lists' order (the link columns) comes with reclaim (issue #10), which
+walks them. New anon and shmem folios go on the inactive anon list (5.9+:
+lru_cache_add_inactive_or_unevictable()). PG_active picks the active list: folio_activate() and
+folio_deactivate() (mm/swap.py) and reclaim's activation (mm/vmscan.py) move folios between the two.
 
 The unevictable list (issue #9, mlock): a folio with PG_unevictable (and PG_lru) counts in nr_unevictable
 instead of its anon or file list; mm/mlock.py moves folios onto it (mlock_folio(): unevictable_pgs_culled)
@@ -39,10 +41,17 @@ def folio_nr_pages(m: Machine, folios: int | np.ndarray) -> np.ndarray:
 
 
 def lruvec_add_folio(m: Machine, folios: int | np.ndarray, nr: int, file: bool = False) -> None:
-    """Mirrors folio_add_lru() -> lruvec_add_folio() for new folios (``nr`` pages in all): PG_lru set, on
-    the inactive anon list, or the inactive file list for page-cache folios (``file``)."""
-    m.frames.flags[folios] |= PG.LRU
-    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE if file else NodeStat.NR_INACTIVE_ANON, nr)
+    """Mirrors folio_add_lru() -> lruvec_add_folio() (``nr`` pages in all): PG_lru set, on the anon list, or
+    the file list for page-cache folios (``file``): the inactive one, or the active one for a folio with
+    PG_active (folio_lru_list(): a folio put back after isolation, or after munlock, keeps its list)."""
+    frames = m.frames
+    frames.flags[folios] |= PG.LRU
+    if isinstance(folios, int) and not frames.flags[folios] & PG.ACTIVE:
+        m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE if file else NodeStat.NR_INACTIVE_ANON, nr)
+        return
+    active = int((folio_nr_pages(m, folios) * ((frames.flags[folios] & PG.ACTIVE) != 0)).sum())
+    m.counters.mod_node_state(NodeStat.NR_ACTIVE_FILE if file else NodeStat.NR_ACTIVE_ANON, active)
+    m.counters.mod_node_state(NodeStat.NR_INACTIVE_FILE if file else NodeStat.NR_INACTIVE_ANON, nr - active)
 
 
 def lruvec_del_folio(m: Machine, folios: int | np.ndarray) -> None:

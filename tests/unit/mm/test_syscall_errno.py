@@ -30,4 +30,4 @@ def test_madvise_not_yet_modelled_is_said_not_guessed():
     p = pl.Machine(ram="256MiB", seed=3).spawn("x")
     a = p.mmap(None, 4096, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
     with pytest.raises(pl.NotModelled):
-        p.madvise(a, 4096, pl.MADV_PAGEOUT)
+        p.madvise(a, 4096, pl.MADV_COLLAPSE)
