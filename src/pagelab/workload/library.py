@@ -22,6 +22,7 @@ from ..constants import (
     MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
     MADV_RANDOM,
+    MADV_REMOVE,
     MADV_SEQUENTIAL,
     MADV_WILLNEED,
     MADV_WIPEONFORK,
@@ -29,12 +30,15 @@ from ..constants import (
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     MiB,
 )
-from .scenario import FileSpec, Phase, Region, Scenario, Step
+from .scenario import SMAPS_FIELDS, FileSpec, Phase, Region, Scenario, Step, exit_, fork, wait
 
 RW = PROT_READ | PROT_WRITE
 SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS
@@ -302,6 +306,197 @@ FILE_SCENARIOS = (
        ("read-second-half", [Step("touch", "f", offset=8 * MiB)]), item="e", warm="read"),
 )
 
+
+# --- processes: fork, COW, exit and wait (issue #9) ---------------------------------------------------
+
+FORK_FACTS = "docs/facts/fork_cow.md"
+# After fork, sharing shows in Pss and the Shared/Private split. Not Referenced: the sheet's child has 0 (its
+# copied PTEs are old), the simulator too, but the real backend's forked interpreter shows 12-72 kB of a 4 MiB
+# region and 6144-8192 kB of 8 MiB of THPs, varying from run to run.
+FORK_FIELDS = SMAPS_FIELDS + ("Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean")
+# The Shared/Private split of shmem pages is left out until the simulator marks a shmem folio dirty at its
+# write fault (fault_dirty_shared_page(): the kernel's child, reading pages the parent wrote, shows
+# Shared_Dirty 4096 kB; the simulator's Shared_Clean 4096 kB).
+SHMEM_FORK_FIELDS = SMAPS_FIELDS + ("Pss",)
+MREMAP_FACTS = "docs/facts/mremap.md"
+SZ = 16 * MiB  # the fact sheet's size: the issue's headline case (fork-child-writes) and the file ones
+SM = 4 * MiB  # the other anonymous cases, whose counts are one per page: the sheet's numbers / 4
+PAGE = 4096
+PMD = 2 * MiB
+WRITE_A = Step("touch", "a", kwargs=W)
+READ_A = Step("touch", "a")
+PER_PMD_W = {"write": True, "stride": PMD}  # one byte per 2 MiB
+
+
+def _ph(name: str, *steps: Step, proc: str = "main", observe: tuple[str, ...] = ()) -> Phase:
+    return Phase(name, steps, proc, observe)
+
+
+def _fork_sc(name: str, doc: str, regions: dict[str, Region], *phases: Phase, section: str,
+             source: str = FORK_FACTS, fields: tuple[str, ...] = FORK_FIELDS) -> Scenario:
+    return Scenario(name, doc, regions, phases, f"{source} {section}; kernel/fork.c, mm/memory.c",
+                    smaps_fields=fields)
+
+
+FORKED = _ph("fork", fork("child"), observe=("child",))
+CHILD_EXIT = _ph("child-exits", exit_(0), proc="child")
+REAP = _ph("wait", wait("child"))
+FILE16 = FileSpec(SZ, cached=True)  # made by 1 MiB write()s and kept cached: 16 order-8 folios
+THP_A = {"a": Region(8 * MiB)}
+THP_WRITTEN = (_ph("madvise-hugepage", HUGE), _ph("write", WRITE_A), FORKED)
+
+FORK_SCENARIOS = (
+    _fork_sc("fork-child-writes", "16 MiB written, fork: both Pss 8192, Shared_Dirty 16384, the child's PTEs old "
+             "(Referenced 0); the child writes every page: 4096 COW faults, then both Private_Dirty 16384; after "
+             "the child exits and is reaped (status 0) the parent's writes still fault (reuse): 4096",
+             {"a": Region(SZ)}, _ph("write", WRITE_A), FORKED, _ph("child-writes", WRITE_A, proc="child",
+                                                                 observe=("main",)),
+             CHILD_EXIT, REAP, _ph("parent-writes", WRITE_A), section="section 1a (V1)"),
+    _fork_sc("fork-parent-writes-first", "4 MiB written, fork, the parent writes every page while the child "
+             "lives: 1024 faults (copies); the child's writes then reuse its pages: 1024 faults",
+             {"a": Region(SM)}, _ph("write", WRITE_A), FORKED,
+             _ph("parent-writes", WRITE_A, observe=("child",)),
+             _ph("child-writes", WRITE_A, proc="child", observe=("main",)), section="section 1b (V2)"),
+    _fork_sc("fork-child-reads-anon", "4 MiB written, fork: the child's reads take no fault (page tables "
+             "copied: the VMA has an anon_vma), its writes 1024", {"a": Region(SM)}, _ph("write", WRITE_A),
+             FORKED, _ph("child-reads", READ_A, proc="child"), _ph("child-writes", WRITE_A, proc="child"),
+             section="section 1c (V3)"),
+    _fork_sc("fork-zero-page", "4 MiB only read (zero page, Rss 0), fork: no anon_vma, so no page tables "
+             "copied: the child's reads re-fault (1024), its writes 1024 more", {"a": Region(SM)},
+             _ph("read", READ_A), FORKED, _ph("child-reads", READ_A, proc="child"),
+             _ph("child-writes", WRITE_A, proc="child"), section="section 1d (V4)"),
+    _fork_sc("fork-file-private-read", "16 MiB cached file (16 folios of 1 MiB) MAP_PRIVATE PROT_READ, read "
+             "(31 faults), fork: the child's mapping is empty (no anon_vma), its reads fault the same 31; then "
+             "each has Pss 8192, Shared_Clean 16384",
+             {"f": Region(SZ, PROT_READ, MAP_PRIVATE, file=FILE16)}, _ph("read", Step("touch", "f")), FORKED,
+             _ph("child-reads", Step("touch", "f"), proc="child", observe=("main",)), section="section 1e (V5)"),
+    _fork_sc("fork-file-shared-read", "the same with MAP_SHARED: parent 31, child 31",
+             {"f": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16)}, _ph("read", Step("touch", "f")), FORKED,
+             _ph("child-reads", Step("touch", "f"), proc="child", observe=("main",)), section="section 1e (V6)"),
+    _fork_sc("fork-file-private-written", "a 4 MiB MAP_PRIVATE RW window of a 16 MiB cached file written (1024 COW "
+             "faults), fork: the VMA has an anon_vma, so its PTEs are copied: the child reads with 0 faults, writes "
+             "1024",
+             {"f": Region(SM, RW, MAP_PRIVATE, file=FILE16)}, _ph("write", Step("touch", "f", kwargs=W)), FORKED,
+             _ph("child-reads", Step("touch", "f"), proc="child"),
+             _ph("child-writes", Step("touch", "f", kwargs=W), proc="child"), section="section 1f (V7)"),
+    _fork_sc("fork-three-sharers", "4 MiB written, fork, the child forks a grandchild: each Pss 1365 "
+             "(4096/3; 16 MiB gives 5461), Shared_Dirty 4096; the parent writes every page (1024): its Pss 4096, "
+             "the child's 2048",
+             {"a": Region(SM)}, _ph("write", WRITE_A), FORKED,
+             _ph("fork-grandchild", fork("grandchild"), proc="child", observe=("main", "grandchild")),
+             _ph("parent-writes", WRITE_A, observe=("child", "grandchild")), section="section 1g (V8)"),
+    _fork_sc("fork-shmem", "4 MiB MAP_SHARED|MAP_ANONYMOUS written, fork: not copied, the child's reads "
+             "re-fault through shmem with 16-page fault-around (16 MiB: 257 measured), its writes take none; "
+             "both Pss 2048, Anonymous 0", {"s": Region(SM, RW, SHARED_ANON)},
+             _ph("write", Step("touch", "s", kwargs=W)), FORKED, _ph("child-reads", Step("touch", "s"), proc="child"),
+             _ph("child-writes", Step("touch", "s", kwargs=W), proc="child", observe=("main",)),
+             section="section 1h (V9)", fields=SHMEM_FORK_FIELDS),
+    _fork_sc("thp-fork-parent-writes", "8 MiB of THPs written, fork; the parent writes one byte per 2 MiB: 4 "
+             "faults, each splits its PMD and copies one 4 KiB page (parent AnonHugePages 0, Pss 4104, "
+             "Shared_Dirty 8176, Private_Dirty 16; the child keeps AnonHugePages 8192); after the child exits, "
+             "page 1 of each 2 MiB: 4 faults (reuse), then every page: 2040", THP_A, *THP_WRITTEN,
+             _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W), observe=("child",)),
+             CHILD_EXIT, REAP,
+             _ph("parent-writes-page-1", Step("touch", "a", offset=PAGE, kwargs=PER_PMD_W)),
+             _ph("parent-writes-all", WRITE_A), section="section 2a (V10)"),
+    _fork_sc("thp-fork-child-writes", "the same, the child writes one byte per 2 MiB first: 4 faults, the child's "
+             "AnonHugePages 0, the parent's 8192; after the child exits the parent's 4 writes reuse whole PMDs "
+             "(AnonHugePages 8192)", THP_A, *THP_WRITTEN,
+             _ph("child-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W), proc="child", observe=("main",)),
+             CHILD_EXIT, REAP, _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W)),
+             section="section 2b (V11)"),
+    _fork_sc("thp-fork-child-exits-first", "the same, the child exits before any write: the parent's one byte "
+             "per 2 MiB takes 4 faults, no split (AnonHugePages 8192), every page after: 0", THP_A, *THP_WRITTEN,
+             CHILD_EXIT, REAP, _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W)),
+             _ph("parent-writes-all", WRITE_A), section="section 2c (V12)"),
+    _fork_sc("thp-fork-child-all", "8 MiB of THPs written, fork: the child reads every page with 0 faults "
+             "(PMDs copied), then writes every page: 2048 faults, each a split PMD's 4 KiB copy (AnonHugePages 0)",
+             THP_A, *THP_WRITTEN, _ph("child-reads", READ_A, proc="child"),
+             _ph("child-writes", WRITE_A, proc="child", observe=("main",)), section="section 2d (V13)"),
+    _fork_sc("fork-dontfork", "4 MiB written with MADV_DONTFORK: the child has no such mapping; its read is "
+             "SIGSEGV SEGV_MAPERR, wait status 0xb; after MADV_DOFORK a second child reads with 0 faults",
+             {"a": Region(SM)}, _ph("write", WRITE_A),
+             _ph("dontfork", Step("madvise", "a", args=(MADV_DONTFORK,))), FORKED,
+             _ph("child-reads", READ_A, proc="child"), REAP,
+             _ph("dofork", Step("madvise", "a", args=(MADV_DOFORK,))),
+             _ph("fork-again", fork("child2"), observe=("child2",)),
+             _ph("child2-reads", READ_A, proc="child2"), section="section 3 (V14)"),
+    _fork_sc("fork-wipeonfork", "4 MiB written with MADV_WIPEONFORK: the child's VMA is there but empty (Rss "
+             "0); its reads fault (1024, zero page), its writes 1024; the parent keeps its pages; after "
+             "MADV_KEEPONFORK a second child reads with 0 faults", {"a": Region(SM)}, _ph("write", WRITE_A),
+             _ph("wipeonfork", Step("madvise", "a", args=(MADV_WIPEONFORK,))), FORKED,
+             _ph("child-reads", READ_A, proc="child"), _ph("child-writes", WRITE_A, proc="child", observe=("main",)),
+             _ph("keeponfork", Step("madvise", "a", args=(MADV_KEEPONFORK,))),
+             _ph("fork-again", fork("child2")), _ph("child2-reads", READ_A, proc="child2"),
+             section="section 3 (V15)"),
+    _fork_sc("fork-wait-status", "wait statuses: a child's exit(3) is 0x300, exit(263) is 0x700 (the low 8 bits)",
+             {"a": Region(1 * MiB)}, _ph("fork", fork("c3"), fork("c263")), _ph("c3-exits", exit_(3), proc="c3"),
+             _ph("c263-exits", exit_(263), proc="c263"), _ph("wait", wait("c3"), wait("c263")),
+             section="section 6 (V19)"),
+    _fork_sc("populate-map-write", "mmap(MAP_POPULATE) RW of 4 MiB anonymous: GUP faults every page in "
+             "(ru_minflt 1024, perf page-faults 0), Rss 4096; writes after: 0",
+             {"a": Region(SM)},
+             _ph("populate", Step("map", "a", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
+             _ph("write", WRITE_A), section="section 4 (V16)"),
+    _fork_sc("populate-map-read", "mmap(MAP_POPULATE) PROT_READ of 4 MiB anonymous: 1024 GUP faults (perf 0) "
+             "mapping the zero page (Rss 0); reads after: 0; mprotect RW and writes: 1024",
+             {"a": Region(SM)},
+             _ph("populate", Step("map", "a", args=(PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
+             _ph("read", READ_A), _ph("mprotect-write", Step("mprotect", "a", args=(RW,)), WRITE_A),
+             section="section 4 (V17)"),
+    _fork_sc("populate-madv-4m", "MADV_POPULATE_WRITE of 16 MiB: 4096 GUP faults, perf 0, writes after 0; "
+             "MADV_POPULATE_READ of another 16 MiB: 4096, perf 0, Rss 0, writes after 4096",
+             {"a": Region(SZ), "b": Region(SZ)},
+             _ph("populate-write", Step("madvise", "a", args=(MADV_POPULATE_WRITE,))),
+             _ph("write", WRITE_A), _ph("populate-read", Step("madvise", "b", args=(MADV_POPULATE_READ,))),
+             _ph("write-b", Step("touch", "b", kwargs=W)), section="section 4 (V16, V17)"),
+    _fork_sc("file-private-dontneed-4m", "a 4 MiB MAP_PRIVATE window of a cached 16 MiB file: writes COW 1024 "
+             "pages (Anonymous 4096); MADV_DONTNEED: Rss 0; reads map the file's folios again (4 faults, "
+             "Private_Clean 4096, Anonymous 0); writes: 1024", {"f": Region(4 * MiB, RW, MAP_PRIVATE, file=FILE16)},
+             _ph("write", Step("touch", "f", kwargs=W)), _ph("dontneed", Step("madvise", "f", args=(MADV_DONTNEED,))),
+             _ph("read", Step("touch", "f")), _ph("write-again", Step("touch", "f", kwargs=W)),
+             section="section 5 (V18)"),
+)
+
+MOVE = MREMAP_MAYMOVE | MREMAP_FIXED
+
+
+def _mremap(old: str, old_size: int, new_size: int, flags: int, to: str) -> Step:
+    return Step("mremap", old, length=old_size, args=(new_size, flags), target=to)
+
+
+MREMAP_SCENARIOS = (
+    _fork_sc("mremap-grow-move", "4 written pages grown to 8 with MREMAP_MAYMOVE|FIXED onto region b: 0 faults, "
+             "the old range unmapped; re-reading the moved pages: 0 faults, Rss 16 kB",
+             {"a": Region(4 * PAGE), "b": Region(8 * PAGE)}, _ph("write", WRITE_A),
+             _ph("mremap", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b")),
+             _ph("read", Step("touch", "b", length=4 * PAGE)), section="mremap (MAYMOVE)", source=MREMAP_FACTS),
+    _fork_sc("mremap-thp-aligned", "a written 2 MiB THP moved to a 2 MiB-aligned address: the PMD moves whole "
+             "(AnonHugePages 2048 kB), 0 faults in mremap and on re-read",
+             {"a": Region(PMD), "b": Region(PMD)}, _ph("madvise-hugepage", HUGE), _ph("write", WRITE_A),
+             _ph("mremap", _mremap("a", PMD, PMD, MOVE, "b")), _ph("read", Step("touch", "b")),
+             section="mremap (THP)", source=MREMAP_FACTS),
+    _fork_sc("mremap-thp-unaligned", "the same moved to 4 KiB past a 2 MiB boundary: the PMD is split into PTEs "
+             "(AnonHugePages 0, Rss 2048 kB), 0 faults in mremap and on re-read",
+             {"a": Region(PMD), "b": Region(PMD, offset=PAGE)}, _ph("madvise-hugepage", HUGE),
+             _ph("write", WRITE_A), _ph("mremap", _mremap("a", PMD, PMD, MOVE, "b")),
+             _ph("read", Step("touch", "b")), section="mremap (THP)", source=MREMAP_FACTS),
+    _fork_sc("mremap-dontunmap", "MREMAP_DONTUNMAP of 4 written pages: the new range reads them with 0 faults; "
+             "the old one stays mapped but empty (Rss 0) and its reads take 4 faults",
+             {"a": Region(4 * PAGE), "b": Region(4 * PAGE)}, _ph("write", WRITE_A),
+             _ph("mremap", _mremap("a", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "b")),
+             _ph("read-new", Step("touch", "b")), _ph("read-old", READ_A),
+             section="mremap (DONTUNMAP)", source=MREMAP_FACTS),
+    _fork_sc("shmem-remove-vs-dontneed", "4 MiB shared anonymous written, twice: MADV_REMOVE frees the pages "
+             "(Rss 0; the re-read allocates new zeroed ones, one fault each: 1024), MADV_DONTNEED only unmaps them "
+             "(the re-read maps the kept pages with fault-around: 64)",
+             {"s": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON)},
+             _ph("write", Step("touch", "s", kwargs=W), Step("touch", "t", kwargs=W)),
+             _ph("remove-and-dontneed", Step("madvise", "s", args=(MADV_REMOVE,)),
+                 Step("madvise", "t", args=(MADV_DONTNEED,))),
+             _ph("read", Step("touch", "s"), Step("touch", "t")), section="MADV_REMOVE", source=MREMAP_FACTS),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
@@ -407,4 +602,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
        ("read", [Step("load", "a", offset=600 * 1024)]), source="linux-mm-facts.md section 14"),
     *THP_SCENARIOS,
     *FILE_SCENARIOS,
+    *FORK_SCENARIOS,
+    *MREMAP_SCENARIOS,
 )}

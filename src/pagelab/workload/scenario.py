@@ -5,6 +5,11 @@ merge with anything and fault-around windows fall the same way on both backends)
 phases in order. Each phase is one measured window (``run_phase``): the fault counts it caused, then
 the Rss and resident pages of every region, or the signal it ended in.
 
+A scenario may run several processes (fork/COW facts): the spawned one is ``main``; a ``fork`` control
+step makes a child named by the step (its regions sit at the same addresses), ``exit`` ends the phase's
+process and ``wait`` reaps a named child, recording its wait status. Each phase runs in one process
+(``Phase.proc``) and may read other processes' smaps too (``Phase.observe``).
+
 A region may map a file (``Region.file``, a ``FileSpec``): before the phases the file is made on the
 machine's filesystem (``m.fs.create``, the same call on both backends), optionally warmed by read()s,
 opened and mapped at the region's aligned address; it is unlinked when the scenario ends.
@@ -23,6 +28,8 @@ from ..constants import (
     MAP_FIXED,
     MAP_PRIVATE,
     MAP_SHARED,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
     PAGE_SIZE,
     PMD_SIZE,
     PROT_NONE,
@@ -107,15 +114,24 @@ class Region:
 @dataclass(frozen=True, slots=True)
 class Step:
     """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect, munmap,
-    remap, or, on a region that maps a file, msync, fadvise, pread, pwrite, fsync or map.
+    remap, mremap, or, on a region that maps a file, msync, fadvise, pread, pwrite, fsync or map; or a
+    control step (``CONTROL_OPS``, no region: use ``fork()``, ``exit()`` and ``wait()`` below).
 
     ``offset``/``length`` select part of the region (length None = to its end); ``args`` are the call's
     other arguments (an advice, a prot, a value, msync's flags) and ``kwargs`` its keywords (write=,
     stride=). fadvise, pread and pwrite take ``offset``/``length`` as file offsets (the file is mapped
     at 0) on the region's descriptor; pread reads the range in 1 MiB calls, pwrite writes it in
     ``kwargs["chunk"]``-byte calls (1 MiB by default) of the byte ``args[0]`` (0 by default). ``map``
-    mmaps the region's file again over that part (MAP_FIXED, file offset = ``offset``) with
-    ``args = (prot, flags)``, inside the phase (so MAP_POPULATE is measured).
+    mmaps the region's file (or, on an anonymous region, anonymous memory) again over that part
+    (MAP_FIXED, file offset = ``offset``) with ``args = (prot, flags)``, inside the phase (so
+    MAP_POPULATE is measured). ``mremap`` calls
+    mremap(region + offset, length, ``args[0]`` (the new size), ``args[1]`` (the flags)); with MREMAP_FIXED
+    the new address is region ``target``'s (plus ``kwargs["to_offset"]``), so the moved mapping is then
+    measured as that region (a plain MREMAP_MAYMOVE, whose address the kernel picks, is refused).
+
+    Control steps run as direct calls outside the measured window: ``fork`` (the phase's process forks
+    the child named ``target``), ``exit`` (the phase's process exits with code ``args[0]``), ``wait``
+    (the phase's process waits for its child ``target``: counter ``wait status[target]``, as hex).
     """
 
     op: str
@@ -124,12 +140,40 @@ class Step:
     length: int | None = None
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    target: str = ""  # fork and wait: the child's name; mremap with MREMAP_FIXED: the destination region
+
+
+CONTROL_OPS = ("fork", "exit", "wait")
+MAIN = "main"  # the spawned process of every scenario
+
+
+def fork(child: str) -> Step:
+    """The phase's process forks; the child is called ``child`` in later phases."""
+    return Step("fork", "", target=child)
+
+
+def exit_(code: int = 0) -> Step:
+    """The phase's process calls exit(code)."""
+    return Step("exit", "", args=(code,))
+
+
+def wait(child: str) -> Step:
+    """The phase's process calls waitpid(child's pid); its wait status is recorded."""
+    return Step("wait", "", target=child)
 
 
 @dataclass(frozen=True, slots=True)
 class Phase:
+    """Steps run in process ``proc`` (``main``, or a child a fork step named). A phase holds either Process
+    API calls (one measured window) or control steps only (then no fault counters: fork/exit/wait are not
+    measured ops, and the real backend's fork makes the interpreter's own memory its own). Afterwards the
+    smaps counters of ``proc`` (if still alive) and of each process in ``observe`` (as ``Pss[a@child] kB``)
+    are recorded."""
+
     name: str
     steps: tuple[Step, ...]
+    proc: str = MAIN
+    observe: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,18 +186,40 @@ class Scenario:
     # {(phase, counter): (lo, hi, why)}: where the kernel's value varies from run to run (readahead timing),
     # the range measured over repeated real runs and how it was measured; both backends must lie in it
     bands: dict[tuple[str, str], tuple[int, int, str]] = field(default_factory=dict)
+    smaps_fields: tuple[str, ...] = SMAPS_FIELDS  # the smaps fields recorded per region after each phase
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ScenarioError(f"scenario {self.name}: phase names must be unique, got {names}")
+        procs = {MAIN}  # the processes made so far, in phase order
         for phase in self.phases:
+            where = f"scenario {self.name}, phase {phase.name}"
+            if phase.proc not in procs:
+                raise ScenarioError(f"{where}: process {phase.proc!r} is not made by an earlier fork step "
+                                    f"(known: {sorted(procs)})")
+            control = [step.op in CONTROL_OPS for step in phase.steps]
+            if any(control) and not all(control):
+                raise ScenarioError(f"{where}: fork, exit and wait cannot share a phase with measured calls")
             for step in phase.steps:
+                if step.op == "fork":
+                    if not step.target or step.target in procs:
+                        raise ScenarioError(f"{where}: fork needs a new process name, got {step.target!r}")
+                    procs.add(step.target)
+                if step.op in CONTROL_OPS:
+                    if step.op == "wait" and step.target not in procs:
+                        raise ScenarioError(f"{where}: wait for unknown process {step.target!r}")
+                    continue
+                if step.op == "mremap" and step.target and step.target not in self.regions:
+                    raise ScenarioError(f"{where}: mremap to unknown region {step.target!r}")
                 if step.region not in self.regions:
                     raise ScenarioError(f"scenario {self.name}, phase {phase.name}: no region {step.region!r}")
-                if step.op in FILE_OPS and self.regions[step.region].file is None:
+                if step.op in FILE_OPS and step.op != "map" and self.regions[step.region].file is None:
                     raise ScenarioError(f"scenario {self.name}, phase {phase.name}: {step.op} needs a region "
                                         f"that maps a file, {step.region!r} does not")
+            if not set(phase.observe) <= procs:
+                raise ScenarioError(f"{where}: observed processes {phase.observe} are not all made by a fork "
+                                    f"step (known: {sorted(procs)})")
         for (phase_name, counter), (lo, hi, _why) in self.bands.items():
             if phase_name not in names or lo > hi:
                 raise ScenarioError(f"scenario {self.name}: band {lo}..{hi} of {phase_name}/{counter} "
@@ -170,7 +236,7 @@ def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: di
     length = step.length if step.length is not None else regions[step.region].size - step.offset
     if step.op == "msync":
         return [("msync", (base[step.region] + step.offset, length, *step.args), {})]
-    fd = fds[step.region]
+    fd = fds.get(step.region, -1)
     if step.op == "fadvise":
         return [("fadvise", (fd, step.offset, length, *step.args), {})]
     if step.op == "fsync":
@@ -179,7 +245,8 @@ def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: di
         if len(step.args) != 2:
             raise ScenarioError(f"map takes args=(prot, flags), got {step.args!r}")
         prot, flags = step.args
-        return [("mmap", (base[step.region] + step.offset, length, prot, flags | MAP_FIXED, fd, step.offset), {})]
+        off = step.offset if fd >= 0 else 0
+        return [("mmap", (base[step.region] + step.offset, length, prot, flags | MAP_FIXED, fd, off), {})]
     end = step.offset + length
     if step.op == "pread":
         return [("pread", (fd, min(WARM_CHUNK, end - off), off), {})
@@ -209,6 +276,15 @@ def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
         if write == "alternate":  # read then write each address: two accesses per address, in order
             return "access", ([a for a in addrs for _ in (0, 1)],), {"write": [False, True] * len(addrs)}
         return "access", (addrs,), {"write": write}
+    if step.op == "mremap":
+        if len(step.args) != 2:
+            raise ScenarioError(f"mremap takes args=(new_size, flags), got {step.args!r}")
+        new_size, flags = step.args
+        if flags & MREMAP_FIXED and step.target in base:
+            return "mremap", (addr, length, new_size, flags, base[step.target] + step.kwargs.get("to_offset", 0)), {}
+        if flags & (MREMAP_MAYMOVE | MREMAP_FIXED):  # the kernel would pick the address: not comparable
+            raise ScenarioError("a moving mremap step needs MREMAP_FIXED and a target region")
+        return "mremap", (addr, length, new_size, flags), {}
     if step.op == "remap":  # mmap(MAP_FIXED) over part of the region, with the region's own prot and flags
         r = regions[step.region]
         return "mmap", (addr, length, r.prot, r.flags | MAP_FIXED), {}
@@ -288,53 +364,119 @@ def run_scenario(machine: Any, scenario: Scenario,
                  on_phase: Callable[[str, dict[str, int]], None] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``scenario`` on a simulated or real machine; {phase: {counter: value}}.
 
-    ``on_phase(name, region_addresses)`` is called before each phase runs (explain uses it).
+    ``on_phase(name, region_addresses)`` is called before each phase runs (explain uses it). A SIGSEGV
+    in a phase records ``signal`` and ``si_addr`` and kills that process; a scenario whose main process
+    dies ends there. At the end, the processes still alive exit, children before parents, and every
+    parent still alive reaps its exited children, so no zombie is left behind.
     """
     p = machine.spawn(scenario.name[:15])
+    procs: dict[str, Any] = {MAIN: p}
+    parent: dict[str, str] = {}  # child name -> parent name
+    reaped: set[str] = set()
     files = {name: (file_path(scenario, name), r.file) for name, r in scenario.regions.items() if r.file is not None}
     out: dict[str, dict[str, Any]] = {}
     try:
         fds = {name: _make_file(machine, p, path, spec) for name, (path, spec) in files.items()}
         base = {name: _map_region(p, r, fds.get(name, -1)) for name, r in scenario.regions.items()}
         for phase in scenario.phases:
-            ops = [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
+            proc = procs[phase.proc]
+            if not proc.alive:
+                raise ScenarioError(f"scenario {scenario.name}, phase {phase.name}: process {phase.proc!r} "
+                                    "has exited")
             if on_phase is not None:
                 on_phase(phase.name, base)
             res: dict[str, Any] = {}
-            perf0 = p.perf_counts()
-            try:
-                before, after = p.run_phase(ops)
-            except SegmentationFault as sig:
-                res["signal"] = f"SIGSEGV {sig.si_code}"
-                res["si_addr"] = _where(sig.addr, base, scenario.regions)
+            if phase.steps and phase.steps[0].op in CONTROL_OPS:
+                for step in phase.steps:
+                    _control(step, phase.proc, procs, parent, reaped, res)
+            elif not _measure(machine, scenario, phase, proc, base, fds, res):
                 out[phase.name] = res
-                break
-            res["minflt"] = after.ru_minflt - before.ru_minflt
-            res["majflt"] = after.ru_majflt - before.ru_majflt
-            perf1 = p.perf_counts() if perf0 is not None else None
-            if perf0 is not None and perf1 is not None:
-                for name in ("page-faults", "minor-faults", "major-faults"):
-                    res[f"perf {name}"] = perf1[name] - perf0[name]
-            vmas = parse_smaps(machine.read(f"/proc/{p.pid}/smaps"))
-            for name, start in base.items():
-                end = start + scenario.regions[name].size
-                inside = [v for v in vmas if v["start"] < end and v["end"] > start]  # its pieces, if split
-                for field_name in SMAPS_FIELDS:
-                    res[f"{field_name}[{name}] kB"] = sum(v.get(field_name, 0) for v in inside)
-                batched = _lazyfree_batched_kb(p, start, end)
-                if batched:
-                    lazy = res[f"LazyFree[{name}] kB"]
-                    res[f"LazyFree[{name}] kB"] = Band(lazy, lazy, lazy + batched, LRU_BATCH_BAND)
-                res[f"resident[{name}]"] = sum(int(p.mincore(v["start"], v["end"] - v["start"]).sum()) for v in inside)
-                res[f"VmFlags[{name}]"] = " | ".join(" ".join(v.get("VmFlags", [])) for v in inside)
+                if not p.alive:
+                    break
+                continue
+            _record_smaps(machine, scenario, proc, base, res, "")
+            for other in phase.observe:
+                _record_smaps(machine, scenario, procs[other], base, res, f"@{other}")
             out[phase.name] = res
     finally:
-        if p.alive:
-            p.exit()
+        _end_processes(procs, parent, reaped)
         for path, _spec in files.values():
             if machine.fs.exists(path):
                 machine.fs.unlink(path)
     return out
+
+
+def _control(step: Step, who: str, procs: dict[str, Any], parent: dict[str, str], reaped: set[str],
+             res: dict[str, Any]) -> None:
+    """Run one fork, exit or wait step in process ``who`` (not measured)."""
+    proc = procs[who]
+    if step.op == "fork":
+        procs[step.target] = proc.fork()
+        parent[step.target] = who
+    elif step.op == "exit":
+        proc.exit(*step.args)
+    else:
+        if parent.get(step.target) != who:
+            raise ScenarioError(f"wait: {step.target!r} is not a child of {who!r}")
+        _pid, status = proc.wait(procs[step.target].pid)
+        reaped.add(step.target)
+        res[f"wait status[{step.target}]"] = f"{status:#x}"
+
+
+def _measure(machine: Any, scenario: Scenario, phase: Phase, proc: Any, base: dict[str, int],
+             fds: dict[str, int], res: dict[str, Any]) -> bool:
+    """Run the phase's calls as one measured window in ``proc``: fault counts into ``res``; False if it
+    ended in a signal (then ``signal`` and ``si_addr`` are recorded instead)."""
+    ops = [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
+    perf0 = proc.perf_counts()
+    try:
+        before, after = proc.run_phase(ops)
+    except SegmentationFault as sig:
+        res["signal"] = f"SIGSEGV {sig.si_code}"
+        res["si_addr"] = _where(sig.addr, base, scenario.regions)
+        return False
+    res["minflt"] = after.ru_minflt - before.ru_minflt
+    res["majflt"] = after.ru_majflt - before.ru_majflt
+    perf1 = proc.perf_counts() if perf0 is not None else None
+    if perf0 is not None and perf1 is not None:
+        for name in ("page-faults", "minor-faults", "major-faults"):
+            res[f"perf {name}"] = perf1[name] - perf0[name]
+    return True
+
+
+def _record_smaps(machine: Any, scenario: Scenario, proc: Any, base: dict[str, int], res: dict[str, Any],
+                  suffix: str) -> None:
+    """The smaps fields, resident pages and VmFlags of every region in ``proc`` (nothing once it has
+    exited); ``suffix`` ("@child") names another process than the phase's."""
+    if not proc.alive:
+        return
+    vmas = parse_smaps(machine.read(f"/proc/{proc.pid}/smaps"))
+    for name, start in base.items():
+        end = start + scenario.regions[name].size
+        inside = [v for v in vmas if v["start"] < end and v["end"] > start]  # its pieces, if split
+        key = f"{name}{suffix}"
+        for field_name in scenario.smaps_fields:
+            res[f"{field_name}[{key}] kB"] = sum(v.get(field_name, 0) for v in inside)
+        batched = _lazyfree_batched_kb(proc, start, end)
+        if batched and "LazyFree" in scenario.smaps_fields:
+            lazy = res[f"LazyFree[{key}] kB"]
+            res[f"LazyFree[{key}] kB"] = Band(lazy, lazy, lazy + batched, LRU_BATCH_BAND)
+        res[f"resident[{key}]"] = sum(int(proc.mincore(v["start"], v["end"] - v["start"]).sum()) for v in inside)
+        res[f"VmFlags[{key}]"] = " | ".join(" ".join(v.get("VmFlags", [])) for v in inside)
+
+
+def _end_processes(procs: dict[str, Any], parent: dict[str, str], reaped: set[str]) -> None:
+    """Exit every process still alive, the last forked first (children before their parents), and let
+    each parent still alive reap its child, so neither backend keeps a zombie (main, spawned, is reaped
+    by the machine; a child whose parent exited before it is reaped as an orphan)."""
+    for name in reversed(list(procs)):
+        proc = procs[name]
+        if proc.alive:
+            proc.exit()
+        up = parent.get(name)
+        if up is not None and name not in reaped and procs[up].alive:
+            procs[up].wait(proc.pid)
+            reaped.add(name)
 
 
 LRU_BATCH_BAND = "per-CPU lru batch"  # see _lazyfree_batched_kb
