@@ -259,7 +259,7 @@ class Explain(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from .workload.library import SCENARIOS
-        from .workload.scenario import run_scenario
+        from .workload.scenario import MAIN, run_scenario
 
         if args.scenario not in SCENARIOS:
             raise UsageError(f"unknown scenario {args.scenario}; see pagelab validate --list")
@@ -280,10 +280,12 @@ class Explain(Command):
         print(textwrap.fill(f"# pagelab {__version__} explain {sc.name}: {sc.doc}", WIDTH, subsequent_indent="#   "))
         print(textwrap.fill(f"# source: {sc.source}", WIDTH, subsequent_indent="#   "))
         marks.append(("", len(log)))
-        steps = {ph.name: ph.steps for ph in sc.phases}
+        phases = {ph.name: ph for ph in sc.phases}
         for (phase, start), (_, end) in zip(marks, marks[1:], strict=False):
             print()
-            for line in _phase_header(phase, steps.get(phase, ()), end - start, results.get(phase, {})):
+            ph = phases[phase]
+            title = phase if ph.proc == MAIN else f"{phase} (in {ph.proc})"
+            for line in _phase_header(title, ph.steps, end - start, results.get(phase, {})):
                 print(line)
             for t in log[start:min(end, start + args.limit)]:
                 label, base = _region_of(t.address, bases, sc)
@@ -305,7 +307,8 @@ def _phase_header(phase: str, steps: Iterable[Any], faults: int, res: dict[str, 
         return lines
     perf = " ".join(f"{k[5:]}={v}" for k, v in res.items() if k.startswith("perf "))
     counts = f"minflt={res.get('minflt')} majflt={res.get('majflt')}" + (f" | perf {perf}" if perf else "")
-    lines.append(_wrap(f"   {_count(faults, 'fault')}: {counts}", indent="     "))
+    if "minflt" in res:  # a phase of fork/exit/wait steps is not measured
+        lines.append(_wrap(f"   {_count(faults, 'fault')}: {counts}", indent="     "))
     regions: dict[str, list[str]] = {}
     for k, v in res.items():
         if "[" in k:
@@ -336,12 +339,18 @@ def _wrap(text: str, indent: str) -> str:
 
 def _describe_step(st: Any) -> str:
     """``touch(a+0x1000, 8 KiB, write=True)``: a scenario step as the call it makes."""
+    if st.op in ("fork", "wait"):
+        return f"{st.op}() -> {st.target}" if st.op == "fork" else f"wait({st.target})"
+    if st.op == "exit":
+        return f"exit({', '.join(map(str, st.args))})"
     where = f"{st.region}+{st.offset:#x}" if st.offset else st.region
     size = "" if st.length is None else f", {_size(st.length)}"
     args = [_constant_name(st.op, a) if i == 0 else str(a) for i, a in enumerate(st.args)]
     extra = "".join(f", {a}" for a in args) + "".join(f", {k}={v}" for k, v in st.kwargs.items())
     if st.op in ("store", "load"):
         size = ""
+    if st.op == "mremap" and st.target:
+        extra += f", to {st.target}"
     return f"{st.op}({where}{size}{extra})"
 
 
