@@ -1,13 +1,40 @@
-"""Scenarios on the simulator: the LazyFree band, and the host settings that explain a difference."""
+"""Scenarios on the simulator: the LazyFree band, the host settings that explain a difference, and scenarios of
+several processes (fork, exit, wait: issue #9)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pagelab import Machine
-from pagelab.constants import MADV_HUGEPAGE, PROT_READ, PROT_WRITE, MiB
-from pagelab.workload.library import SCENARIOS
-from pagelab.workload.scenario import Band, Phase, Region, Scenario, Step, run_scenario, thp_caveat, thp_sizes
+from pagelab.constants import (
+    MADV_DONTFORK,
+    MADV_HUGEPAGE,
+    MAP_ANONYMOUS,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PROT_READ,
+    PROT_WRITE,
+    MiB,
+)
+from pagelab.errors import ScenarioError
+from pagelab.mm.page_alloc import nr_free_frames
+from pagelab.workload.library import FORK_FIELDS, SCENARIOS
+from pagelab.workload.scenario import (
+    SMAPS_FIELDS,
+    Band,
+    Phase,
+    Region,
+    Scenario,
+    Step,
+    exit_,
+    fork,
+    run_scenario,
+    thp_caveat,
+    thp_sizes,
+    wait,
+)
 
 THP = "/sys/kernel/mm/transparent_hugepage"
 QUIET_HOST = {f"{THP}/enabled": "madvise", f"{THP}/shmem_enabled": "never",
@@ -80,3 +107,128 @@ def test_a_host_without_per_size_files_has_only_the_pmd_size():
     assert thp_sizes(old, shmem=False, madvised=False) == {2 * MiB: "enabled=always"}
     assert thp_sizes(old, shmem=True, madvised=True) == {}
     assert thp_sizes({}, shmem=False, madvised=False) == {}
+
+
+# --- several processes: fork, exit, wait (issue #9) ---------------------------------------------------
+
+RW = PROT_READ | PROT_WRITE
+W = {"write": True}
+
+
+def _fork_scenario(*phases: Phase, regions: dict[str, Region] | None = None) -> Scenario:
+    return Scenario("forky", "fork machinery", regions or {"a": Region(1 * MiB)}, phases, smaps_fields=FORK_FIELDS)
+
+
+def test_fork_phases_run_in_the_named_process_and_observe_others():
+    sc = _fork_scenario(Phase("write", (Step("touch", "a", kwargs=W),)),
+                        Phase("fork", (fork("child"),), observe=("child",)),
+                        Phase("child-writes", (Step("touch", "a", kwargs=W),), proc="child", observe=("main",)),
+                        Phase("child-exits", (exit_(3),), proc="child"),
+                        Phase("wait", (wait("child"),)),
+                        Phase("parent-writes", (Step("touch", "a", kwargs=W),)))
+    m = Machine(ram="64MiB", seed=0)
+    res = run_scenario(m, sc)
+    assert "minflt" not in res["fork"] and res["fork"]["Pss[a] kB"] == 512  # not measured; half of 1 MiB each
+    assert res["fork"]["Pss[a@child] kB"] == 512 and res["fork"]["Shared_Dirty[a@child] kB"] == 1024
+    assert res["child-writes"]["minflt"] == 256  # COW copies, in the child's own rusage
+    assert res["child-writes"]["Private_Dirty[a] kB"] == 1024 and res["child-writes"]["Pss[a@main] kB"] == 1024
+    assert res["child-exits"] == {}  # the process has exited: nothing to read
+    assert res["wait"]["wait status[child]"] == "0x300"
+    assert res["parent-writes"]["minflt"] == 256  # reuse, still one fault per page
+    assert not m.tasks  # every process reaped, no zombie left
+
+
+def test_processes_left_alive_exit_children_first_and_leave_no_zombie():
+    sc = _fork_scenario(Phase("write", (Step("touch", "a", kwargs=W),)),
+                        Phase("fork", (fork("child"),)),
+                        Phase("fork-again", (fork("grandchild"),), proc="child"),
+                        Phase("orphan-maker", (fork("second"),)),
+                        Phase("second-exits", (exit_(0),), proc="second"))  # exited, never waited for
+    m = Machine(ram="64MiB", seed=0)
+    run_scenario(m, sc)
+    assert not m.tasks
+    assert nr_free_frames(m) == m.totalram_pages  # every frame the four processes held is free again
+
+
+def test_a_signal_ends_only_its_process_and_the_parent_reaps_it():
+    sc = _fork_scenario(Phase("write", (Step("touch", "a", kwargs=W),)),
+                        Phase("dontfork", (Step("madvise", "a", args=(MADV_DONTFORK,)),)),
+                        Phase("fork", (fork("child"),)),
+                        Phase("child-reads", (Step("load", "a", offset=8192),), proc="child"),
+                        Phase("wait", (wait("child"),)),
+                        Phase("parent-reads", (Step("touch", "a"),)))
+    m = Machine(ram="64MiB", seed=0)
+    res = run_scenario(m, sc)
+    assert res["child-reads"] == {"signal": "SIGSEGV SEGV_MAPERR", "si_addr": "a+0x2000"}
+    assert res["wait"]["wait status[child]"] == "0xb"
+    assert res["parent-reads"]["minflt"] == 0 and res["parent-reads"]["Rss[a] kB"] == 1024
+    assert not m.tasks
+
+
+def test_a_single_process_scenario_records_only_the_default_fields():
+    res = run_scenario(Machine(ram="64MiB", seed=0), SCENARIOS["anon-dontneed"])
+    keys = {k.split("[")[0] for k in res["write"] if "[" in k}
+    assert keys == set(SMAPS_FIELDS) | {"resident", "VmFlags"}
+    assert not [k for k in res["write"] if "@" in k]
+
+
+def test_mremap_to_a_target_region_moves_the_pages_there():
+    sc = Scenario("mv", "move", {"a": Region(4 * 4096), "b": Region(8 * 4096)},
+                  (Phase("write", (Step("touch", "a", kwargs=W),)),
+                   Phase("mremap", (Step("mremap", "a", args=(8 * 4096, MREMAP_MAYMOVE | MREMAP_FIXED), target="b"),)),
+                   Phase("read", (Step("touch", "b", length=4 * 4096),))))
+    res = run_scenario(Machine(ram="64MiB", seed=0), sc)
+    assert res["mremap"]["minflt"] == 0 and res["mremap"]["Rss[a] kB"] == 0 and res["mremap"]["Rss[b] kB"] == 16
+    assert res["read"]["minflt"] == 0
+
+
+def test_an_anonymous_map_step_measures_map_populate():
+    sc = Scenario("pop", "populate", {"a": Region(1 * MiB)},
+                  (Phase("populate", (Step("map", "a", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE)),)),))
+    res = run_scenario(Machine(ram="64MiB", seed=0), sc)
+    assert res["populate"]["minflt"] == 256 and res["populate"]["perf page-faults"] == 0
+    assert res["populate"]["Rss[a] kB"] == 1024
+
+
+def test_a_moving_mremap_without_a_target_is_refused():
+    sc = Scenario("mv", "move", {"a": Region(4 * 4096)},
+                  (Phase("mremap", (Step("mremap", "a", args=(8 * 4096, MREMAP_MAYMOVE)),)),))
+    m = Machine(ram="64MiB", seed=0)
+    with pytest.raises(ScenarioError, match="MREMAP_FIXED"):
+        run_scenario(m, sc)
+    assert not m.tasks
+
+
+@pytest.mark.parametrize("phases, message", [
+    ((Phase("x", (Step("touch", "a"),), proc="child"),), "not made by an earlier fork"),
+    ((Phase("x", (fork("c"), Step("touch", "a"))),), "cannot share a phase"),
+    ((Phase("x", (fork("c"),)), Phase("y", (fork("c"),))), "new process name"),
+    ((Phase("x", (fork("main"),)),), "new process name"),
+    ((Phase("x", (wait("nobody"),)),), "wait for unknown"),
+    ((Phase("x", (Step("touch", "a"),), observe=("ghost",)),), "observed processes"),
+    ((Phase("x", (Step("mremap", "a", args=(4096, 3), target="nowhere"),)),), "unknown region"),
+])
+def test_bad_multi_process_scenarios_are_refused(phases, message):
+    with pytest.raises(ScenarioError, match=message):
+        _fork_scenario(*phases)
+
+
+def test_wait_for_a_process_that_is_not_ones_child_is_refused():
+    sc = _fork_scenario(Phase("fork", (fork("c"),)), Phase("fork2", (fork("g"),), proc="c"),
+                        Phase("g-exits", (exit_(0),), proc="g"), Phase("wait", (wait("g"),)))
+    m = Machine(ram="64MiB", seed=0)
+    with pytest.raises(ScenarioError, match="not a child"):
+        run_scenario(m, sc)
+    assert not m.tasks
+
+
+def test_the_thp_after_fork_scenario_gives_the_fact_sheets_numbers():
+    m = Machine(ram="256MiB", seed=0)
+    res = run_scenario(m, SCENARIOS["thp-fork-parent-writes"])
+    assert res["parent-writes-per-2m"]["minflt"] == 4
+    assert res["parent-writes-per-2m"]["AnonHugePages[a] kB"] == 0
+    assert res["parent-writes-per-2m"]["AnonHugePages[a@child] kB"] == 8192
+    assert res["parent-writes-per-2m"]["Pss[a] kB"] == 4104 and res["parent-writes-per-2m"]["Private_Dirty[a] kB"] == 16
+    assert res["parent-writes-all"]["minflt"] == 2040
+    assert res["wait"]["wait status[child]"] == "0x0"
+    assert not m.tasks
