@@ -319,13 +319,10 @@ FORK_FIELDS = SMAPS_FIELDS + ("Pss", "Shared_Clean", "Shared_Dirty", "Private_Cl
 # Shared_Dirty 4096 kB; the simulator's Shared_Clean 4096 kB).
 SHMEM_FORK_FIELDS = SMAPS_FIELDS + ("Pss",)
 MREMAP_FACTS = "docs/facts/mremap.md"
-SZ = 16 * MiB  # the fact sheet's size: the issue's headline case (fork-child-writes) and the file ones
+SZ = 16 * MiB  # the fact sheet's size: the issue's headline case (region a of fork-cow) and the files
 SM = 4 * MiB  # the other anonymous cases, whose counts are one per page: the sheet's numbers / 4
 PAGE = 4096
 PMD = 2 * MiB
-WRITE_A = Step("touch", "a", kwargs=W)
-READ_A = Step("touch", "a")
-PER_PMD_W = {"write": True, "stride": PMD}  # one byte per 2 MiB
 
 
 def _ph(name: str, *steps: Step, proc: str = "main", observe: tuple[str, ...] = ()) -> Phase:
@@ -339,162 +336,137 @@ def _fork_sc(name: str, doc: str, regions: dict[str, Region], *phases: Phase, se
 
 
 FORKED = _ph("fork", fork("child"), observe=("child",))
-CHILD_EXIT = _ph("child-exits", exit_(0), proc="child")
-REAP = _ph("wait", wait("child"))
 FILE16 = FileSpec(SZ, cached=True)  # made by 1 MiB write()s and kept cached: 16 order-8 folios
-THP_A = {"a": Region(8 * MiB)}
-THP_WRITTEN = (_ph("madvise-hugepage", HUGE), _ph("write", WRITE_A), FORKED)
-
-FORK_SCENARIOS = (
-    _fork_sc("fork-child-writes", "16 MiB written, fork: both Pss 8192, Shared_Dirty 16384, the child's PTEs old "
-             "(Referenced 0); the child writes every page: 4096 COW faults, then both Private_Dirty 16384; after "
-             "the child exits and is reaped (status 0) the parent's writes still fault (reuse): 4096",
-             {"a": Region(SZ)}, _ph("write", WRITE_A), FORKED, _ph("child-writes", WRITE_A, proc="child",
-                                                                 observe=("main",)),
-             CHILD_EXIT, REAP, _ph("parent-writes", WRITE_A), section="section 1a (V1)"),
-    _fork_sc("fork-parent-writes-first", "4 MiB written, fork, the parent writes every page while the child "
-             "lives: 1024 faults (copies); the child's writes then reuse its pages: 1024 faults",
-             {"a": Region(SM)}, _ph("write", WRITE_A), FORKED,
-             _ph("parent-writes", WRITE_A, observe=("child",)),
-             _ph("child-writes", WRITE_A, proc="child", observe=("main",)), section="section 1b (V2)"),
-    _fork_sc("fork-child-reads-anon", "4 MiB written, fork: the child's reads take no fault (page tables "
-             "copied: the VMA has an anon_vma), its writes 1024", {"a": Region(SM)}, _ph("write", WRITE_A),
-             FORKED, _ph("child-reads", READ_A, proc="child"), _ph("child-writes", WRITE_A, proc="child"),
-             section="section 1c (V3)"),
-    _fork_sc("fork-zero-page", "4 MiB only read (zero page, Rss 0), fork: no anon_vma, so no page tables "
-             "copied: the child's reads re-fault (1024), its writes 1024 more", {"a": Region(SM)},
-             _ph("read", READ_A), FORKED, _ph("child-reads", READ_A, proc="child"),
-             _ph("child-writes", WRITE_A, proc="child"), section="section 1d (V4)"),
-    _fork_sc("fork-file-private-read", "16 MiB cached file (16 folios of 1 MiB) MAP_PRIVATE PROT_READ, read "
-             "(31 faults), fork: the child's mapping is empty (no anon_vma), its reads fault the same 31; then "
-             "each has Pss 8192, Shared_Clean 16384",
-             {"f": Region(SZ, PROT_READ, MAP_PRIVATE, file=FILE16)}, _ph("read", Step("touch", "f")), FORKED,
-             _ph("child-reads", Step("touch", "f"), proc="child", observe=("main",)), section="section 1e (V5)"),
-    _fork_sc("fork-file-shared-read", "the same with MAP_SHARED: parent 31, child 31",
-             {"f": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16)}, _ph("read", Step("touch", "f")), FORKED,
-             _ph("child-reads", Step("touch", "f"), proc="child", observe=("main",)), section="section 1e (V6)"),
-    _fork_sc("fork-file-private-written", "a 4 MiB MAP_PRIVATE RW window of a 16 MiB cached file written (1024 COW "
-             "faults), fork: the VMA has an anon_vma, so its PTEs are copied: the child reads with 0 faults, writes "
-             "1024",
-             {"f": Region(SM, RW, MAP_PRIVATE, file=FILE16)}, _ph("write", Step("touch", "f", kwargs=W)), FORKED,
-             _ph("child-reads", Step("touch", "f"), proc="child"),
-             _ph("child-writes", Step("touch", "f", kwargs=W), proc="child"), section="section 1f (V7)"),
-    _fork_sc("fork-three-sharers", "4 MiB written, fork, the child forks a grandchild: each Pss 1365 "
-             "(4096/3; 16 MiB gives 5461), Shared_Dirty 4096; the parent writes every page (1024): its Pss 4096, "
-             "the child's 2048",
-             {"a": Region(SM)}, _ph("write", WRITE_A), FORKED,
-             _ph("fork-grandchild", fork("grandchild"), proc="child", observe=("main", "grandchild")),
-             _ph("parent-writes", WRITE_A, observe=("child", "grandchild")), section="section 1g (V8)"),
-    _fork_sc("fork-shmem", "4 MiB MAP_SHARED|MAP_ANONYMOUS written, fork: not copied, the child's reads "
-             "re-fault through shmem with 16-page fault-around (16 MiB: 257 measured), its writes take none; "
-             "both Pss 2048, Anonymous 0", {"s": Region(SM, RW, SHARED_ANON)},
-             _ph("write", Step("touch", "s", kwargs=W)), FORKED, _ph("child-reads", Step("touch", "s"), proc="child"),
-             _ph("child-writes", Step("touch", "s", kwargs=W), proc="child", observe=("main",)),
-             section="section 1h (V9)", fields=SHMEM_FORK_FIELDS),
-    _fork_sc("thp-fork-parent-writes", "8 MiB of THPs written, fork; the parent writes one byte per 2 MiB: 4 "
-             "faults, each splits its PMD and copies one 4 KiB page (parent AnonHugePages 0, Pss 4104, "
-             "Shared_Dirty 8176, Private_Dirty 16; the child keeps AnonHugePages 8192); after the child exits, "
-             "page 1 of each 2 MiB: 4 faults (reuse), then every page: 2040", THP_A, *THP_WRITTEN,
-             _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W), observe=("child",)),
-             CHILD_EXIT, REAP,
-             _ph("parent-writes-page-1", Step("touch", "a", offset=PAGE, kwargs=PER_PMD_W)),
-             _ph("parent-writes-all", WRITE_A), section="section 2a (V10)"),
-    _fork_sc("thp-fork-child-writes", "the same, the child writes one byte per 2 MiB first: 4 faults, the child's "
-             "AnonHugePages 0, the parent's 8192; after the child exits the parent's 4 writes reuse whole PMDs "
-             "(AnonHugePages 8192)", THP_A, *THP_WRITTEN,
-             _ph("child-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W), proc="child", observe=("main",)),
-             CHILD_EXIT, REAP, _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W)),
-             section="section 2b (V11)"),
-    _fork_sc("thp-fork-child-exits-first", "the same, the child exits before any write: the parent's one byte "
-             "per 2 MiB takes 4 faults, no split (AnonHugePages 8192), every page after: 0", THP_A, *THP_WRITTEN,
-             CHILD_EXIT, REAP, _ph("parent-writes-per-2m", Step("touch", "a", kwargs=PER_PMD_W)),
-             _ph("parent-writes-all", WRITE_A), section="section 2c (V12)"),
-    _fork_sc("thp-fork-child-all", "8 MiB of THPs written, fork: the child reads every page with 0 faults "
-             "(PMDs copied), then writes every page: 2048 faults, each a split PMD's 4 KiB copy (AnonHugePages 0)",
-             THP_A, *THP_WRITTEN, _ph("child-reads", READ_A, proc="child"),
-             _ph("child-writes", WRITE_A, proc="child", observe=("main",)), section="section 2d (V13)"),
-    _fork_sc("fork-dontfork", "4 MiB written with MADV_DONTFORK: the child has no such mapping; its read is "
-             "SIGSEGV SEGV_MAPERR, wait status 0xb; after MADV_DOFORK a second child reads with 0 faults",
-             {"a": Region(SM)}, _ph("write", WRITE_A),
-             _ph("dontfork", Step("madvise", "a", args=(MADV_DONTFORK,))), FORKED,
-             _ph("child-reads", READ_A, proc="child"), REAP,
-             _ph("dofork", Step("madvise", "a", args=(MADV_DOFORK,))),
-             _ph("fork-again", fork("child2"), observe=("child2",)),
-             _ph("child2-reads", READ_A, proc="child2"), section="section 3 (V14)"),
-    _fork_sc("fork-wipeonfork", "4 MiB written with MADV_WIPEONFORK: the child's VMA is there but empty (Rss "
-             "0); its reads fault (1024, zero page), its writes 1024; the parent keeps its pages; after "
-             "MADV_KEEPONFORK a second child reads with 0 faults", {"a": Region(SM)}, _ph("write", WRITE_A),
-             _ph("wipeonfork", Step("madvise", "a", args=(MADV_WIPEONFORK,))), FORKED,
-             _ph("child-reads", READ_A, proc="child"), _ph("child-writes", WRITE_A, proc="child", observe=("main",)),
-             _ph("keeponfork", Step("madvise", "a", args=(MADV_KEEPONFORK,))),
-             _ph("fork-again", fork("child2")), _ph("child2-reads", READ_A, proc="child2"),
-             section="section 3 (V15)"),
-    _fork_sc("fork-wait-status", "wait statuses: a child's exit(3) is 0x300, exit(263) is 0x700 (the low 8 bits)",
-             {"a": Region(1 * MiB)}, _ph("fork", fork("c3"), fork("c263")), _ph("c3-exits", exit_(3), proc="c3"),
-             _ph("c263-exits", exit_(263), proc="c263"), _ph("wait", wait("c3"), wait("c263")),
-             section="section 6 (V19)"),
-    _fork_sc("populate-map-write", "mmap(MAP_POPULATE) RW of 4 MiB anonymous: GUP faults every page in "
-             "(ru_minflt 1024, perf page-faults 0), Rss 4096; writes after: 0",
-             {"a": Region(SM)},
-             _ph("populate", Step("map", "a", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
-             _ph("write", WRITE_A), section="section 4 (V16)"),
-    _fork_sc("populate-map-read", "mmap(MAP_POPULATE) PROT_READ of 4 MiB anonymous: 1024 GUP faults (perf 0) "
-             "mapping the zero page (Rss 0); reads after: 0; mprotect RW and writes: 1024",
-             {"a": Region(SM)},
-             _ph("populate", Step("map", "a", args=(PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
-             _ph("read", READ_A), _ph("mprotect-write", Step("mprotect", "a", args=(RW,)), WRITE_A),
-             section="section 4 (V17)"),
-    _fork_sc("populate-madv-4m", "MADV_POPULATE_WRITE of 16 MiB: 4096 GUP faults, perf 0, writes after 0; "
-             "MADV_POPULATE_READ of another 16 MiB: 4096, perf 0, Rss 0, writes after 4096",
-             {"a": Region(SZ), "b": Region(SZ)},
-             _ph("populate-write", Step("madvise", "a", args=(MADV_POPULATE_WRITE,))),
-             _ph("write", WRITE_A), _ph("populate-read", Step("madvise", "b", args=(MADV_POPULATE_READ,))),
-             _ph("write-b", Step("touch", "b", kwargs=W)), section="section 4 (V16, V17)"),
-    _fork_sc("file-private-dontneed-4m", "a 4 MiB MAP_PRIVATE window of a cached 16 MiB file: writes COW 1024 "
-             "pages (Anonymous 4096); MADV_DONTNEED: Rss 0; reads map the file's folios again (4 faults, "
-             "Private_Clean 4096, Anonymous 0); writes: 1024", {"f": Region(4 * MiB, RW, MAP_PRIVATE, file=FILE16)},
-             _ph("write", Step("touch", "f", kwargs=W)), _ph("dontneed", Step("madvise", "f", args=(MADV_DONTNEED,))),
-             _ph("read", Step("touch", "f")), _ph("write-again", Step("touch", "f", kwargs=W)),
-             section="section 5 (V18)"),
-)
-
 MOVE = MREMAP_MAYMOVE | MREMAP_FIXED
+
+
+def _t(op: str, region: str, **kwargs: object) -> Step:
+    """touch of the whole region: ``_t("w", "a")`` writes one byte per page, ``_t("r", "a")`` reads."""
+    return Step("touch", region, kwargs={"write": op == "w", **kwargs})
 
 
 def _mremap(old: str, old_size: int, new_size: int, flags: int, to: str) -> Step:
     return Step("mremap", old, length=old_size, args=(new_size, flags), target=to)
 
 
-MREMAP_SCENARIOS = (
-    _fork_sc("mremap-grow-move", "4 written pages grown to 8 with MREMAP_MAYMOVE|FIXED onto region b: 0 faults, "
-             "the old range unmapped; re-reading the moved pages: 0 faults, Rss 16 kB",
-             {"a": Region(4 * PAGE), "b": Region(8 * PAGE)}, _ph("write", WRITE_A),
-             _ph("mremap", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b")),
-             _ph("read", Step("touch", "b", length=4 * PAGE)), section="mremap (MAYMOVE)", source=MREMAP_FACTS),
-    _fork_sc("mremap-thp-aligned", "a written 2 MiB THP moved to a 2 MiB-aligned address: the PMD moves whole "
-             "(AnonHugePages 2048 kB), 0 faults in mremap and on re-read",
-             {"a": Region(PMD), "b": Region(PMD)}, _ph("madvise-hugepage", HUGE), _ph("write", WRITE_A),
-             _ph("mremap", _mremap("a", PMD, PMD, MOVE, "b")), _ph("read", Step("touch", "b")),
-             section="mremap (THP)", source=MREMAP_FACTS),
-    _fork_sc("mremap-thp-unaligned", "the same moved to 4 KiB past a 2 MiB boundary: the PMD is split into PTEs "
-             "(AnonHugePages 0, Rss 2048 kB), 0 faults in mremap and on re-read",
-             {"a": Region(PMD), "b": Region(PMD, offset=PAGE)}, _ph("madvise-hugepage", HUGE),
-             _ph("write", WRITE_A), _ph("mremap", _mremap("a", PMD, PMD, MOVE, "b")),
-             _ph("read", Step("touch", "b")), section="mremap (THP)", source=MREMAP_FACTS),
-    _fork_sc("mremap-dontunmap", "MREMAP_DONTUNMAP of 4 written pages: the new range reads them with 0 faults; "
-             "the old one stays mapped but empty (Rss 0) and its reads take 4 faults",
-             {"a": Region(4 * PAGE), "b": Region(4 * PAGE)}, _ph("write", WRITE_A),
-             _ph("mremap", _mremap("a", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "b")),
-             _ph("read-new", Step("touch", "b")), _ph("read-old", READ_A),
-             section="mremap (DONTUNMAP)", source=MREMAP_FACTS),
-    _fork_sc("shmem-remove-vs-dontneed", "4 MiB shared anonymous written, twice: MADV_REMOVE frees the pages "
-             "(Rss 0; the re-read allocates new zeroed ones, one fault each: 1024), MADV_DONTNEED only unmaps them "
-             "(the re-read maps the kept pages with fault-around: 64)",
-             {"s": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON)},
-             _ph("write", Step("touch", "s", kwargs=W), Step("touch", "t", kwargs=W)),
-             _ph("remove-and-dontneed", Step("madvise", "s", args=(MADV_REMOVE,)),
-                 Step("madvise", "t", args=(MADV_DONTNEED,))),
-             _ph("read", Step("touch", "s"), Step("touch", "t")), section="MADV_REMOVE", source=MREMAP_FACTS),
+# Each scenario gathers many cases (one region each) under one spawned process and one fork, since a real
+# process takes seconds to spawn: the phases keep each case's counts apart.
+FORK_SCENARIOS = (
+    _fork_sc(
+        "fork-cow", "one fork, a case per region. a (16 MiB written): the child's reads take 0 faults (page "
+        "tables copied: anon_vma), its writes 4096 COW copies; after it exits the parent's writes still fault, "
+        "reusing (4096). b (4 MiB written): the parent writes first while the child lives (1024 copies), the "
+        "child's writes then reuse (1024). z (4 MiB only read: zero page, no anon_vma): the child re-faults "
+        "(1024). fp, fs (16 MiB cached file, MAP_PRIVATE/MAP_SHARED, read: 31 faults each): no page tables "
+        "copied, the child's reads fault the same 31; then Pss 8192, Shared_Clean 16384. fw (4 MiB MAP_PRIVATE "
+        "window written: 1024 COW): PTEs copied, the child reads with 0 faults, writes 1024. Right after fork "
+        "every written page is Shared_Dirty with half its size in each Pss",
+        {"a": Region(SZ), "b": Region(SM), "z": Region(SM), "fp": Region(SZ, PROT_READ, MAP_PRIVATE, file=FILE16),
+         "fs": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16), "fw": Region(SM, RW, MAP_PRIVATE, file=FILE16)},
+        _ph("write-a", _t("w", "a")), _ph("write-b", _t("w", "b")), _ph("read-z", _t("r", "z")),
+        _ph("read-fp", _t("r", "fp")), _ph("read-fs", _t("r", "fs")), _ph("write-fw", _t("w", "fw")),
+        FORKED,
+        _ph("child-reads-a", _t("r", "a"), proc="child"),
+        _ph("child-writes-a", _t("w", "a"), proc="child", observe=("main",)),
+        _ph("parent-writes-b", _t("w", "b"), observe=("child",)),
+        _ph("child-writes-b", _t("w", "b"), proc="child"),
+        _ph("child-reads-z", _t("r", "z"), proc="child"),
+        _ph("child-reads-fp", _t("r", "fp"), proc="child"),
+        _ph("child-reads-fs", _t("r", "fs"), proc="child", observe=("main",)),
+        _ph("child-reads-fw", _t("r", "fw"), proc="child"),
+        _ph("child-writes-fw", _t("w", "fw"), proc="child"),
+        _ph("child-exits", exit_(0), proc="child"), _ph("wait", wait("child")),
+        _ph("parent-writes-a", _t("w", "a")),
+        section="sections 1a-1f (V1-V7: b, z and fw at 4 MiB, a quarter of the sheet's counts)"),
+    _fork_sc(
+        "fork-tree", "a (4 MiB written) shared by three: each Pss 1365 (4096/3), then the parent's writes (1024) "
+        "leave the child and grandchild Pss 2048; d (MADV_DONTFORK) is absent from the children: the "
+        "grandchild's read is SIGSEGV SEGV_MAPERR, wait status 0xb; w (MADV_WIPEONFORK) is there but empty: "
+        "the child's reads fault (1024, zero page), its writes 1024; the child's exit(3) is status 0x300; after "
+        "MADV_DOFORK and MADV_KEEPONFORK a second child reads both with 0 faults, its exit(263) is 0x700",
+        {"a": Region(SM), "d": Region(SM), "w": Region(SM)},
+        _ph("write", _t("w", "a"), _t("w", "d"), _t("w", "w")),
+        _ph("advise", Step("madvise", "d", args=(MADV_DONTFORK,)), Step("madvise", "w", args=(MADV_WIPEONFORK,))),
+        FORKED,
+        _ph("fork-grandchild", fork("grandchild"), proc="child", observe=("main", "grandchild")),
+        _ph("parent-writes-a", _t("w", "a"), observe=("child", "grandchild")),
+        _ph("child-reads-w", _t("r", "w"), proc="child"),
+        _ph("child-writes-w", _t("w", "w"), proc="child", observe=("main",)),
+        _ph("grandchild-reads-d", _t("r", "d"), proc="grandchild"),
+        _ph("child-waits", wait("grandchild"), proc="child"),
+        _ph("child-exits", exit_(3), proc="child"), _ph("wait", wait("child")),
+        _ph("undo", Step("madvise", "d", args=(MADV_DOFORK,)), Step("madvise", "w", args=(MADV_KEEPONFORK,))),
+        _ph("fork-again", fork("child2")),
+        _ph("child2-reads", _t("r", "d"), _t("r", "w"), proc="child2"),
+        _ph("child2-exits", exit_(263), proc="child2"), _ph("wait-again", wait("child2")),
+        section="sections 1g, 3 and 6 (V8, V14, V15, V19 at 4 MiB)"),
+    _fork_sc(
+        "thp-fork", "four 8 MiB regions of THPs written (4 faults each), one fork. p: the parent writes one byte "
+        "per 2 MiB: 4 faults, each splits its PMD and copies one 4 KiB page (AnonHugePages 0, Pss 4104, "
+        "Shared_Dirty 8176, Private_Dirty 16; the child keeps AnonHugePages 8192); after the child exits, page 1 "
+        "of each 2 MiB: 4 faults (reuse), every page: 2040. c: the child writes first (4 faults, its "
+        "AnonHugePages 0, the parent's 8192); the parent's later 4 writes reuse whole PMDs. e: untouched while "
+        "the child lives: the parent's 4 writes after reuse the PMDs, every page after: 0. x: the child reads "
+        "every page (0 faults), writes every page (2048 faults, AnonHugePages 0)",
+        {"p": Region(8 * MiB), "c": Region(8 * MiB), "e": Region(8 * MiB), "x": Region(8 * MiB)},
+        _ph("madvise-hugepage", *(Step("madvise", r, args=(MADV_HUGEPAGE,)) for r in "pcex")),
+        *(_ph(f"write-{r}", _t("w", r)) for r in "pcex"), FORKED,
+        _ph("parent-writes-p-per-2m", _t("w", "p", stride=PMD), observe=("child",)),
+        _ph("child-writes-c-per-2m", _t("w", "c", stride=PMD), proc="child", observe=("main",)),
+        _ph("child-reads-x", _t("r", "x"), proc="child"),
+        _ph("child-writes-x", _t("w", "x"), proc="child", observe=("main",)),
+        _ph("child-exits", exit_(0), proc="child"), _ph("wait", wait("child")),
+        _ph("parent-writes-p-page-1", Step("touch", "p", offset=PAGE, kwargs={"write": True, "stride": PMD})),
+        _ph("parent-writes-p-all", _t("w", "p")),
+        _ph("parent-writes-c-per-2m", _t("w", "c", stride=PMD)),
+        _ph("parent-writes-e-per-2m", _t("w", "e", stride=PMD)), _ph("parent-writes-e-all", _t("w", "e")),
+        section="section 2 (V10-V13)"),
+    _fork_sc(
+        "populate-gup", "populate faults count in rusage but not in perf (GUP: no regs). mw: mmap(MAP_POPULATE) "
+        "RW of 4 MiB: 1024, Rss 4096, writes after 0; mr: the same PROT_READ: 1024 zero-page mappings (Rss 0), "
+        "reads 0, mprotect RW and writes 1024; pw: MADV_POPULATE_WRITE 1024, writes after 0; pr: "
+        "MADV_POPULATE_READ 1024, Rss 0, writes 1024. f: a 4 MiB MAP_PRIVATE window of a cached 16 MiB file: "
+        "writes COW 1024 pages; MADV_DONTNEED: Rss 0; reads map the file's folios again (4 faults, "
+        "Private_Clean 4096, Anonymous 0); writes 1024",
+        {"mw": Region(SM), "mr": Region(SM), "pw": Region(SM), "pr": Region(SM),
+         "f": Region(SM, RW, MAP_PRIVATE, file=FILE16)},
+        _ph("map-populate-rw", Step("map", "mw", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
+        _ph("write-mw", _t("w", "mw")),
+        _ph("map-populate-ro", Step("map", "mr", args=(PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
+        _ph("read-mr", _t("r", "mr")), _ph("mprotect-write-mr", Step("mprotect", "mr", args=(RW,)), _t("w", "mr")),
+        _ph("populate-write", Step("madvise", "pw", args=(MADV_POPULATE_WRITE,))), _ph("write-pw", _t("w", "pw")),
+        _ph("populate-read", Step("madvise", "pr", args=(MADV_POPULATE_READ,))), _ph("write-pr", _t("w", "pr")),
+        _ph("write-f", _t("w", "f")), _ph("dontneed-f", Step("madvise", "f", args=(MADV_DONTNEED,))),
+        _ph("read-f", _t("r", "f")), _ph("write-f-again", _t("w", "f")),
+        section="sections 4 and 5 (V16-V18 at 4 MiB)"),
+    _fork_sc(
+        "mremap-shmem", "mremap moves page tables, not pages: a (4 written pages) grown to 8 with "
+        "MREMAP_MAYMOVE|FIXED onto b: 0 faults, Rss[a] 0, re-read 0, Rss[b] 16; a written 2 MiB THP (h) moved "
+        "to a 2 MiB-aligned address (hb) keeps its PMD (AnonHugePages 2048), moved 4 KiB off one (hu) is split "
+        "(AnonHugePages 0, Rss 2048), 0 faults; MREMAP_DONTUNMAP of d onto dn: the new range reads with 0 "
+        "faults, the old one stays mapped but empty (Rss 0): 4 faults. Shared anonymous (4 MiB written): "
+        "MADV_REMOVE (r) frees the pages: Rss 0, the re-read allocates new ones (1024 faults); MADV_DONTNEED "
+        "(t) only unmaps them: the re-read maps the kept pages with fault-around (64). s: after fork the "
+        "child's reads re-fault the shmem pages with fault-around (64; 16 MiB: 257 measured), its writes 0, "
+        "both Pss 2048",
+        {"a": Region(4 * PAGE), "b": Region(8 * PAGE), "h": Region(PMD), "hb": Region(PMD),
+         "hu": Region(PMD, offset=PAGE), "d": Region(4 * PAGE), "dn": Region(4 * PAGE),
+         "r": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON), "s": Region(SM, RW, SHARED_ANON)},
+        _ph("write", _t("w", "a"), _t("w", "d")),
+        _ph("madvise-hugepage", Step("madvise", "h", args=(MADV_HUGEPAGE,))), _ph("write-h", _t("w", "h")),
+        _ph("mremap-grow", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b")),
+        _ph("read-b", Step("touch", "b", length=4 * PAGE)),
+        _ph("mremap-thp-aligned", _mremap("h", PMD, PMD, MOVE, "hb")),
+        _ph("mremap-thp-unaligned", _mremap("hb", PMD, PMD, MOVE, "hu")), _ph("read-hu", _t("r", "hu")),
+        _ph("mremap-dontunmap", _mremap("d", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "dn")),
+        _ph("read-dn", _t("r", "dn")), _ph("read-d", _t("r", "d")),
+        _ph("write-shmem", _t("w", "r"), _t("w", "t"), _t("w", "s")),
+        _ph("remove-r", Step("madvise", "r", args=(MADV_REMOVE,))),
+        _ph("dontneed-t", Step("madvise", "t", args=(MADV_DONTNEED,))),
+        _ph("read-r", _t("r", "r")), _ph("read-t", _t("r", "t")),
+        FORKED, _ph("child-reads-s", _t("r", "s"), proc="child"),
+        _ph("child-writes-s", _t("w", "s"), proc="child", observe=("main",)),
+        section="mremap, MADV_REMOVE; fork_cow.md section 1h (V9)", source=MREMAP_FACTS, fields=SHMEM_FORK_FIELDS),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -603,5 +575,4 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     *THP_SCENARIOS,
     *FILE_SCENARIOS,
     *FORK_SCENARIOS,
-    *MREMAP_SCENARIOS,
 )}

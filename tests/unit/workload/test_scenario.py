@@ -224,11 +224,13 @@ def test_wait_for_a_process_that_is_not_ones_child_is_refused():
 
 def test_the_thp_after_fork_scenario_gives_the_fact_sheets_numbers():
     m = Machine(ram="256MiB", seed=0)
-    res = run_scenario(m, SCENARIOS["thp-fork-parent-writes"])
-    assert res["parent-writes-per-2m"]["minflt"] == 4
-    assert res["parent-writes-per-2m"]["AnonHugePages[a] kB"] == 0
-    assert res["parent-writes-per-2m"]["AnonHugePages[a@child] kB"] == 8192
-    assert res["parent-writes-per-2m"]["Pss[a] kB"] == 4104 and res["parent-writes-per-2m"]["Private_Dirty[a] kB"] == 16
-    assert res["parent-writes-all"]["minflt"] == 2040
+    res = run_scenario(m, SCENARIOS["thp-fork"])
+    first = res["parent-writes-p-per-2m"]
+    assert first["minflt"] == 4 and first["AnonHugePages[p] kB"] == 0 and first["AnonHugePages[p@child] kB"] == 8192
+    assert first["Pss[p] kB"] == 4104 and first["Private_Dirty[p] kB"] == 16 and first["Shared_Dirty[p] kB"] == 8176
+    assert res["child-writes-x"]["minflt"] == 2048 and res["child-writes-x"]["AnonHugePages[x] kB"] == 0
+    assert res["parent-writes-p-all"]["minflt"] == 2040
+    assert res["parent-writes-c-per-2m"]["AnonHugePages[c] kB"] == 8192
+    assert res["parent-writes-e-all"]["minflt"] == 0
     assert res["wait"]["wait status[child]"] == "0x0"
     assert not m.tasks
