@@ -16,6 +16,7 @@ import pytest
 import pagelab as pl
 from pagelab.kernel import syscalls
 from pagelab.real import Machine as RealMachine
+from pagelab.real import startup as host
 from pagelab.workload import startup
 
 pytestmark = [pytest.mark.real,
@@ -68,7 +69,7 @@ def sim_maps(path: str, argv: list[str], seed: int) -> str:
 
 def test_maps_at_exit_match_the_real_process(program: tuple[str, list[str], startup.StartupProfile]) -> None:
     path, argv, _ = program
-    real = startup.measure_launch(os.path.realpath(path), argv).maps
+    real = host.measure_launch(os.path.realpath(path), argv).maps
     assert kinds(sim_maps(path, argv, seed=2)) == kinds("\n".join(real))
 
 
@@ -92,29 +93,40 @@ def test_the_real_backends_exec() -> None:
 
 def test_warm_start_up_faults_are_in_the_real_band(program: tuple[str, list[str], startup.StartupProfile]) -> None:
     path, argv, prof = program
-    real = [startup.measure_launch(os.path.realpath(path), argv).startup for _ in range(6)]
+    real = [host.measure_launch(os.path.realpath(path), argv).startup for _ in range(6)]
     m = pl.Machine(ram="256MiB", seed=3)
-    startup.prime_cache(m, startup.host_residency(startup.startup_files(prof)))
+    startup.prime_cache(m, host.host_residency(startup.startup_files(prof)))
     minflt, majflt = sim_launch(m, path, argv, prof)
     lo, hi = min(r[0] for r in real), max(r[0] for r in real)
     assert lo - TOL <= minflt <= hi + TOL, (minflt, real)
     assert majflt == 0 and max(r[1] for r in real) == 0
 
 
+def cold_launch(path: str, argv: list[str], files: list[str]) -> tuple[tuple[int, int], dict]:
+    """A real cold launch and what the host kept cached for it. Another session on the host may read the
+    evicted files back between the eviction and the launch (every exec reads ld.so's data page and the
+    cache): a launch that then takes no major fault is not cold, and is made again (three times at most)."""
+    for _ in range(3):
+        host.evict_host(files)
+        kept = host.host_residency(files)
+        counts = host.measure_launch(os.path.realpath(path), argv).startup
+        if counts[1]:
+            break
+    return counts, kept
+
+
 def test_cold_then_warm(program: tuple[str, list[str], startup.StartupProfile]) -> None:
     path, argv, prof = program
     files = startup.startup_files(prof)
     real, sims = [], []
-    for seed in range(2):
-        startup.evict_host(files)
-        kept = startup.host_residency(files)
-        real.append(startup.measure_launch(os.path.realpath(path), argv).startup)
+    for seed in range(3):
+        counts, kept = cold_launch(path, argv, files)
+        real.append(counts)
         m = pl.Machine(ram="256MiB", seed=seed)
         startup.prime_cache(m, kept)
         sims.append((sim_launch(m, path, argv, prof), sim_launch(m, path, argv, prof)))
-    for (cold, warm), r in zip(sims, real, strict=True):
+    total, major = [r[0] + r[1] for r in real], [r[1] for r in real]
+    for cold, warm in sims:
         assert cold[1] > 0 and warm[1] == 0  # major faults turn minor
-        assert abs(cold[1] - r[1]) <= 2, (cold, real)
-    total = [r[0] + r[1] for r in real]
-    for cold, _ in sims:
+        assert min(major) - 2 <= cold[1] <= max(major) + 2, (sims, real)
         assert min(total) - TOL <= cold[0] + cold[1] <= max(total) + TOL, (sims, real)
