@@ -181,10 +181,14 @@ def test_process_api_brk_and_malloc_on_both_backends() -> None:
 
 def _replay_ops(seed: int, n: int) -> list[tuple[int, ...]]:
     """A random sequence of (0, slot, size) malloc, (1, slot) free, (2, pad) malloc_trim and (3, param, value)
-    mallopt; sizes from fastbin to mmap range."""
+    mallopt; sizes from fastbin to mmap range; in half of them first (4, offset): a page mapped above the heap,
+    so brk fails there and glibc continues in mmap'd memory."""
     rng = random.Random(seed)
     live: list[int] = []
     ops: list[tuple[int, ...]] = []
+    block = rng.random() < 0.5  # half the sequences: a mapping above the heap that brk cannot pass
+    if block:
+        ops.append((4, rng.randrange(200, 2000) * PAGE))
     for slot in range(n):
         roll = rng.random()
         if roll < 0.02:
@@ -213,13 +217,19 @@ def _replay_sim(ops: list[tuple[int, ...]]) -> list[str]:
             p.free(slots.pop(op[1]))
         elif op[0] == 2:
             out.append(f"T{p.malloc_trim(op[1])} {p.brk(0) - heap0}")
-        else:
+        elif op[0] == 3:
             out.append(f"O{p.mallopt(op[1], op[2])}")
+        else:
+            try:
+                p.mmap(heap0 + op[1], PAGE, pl.PROT_NONE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS | pl.MAP_FIXED_NOREPLACE)
+                out.append("B0")
+            except OSError:
+                out.append("B-1")
     return [*out, f"brk {p.brk(0) - heap0}"]
 
 
 def _replay_real(exe: Path, ops: list[tuple[int, ...]]) -> list[str]:
-    text = "".join(("m {} {}\n", "f {}\n", "t {}\n", "o {} {}\n")[op[0]].format(*op[1:]) for op in ops)
+    text = "".join(("m {} {}\n", "f {}\n", "t {}\n", "o {} {}\n", "b {}\n")[op[0]].format(*op[1:]) for op in ops)
     return subprocess.run([str(exe)], input=text, check=True, capture_output=True, text=True).stdout.split()
 
 

@@ -22,9 +22,9 @@ the last-remainder rule, FIFO small bins, size-sorted large bins with their skip
 held to the host's glibc address by address by tests/real/test_malloc_real.py (random sequences replayed
 by docs/facts/malloc_c/malloc_replay.c: 150 sequences of 1500 calls, no difference).
 
-Simplified: one arena (no threads); no brk-failure fallback to mmap'd non-contiguous memory (malloc returns
-0); no realloc, calloc or memalign; M_PERTURB and the glibc.malloc.* tunables are not modelled; the
-allocator's reads of its headers are not modelled (they are on pages it has written).
+Simplified: one arena (no threads); no realloc, calloc or memalign; M_PERTURB and the glibc.malloc.*
+tunables are not modelled; the allocator's reads of its headers are not modelled (they are on pages it has
+written).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ MAX_FAST_SIZE = 80 * SIZE_SZ // 4
 DEFAULT_MXFAST = 64 * SIZE_SZ // 4  # 128 bytes
 FASTBIN_CONSOLIDATION_THRESHOLD = 65536
 MAX_ITERS = 10000  # _int_malloc(): unsorted chunks sorted per pass
+MMAP_AS_MORECORE_SIZE = 1024 * 1024
 TCACHE_MAX_BINS = 64
 TCACHE_FILL_COUNT = 7
 TCACHE_STRUCT_SIZE = 2 * TCACHE_MAX_BINS + SIZE_SZ * TCACHE_MAX_BINS  # counts (uint16) + entries
@@ -135,6 +136,7 @@ class Malloc:
     brk: int = 0  # glibc's cached __curbrk (sbrk(0) makes no system call)
     system_mem: int = 0
     last_remainder: int = 0
+    contiguous: bool = True  # the heap is one brk region (cleared once mmap stood in for sbrk)
     inuse: dict[int, int] = field(default_factory=dict)
     bins: Bins = field(init=False)
     fastbins: dict[int, list[int]] = field(default_factory=dict)  # size -> chunks, the head last
@@ -154,9 +156,11 @@ class Malloc:
     def fork_copy(self, proc: ProcessLike) -> Malloc:
         """The child's allocator after fork(): the same arena state (the memory it describes is copied by
         the kernel), driving the child process ``proc``."""
-        child = Malloc(proc, replace(self.mp), self.top, self.top_size, self.brk, self.system_mem,
-                       self.last_remainder, dict(self.inuse), {k: list(v) for k, v in self.fastbins.items()},
-                       {k: list(v) for k, v in self.tcache.items()}, self.tcache_ready, dict(self.mmapped))
+        child = Malloc(proc, mp=replace(self.mp), top=self.top, top_size=self.top_size, brk=self.brk,
+                       system_mem=self.system_mem, last_remainder=self.last_remainder, contiguous=self.contiguous,
+                       inuse=dict(self.inuse), fastbins={k: list(v) for k, v in self.fastbins.items()},
+                       tcache={k: list(v) for k, v in self.tcache.items()}, tcache_ready=self.tcache_ready,
+                       mmapped=dict(self.mmapped))
         child.bins = self.bins.copy(child._store)
         return child
 
@@ -343,31 +347,79 @@ class Malloc:
         return chunk
 
     def sysmalloc(self, nb: int) -> int:
-        """Mirrors sysmalloc(): an mmapped chunk at or over the threshold, else grow the heap with brk by
-        nb + top_pad + MINSIZE (less the top chunk already there) rounded up to a page."""
+        """Mirrors sysmalloc(): an mmapped chunk at or over the threshold, else grow the heap with sbrk by
+        nb + top_pad + MINSIZE (less the top chunk, while the heap is contiguous) rounded up to a page. When
+        the break cannot move (a mapping above it, RLIMIT_DATA/AS), the arena continues in mmap'd memory and is
+        non-contiguous from then on: the old top is fenced off and freed."""
         if nb >= self.mp.mmap_threshold and self.mp.n_mmaps < self.mp.n_mmaps_max:
             chunk = self.sysmalloc_mmap(nb)
             if chunk:
                 return chunk
-        size = nb + self.mp.top_pad + MINSIZE
-        if self.top:
-            size -= self.top_size
-        size = _align_up(size, PAGE_SIZE)
+        old_top, old_size = self.top, self.top_size
+        size = nb + self.mp.top_pad + MINSIZE - (old_size if self.contiguous else 0)
+        size = _align_up(size, PAGE_SIZE) if size > 0 else size
+        brk = self._sbrk(size) if 0 < size <= PTRDIFF_MAX else -1
+        snd_brk = -1
+        if brk < 0:  # sysmalloc_mmap_fallback(&size, nb, old_size, pagesize, MMAP_AS_MORECORE_SIZE, ...): 2.36
+            # passes minsize and pagesize swapped, so the first fallback is rounded up to 1 MiB (with the old top
+            # added back) and later ones are only page-sized multiples (measured: 1048576, then 217088 ...)
+            if self.contiguous:
+                size = _align_up(size + old_size, MMAP_AS_MORECORE_SIZE)
+            size = max(size, PAGE_SIZE)
+            if size > nb:
+                try:
+                    brk = self._sys_mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+                    snd_brk = brk + size
+                    self.contiguous = False
+                except OSError:
+                    return 0
+        if brk < 0:
+            return 0
+        self.system_mem += size
+        if old_top and brk == old_top + old_size and snd_brk < 0:
+            self.top_size += size  # the break moved on from the top chunk: it grows in place
+            self._set_head(self.top, self.top_size)
+            return self._split_top(nb)
+        correction = 0
+        if self.contiguous:  # the first heap, or the break moved by someone else (foreign sbrk)
+            if old_top:
+                self.system_mem += brk - (old_top + old_size)
+            correction = old_size + _align_up(brk + size + old_size, PAGE_SIZE) - (brk + size + old_size)
+            snd_brk = self._sbrk(correction) if correction else self._sbrk(0)
+            if snd_brk < 0:
+                correction, snd_brk = 0, self._sbrk(0)
+        elif snd_brk < 0:
+            snd_brk = self._sbrk(0)
+        self.top, self.top_size = brk, snd_brk - brk + correction
+        self.system_mem += correction
+        self._set_head(self.top, self.top_size)
+        if old_top:
+            self._fence_off(old_top, old_size)  # its free may trim the new top again (systrim())
+        return self._split_top(nb) if self.top_size >= nb + MINSIZE else 0  # "catch all failure paths": ENOMEM
+
+    def _fence_off(self, old_top: int, old_size: int) -> None:
+        """sysmalloc()'s double fencepost at the end of the old top chunk (two in-use 16-byte chunks that no
+        free can coalesce across), then _int_free() of what is left of it."""
+        old_size = (old_size - 2 * CHUNK_HDR_SZ) & ~MALLOC_ALIGN_MASK
+        self._set_head(old_top, old_size)
+        self._set_head(old_top + old_size, CHUNK_HDR_SZ)
+        self._set_head(old_top + old_size + CHUNK_HDR_SZ, CHUNK_HDR_SZ)
+        if old_size >= MINSIZE:
+            self.inuse[old_top] = old_size
+            self._int_free(old_top, old_size)
+
+    def _sbrk(self, increment: int) -> int:
+        """glibc's __sbrk(): the old break, having asked brk(2) for old + increment; -1 if refused. __curbrk
+        (self.brk) is read from the kernel once and then kept: sbrk(0) makes no system call."""
         if not self.brk:
             self.brk = self._sys_brk(0)
-        old_end = self.brk
-        if size <= 0 or size > PTRDIFF_MAX or self._sys_brk(old_end + size) != old_end + size:
-            if self._sys_brk(0) != old_end:  # a refused brk leaves the break where it was
-                raise MallocError("sysmalloc: the break moved under the allocator")
-            return 0
-        self.brk = old_end + size
-        self.system_mem += size
-        if self.top and self.top + self.top_size == old_end:
-            self.top_size += size  # contiguous: the top chunk grows in place
-        else:
-            self.top, self.top_size = old_end, size  # first call: the heap starts at the (aligned) break
-        self._set_head(self.top, self.top_size)
-        return self._split_top(nb)
+        if increment == 0:
+            return self.brk
+        old = self.brk
+        if old + increment > ULONG_MASK or old + increment < 0:
+            return -1
+        self.brk = self._sys_brk(old + increment)  # __brk(): __curbrk = what the kernel returned
+        return old if self.brk >= old + increment else -1
 
     def sysmalloc_mmap(self, nb: int) -> int:
         """Mirrors sysmalloc_mmap(): mmap(request + SIZE_SZ rounded to a page); prev_size 0, IS_MMAPPED."""
@@ -394,6 +446,12 @@ class Malloc:
         size = self.inuse.get(chunk)
         if size is None:
             raise MallocError(f"free(): invalid pointer {mem:#x}")
+        self._int_free(chunk, size)
+
+    def _int_free(self, chunk: int, size: int) -> None:
+        """Mirrors _int_free(): the tcache, a fastbin, or coalesced into the unsorted bin or the top chunk, with
+        a trim of the top when a chunk of 64 KiB or more came free."""
+        mem = chunk + CHUNK_HDR_SZ
         tidx = csize2tidx(size)
         if tidx < TCACHE_MAX_BINS:
             tc = self.tcache.setdefault(tidx, [])
@@ -479,13 +537,13 @@ class Malloc:
         extra = ((top_area - pad) & ULONG_MASK) & ~(PAGE_SIZE - 1)
         if extra >= 1 << 63:
             extra -= 1 << 64  # assigned to a long
-        if extra == 0 or self.brk != self.top + self.top_size:
+        current_brk = self._sbrk(0)
+        if extra == 0 or current_brk != self.top + self.top_size:
             return 0
-        new_brk = self._sys_brk((self.brk - extra) & ULONG_MASK)
-        released = self.brk - new_brk
+        self._sbrk(-extra)
+        released = current_brk - self._sbrk(0)
         if released == 0:
             return 0
-        self.brk = new_brk
         self.system_mem -= released
         self.top_size -= released
         self._set_head(self.top, self.top_size)

@@ -250,3 +250,24 @@ def test_mallopt_mmap_threshold_takes_any_value(machine: pl.Machine) -> None:
     assert p.mallopt(M_MMAP_THRESHOLD, -1) == 1
     b = p.malloc(100 * MiB)
     assert heap <= b < p.brk(0)
+
+
+def test_brk_blocked_the_arena_continues_in_mmap(machine: pl.Machine) -> None:
+    """A mapping above the heap stops brk: sysmalloc() falls back to an mmap, rounded up to 1 MiB the first
+    time (glibc 2.36 passes MMAP_AS_MORECORE_SIZE as the rounding), page-rounded after that; the old top is
+    fenced off and freed (the host, strace of malloc_replay.c: mmap(NULL, 1048576, ...), then 217088 ...)."""
+    p = machine.spawn("a")
+    s = p.brk(0)
+    p.mmap(s + 40 * PAGE, PAGE, pl.PROT_NONE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS | pl.MAP_FIXED)
+    assert p.mallopt(M_MMAP_MAX, 0) == 1  # no mmapped chunks: everything comes from the arena
+    a = p.malloc(100 * KiB)
+    assert s <= a < p.brk(0)
+    before = machine.read(f"/proc/{p.pid}/maps")
+    b = p.malloc(100 * KiB)  # the top cannot hold it and brk cannot grow past the mapping
+    assert not s <= b < s + 40 * PAGE and b % PAGE == 16
+    new = [x for x in machine.read(f"/proc/{p.pid}/maps").splitlines() if x not in before]
+    lo, hi = (int(v, 16) for v in new[0].split()[0].split("-"))
+    assert hi - lo == MiB and lo == b - 16
+    assert not p.libc.contiguous
+    c = p.malloc(1 * MiB)  # the second fallback: just page-rounded
+    assert c % PAGE == 16 and p.libc.top_size < 300 * KiB

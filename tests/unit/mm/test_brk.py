@@ -77,7 +77,7 @@ def test_brk_refused_by_a_mapping_above(machine: pl.Machine) -> None:
 def test_rlimit_data(machine: pl.Machine) -> None:
     p = machine.spawn("a")
     s = p.brk(0)
-    p.task.rlim[resource.RLIMIT_DATA] = (64 * 1024, p.task.rlim[resource.RLIMIT_DATA][1])
+    p.setrlimit(resource.RLIMIT_DATA, (64 * 1024, resource.RLIM_INFINITY))
     assert p.brk(s + 64 * 1024) == s + 64 * 1024  # inclusive (no data segment in a spawned process)
     assert p.brk(s + 64 * 1024 + 1) == s + 64 * 1024
 
@@ -91,3 +91,12 @@ def test_shrink_frees_frames(machine: pl.Machine) -> None:
     rss = int(machine.read(f"/proc/{p.pid}/statm").split()[1])
     p.brk(s)
     assert int(machine.read(f"/proc/{p.pid}/statm").split()[1]) == rss - 64
+
+
+def test_rlimit_as_refuses_growth(machine: pl.Machine) -> None:
+    p = machine.spawn("a")
+    s = p.brk(0)
+    p.setrlimit(resource.RLIMIT_AS, (16 * PAGE, resource.RLIM_INFINITY))
+    assert p.brk(s + 16 * PAGE) == s + 16 * PAGE  # may_expand_vm(): total_vm + npages <= the limit
+    assert p.brk(s + 17 * PAGE) == s + 16 * PAGE
+
