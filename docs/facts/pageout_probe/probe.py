@@ -151,12 +151,6 @@ def main(d):
     run("anon zero-page read PAGEOUT", z, size, MADV_PAGEOUT)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/var/tmp")
-    zero_thp_cases()
-    lazyfree_case()
-
-
 def zero_thp_cases():
     """THPs written with zero bytes (what pagelab's touch(write=True) stores)."""
     for name, length in (("zero-filled THP PAGEOUT whole", 2 << 20), ("zero-filled THP PAGEOUT first 1 MiB", 1 << 20),
@@ -179,3 +173,9 @@ def lazyfree_case():
     touch(z, 10 * PAGE, True)
     run("lazyfree (10 rewritten) PAGEOUT", z, size, MADV_PAGEOUT)
     libc.munmap(z, size)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "/var/tmp")
+    zero_thp_cases()
+    lazyfree_case()

@@ -334,14 +334,11 @@ MADVISE_FREE_WALK_OPS = MmWalkOps(pmd_entry=madvise_free_pte_range)
 # --- MADV_COLD / MADV_PAGEOUT (issue #9) ------------------------------------------------------------------
 
 def can_do_file_pageout(task: Task, vma: Vma) -> bool:
-    """Mirrors can_do_file_pageout(): the task owns the file or may write it. Simplified: the simulator
-    keeps no file owners, so it is CAP_FOWNER or CAP_DAC_OVERRIDE (root's), or a mapping that may write
-    the file (VM_MAYWRITE on a shared mapping: the file was opened for writing)."""
-    if vma.vm_file is None:
-        return False
-    if task.capable("CAP_FOWNER") or task.capable("CAP_DAC_OVERRIDE"):
-        return True
-    return bool(vma.vm_flags & VmFlag.MAYSHARE and vma.vm_flags & VmFlag.MAYWRITE)
+    """Mirrors can_do_file_pageout(): a file mapping whose file the task owns or may write
+    (inode_owner_or_capable() or file_permission(MAY_WRITE)). Simplified: the simulator keeps no file
+    owners or modes (its files belong to whoever runs it, as the real backend's child owns the files
+    it creates), so every file mapping qualifies."""
+    return vma.vm_file is not None
 
 
 def madvise_cold_or_pageout(task: Task, vma: Vma, start: int, end: int, pageout: bool) -> None:

@@ -1,0 +1,142 @@
+"""MADV_COLD / MADV_PAGEOUT on the simulator (mm/madvise.py, mm/vmscan.py, folio_(de)activate in mm/swap.py),
+against docs/facts/pageout.md: what the process sees (Rss, AnonHugePages, mincore, data) and the /proc/vmstat
+deltas, exactly; mm/debug.check_machine after the advice and after each case."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from tests.support.pageout_cases import CASES, RW, N, P, locked_errno, run_case
+
+import pagelab as pl
+from pagelab.mm.debug import check_machine
+
+MiB = 1 << 20
+ANON = pl.MAP_PRIVATE | pl.MAP_ANONYMOUS
+
+# case: (what the process sees, the vmstat deltas that must match exactly; unlisted VMSTAT keys must be 0)
+EXPECTED: dict[str, tuple[dict[str, object], dict[str, int]]] = {
+    "anon_pageout": ({"Rss": 4096, "resident": N, "extra": 9},
+                     {"pgactivate": N, "nr_active_anon": N, "nr_inactive_anon": -N}),
+    "anon_cold_fresh": ({"Rss": 4096, "resident": N}, {}),
+    # 33 batches of 31 moved; the 1024th page waits in the per-CPU lru_deactivate batch
+    "anon_cold_after_pageout": ({"Rss": 4096, "resident": N},
+                                {"pgdeactivate": 1023, "nr_active_anon": -1023, "nr_inactive_anon": 1023}),
+    # split (PMD and folio), no swap for the THP: thp_swpout_fallback; the 502 zero-filled pages go to the
+    # zero page (and are freed), the 10 written ones are activated
+    "thp_pageout_whole": ({"AnonHugePages before": 2048, "AnonHugePages": 0, "Rss": 40, "byte": 7},
+                          {"pgactivate": 10, "thp_split_page": 1, "thp_split_pmd": 1, "thp_swpout_fallback": 1,
+                           "nr_active_anon": 10, "nr_inactive_anon": -512}),
+    "thp_pageout_half": ({"AnonHugePages before": 2048, "AnonHugePages": 0, "Rss": 40, "byte": 7},
+                         {"pgactivate": 5, "thp_split_page": 1, "thp_split_pmd": 1,
+                          "nr_active_anon": 5, "nr_inactive_anon": -507}),
+    "thp_cold_half": ({"AnonHugePages before": 2048, "AnonHugePages": 0, "Rss": 40, "byte": 7},
+                      {"thp_split_page": 1, "thp_split_pmd": 1, "nr_inactive_anon": -502}),
+    "thp_zero_pageout_whole": ({"AnonHugePages before": 2048, "AnonHugePages": 0, "Rss": 0, "byte": 0},
+                               {"pgactivate": 1, "thp_split_page": 1, "thp_split_pmd": 1,
+                                "thp_swpout_fallback": 1, "nr_inactive_anon": -512}),
+    "file_clean_pageout": ({"Rss": 0, "resident": 0, "extra": (5, True)},
+                           {"nr_inactive_file": -N, "nr_file_pages": -N}),
+    "file_clean_cold": ({"Rss": 4096, "resident": N}, {}),
+    "file_half_shared": ({"Rss": 2048, "resident": N // 2, "extra": 2048},
+                         {"nr_inactive_file": -N // 2, "nr_file_pages": -N // 2}),
+    "file_dirty_pageout": ({"Rss": 0, "resident": N, "extra": 11},
+                           {"pgactivate": N, "nr_vmscan_immediate_reclaim": N, "nr_active_file": N,
+                            "nr_inactive_file": -N}),
+    "file_private_half_cow": ({"Rss": 2048, "resident": N // 2, "extra": (0, 5)},
+                              {"pgactivate": N // 2, "nr_active_anon": N // 2, "nr_inactive_anon": -N // 2,
+                               "nr_inactive_file": -N // 2, "nr_file_pages": -N // 2}),
+    "shmem_written": ({"Rss": 0, "resident": N, "extra": 13},
+                      {"pgactivate": N, "nr_active_anon": N, "nr_inactive_anon": -N}),
+    "shmem_read_only": ({"Rss": 0, "resident": 0, "extra": 0},
+                        {"nr_inactive_anon": -N, "nr_file_pages": -N, "nr_shmem": -N}),
+    "anon_shared_with_child": ({"Rss": 4096, "resident": N, "extra": None}, {}),
+    # the last MADV_FREE'd page waited in the lazyfree batch: PAGEOUT's lru_add_drain() moves it first
+    "lazyfree_rewritten": ({"Rss": 40, "resident": 10},
+                           {"pgactivate": 10, "pglazyfreed": N - 10, "nr_active_anon": 10, "nr_inactive_anon": -1,
+                            "nr_inactive_file": -(N - 1)}),
+}
+
+
+def test_every_case_has_its_facts():
+    assert set(EXPECTED) == set(CASES)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_case_matches_the_fact_sheet(name):
+    m = pl.Machine(ram="256MiB")
+    seen, deltas = run_case(m, name, lambda: check_machine(m))
+    want_seen, want_deltas = EXPECTED[name]
+    assert seen == want_seen
+    assert deltas == {k: want_deltas.get(k, 0) for k in deltas}
+
+
+def test_locked_and_unaligned_are_einval():
+    assert locked_errno(pl.Machine(ram="256MiB")) == ["EINVAL"] * 4
+
+
+def test_deactivate_batch_is_drained_by_the_next_madvise():
+    """The page left in lru_deactivate moves (pgdeactivate 1) when PAGEOUT drains the batches."""
+    m = pl.Machine(ram="256MiB")
+    p = m.spawn("t")
+    a = p.mmap(None, N * P, RW, ANON)
+    p.touch(a, N * P, write=True)
+    p.madvise(a, N * P, pl.MADV_PAGEOUT)
+    p.madvise(a, N * P, pl.MADV_COLD)
+    assert len(m.cpu_fbatches.lru_deactivate) == 1
+    check_machine(m)
+    v0 = m.vmstat()
+    p.madvise(a, N * P // 2, pl.MADV_PAGEOUT)
+    v1 = m.vmstat()
+    assert v1["pgdeactivate"] - v0["pgdeactivate"] == 1
+    assert v1["pgactivate"] - v0["pgactivate"] == N // 2
+    assert not m.cpu_fbatches.lru_deactivate
+    check_machine(m)
+    p.madvise(a, N * P // 2, pl.MADV_COLD)  # 512 = 16 x 31 + 16
+    assert m.vmstat()["pgdeactivate"] - v1["pgdeactivate"] == 496
+    p.exit()
+    check_machine(m)
+
+
+def test_pageout_then_exit_and_refault_keep_the_machine_consistent():
+    """Pages activated by PAGEOUT are freed by exit from the active lists; a dropped file page refaults."""
+    m = pl.Machine(ram="256MiB")
+    m.fs.create("/f", 64 * P)
+    p = m.spawn("t")
+    a = p.mmap(None, 64 * P, RW, ANON)
+    p.touch(a, 64 * P, write=True)
+    fd = p.open("/f", os.O_RDWR)
+    f = p.mmap(None, 64 * P, pl.PROT_READ, pl.MAP_SHARED, fd, 0)
+    p.touch(f, 64 * P)
+    p.madvise(a, 64 * P, pl.MADV_PAGEOUT)
+    p.madvise(f, 64 * P, pl.MADV_PAGEOUT)
+    assert m.vmstat()["nr_active_anon"] >= 64
+    r0 = p.rusage()
+    p.touch(f, 64 * P)
+    assert p.rusage().ru_majflt > r0.ru_majflt
+    check_machine(m)
+    p.mlock(a, 64 * P)  # active pages to the unevictable list and back
+    p.munlock(a, 64 * P)
+    check_machine(m)
+    p.exit()
+    check_machine(m)
+    assert m.vmstat()["nr_active_anon"] == 0
+
+
+def test_cold_on_a_whole_thp_keeps_it_whole():
+    """A range covering the whole PMD: the THP is not split (COLD of a fresh THP moves nothing)."""
+    m = pl.Machine(ram="256MiB")
+    p = m.spawn("t")
+    raw = p.mmap(None, 4 * MiB, RW, ANON)
+    h = (raw + 2 * MiB - 1) & ~(2 * MiB - 1)
+    p.madvise(h, 2 * MiB, pl.MADV_HUGEPAGE)
+    p.touch(h, 2 * MiB, write=True)
+    v0 = m.vmstat()
+    p.madvise(h, 2 * MiB, pl.MADV_COLD)
+    v1 = m.vmstat()
+    assert v1["thp_split_page"] == v0["thp_split_page"] and v1["nr_anon_transparent_hugepages"] == 1
+    p.madvise(h, 2 * MiB, pl.MADV_PAGEOUT)  # then split, activated, and COLD deactivates the pieces
+    p.store(h, 1)
+    p.madvise(h, 2 * MiB, pl.MADV_COLD)
+    check_machine(m)
