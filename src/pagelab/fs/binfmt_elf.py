@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..constants import (
     MAP_ANONYMOUS,
@@ -39,7 +40,7 @@ from ..errors import syscall_error
 if TYPE_CHECKING:
     from ..kernel.task import Task
 
-PT_LOAD, PT_INTERP, PT_GNU_RELRO, PT_TLS = 1, 3, 0x6474E552, 7
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_GNU_RELRO, PT_TLS = 1, 2, 3, 0x6474E552, 7
 PF_X, PF_W, PF_R = 1, 2, 4
 ET_EXEC, ET_DYN = 2, 3
 EM_X86_64 = 62
@@ -89,7 +90,6 @@ def read_elf(host_path: str) -> ElfImage:
     """Parse ``host_path``'s ELF header, program headers and dynamic section. ENOEXEC when it is not a
     64-bit x86-64 ELF executable or shared object (search_binary_handler() finds no handler)."""
     from elftools.common.exceptions import ELFError
-    from elftools.elf.dynamic import DynamicSection
     from elftools.elf.elffile import ELFFile
 
     try:
@@ -99,29 +99,63 @@ def read_elf(host_path: str) -> ElfImage:
                     elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
                 raise syscall_error(errno.ENOEXEC, f"{host_path}: not an x86-64 ELF program")
             phdrs, interp = [], None
-            for seg in elf.iter_segments():
-                h = seg.header
-                ptype = {"PT_LOAD": PT_LOAD, "PT_INTERP": PT_INTERP, "PT_GNU_RELRO": PT_GNU_RELRO,
-                         "PT_TLS": PT_TLS}.get(h["p_type"], -1)
-                phdrs.append(Segment(ptype, h["p_flags"], h["p_offset"], h["p_vaddr"], h["p_filesz"],
-                                     h["p_memsz"], h["p_align"]))
-                if ptype == PT_INTERP:
-                    interp = str(seg.get_interp_name())  # type: ignore[attr-defined]
             needed: list[str] = []
             runpath: list[str] = []
-            for sec in elf.iter_sections():
-                if isinstance(sec, DynamicSection):
-                    for tag in sec.iter_tags():
-                        if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(str(tag.needed))  # type: ignore[attr-defined]
-                        elif tag.entry.d_tag in ("DT_RUNPATH", "DT_RPATH"):
-                            runpath += str(getattr(tag, "runpath", getattr(tag, "rpath", ""))).split(":")
+            dynamic: tuple[int, int] | None = None
+            # The program headers, read as load_elf_phdrs() does (pyelftools' segment objects would parse
+            # the section headers too, which the loaders never read).
+            f.seek(elf["e_phoff"])
+            table = f.read(elf["e_phentsize"] * elf["e_phnum"])
+            for k in range(elf["e_phnum"]):
+                p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz, p_align = \
+                    struct.unpack_from("<IIQQQQQQ", table, k * elf["e_phentsize"])
+                phdrs.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz, p_align))
+                if p_type == PT_INTERP:
+                    f.seek(p_offset)
+                    interp = f.read(p_filesz).split(b"\0")[0].decode(errors="replace")
+                elif p_type == PT_DYNAMIC:
+                    dynamic = (p_offset, p_filesz)
+            if dynamic is not None:
+                needed, runpath = read_dynamic(f, dynamic, phdrs)
             return ElfImage(os.path.realpath(host_path), ET_DYN if elf["e_type"] == "ET_DYN" else ET_EXEC,
                             elf["e_entry"], tuple(phdrs), interp, tuple(needed), tuple(p for p in runpath if p))
     except ELFError:
         raise syscall_error(errno.ENOEXEC, f"{host_path}: not an ELF file") from None
     except IsADirectoryError:
         raise syscall_error(errno.EACCES, f"{host_path}: is a directory") from None
+
+
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
+
+
+def read_dynamic(f: BinaryIO, dynamic: tuple[int, int], phdrs: list[Segment]) -> tuple[list[str], list[str]]:
+    """DT_NEEDED and DT_RUNPATH/DT_RPATH of the PT_DYNAMIC at (file offset, size), as ld.so reads them
+    (elf/get-dynamic-info.h): Elf64_Dyn entries up to DT_NULL, names in the DT_STRTAB string table (a
+    virtual address, found in the file through the PT_LOAD that maps it)."""
+    f.seek(dynamic[0])
+    raw = f.read(dynamic[1])
+    entries = [struct.unpack_from("<qQ", raw, i) for i in range(0, len(raw) - 15, 16)]
+    strtab = next((v for t, v in entries if t == DT_STRTAB), None)
+    seg = next((p for p in phdrs if p.p_type == PT_LOAD and strtab is not None
+                and p.p_vaddr <= strtab < p.p_vaddr + p.p_filesz), None)
+    if strtab is None or seg is None:
+        return [], []
+    base = seg.p_offset + strtab - seg.p_vaddr
+
+    def string(off: int) -> str:
+        f.seek(base + off)
+        data = f.read(4096)
+        return data[:data.find(b"\0") if b"\0" in data else len(data)].decode(errors="replace")
+
+    needed, runpath = [], []
+    for tag, val in entries:
+        if tag == DT_NULL:
+            break
+        if tag == DT_NEEDED:
+            needed.append(string(val))
+        elif tag in (DT_RUNPATH, DT_RPATH):
+            runpath += string(val).split(":")
+    return needed, runpath
 
 
 def make_prot(p_flags: int) -> int:
