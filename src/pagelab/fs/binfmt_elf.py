@@ -119,7 +119,7 @@ def read_elf(host_path: str) -> ElfImage:
                 needed, runpath = read_dynamic(f, dynamic, phdrs)
             return ElfImage(os.path.realpath(host_path), ET_DYN if elf["e_type"] == "ET_DYN" else ET_EXEC,
                             elf["e_entry"], tuple(phdrs), interp, tuple(needed), tuple(p for p in runpath if p))
-    except ELFError:
+    except (ELFError, struct.error, UnicodeDecodeError):  # not ELF, or headers cut short by EOF
         raise syscall_error(errno.ENOEXEC, f"{host_path}: not an ELF file") from None
     except IsADirectoryError:
         raise syscall_error(errno.EACCES, f"{host_path}: is a directory") from None
@@ -305,7 +305,8 @@ def map_vdso(task: Task) -> int:
 
     Simplified: each special mapping is backed by its own in-memory object (shmem pages, zero-filled),
     where the kernel maps its shared vDSO image and, with VM_PFNMAP | VM_IO, the vvar data pages (no
-    struct page); the faults are the same minor ones, and smaps shows no "pf io" for [vvar]."""
+    struct page); the faults are the same minor ones, smaps shows no "pf io" for [vvar], and the pages
+    count in RssShmem (Linux: the vDSO's in RssFile, vvar's nowhere)."""
     from ..mm.mmap import _get_unmapped_area, vm_stat_account
     from ..mm.shmem import SHMEM_ANON_VM_OPS, ShmemFile
     from ..mm.types import Vma, VmFlag, VmOperations

@@ -118,7 +118,8 @@ def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
         raise syscall_error(errno.ENOTDIR, f"{path}: a component is not a directory") from None
     if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
         raise syscall_error(errno.EACCES, f"{path}: not an executable regular file")
-    read_elf(path)  # ENOEXEC
+    if not read_elf(path).loads:  # ENOEXEC: not an ELF program, or one with nothing to load
+        raise syscall_error(errno.ENOEXEC, f"{path}: no PT_LOAD segment")
     return path, args
 
 

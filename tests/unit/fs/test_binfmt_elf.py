@@ -61,6 +61,14 @@ def test_not_elf_is_enoexec_and_missing_is_enoent(tmp_path: os.PathLike[str]) ->
     with pytest.raises(OSError) as exc:
         check_exec(os.fspath(tmp_path), ["dir"])
     assert exc.value.errno == errno.EACCES
+    cut = os.path.join(os.fspath(tmp_path), "cut")
+    with open("/bin/true", "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(70))  # the ELF header and part of one program header
+    os.chmod(cut, 0o755)
+    for path in (cut, os.devnull):
+        with pytest.raises(OSError) as exc:
+            check_exec(path, ["x"]) if path == cut else read_elf(path)
+        assert exc.value.errno in (errno.ENOEXEC, errno.EACCES)
     os.chmod(script, 0o644)
     with pytest.raises(OSError) as exc:
         check_exec(script, ["script"])
