@@ -359,12 +359,13 @@ FORK_SCENARIOS = (
         "child's writes then reuse (1024). z (4 MiB only read: zero page, no anon_vma): the child re-faults "
         "(1024). fp, fs (16 MiB cached file, MAP_PRIVATE/MAP_SHARED, read: 31 faults each): no page tables "
         "copied, the child's reads fault the same 31; then Pss 8192, Shared_Clean 16384. fw (4 MiB MAP_PRIVATE "
-        "window written: 1024 COW): PTEs copied, the child reads with 0 faults, writes 1024. Right after fork "
+        "window written: 1024 COW): PTEs copied, the child reads with 0 faults, writes 1024 (the parent's setup "
+        "of b, z, fp, fs, fw: 1024 + 1024 + 31 + 31 + 1024 faults). Right after fork "
         "every written page is Shared_Dirty with half its size in each Pss",
         {"a": Region(SZ), "b": Region(SM), "z": Region(SM), "fp": Region(SZ, PROT_READ, MAP_PRIVATE, file=FILE16),
          "fs": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16), "fw": Region(SM, RW, MAP_PRIVATE, file=FILE16)},
-        _ph("write-a", _t("w", "a")), _ph("write-b", _t("w", "b")), _ph("read-z", _t("r", "z")),
-        _ph("read-fp", _t("r", "fp")), _ph("read-fs", _t("r", "fs")), _ph("write-fw", _t("w", "fw")),
+        _ph("write-a", _t("w", "a")),
+        _ph("setup", _t("w", "b"), _t("r", "z"), _t("r", "fp"), _t("r", "fs"), _t("w", "fw")),  # 1024+1024+31+31+1024
         FORKED,
         _ph("child-reads-a", _t("r", "a"), proc="child"),
         _ph("child-writes-a", _t("w", "a"), proc="child", observe=("main",)),
@@ -385,8 +386,8 @@ FORK_SCENARIOS = (
         "the child's reads fault (1024, zero page), its writes 1024; the child's exit(3) is status 0x300; after "
         "MADV_DOFORK and MADV_KEEPONFORK a second child reads both with 0 faults, its exit(263) is 0x700",
         {"a": Region(SM), "d": Region(SM), "w": Region(SM)},
-        _ph("write", _t("w", "a"), _t("w", "d"), _t("w", "w")),
-        _ph("advise", Step("madvise", "d", args=(MADV_DONTFORK,)), Step("madvise", "w", args=(MADV_WIPEONFORK,))),
+        _ph("write-advise", _t("w", "a"), _t("w", "d"), _t("w", "w"), Step("madvise", "d", args=(MADV_DONTFORK,)),
+            Step("madvise", "w", args=(MADV_WIPEONFORK,))),
         FORKED,
         _ph("fork-grandchild", fork("grandchild"), proc="child", observe=("main", "grandchild")),
         _ph("parent-writes-a", _t("w", "a"), observe=("child", "grandchild")),
@@ -409,8 +410,8 @@ FORK_SCENARIOS = (
         "the child lives: the parent's 4 writes after reuse the PMDs, every page after: 0. x: the child reads "
         "every page (0 faults), writes every page (2048 faults, AnonHugePages 0)",
         {"p": Region(8 * MiB), "c": Region(8 * MiB), "e": Region(8 * MiB), "x": Region(8 * MiB)},
-        _ph("madvise-hugepage", *(Step("madvise", r, args=(MADV_HUGEPAGE,)) for r in "pcex")),
-        *(_ph(f"write-{r}", _t("w", r)) for r in "pcex"), FORKED,
+        _ph("write", *(Step("madvise", r, args=(MADV_HUGEPAGE,)) for r in "pcex"), *(_t("w", r) for r in "pcex")),
+        FORKED,
         _ph("parent-writes-p-per-2m", _t("w", "p", stride=PMD), observe=("child",)),
         _ph("child-writes-c-per-2m", _t("w", "c", stride=PMD), proc="child", observe=("main",)),
         _ph("child-reads-x", _t("r", "x"), proc="child"),
@@ -422,20 +423,19 @@ FORK_SCENARIOS = (
         _ph("parent-writes-e-per-2m", _t("w", "e", stride=PMD)), _ph("parent-writes-e-all", _t("w", "e")),
         section="section 2 (V10-V13)"),
     _fork_sc(
-        "populate-gup", "populate faults count in rusage but not in perf (GUP: no regs). mw: mmap(MAP_POPULATE) "
-        "RW of 4 MiB: 1024, Rss 4096, writes after 0; mr: the same PROT_READ: 1024 zero-page mappings (Rss 0), "
-        "reads 0, mprotect RW and writes 1024; pw: MADV_POPULATE_WRITE 1024, writes after 0; pr: "
-        "MADV_POPULATE_READ 1024, Rss 0, writes 1024. f: a 4 MiB MAP_PRIVATE window of a cached 16 MiB file: "
+        "populate-gup", "populate faults count in rusage but not in perf (GUP: no regs): 4096 and 0 for four 4 "
+        "MiB populates. mw: mmap(MAP_POPULATE) RW: Rss 4096, writes after 0; mr: the same PROT_READ: zero-page "
+        "mappings (Rss 0), reads 0, mprotect RW and writes 1024; pw: MADV_POPULATE_WRITE, writes after 0; pr: "
+        "MADV_POPULATE_READ, Rss 0, writes 1024. f: a 4 MiB MAP_PRIVATE window of a cached 16 MiB file: "
         "writes COW 1024 pages; MADV_DONTNEED: Rss 0; reads map the file's folios again (4 faults, "
         "Private_Clean 4096, Anonymous 0); writes 1024",
         {"mw": Region(SM), "mr": Region(SM), "pw": Region(SM), "pr": Region(SM),
          "f": Region(SM, RW, MAP_PRIVATE, file=FILE16)},
-        _ph("map-populate-rw", Step("map", "mw", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
-        _ph("write-mw", _t("w", "mw")),
-        _ph("map-populate-ro", Step("map", "mr", args=(PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE))),
-        _ph("read-mr", _t("r", "mr")), _ph("mprotect-write-mr", Step("mprotect", "mr", args=(RW,)), _t("w", "mr")),
-        _ph("populate-write", Step("madvise", "pw", args=(MADV_POPULATE_WRITE,))), _ph("write-pw", _t("w", "pw")),
-        _ph("populate-read", Step("madvise", "pr", args=(MADV_POPULATE_READ,))), _ph("write-pr", _t("w", "pr")),
+        _ph("populate", Step("map", "mw", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE)),
+            Step("map", "mr", args=(PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE)),
+            Step("madvise", "pw", args=(MADV_POPULATE_WRITE,)), Step("madvise", "pr", args=(MADV_POPULATE_READ,))),
+        _ph("access-populated", _t("w", "mw"), _t("r", "mr"), _t("w", "pw")),
+        _ph("write-zero-page-populated", Step("mprotect", "mr", args=(RW,)), _t("w", "mr"), _t("w", "pr")),
         _ph("write-f", _t("w", "f")), _ph("dontneed-f", Step("madvise", "f", args=(MADV_DONTNEED,))),
         _ph("read-f", _t("r", "f")), _ph("write-f-again", _t("w", "f")),
         section="sections 4 and 5 (V16-V18 at 4 MiB)"),
@@ -452,17 +452,15 @@ FORK_SCENARIOS = (
         {"a": Region(4 * PAGE), "b": Region(8 * PAGE), "h": Region(PMD), "hb": Region(PMD),
          "hu": Region(PMD, offset=PAGE), "d": Region(4 * PAGE), "dn": Region(4 * PAGE),
          "r": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON), "s": Region(SM, RW, SHARED_ANON)},
-        _ph("write", _t("w", "a"), _t("w", "d")),
-        _ph("madvise-hugepage", Step("madvise", "h", args=(MADV_HUGEPAGE,))), _ph("write-h", _t("w", "h")),
-        _ph("mremap-grow", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b")),
-        _ph("read-b", Step("touch", "b", length=4 * PAGE)),
-        _ph("mremap-thp-aligned", _mremap("h", PMD, PMD, MOVE, "hb")),
-        _ph("mremap-thp-unaligned", _mremap("hb", PMD, PMD, MOVE, "hu")), _ph("read-hu", _t("r", "hu")),
-        _ph("mremap-dontunmap", _mremap("d", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "dn")),
-        _ph("read-dn", _t("r", "dn")), _ph("read-d", _t("r", "d")),
+        _ph("write", Step("madvise", "h", args=(MADV_HUGEPAGE,)), _t("w", "a"), _t("w", "d"), _t("w", "h")),
+        _ph("mremap", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b"), _mremap("h", PMD, PMD, MOVE, "hb"),
+            _mremap("d", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "dn")),
+        _ph("mremap-thp-unaligned", _mremap("hb", PMD, PMD, MOVE, "hu")),
+        _ph("read-moved", Step("touch", "b", length=4 * PAGE), _t("r", "hu"), _t("r", "dn")),
+        _ph("read-d", _t("r", "d")),
         _ph("write-shmem", _t("w", "r"), _t("w", "t"), _t("w", "s")),
-        _ph("remove-r", Step("madvise", "r", args=(MADV_REMOVE,))),
-        _ph("dontneed-t", Step("madvise", "t", args=(MADV_DONTNEED,))),
+        _ph("remove-r-dontneed-t", Step("madvise", "r", args=(MADV_REMOVE,)),
+            Step("madvise", "t", args=(MADV_DONTNEED,))),
         _ph("read-r", _t("r", "r")), _ph("read-t", _t("r", "t")),
         FORKED, _ph("child-reads-s", _t("r", "s"), proc="child"),
         _ph("child-writes-s", _t("w", "s"), proc="child", observe=("main",)),
