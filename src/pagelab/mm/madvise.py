@@ -71,7 +71,7 @@ from .swap import folio_deactivate, folio_mark_lazyfree, lru_add_drain
 from .truncate import split_cache_folio
 from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
 from .vma import find_vma, linear_page_index, vma_modify_flags
-from .vmscan import folio_isolate_lru, reclaim_pages
+from .vmscan import folio_isolate_lru, reclaim_pages, try_to_unmap
 
 if TYPE_CHECKING:
     from ..kernel.task import Task
@@ -376,20 +376,23 @@ def _cold_or_pageout_folio(m: Machine, folio: int, pageout: bool, isolated: list
 
 
 def _split_large_folio(m: Machine, folio: int) -> bool:
-    """split_folio() of a large folio madvise covers in part: its PMD mappings split (a file PMD is zapped,
-    its pages fault back by PTEs), then the folio. True if it was split. Simplified: a page-cache folio
-    still mapped by PTEs is not split (mm/truncate.py: split_cache_folio()), so it is skipped."""
+    """split_folio() of a large folio madvise covers in part: unmap_folio() (PMD mappings split: a file
+    PMD is zapped), the split, remap_page(). True if it was split. An anon folio's pages are mapped
+    again (zero-filled ones to the zero page); a page-cache folio's are not (remap_page() only remaps
+    anon folios): every mapping of it is gone and its pages fault back in, so the walk finds no PTE
+    left to reclaim there."""
     frames = m.frames
-    if frames.entire_mapcount[folio]:
-        for vma, addr in rmap_walk(m, folio):
-            split_huge_pmd_address(m, vma, addr)
     if frames.flags[folio] & PG.ANON:
+        if frames.entire_mapcount[folio]:
+            for vma, addr in rmap_walk(m, folio):
+                split_huge_pmd_address(m, vma, addr)
         deferred_split_folio(m, folio, True)
         split_folio(m, folio)
         return True
     mapping = m.mappings.get(int(frames.mapping[folio]))
     if not isinstance(mapping, AddressSpace):
         return False
+    try_to_unmap(m, folio)
     return split_cache_folio(m, mapping, int(frames.index[folio]), folio)
 
 

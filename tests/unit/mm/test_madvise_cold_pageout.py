@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from tests.support.pageout_cases import CASES, RW, N, P, locked_errno, run_case
+from tests.support.pageout_cases import CASES, RW, N, P, locked_errno, resident, run_case, smaps_field
 
 import pagelab as pl
 from pagelab.mm.debug import check_machine
@@ -139,4 +139,31 @@ def test_cold_on_a_whole_thp_keeps_it_whole():
     p.madvise(h, 2 * MiB, pl.MADV_PAGEOUT)  # then split, activated, and COLD deactivates the pieces
     p.store(h, 1)
     p.madvise(h, 2 * MiB, pl.MADV_COLD)
+    check_machine(m)
+
+
+def test_pageout_of_part_of_a_large_file_folio_splits_and_unmaps_it_reclaiming_nothing():
+    """split_folio() of a page-cache folio does not map its pages again (remap_page() remaps anon folios
+    only): the whole folio leaves the page tables, its pages stay cached (measured on the host: Rss -16 kB
+    and -64 kB for 3 pages inside a 4- and a 16-page folio, mincore unchanged, nothing dropped)."""
+    m = pl.Machine(ram="256MiB")
+    m.fs.create("/big", 8 * MiB, content=b"\x03")
+    p = m.spawn("t")
+    fd = p.open("/big", os.O_RDWR)
+    while p.read(fd, MiB):  # a cold read() pass: readahead makes large folios
+        pass
+    f = p.mmap(None, 8 * MiB, pl.PROT_READ, pl.MAP_SHARED, fd, 0)
+    p.touch(f, 8 * MiB)
+    target = f + 2 * MiB + 5 * P
+    rss0, v0 = smaps_field(m, p, f, "Rss"), m.vmstat()
+    p.madvise(target, 3 * P, pl.MADV_PAGEOUT)
+    v1 = m.vmstat()
+    check_machine(m)
+    assert resident(p, f, 8 * MiB) == 2048
+    assert v1["nr_file_pages"] == v0["nr_file_pages"] and v1["pgactivate"] == v0["pgactivate"]
+    dropped = rss0 - smaps_field(m, p, f, "Rss")
+    assert dropped > 12 and dropped % 4 == 0  # more than the 3 pages asked: the whole folio was unmapped
+    r0 = p.rusage()
+    p.touch(f, 8 * MiB)  # its pages come back by minor faults: still cached
+    assert p.rusage().ru_majflt == r0.ru_majflt and smaps_field(m, p, f, "Rss") == rss0
     check_machine(m)
