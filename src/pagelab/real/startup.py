@@ -231,7 +231,7 @@ def elf_files(program: str) -> list[str]:
     """The files ld.so will map for ``program`` (itself, its interpreter, its libraries) and the ld.so
     cache, as host paths, known before it runs."""
     from ..fs.binfmt_elf import read_elf
-    from .ld_so import LD_SO_CACHE, needed_libraries, read_ld_so_cache
+    from ..workload.ld_so import LD_SO_CACHE, needed_libraries, read_ld_so_cache
 
     exe = read_elf(program)
     files = [exe.path]
@@ -314,3 +314,26 @@ def measure_launch(program: str, argv: list[str]) -> LaunchCounts:
         t.finish()
     return LaunchCounts((at_exec[0] - pre[0], at_exec[1] - pre[1]),
                         (at_exit[0] - at_exec[0], at_exit[1] - at_exec[1]), maps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pagelab.real.startup PROGRAM ARGV0 ARGS...``: the program's start-up profile (captured
+    now unless the cache holds one of this binary) on stdout."""
+    import sys
+
+    from ..workload.startup import format_profile, profile_for
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print("usage: python -m pagelab.real.startup PROGRAM ARGV0 [ARGS...]", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(format_profile(profile_for(args[0], args[1:])))
+    except (ProfileError, OSError) as exc:
+        print(f"pagelab.real.startup: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
