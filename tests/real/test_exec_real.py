@@ -130,3 +130,17 @@ def test_cold_then_warm(program: tuple[str, list[str], startup.StartupProfile]) 
         assert cold[1] > 0 and warm[1] == 0  # major faults turn minor
         assert min(major) - 2 <= cold[1] <= max(major) + 2, (sims, real)
         assert min(total) - TOL <= cold[0] + cold[1] <= max(total) + TOL, (sims, real)
+
+
+def test_capture_of_a_start_up(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine captures a profile on demand (perf + ptrace) into its cache directory."""
+    monkeypatch.setenv("XDG_CACHE_HOME", os.fspath(tmp_path))
+    prof = startup.profile_for("/bin/true", ["true"])
+    path = startup.profile_path("/bin/true", ["true"])
+    assert path is not None and path.is_file() and str(path).startswith(os.fspath(tmp_path))
+    assert startup.parse_profile(path.read_text()) == prof
+    kinds_ = [s.kind for s in prof.steps if s.kind != "fault"]
+    assert kinds_[:3] == ["anon", "file", "object"] and kinds_.count("protect") == 3  # libc, true, ld.so
+    assert 30 <= prof.faults <= 70 and prof.status == 0
+    assert len(prof.maps) == 23 and prof.maps[-1].endswith("[vsyscall]")
+    assert startup.profile_for("/bin/true", ["true"], capture_missing=False) == prof  # read back, not captured
