@@ -337,6 +337,7 @@ def _fork_sc(name: str, doc: str, regions: dict[str, Region], *phases: Phase, se
 
 FORKED = _ph("fork", fork("child"), observe=("child",))
 FILE16 = FileSpec(SZ, cached=True)  # made by 1 MiB write()s and kept cached: 16 order-8 folios
+FILE4 = FileSpec(SM, cached=True)  # where only COW write faults are counted: the file's size does not matter
 MOVE = MREMAP_MAYMOVE | MREMAP_FIXED
 
 
@@ -363,7 +364,7 @@ FORK_SCENARIOS = (
         "of b, z, fp, fs, fw: 1024 + 1024 + 31 + 31 + 1024 faults). Right after fork "
         "every written page is Shared_Dirty with half its size in each Pss",
         {"a": Region(SZ), "b": Region(SM), "z": Region(SM), "fp": Region(SZ, PROT_READ, MAP_PRIVATE, file=FILE16),
-         "fs": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16), "fw": Region(SM, RW, MAP_PRIVATE, file=FILE16)},
+         "fs": Region(SZ, PROT_READ, MAP_SHARED, file=FILE16), "fw": Region(SM, RW, MAP_PRIVATE, file=FILE4)},
         _ph("write-a", _t("w", "a")),
         _ph("setup", _t("w", "b"), _t("r", "z"), _t("r", "fp"), _t("r", "fs"), _t("w", "fw")),  # 1024+1024+31+31+1024
         FORKED,
@@ -446,12 +447,12 @@ FORK_SCENARIOS = (
         "(AnonHugePages 0, Rss 2048), 0 faults; MREMAP_DONTUNMAP of d onto dn: the new range reads with 0 "
         "faults, the old one stays mapped but empty (Rss 0): 4 faults. Shared anonymous (4 MiB written): "
         "MADV_REMOVE (r) frees the pages: Rss 0, the re-read allocates new ones (1024 faults); MADV_DONTNEED "
-        "(t) only unmaps them: the re-read maps the kept pages with fault-around (64). s: after fork the "
-        "child's reads re-fault the shmem pages with fault-around (64; 16 MiB: 257 measured), its writes 0, "
-        "both Pss 2048",
+        "(t) only unmaps them: the re-read maps the kept pages with fault-around (64). s (1 MiB): after fork "
+        "the child's reads re-fault the shmem pages with fault-around (16; 16 MiB: 257 measured), its writes "
+        "0, both Pss 512",
         {"a": Region(4 * PAGE), "b": Region(8 * PAGE), "h": Region(PMD), "hb": Region(PMD),
          "hu": Region(PMD, offset=PAGE), "d": Region(4 * PAGE), "dn": Region(4 * PAGE),
-         "r": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON), "s": Region(SM, RW, SHARED_ANON)},
+         "r": Region(SM, RW, SHARED_ANON), "t": Region(SM, RW, SHARED_ANON), "s": Region(MiB, RW, SHARED_ANON)},
         _ph("write", Step("madvise", "h", args=(MADV_HUGEPAGE,)), _t("w", "a"), _t("w", "d"), _t("w", "h")),
         _ph("mremap", _mremap("a", 4 * PAGE, 8 * PAGE, MOVE, "b"), _mremap("h", PMD, PMD, MOVE, "hb"),
             _mremap("d", 4 * PAGE, 4 * PAGE, MOVE | MREMAP_DONTUNMAP, "dn")),
