@@ -150,3 +150,14 @@ def test_exec_is_deterministic(profiled: StartupProfile) -> None:
         return m.read(f"/proc/{p.pid}/maps"), p.rusage().ru_minflt
 
     assert run(3) == run(3)
+
+
+def test_without_a_profile_or_perf_exec_says_so(machine: pl.Machine, tmp_path: os.PathLike[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", os.fspath(tmp_path))  # an empty profile cache
+    monkeypatch.setattr("shutil.which", lambda name, *a, **k: None)  # no perf on PATH
+    p = machine.spawn("sh")
+    with pytest.raises(ProfileError, match="perf"):
+        p.exec("/bin/true", ["true"])
+    assert p.task.comm == "sh" and not p.exec_stopped
+    p.mmap(None, 4096, pl.PROT_READ, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)  # still usable
