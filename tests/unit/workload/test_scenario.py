@@ -234,3 +234,18 @@ def test_the_thp_after_fork_scenario_gives_the_fact_sheets_numbers():
     assert res["parent-writes-e-all"]["minflt"] == 0
     assert res["wait"]["wait status[child]"] == "0x0"
     assert not m.tasks
+
+
+def test_the_fork_tree_scenario_gives_pss_of_three_sharers_and_each_wait_status():
+    m = Machine(ram="256MiB", seed=0)
+    res = run_scenario(m, SCENARIOS["fork-tree"])
+    three = res["fork-grandchild"]
+    assert three["Pss[a] kB"] == three["Pss[a@main] kB"] == three["Pss[a@grandchild] kB"] == 1365  # 4096 / 3
+    assert res["parent-writes-a"]["Pss[a@child] kB"] == res["parent-writes-a"]["Pss[a@grandchild] kB"] == 2048
+    assert "Rss[d@child] kB" in res["fork"] and res["fork"]["Rss[d@child] kB"] == 0  # DONTFORK: no VMA
+    assert res["fork"]["VmFlags[d@child]"] == "" and res["fork"]["Rss[w@child] kB"] == 0  # WIPEONFORK: empty
+    assert res["grandchild-reads-d"] == {"signal": "SIGSEGV SEGV_MAPERR", "si_addr": "d+0x0"}
+    assert res["child-waits"]["wait status[grandchild]"] == "0xb"
+    assert res["wait"]["wait status[child]"] == "0x300" and res["wait-again"]["wait status[child2]"] == "0x700"
+    assert res["child2-reads"]["minflt"] == 0
+    assert not m.tasks
