@@ -144,3 +144,26 @@ def test_capture_of_a_start_up(tmp_path: os.PathLike[str], monkeypatch: pytest.M
     assert 30 <= prof.faults <= 70 and prof.status == 0
     assert len(prof.maps) == 23 and prof.maps[-1].endswith("[vsyscall]")
     assert startup.profile_for("/bin/true", ["true"], capture_missing=False) == prof  # read back, not captured
+
+
+def test_every_captured_mprotect_is_a_relro_ld_so_computes(
+        program: tuple[str, list[str], startup.StartupProfile]) -> None:
+    """The real ld.so's mprotect()s of the start-up are exactly the PT_GNU_RELRO ranges workload/ld_so.py
+    computes from the ELF files: the libraries in reverse dependency order, the program, ld.so itself."""
+    from pagelab.fs.binfmt_elf import read_elf
+    from pagelab.workload.ld_so import find_library, read_ld_so_cache, relro_range
+
+    _, _, prof = program
+    protects = [s.args for s in prof.steps if s.kind == "protect"]
+    assert protects and all(a[0] == "obj" and a[-1] == "r--p" for a in protects)
+    assert [relro_range(read_elf(a[1])) for a in protects] == [(int(a[2]), int(a[3])) for a in protects]
+    objects = [s.args[0] for s in prof.steps if s.kind == "object"]
+    interp = os.path.realpath(read_elf(prof.program).interp or "")
+    order = [a[1] for a in protects]
+    assert sorted(order[:-2]) == sorted(objects) and order[-2:] == [prof.program, interp]
+    # relocation runs over l_initfini backwards: a library is done before the libraries that need it
+    cache = read_ld_so_cache()
+    needs = {lib: {os.path.realpath(find_library(n, (), cache)) for n in read_elf(lib).needed} for lib in objects}
+    for i, lib in enumerate(order[:-2]):
+        assert not any(lib in needs[earlier] for earlier in order[:i]), order
+    assert any(needs[lib] & set(objects) for lib in objects) or len(objects) < 2  # ls: selinux needs pcre2

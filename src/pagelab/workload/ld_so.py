@@ -9,9 +9,9 @@ image with the first segment's protection, MAP_FIXED mappings of the other segme
 .bss), the static TLS block, then the RELRO mprotect()s (libraries in reverse order, the program, ld.so
 itself), and the cache unmapped.
 
-The user-mode accesses ld.so makes (reading headers, relocating, memset() of a .bss tail) are not
-computed here: pagelab executes no machine code, so they come from the program's captured start-up
-profile (workload/startup.py), as every other access of the start-up does.
+workload/startup.py drives these in the order of the program's captured start-up, which also supplies
+what is not computed here: ld.so's anonymous allocations, the cache's mapping, and every user-mode
+access (reading headers, relocating, memset() of a .bss tail): pagelab executes no machine code.
 
 Simplified: DT_RUNPATH/DT_RPATH are searched but not $ORIGIN; no LD_LIBRARY_PATH or LD_PRELOAD (the
 environment is empty); no hwcaps subdirectories; a library is found once by its soname.
@@ -22,15 +22,12 @@ from __future__ import annotations
 import os
 import struct
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..constants import MAP_ANONYMOUS, MAP_DENYWRITE, MAP_FIXED, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE
-from ..errors import NotModelled
+from ..constants import MAP_ANONYMOUS, MAP_DENYWRITE, MAP_FIXED, MAP_PRIVATE, PROT_NONE, PROT_READ
 from ..fs.binfmt_elf import ElfImage, make_prot, page_align, page_start, read_elf, total_mapping_size
 
 if TYPE_CHECKING:
-    from ..kernel.exec import Loaded
     from ..process import Process
 
 LD_SO_CACHE = "/etc/ld.so.cache"
@@ -98,15 +95,6 @@ def needed_libraries(exe: ElfImage, cache: dict[str, str]) -> list[ElfImage]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class LoaderPlan:
-    """What the captured start-up adds to the loader's own work: the sizes of ld.so's anonymous mappings
-    made before the libraries (its first allocation) and after them (the static TLS block and the like)."""
-
-    anon_before: tuple[int, ...] = (8192,)
-    anon_after: tuple[int, ...] = (12288,)
-
-
 def map_object(p: Process, lib: ElfImage) -> int:
     """Mirrors _dl_map_object_from_fd() -> _dl_map_segments(): open, read the ELF header, one mapping of
     the whole image with the first segment's protection, MAP_FIXED mappings of the other segments (and
@@ -142,47 +130,18 @@ def map_object(p: Process, lib: ElfImage) -> int:
         p.close(fd)
 
 
-def protect_relro(p: Process, obj: ElfImage, l_addr: int) -> None:
-    """Mirrors _dl_protect_relro(): PROT_READ over PT_GNU_RELRO, both ends rounded down to pages."""
+def relro_range(obj: ElfImage) -> tuple[int, int] | None:
+    """(offset from the load bias, length) that _dl_protect_relro() makes read-only: PT_GNU_RELRO with both
+    ends rounded down to pages; None without one (or when it rounds to nothing)."""
     relro = obj.relro
     if relro is None:
-        return
-    start = page_start(l_addr + relro.p_vaddr)
-    end = page_start(l_addr + relro.p_vaddr + relro.p_memsz)
-    if end > start:
-        p.mprotect(start, end - start, PROT_READ)
+        return None
+    start, end = page_start(relro.p_vaddr), page_start(relro.p_vaddr + relro.p_memsz)
+    return (start, end - start) if end > start else None
 
 
-def run_ld_so(p: Process, loaded: Loaded, plan: LoaderPlan) -> list[tuple[ElfImage, int]]:
-    """The dynamic loader's mappings for the program ``loaded`` describes, through ``p``'s system calls.
-    Returns the objects with their load biases: the program, each library, ld.so."""
-    objects: list[tuple[ElfImage, int]] = [(loaded.exe, loaded.load_bias)]
-    if loaded.interp is None:
-        return objects  # a static program: no loader
-    for size in plan.anon_before:  # rtld's first allocation (__minimal_malloc)
-        p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-    m = p.machine
-    cache = read_ld_so_cache()
-    cache_map = cache_len = 0
-    if cache:
-        sim = m.fs.import_host(LD_SO_CACHE) if not m.fs.exists(LD_SO_CACHE) else LD_SO_CACHE
-        fd = p.open(sim, os.O_RDONLY)
-        cache_len = m.fs.size(sim)
-        cache_map = p.mmap(None, cache_len, PROT_READ, MAP_PRIVATE, fd, 0)
-        p.close(fd)
-    try:
-        libs = needed_libraries(loaded.exe, cache)
-    except FileNotFoundError as exc:
-        raise NotModelled(f"ld.so: {exc}") from None
-    for lib in libs:
-        objects.append((lib, map_object(p, lib)))
-    for size in plan.anon_after:  # the static TLS block and the thread descriptor (init_tls())
-        p.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-    for lib, l_addr in reversed(objects[1:]):  # _dl_relocate_object() in reverse search-list order
-        protect_relro(p, lib, l_addr)
-    protect_relro(p, loaded.exe, loaded.load_bias)
-    protect_relro(p, loaded.interp, loaded.interp_base)
-    if cache_map:
-        p.munmap(cache_map, cache_len)
-    objects.append((loaded.interp, loaded.interp_base))
-    return objects
+def protect_relro(p: Process, obj: ElfImage, l_addr: int) -> None:
+    """Mirrors _dl_protect_relro(): PROT_READ over PT_GNU_RELRO (relro_range())."""
+    r = relro_range(obj)
+    if r is not None:
+        p.mprotect(l_addr + r[0], r[1], PROT_READ)

@@ -282,13 +282,16 @@ def run_startup(p: Process, loaded: Loaded, profile: StartupProfile) -> None:
     """Replay ``profile``'s steps onto ``p`` right after its simulated execve() (``loaded``)."""
     from ..constants import MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE
     from ..mm.mmap import sys_brk
-    from .ld_so import map_object
+    from .ld_so import map_object, protect_relro, relro_range
 
     sim = _Sim(p, loaded)
     sim.bases[loaded.exe.path] = loaded.load_bias
     if loaded.interp is not None:
         sim.bases[loaded.interp.path] = loaded.interp_base
     by_path = {lib.path: lib for lib in check_libraries(profile)}
+    objects = {loaded.exe.path: loaded.exe, **by_path}
+    if loaded.interp is not None:
+        objects[loaded.interp.path] = loaded.interp
     m = p.machine
     for i, step in enumerate(profile.steps):
         a = step.args
@@ -308,7 +311,11 @@ def run_startup(p: Process, loaded: Loaded, profile: StartupProfile) -> None:
             finally:
                 p.close(fd)
         elif step.kind == "protect":
-            p.mprotect(sim.address(a[:-2]) & ~(PAGE_SIZE - 1), int(a[-2]), _prot(a[-1]))
+            obj = objects.get(a[1]) if a[0] == "obj" else None
+            if obj is not None and relro_range(obj) == (int(a[2]), int(a[-2])) and a[-1].startswith("r--"):
+                protect_relro(p, obj, sim.bases[a[1]])  # _dl_protect_relro(), from the object's PT_GNU_RELRO
+            else:
+                p.mprotect(sim.address(a[:-2]) & ~(PAGE_SIZE - 1), int(a[-2]), _prot(a[-1]))
             if a[0] == "obj" and loaded.interp is not None and a[1] == loaded.interp.path:
                 _unmap_cache(sim)  # ld.so's last RELRO mprotect is its own; then munmap() of the cache
         elif step.kind == "brk":
