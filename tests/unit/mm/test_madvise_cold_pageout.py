@@ -167,3 +167,26 @@ def test_pageout_of_part_of_a_large_file_folio_splits_and_unmaps_it_reclaiming_n
     p.touch(f, 8 * MiB)  # its pages come back by minor faults: still cached
     assert p.rusage().ru_majflt == r0.ru_majflt and smaps_field(m, p, f, "Rss") == rss0
     check_machine(m)
+
+
+def test_a_folio_left_in_the_deactivate_batch_outlives_its_shmem_file():
+    """COLD leaves the folios of 4 active shmem pages in lru_deactivate (fewer than 31); the exit frees the
+    shmem file, the batch still holds them; the next drain moves and frees them."""
+    m = pl.Machine(ram="256MiB")
+    p = m.spawn("t")
+    s = p.mmap(None, 4 * P, RW, pl.MAP_SHARED | pl.MAP_ANONYMOUS)
+    p.touch(s, 4 * P, write=True)
+    p.madvise(s, 4 * P, pl.MADV_PAGEOUT)  # written shmem: unmapped, activated
+    p.touch(s, 4 * P)
+    p.madvise(s, 4 * P, pl.MADV_COLD)
+    held = list(m.cpu_fbatches.lru_deactivate)
+    assert len(held) == 4
+    p.exit()
+    check_machine(m)
+    assert m.vmstat()["nr_shmem"] == 0
+    q = m.spawn("q")
+    a = q.mmap(None, P, RW, ANON)
+    q.madvise(a, P, pl.MADV_COLD)  # lru_add_drain(): pgdeactivate 4, then the batch's references go
+    assert not m.cpu_fbatches.lru_deactivate
+    assert m.vmstat()["nr_active_anon"] == 0 and not m.frames.refcount[held].any()  # freed
+    check_machine(m)
