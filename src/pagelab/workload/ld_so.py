@@ -6,8 +6,8 @@ lookup in elf/dl-cache.c), elf/dl-map-segments.h (_dl_map_segments()) and elf/dl
 linked program (docs/facts/exec.md): its first anonymous allocation, /etc/ld.so.cache opened and mapped,
 each DT_NEEDED library in breadth-first order (open, read of the ELF header, one mapping of the whole
 image with the first segment's protection, MAP_FIXED mappings of the other segments, the anonymous
-.bss), the static TLS block, then the RELRO mprotect()s (libraries in reverse order, the program, ld.so
-itself), and the cache unmapped.
+.bss), the static TLS block, then the RELRO mprotect()s (libraries in reverse dependency order, the
+program, ld.so itself), and the cache unmapped.
 
 workload/startup.py drives these in the order of the program's captured start-up, which also supplies
 what is not computed here: ld.so's anonymous allocations, the cache's mapping, and every user-mode
