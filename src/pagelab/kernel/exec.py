@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..constants import PAGE_SHIFT
-from ..errors import syscall_error
+from ..errors import NotModelled, syscall_error
 from ..fs.binfmt_elf import (
     ElfImage,
     et_dyn_load_bias,
@@ -118,6 +118,9 @@ def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
         raise syscall_error(errno.ENOTDIR, f"{path}: a component is not a directory") from None
     if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
         raise syscall_error(errno.EACCES, f"{path}: not an executable regular file")
+    with open(path, "rb") as f:
+        if f.read(2) == b"#!":  # binfmt_script would run the interpreter it names
+            raise NotModelled(f"execve of a #! script ({path}): binfmt_script is not modelled")
     if not read_elf(path).loads:  # ENOEXEC: not an ELF program, or one with nothing to load
         raise syscall_error(errno.ENOEXEC, f"{path}: no PT_LOAD segment")
     return path, args

@@ -61,6 +61,12 @@ def test_not_elf_is_enoexec_and_missing_is_enoent(tmp_path: os.PathLike[str]) ->
     with pytest.raises(OSError) as exc:
         check_exec(os.fspath(tmp_path), ["dir"])
     assert exc.value.errno == errno.EACCES
+    shebang = os.path.join(os.fspath(tmp_path), "shebang")
+    with open(shebang, "w") as f:
+        f.write("#!/bin/sh\ntrue\n")
+    os.chmod(shebang, 0o755)
+    with pytest.raises(pl.NotModelled, match="script"):  # Linux runs it (binfmt_script): never ENOEXEC here
+        check_exec(shebang, ["shebang"])
     cut = os.path.join(os.fspath(tmp_path), "cut")
     with open("/bin/true", "rb") as src, open(cut, "wb") as dst:
         dst.write(src.read(70))  # the ELF header and part of one program header
