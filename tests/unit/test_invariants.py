@@ -134,6 +134,25 @@ class MemoryMachine(RuleBasedStateMachine):
         if out:
             self.regions.append((p, out[0], new_pages))
 
+    # --- mlock (issue #9): locked ranges are populated, unevictable, and not inherited by a child ---
+    @precondition(lambda self: self.regions)
+    @rule(data=st.data(), how=st.sampled_from(["mlock", "onfault", "munlock"]))
+    def mlock(self, data, how):
+        p, a, n = self._range(data)
+        if how == "mlock":
+            self._call(p.mlock, a, n)
+        elif how == "onfault":
+            self._call(p.mlock2, a, n, pl.MLOCK_ONFAULT)
+        else:
+            self._call(p.munlock, a, n)
+
+    @precondition(lambda self: self._live())
+    @rule(data=st.data(), flags=st.sampled_from([0, pl.MCL_CURRENT, pl.MCL_FUTURE, pl.MCL_CURRENT | pl.MCL_ONFAULT,
+                                                  pl.MCL_FUTURE | pl.MCL_ONFAULT, 8]))
+    def mlockall(self, data, flags):
+        p = data.draw(st.sampled_from(self._live()))
+        self._call(p.mlockall, flags) if flags != 0 else self._call(p.munlockall)
+
     # --- fork, wait (issue #9): a child shares every region of its parent; the checks above then cover pages
     # mapped by several processes (COW copies and reuse, THPs split under one side, zombies, orphans) ---
     @precondition(lambda self: 0 < len(self._live()) < 5)
@@ -170,6 +189,9 @@ class MemoryMachine(RuleBasedStateMachine):
         MemoryMachine.interrupted += self.interrupts
         for p in self._live():
             p.exit()
+        for task in list(self.m.tasks.values()):  # a child whose fork() returned into an interrupt: never seen
+            if task.alive:
+                pl.Process(self.m, task).exit()
         check_machine(self.m)
         huge_zero = 512 if self.m.huge_zero_folio >= 0 else 0  # kept until its shrinker frees it
         assert nr_free_frames(self.m) + huge_zero == self.free_at_boot
