@@ -121,6 +121,7 @@ def mlock_folio(m: Machine, folio: int) -> None:
     c.count_vm_event(VmEvent.UNEVICTABLE_PGMLOCKED, nr)
     if flags & PG.LRU and not flags & PG.UNEVICTABLE:
         lruvec_del_folio(m, folio)
+        frames.flags[folio] &= ~PG.ACTIVE  # folio_clear_active(): munlock puts it back inactive
         frames.flags[folio] |= PG.UNEVICTABLE | PG.LRU | PG.MLOCKED
         c.mod_node_state(NodeStat.NR_UNEVICTABLE, nr)
         c.count_vm_event(VmEvent.UNEVICTABLE_PGCULLED, nr)

@@ -190,3 +190,18 @@ def test_a_folio_left_in_the_deactivate_batch_outlives_its_shmem_file():
     assert not m.cpu_fbatches.lru_deactivate
     assert m.vmstat()["nr_active_anon"] == 0 and not m.frames.refcount[held].any()  # freed
     check_machine(m)
+
+
+def test_mlock_clears_pg_active_so_munlock_puts_pages_back_inactive():
+    """__mlock_folio(): folio_clear_active() when a folio moves to the unevictable list."""
+    m = pl.Machine(ram="256MiB")
+    p = m.spawn("t")
+    a = p.mmap(None, 4 * P, RW, ANON)
+    p.touch(a, 4 * P, write=True)
+    p.madvise(a, 4 * P, pl.MADV_PAGEOUT)
+    assert m.vmstat()["nr_active_anon"] == 4
+    p.mlock(a, 4 * P)
+    p.munlock(a, 4 * P)
+    v = m.vmstat()
+    assert (v["nr_active_anon"], v["nr_inactive_anon"], v["nr_unevictable"]) == (0, 4, 0)
+    check_machine(m)
