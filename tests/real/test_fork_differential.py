@@ -37,7 +37,7 @@ def pair():
     with RealMachine() as real:
         pr = ForkPair(real, pl.Machine.from_host(seed=0))
         yield pr
-        check_machine(pr.sim_m)
+        check_machine(pr.sim_m)  # the simulator's frames, rmaps and mm ids consistent after every example
         c = pr.counts
         print(f"\nfork differential: {c.get('examples', 0)} examples, {c.get('steps', 0)} steps "
               f"({c.get('forks', 0)} forks, {c.get('exits', 0)} exits, {c.get('waits', 0)} waits, "
@@ -84,4 +84,3 @@ def test_same_as_the_kernel(pair, program):
 def test_named_program_as_the_kernel(pair, case):
     """The divergences found by the random test, one minimal program each."""
     run_program(pair, CASES[case])
-    check_machine(pair.sim_m)  # every frame of the example freed (a check of the whole machine: seconds)
