@@ -327,6 +327,7 @@ def check_machine(m: Machine) -> None:
     unevictable = (flags & PG.UNEVICTABLE) != 0
     active = (flags & PG.ACTIVE) != 0
     evictable = ((flags & PG.LRU) != 0) & ~unevictable
+    lazy &= evictable  # an mlocked lazyfree folio sits on the unevictable list
     checks = {
         NodeStat.NR_FREE_PAGES: int(free.sum()) - m.zone.pcp.count,
         NodeStat.NR_ANON_MAPPED: _anon_mapped_pages(m, anon, large, entire),

@@ -143,7 +143,7 @@ def munlock_folio(m: Machine, folio: int) -> None:
         frames.flags[folio] &= ~(PG.UNEVICTABLE | PG.LRU)
         c.mod_node_state(NodeStat.NR_UNEVICTABLE, -nr)
         c.count_vm_event(VmEvent.UNEVICTABLE_PGRESCUED, nr)
-        lruvec_add_folio(m, folio, nr, file=not flags & (PG.ANON | PG.SWAPBACKED))
+        lruvec_add_folio(m, folio, nr, file=not flags & PG.SWAPBACKED)  # folio_is_file_lru(): lazyfree too
 
 
 def mlock_vma_folio(m: Machine, vma: Vma, folio: int) -> None:

@@ -205,3 +205,21 @@ def test_mlock_clears_pg_active_so_munlock_puts_pages_back_inactive():
     v = m.vmstat()
     assert (v["nr_active_anon"], v["nr_inactive_anon"], v["nr_unevictable"]) == (0, 4, 0)
     check_machine(m)
+
+
+def test_an_mlocked_lazyfree_folio_goes_back_to_the_file_list_on_munlock():
+    """A MADV_FREE'd folio lives on the file LRU (folio_is_file_lru(): !swapbacked); mlock moves it to the
+    unevictable list, munlock (here through munmap's rmap removal) puts it back on the file list."""
+    m = pl.Machine(ram="256MiB")
+    p = m.spawn("t")
+    a = p.mmap(None, 4 * P, RW, ANON)
+    p.touch(a, 4 * P, write=True)
+    p.madvise(a, 4 * P, pl.MADV_FREE)
+    p.madvise(a, 4 * P, pl.MADV_COLD)  # drains the lazyfree batch
+    p.mlock(a, 2 * P)
+    check_machine(m)
+    p.munlock(a, P)
+    check_machine(m)
+    p.munmap(a, 4 * P)
+    check_machine(m)
+    assert m.vmstat()["nr_inactive_file"] == 0 and m.vmstat()["nr_unevictable"] == 0
