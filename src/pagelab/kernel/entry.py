@@ -105,9 +105,11 @@ class KernelEntry:
     def _hold(self) -> None:
         handlers = tuple(map(_signal.getsignal, self._signals))
         if handlers != self._seen:  # a handler was installed or removed since the last entry
-            self._seen = handlers
+            # _seen last: an interrupt before it leaves _seen stale, so the next entry looks again (set
+            # first, an interrupt in the comprehension would leave a stale list that is never looked at again)
             self._python_handlers = [(sig, h) for sig, h in zip(self._signals, handlers, strict=True)
                                      if callable(h) and h != self._recorder]
+            self._seen = handlers
         for sig, handler in self._python_handlers:
             self._held.append((sig, handler))  # first, so that _release() restores it whatever happens
             _signal.signal(sig, self._recorder)

@@ -174,3 +174,29 @@ def test_a_timer_interrupts_long_batches_cleanly() -> None:
             p.exit()
             check_machine(m)
     assert hits > 0
+
+
+def test_an_interrupt_while_the_entry_looks_at_the_handlers_leaves_the_next_entry_holding_them() -> None:
+    """Found by the long state machine: a signal during the entry's own look at the handlers (the first
+    entry after a new SIGALRM handler) left a stale list behind, so the next syscall ran unprotected and a
+    second signal cut a munmap in half (total_vm no longer the VMAs' pages). Every interrupt point of the
+    look, then a second interrupt in the next call: the machine stays consistent."""
+    looks = []
+    for at in range(1, 120):
+        m = pl.Machine(ram="32MiB", seed=11)
+        p = m.spawn("p")
+        a = p.mmap(None, 33 * P, pl.PROT_NONE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+        p.mmap(None, P, pl.PROT_NONE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+        with alarm_raises():  # a new handler: the next entry looks at every handler again
+            for name, args in (("madvise", (a, 0, pl.MADV_DONTNEED)), ("munmap", (a - P, P))):
+                try:
+                    try:
+                        interrupt_at_call(at)
+                        getattr(p, name)(*args)
+                    finally:
+                        sys.setprofile(None)
+                except KeyboardInterrupt:
+                    pass
+        looks.append(m.kernel_entry._seen != ())
+        check_machine(m)
+    assert any(looks)
