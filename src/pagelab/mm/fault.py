@@ -260,9 +260,11 @@ def do_shared_fault(vmf: VmFault) -> int:
 
 def fault_dirty_shared_page(vmf: VmFault) -> None:
     """Mirrors fault_dirty_shared_page(): the folio just made writable in a shared file mapping is dirty
-    (folio_mark_dirty(); balance_dirty_pages_ratelimited() throttles the writer, see page_writeback)."""
+    (folio_mark_dirty(): a shmem folio gets PG_dirty without writeback accounting, as shmem's
+    noop_dirty_folio() does; balance_dirty_pages_ratelimited() throttles the writer, see page_writeback).
+    Measured: a child reading shmem its parent wrote sees it as Shared_Dirty."""
     m = vmf.vma.mm.machine
-    if vmf.page >= 0 and not m.frames.flags[m.frames.compound_head(vmf.page)] & PG.SWAPBACKED:
+    if vmf.page >= 0:
         folio_mark_dirty(m, int(m.frames.compound_head(vmf.page)))
 
 

@@ -314,10 +314,6 @@ FORK_FACTS = "docs/facts/fork_cow.md"
 # copied PTEs are old), the simulator too, but the real backend's forked interpreter shows 12-72 kB of a 4 MiB
 # region and 6144-8192 kB of 8 MiB of THPs, varying from run to run.
 FORK_FIELDS = SMAPS_FIELDS + ("Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean")
-# The Shared/Private split of shmem pages is left out until the simulator marks a shmem folio dirty at its
-# write fault (fault_dirty_shared_page(): the kernel's child, reading pages the parent wrote, shows
-# Shared_Dirty 4096 kB; the simulator's Shared_Clean 4096 kB).
-SHMEM_FORK_FIELDS = SMAPS_FIELDS + ("Pss",)
 MREMAP_FACTS = "docs/facts/mremap.md"
 SZ = 16 * MiB  # the fact sheet's size: the headline case (region a of fork-cow) and the files
 SM = 4 * MiB  # the other anonymous cases, whose counts are one per page: the sheet's numbers / 4
@@ -465,7 +461,7 @@ FORK_SCENARIOS = (
         _ph("read-r", _t("r", "r")), _ph("read-t", _t("r", "t")),
         FORKED, _ph("child-reads-s", _t("r", "s"), proc="child"),
         _ph("child-writes-s", _t("w", "s"), proc="child", observe=("main",)),
-        section="mremap, MADV_REMOVE; fork_cow.md section 1h (V9)", source=MREMAP_FACTS, fields=SHMEM_FORK_FIELDS),
+        section="mremap, MADV_REMOVE; fork_cow.md section 1h (V9)", source=MREMAP_FACTS, fields=FORK_FIELDS),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
