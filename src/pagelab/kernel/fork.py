@@ -53,6 +53,7 @@ def dup_mmap(m: Machine, mm: MmStruct, oldmm: MmStruct) -> int:
     copies. Returns the page-table entries copied (for the cost of the fork). ENOMEM (OSError) when a
     VM_ACCOUNT VMA cannot be charged (strict overcommit) or page tables cannot be had: the caller tears
     the half-made mm down."""
+    copied = 0
     mm.total_vm, mm.data_vm = oldmm.total_vm, oldmm.data_vm
     for mpnt in list(oldmm.vmas):
         if mpnt.vm_flags & VmFlag.DONTCOPY:
@@ -68,22 +69,22 @@ def dup_mmap(m: Machine, mm: MmStruct, oldmm: MmStruct) -> int:
         if tmp.vm_file is not None:
             tmp.vm_file.get(tmp)  # get_file() + vma_interval_tree_insert_after()
         if not tmp.vm_flags & VmFlag.WIPEONFORK:
-            copy_page_range(m, tmp, mpnt)
+            copied += copy_page_range(m, tmp, mpnt)
     flush_tlb_mm_range(m, oldmm, 0, TASK_SIZE)  # the parent's write-protected entries
-    return mm.nr_ptes
+    return copied
 
 
-def dup_mm(m: Machine, parent: Task) -> MmStruct:
+def dup_mm(m: Machine, parent: Task) -> tuple[MmStruct, int]:
     """Mirrors dup_mm(): a new mm (mm_init(): flags in MMF_INIT_MASK and def_flags in VM_INIT_DEF_MASK
-    inherited), filled by dup_mmap(); hiwater marks start at what it maps. OSError(ENOMEM) on failure,
-    with nothing left behind."""
+    inherited), filled by dup_mmap(); hiwater marks start at what it maps. Returns it and the entries
+    copied. OSError(ENOMEM) on failure, with nothing left behind."""
     oldmm = parent.mm
     mm = mm_alloc(m, oldmm.mmap_base)
     mm.flags = oldmm.flags & MMF_INIT_MASK
     mm.def_flags = oldmm.def_flags & VM_INIT_DEF_MASK
     mm.start_brk, mm.brk = oldmm.start_brk, oldmm.brk  # brk (issue #9): dup_mm()'s memcpy of the mm_struct
     try:
-        dup_mmap(m, mm, oldmm)
+        copied = dup_mmap(m, mm, oldmm)
     except (OSError, MemoryError) as exc:  # dup_mmap()'s fail_nomem: mmput() of the partial copy
         exit_mmap(m, mm)
         if isinstance(exc, OSError):
@@ -91,16 +92,16 @@ def dup_mm(m: Machine, parent: Task) -> MmStruct:
         raise syscall_error(errno.ENOMEM, "fork: no memory for the child's page tables") from exc
     mm.hiwater_rss = mm.get_rss()
     mm.hiwater_vm = mm.total_vm
-    return mm
+    return mm, copied
 
 
 def kernel_clone(parent: Task) -> Task:
     """Mirrors kernel_clone() -> copy_process() for fork(): the child task with a copy of the parent's
     mm, its descriptors (dup_fd(): the same open files, their references taken), its rlimits and
     capabilities; the parent's child. The parent is charged the time copy_process() takes (the cost
-    model's figure for a fork plus each page-table page copied). OSError(ENOMEM) if it cannot be done."""
+    model's figure for a fork plus each page-table entry copied). OSError(ENOMEM) if it cannot be done."""
     m = parent.machine
-    mm = dup_mm(m, parent)
+    mm, copied = dup_mm(m, parent)
     child = Task(m, m.alloc_pid(), parent.comm, mm, ppid=parent.pid)
     mm.owner = child
     child.caps = set(parent.caps)
@@ -112,6 +113,6 @@ def kernel_clone(parent: Task) -> Task:
     child.parent = parent
     parent.children.append(child)
     m.tasks[child.pid] = child
-    account_system_time(parent, m.cost.fork_cycles(mm.nr_ptes + mm.nr_pmds + mm.nr_puds))
+    account_system_time(parent, m.cost.fork_cycles(copied))
     return child
 

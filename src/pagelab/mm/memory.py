@@ -10,7 +10,7 @@ entries; a huge PMD is zapped whole (zap_huge_pmd()) or split first when the ran
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -205,36 +205,49 @@ def vma_needs_copy(dst_vma: Vma, src_vma: Vma) -> bool:
     return bool(src_vma.vm_flags & (VmFlag.PFNMAP | VmFlag.MIXEDMAP)) or src_vma.anon_vma is not None
 
 
-def copy_page_range(m: Machine, dst_vma: Vma, src_vma: Vma) -> None:
+def copy_page_range(m: Machine, dst_vma: Vma, src_vma: Vma) -> int:
     """Mirrors copy_page_range(): copy the parent's entries of ``src_vma`` into the child's ``dst_vma``
-    (same addresses), if vma_needs_copy(). Raises MemoryError when a page-table page cannot be had (the
-    caller, dup_mmap(), fails the fork with ENOMEM)."""
+    (same addresses), if vma_needs_copy(); returns how many present entries were copied (what the copy
+    costs). Raises MemoryError when a page-table page cannot be had (the caller, dup_mmap(), fails the fork
+    with ENOMEM)."""
     if not vma_needs_copy(dst_vma, src_vma):
-        return
-    err = walk_page_range_vma(src_vma, src_vma.vm_start, src_vma.vm_end, COPY_WALK_OPS, dst_vma)
+        return 0
+    copied = [0]
+    walk = CopyWalk(dst_vma, copied)
+    err = walk_page_range_vma(src_vma, src_vma.vm_start, src_vma.vm_end, COPY_WALK_OPS, walk)
     if err:
         raise MemoryError("copy_page_range: no memory for the child's page tables")
+    return copied[0]
+
+
+class CopyWalk(NamedTuple):
+    """The copy walk's private data: the child's VMA and a one-element count of the entries copied."""
+
+    dst_vma: Vma
+    copied: list[int]
 
 
 def copy_pmd_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
     """Mirrors copy_pmd_range()'s loop body, as the copy walk's pmd_entry: a PMD leaf goes to
     copy_huge_pmd() (which may leave it for the child to re-fault), a PTE table to copy_pte_range()."""
     m, src_vma = walk.machine, walk_vma(walk)
-    dst_vma: Vma = walk.private
+    dst_vma, copied = walk.private
     dst_pmd = pmd_alloc(m, dst_vma.mm, addr)
     if not dst_pmd:
         return -errno.ENOMEM
     if pmd_trans_huge(pmdp_get(m, pmd, addr)):
+        copied[0] += 1
         return copy_huge_pmd(m, dst_vma, src_vma, dst_pmd, pmd, addr)
-    return copy_pte_range(m, dst_vma, src_vma, dst_pmd, pmd, addr, end)
+    return copy_pte_range(m, dst_vma, src_vma, dst_pmd, pmd, addr, end, copied)
 
 
 COPY_WALK_OPS = MmWalkOps(pmd_entry=copy_pmd_range)
 
 
-def copy_pte_range(m: Machine, dst_vma: Vma, src_vma: Vma, dst_pmd: int, src_pmd: int, addr: int, end: int) -> int:
+def copy_pte_range(m: Machine, dst_vma: Vma, src_vma: Vma, dst_pmd: int, src_pmd: int, addr: int, end: int,
+                   copied: list[int]) -> int:
     """Mirrors copy_pte_range(): the child gets a PTE table (even if the parent's holds no entry) and a
-    copy of each present entry of [addr, end) (copy_present_ptes()). 0, or -ENOMEM."""
+    copy of each present entry of [addr, end) (copy_present_ptes(); ``copied[0]`` counts them). 0, or -ENOMEM."""
     src_row = pte_offset_map(m, src_pmd, addr)
     if not src_row:
         return 0
@@ -246,6 +259,7 @@ def copy_pte_range(m: Machine, dst_vma: Vma, src_vma: Vma, dst_pmd: int, src_pmd
         kernel_bug(bool(((ptes != 0) & ((ptes & (_PAGE_PRESENT | _PAGE_PROTNONE)) == 0)).any()),
                    "copy_pte_range: a swap entry (not modelled yet)")
         copy_present_ptes(m, dst_vma, src_vma, dst_row, src_row, addr, ptes)
+        copied[0] += int(np.count_nonzero(ptes))
     return 0
 
 
