@@ -432,6 +432,7 @@ CASES: dict[str, list[tuple[Any, ...]]] = {
     "madv-free-after-child-exit": [("touch", 0, "anon", True), ("fork", 0), ("store", 1, "anon", 0, 1),
                                    ("exit", 1, 0), ("wait", 0, "any", False), ("madvise", 0, "anon", "FREE", False),
                                    ("load", 0, "anon", 1), ("store", 0, "anon", 2, 5)],
+    # a write fault on shmem leaves the folio PG_dirty (fault_dirty_shared_page()): Shared_Dirty in every mapper
     "shm-write-fork-child-reads": [("store", 0, "shm", 0, 1), ("fork", 0), ("load", 1, "shm", 0)],
     "shm-fork-child-writes-parent-mapped": [("load", 0, "shm", 0), ("fork", 0), ("store", 1, "shm", 0, 2)],
     "file-read-fork-child-reads": [("touch", 0, "fpriv", False), ("touch", 0, "fshared", False), ("fork", 0),
@@ -462,10 +463,6 @@ CASES: dict[str, list[tuple[Any, ...]]] = {
                          ("wait", 0, "any", False), ("wait", 0, "any", True), ("exit", 2, 7)],
 }
 # The cases the simulator gets wrong (the kernel is the spec), with the divergence: xfail(strict) in the test.
-_SHMEM_DIRTY = ("a write fault on MAP_SHARED|MAP_ANONYMOUS (shmem) leaves the folio PG_dirty "
-                "(fault_dirty_shared_page() -> folio_mark_dirty() -> noop_dirty_folio()), so every mapper's smaps "
-                "counts it Shared_Dirty/Private_Dirty even through a clean PTE: the simulator skips SWAPBACKED "
-                "folios in fault_dirty_shared_page() and reports Shared_Clean")
 XFAIL: dict[str, str] = {
     "madv-free-shared-small-anon-after-fork": (
         "MADV_FREE of a small anon folio still shared with a fork child (mapcount 2, PG_dirty clear): "
@@ -474,6 +471,4 @@ XFAIL: dict[str, str] = {
         "(clear_young_dirty_ptes) and calls folio_mark_lazyfree(): the caller's smaps shows Shared_Clean 16 kB "
         "(the child keeps Shared_Dirty 16 kB); the simulator skips every small folio with mapcount != 1 and "
         "leaves the caller Shared_Dirty 16 kB"),
-    "shm-write-fork-child-reads": _SHMEM_DIRTY,
-    "shm-fork-child-writes-parent-mapped": _SHMEM_DIRTY,
 }
