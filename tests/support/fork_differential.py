@@ -463,12 +463,4 @@ CASES: dict[str, list[tuple[Any, ...]]] = {
                          ("wait", 0, "any", False), ("wait", 0, "any", True), ("exit", 2, 7)],
 }
 # The cases the simulator gets wrong (the kernel is the spec), with the divergence: xfail(strict) in the test.
-XFAIL: dict[str, str] = {
-    "madv-free-shared-small-anon-after-fork": (
-        "MADV_FREE of a small anon folio still shared with a fork child (mapcount 2, PG_dirty clear): "
-        "madvise_free_pte_range() checks folio_mapcount() only inside 'if (folio_test_swapcache(folio) || "
-        "folio_test_dirty(folio))', so the kernel still cleans and ages this mapping's PTE "
-        "(clear_young_dirty_ptes) and calls folio_mark_lazyfree(): the caller's smaps shows Shared_Clean 16 kB "
-        "(the child keeps Shared_Dirty 16 kB); the simulator skips every small folio with mapcount != 1 and "
-        "leaves the caller Shared_Dirty 16 kB"),
-}
+XFAIL: dict[str, str] = {}  # none open (madv-free-shared-small-anon-after-fork was fixed in mm/madvise.py)

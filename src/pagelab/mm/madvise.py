@@ -271,14 +271,17 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
 
 
 def madvise_free_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
-    """Mirrors madvise_free_pte_range(): mark the exclusive anon folios of [addr, end) clean and old in
-    their PTEs (clear_young_dirty_ptes()) and queue them to become lazily free (folio_mark_lazyfree()).
+    """Mirrors madvise_free_pte_range(): mark the anon folios of [addr, end) clean and old in their PTEs
+    (clear_young_dirty_ptes()) and queue them to become lazily free (folio_mark_lazyfree()).
 
     A PMD leaf goes to madvise_free_huge_pmd(). A large folio the PTEs map only in part here is split
     first (split_folio(), unless it may be shared), then its pages go on as small folios; one mapped
-    whole is marked once. Empty entries, the zero page and small pages mapped more than once are left
-    alone. The PTEs of a table change in one numpy pass; the folios are queued in address order, as the
-    kernel's loop does.
+    whole is marked once. Empty entries and the zero page are left alone. A folio that is PG_dirty (or in
+    the swap cache) is skipped unless this mapping is its only one (folio_mapcount() == folio_nr_pages()),
+    and cleaned otherwise; a clean one is marked whatever else maps it (6.18 checks sharing only there:
+    measured, a parent's MADV_FREE after fork makes its own PTEs clean while the child's stay dirty). The
+    PTEs of a table change in one numpy pass; the folios are queued in address order, as the kernel's loop
+    does.
     """
     m, vma = walk.machine, walk_vma(walk)
     if pmd_trans_huge(pmdp_get(m, pmd, addr)) and madvise_free_huge_pmd(m, vma, pmd, addr, end):
@@ -295,11 +298,11 @@ def madvise_free_pte_range(pmd: int, addr: int, end: int, walk: MmWalk) -> int:
         large = (frames.flags[heads] & PG.HEAD) != 0
         if not large.any() or not _split_partly_mapped_folios(m, heads[large]):
             break  # no large folio here was split: the PTEs stand (else look again: ``nr = 0; continue``)
-    keep = np.ones(pfns.shape[0], dtype=bool)
-    keep[~large] = frames.mapcount[pfns[~large]] == 1  # folio_maybe_mapped_shared() of a small folio
-    for head in np.unique(heads[large]).tolist():  # large folios mapped whole here
-        if folio_maybe_mapped_shared(m, head):
-            keep[heads == head] = False
+    flags = frames.flags[heads]
+    dirty = (flags & (PG.DIRTY | PG.SWAPCACHE)) != 0
+    mapcount = np.where(large, frames.large_mapcount[heads], frames.mapcount[heads])
+    nr_pages = np.where(large, np.left_shift(1, frames.order[heads].astype(np.int64)), 1)
+    keep = ~dirty | (mapcount == nr_pages)  # a dirty folio only if this mapping is all there is
     mask[mask] = keep
     if not mask.any():
         return 0
