@@ -19,6 +19,7 @@ from ..constants import (
     MADV_KEEPONFORK,
     MADV_NOHUGEPAGE,
     MADV_NORMAL,
+    MADV_PAGEOUT,
     MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
     MADV_RANDOM,
@@ -27,18 +28,37 @@ from ..constants import (
     MADV_WILLNEED,
     MADV_WIPEONFORK,
     MAP_ANONYMOUS,
+    MAP_LOCKED,
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
+    MCL_CURRENT,
+    MCL_FUTURE,
+    MLOCK_ONFAULT,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    RLIMIT_MEMLOCK,
     MiB,
 )
-from .scenario import SMAPS_FIELDS, FileSpec, Phase, Region, Scenario, Step, exit_, fork, wait
+from .scenario import (
+    SMAPS_FIELDS,
+    FileSpec,
+    Phase,
+    Region,
+    Scenario,
+    Step,
+    drop_capability,
+    exit_,
+    fork,
+    mlockall,
+    munlockall,
+    setrlimit,
+    wait,
+)
 
 RW = PROT_READ | PROT_WRITE
 SHARED_ANON = MAP_SHARED | MAP_ANONYMOUS
@@ -464,6 +484,100 @@ FORK_SCENARIOS = (
         section="mremap, MADV_REMOVE; fork_cow.md section 1h (V9)", source=MREMAP_FACTS, fields=FORK_FIELDS),
 )
 
+
+# --- mlock, RLIMIT_MEMLOCK and CAP_IPC_LOCK (issue #9) ------------------------------------------------
+
+MLOCK_FACTS = "docs/facts/mlock.md"
+MLOCK_FIELDS = ("Rss", "Locked", "Anonymous")  # VmFlags (lo) and resident pages are recorded for every region
+
+
+def _ml(name: str, doc: str, regions: dict[str, Region], *phases: Phase, section: str) -> Scenario:
+    return Scenario(name, doc, regions, phases, f"{MLOCK_FACTS} section '{section}'; mm/mlock.c, mm/gup.c",
+                    smaps_fields=MLOCK_FIELDS)
+
+
+def _fails(name: str, *steps: Step) -> Phase:
+    """A phase whose call is expected to fail: counter ``errno``."""
+    return Phase(name, steps, errno=True)
+
+
+def _lock(region: str, length: int | None = None, offset: int = 0) -> Step:
+    return Step("mlock", region, offset=offset, length=length)
+
+
+def _unlock(region: str) -> Step:
+    return Step("munlock", region)
+
+
+P16 = 16 * PAGE  # 64 KiB: the lowered RLIMIT_MEMLOCK
+MLOCK_SCENARIOS = (
+    _ml("mlock-4mib", "with CAP_IPC_LOCK (root). a: mlock of 4 MiB of fresh anonymous memory populates it "
+        "(1024 minflt, 0 perf page-faults: GUP), Locked 4096 kB; writes then take 0 faults; MADV_DONTNEED on the "
+        "locked range is EINVAL; munlock: Locked 0. b: mlock of 8 MiB + 4 KiB, over the 8 MiB RLIMIT_MEMLOCK "
+        "but CAP_IPC_LOCK bypasses it: 2049 faults. f: after mlockall(MCL_FUTURE) a new mmap is populated at "
+        "mmap (16 GUP faults) and locked (Locked 64 kB); munlockall clears it",
+        {"a": Region(SM), "b": Region(8 * MiB + PAGE), "f": Region(P16)},
+        _ph("mlock-a", _lock("a")), _ph("write-a", _t("w", "a")),
+        _fails("dontneed-locked-a", Step("madvise", "a", args=(MADV_DONTNEED,))),
+        _ph("munlock-a", _unlock("a")),
+        _ph("mlock-8m+4k-b", _lock("b")),
+        _ph("mlockall-future-map-f", mlockall(MCL_FUTURE), Step("map", "f", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS))),
+        _ph("write-f", _t("w", "f")),
+        _ph("munlockall", munlockall()),
+        section="mlock of 4 MiB of fresh anonymous memory; The 8 MiB default; Other mappings (mlockall)"),
+    _ml("mlock-limit", "without CAP_IPC_LOCK. RLIMIT_MEMLOCK 8 MiB: mlock of 8 MiB + 4 KiB (b) is ENOMEM with "
+        "nothing populated (Rss 0); of 8 MiB, ok with 2048 faults (perf 0). The limit lowered to 64 KiB (soft; "
+        "hard 8 MiB): s: 16 pages lock with 16 faults, the 17th is ENOMEM, relocking the 16 is ok (0 faults: "
+        "pages already locked are not counted twice); o: mlock2(MLOCK_ONFAULT) of 16 pages populates nothing "
+        "(Locked 0), the writes take 16 faults (perf 16), Locked 64; m: mmap(MAP_LOCKED) of 17 pages is EAGAIN "
+        "(the old mapping stays); mlockall(MCL_CURRENT) is ENOMEM (on the real backend it would lock the "
+        "interpreter too: only errno is compared)",
+        {"b": Region(8 * MiB + PAGE), "s": Region(17 * PAGE), "o": Region(P16), "m": Region(17 * PAGE)},
+        _ph("limit-8m-drop-cap", setrlimit(RLIMIT_MEMLOCK, 8 * MiB, 8 * MiB), drop_capability("CAP_IPC_LOCK")),
+        _fails("mlock-8m+4k-b", _lock("b")),
+        _ph("mlock-8m-b", _lock("b", 8 * MiB)),
+        _ph("munlock-b", _unlock("b")),
+        _ph("limit-64k", setrlimit(RLIMIT_MEMLOCK, P16, 8 * MiB)),
+        _ph("mlock-16-s", _lock("s", P16)),
+        _fails("mlock-17th-s", _lock("s", PAGE, offset=P16)),
+        _fails("mlock-17-s", _lock("s")),
+        _ph("relock-16-s", _lock("s", P16)),
+        _ph("munlock-s", _unlock("s")),
+        _ph("mlock-onfault-o", Step("mlock2", "o", args=(MLOCK_ONFAULT,))),
+        _ph("write-o", _t("w", "o")),
+        _ph("munlock-o", _unlock("o")),
+        _fails("map-locked-17-m", Step("map", "m", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED))),
+        _fails("mlockall-current", mlockall(MCL_CURRENT)),
+        section="RLIMIT_MEMLOCK lowered to 64 KiB; The 8 MiB default"),
+)
+
+
+# --- MADV_COLD / MADV_PAGEOUT (issue #9) ---------------------------------------------------------------
+# Counted per process: Rss and resident pages. The vmstat deltas of the fact sheet (pgactivate +1024, ...)
+# are host-wide and move with other tasks' per-CPU batches on a shared host: tests/real/test_pageout_real.py
+# compares them, with their tolerances; validate does not.
+
+PAGEOUT_FACTS = "docs/facts/pageout.md"
+FILE4C = FileSpec(SM, cached=True)
+PAGEOUT_SCENARIOS = (
+    Scenario(
+        "pageout", "MADV_PAGEOUT without swap. a (4 MiB private anonymous, written): nothing can be paged out, "
+        "Rss 4096 kB kept, data kept (the pages are activated); c (4 MiB cached file, MAP_SHARED, read by "
+        "faults): clean pages are dropped, Rss 0, resident 0, a read is then a major fault; d (the same file, "
+        "written through MAP_SHARED: dirty): unmapped (Rss 0) but kept in the page cache (resident 1024); "
+        "sw (4 MiB shmem, written): unmapped, Rss 0, resident 1024 (no swap: redirtied and kept); sr (4 MiB "
+        "shmem, only read): clean shmem folios leave the file: Rss 0, resident 0",
+        {"a": Region(SM), "c": Region(SM, PROT_READ, MAP_SHARED, file=FILE4C),
+         "d": Region(SM, RW, MAP_SHARED, file=FILE4C), "sw": Region(SM, RW, SHARED_ANON),
+         "sr": Region(SM, RW, SHARED_ANON)},
+        (_ph("setup", _t("w", "a"), _t("r", "c"), _t("w", "d"), _t("w", "sw"), _t("r", "sr")),
+         *(_ph(f"pageout-{r}", Step("madvise", r, args=(MADV_PAGEOUT,))) for r in ("a", "c", "d", "sw", "sr")),
+         _ph("reread-a", _t("r", "a"))),
+        source=f"{PAGEOUT_FACTS} sections 'Anonymous memory', 'Page cache', 'Shared anonymous memory'; "
+               "mm/madvise.c: madvise_cold_or_pageout_pte_range(), mm/vmscan.c: reclaim_pages()",
+        smaps_fields=("Rss", "Anonymous", "Private_Dirty")),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
@@ -570,4 +684,6 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     *THP_SCENARIOS,
     *FILE_SCENARIOS,
     *FORK_SCENARIOS,
+    *MLOCK_SCENARIOS,
+    *PAGEOUT_SCENARIOS,
 )}

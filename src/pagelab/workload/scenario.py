@@ -17,6 +17,7 @@ opened and mapped at the region's aligned address; it is unlinked when the scena
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,7 +115,8 @@ class Region:
 @dataclass(frozen=True, slots=True)
 class Step:
     """One Process API call on a region: ``op`` is touch, access, store, load, madvise, mprotect, munmap,
-    remap, mremap, or, on a region that maps a file, msync, fadvise, pread, pwrite, fsync or map; or a
+    remap, mremap, mlock, mlock2 (``args = (flags,)``), munlock, or (no region) mlockall (``args = (flags,)``)
+    and munlockall, or, on a region that maps a file, msync, fadvise, pread, pwrite, fsync or map; or a
     control step (``CONTROL_OPS``, no region: use ``fork()``, ``exit()`` and ``wait()`` below).
 
     ``offset``/``length`` select part of the region (length None = to its end); ``args`` are the call's
@@ -131,7 +133,8 @@ class Step:
 
     Control steps run as direct calls outside the measured window: ``fork`` (the phase's process forks
     the child named ``target``), ``exit`` (the phase's process exits with code ``args[0]``), ``wait``
-    (the phase's process waits for its child ``target``: counter ``wait status[target]``, as hex).
+    (the phase's process waits for its child ``target``: counter ``wait status[target]``, as hex),
+    ``setrlimit`` (``args = (resource, soft, hard)``) and ``drop_capability`` (``args = (name,)``).
     """
 
     op: str
@@ -143,7 +146,8 @@ class Step:
     target: str = ""  # fork and wait: the child's name; mremap with MREMAP_FIXED: the destination region
 
 
-CONTROL_OPS = ("fork", "exit", "wait")
+CONTROL_OPS = ("fork", "exit", "wait", "setrlimit", "drop_capability")
+NO_REGION_OPS = ("mlockall", "munlockall")  # measured calls on the whole process
 MAIN = "main"  # the spawned process of every scenario
 
 
@@ -162,18 +166,42 @@ def wait(child: str) -> Step:
     return Step("wait", "", target=child)
 
 
+def setrlimit(res: int, soft: int, hard: int) -> Step:
+    """The phase's process calls setrlimit(res, (soft, hard)) (not measured)."""
+    return Step("setrlimit", "", args=(res, soft, hard))
+
+
+def drop_capability(name: str) -> Step:
+    """The phase's process drops capability ``name`` (e.g. "CAP_IPC_LOCK"; not measured)."""
+    return Step("drop_capability", "", args=(name,))
+
+
+def mlockall(flags: int) -> Step:
+    return Step("mlockall", "", args=(flags,))
+
+
+def munlockall() -> Step:
+    return Step("munlockall", "")
+
+
 @dataclass(frozen=True, slots=True)
 class Phase:
     """Steps run in process ``proc`` (``main``, or a child a fork step named). A phase holds either Process
     API calls (one measured window) or control steps only (then no fault counters: fork/exit/wait are not
     measured ops, and the real backend's fork makes the interpreter's own memory its own). Afterwards the
     smaps counters of ``proc`` (if still alive) and of each process in ``observe`` (as ``Pss[a@child] kB``)
-    are recorded."""
+    are recorded.
+
+    With ``errno``, the phase's calls may fail: counter ``errno`` is the error's name (ENOMEM, EINVAL, ...)
+    or "ok", and a failed phase records no fault counts (the real backend's measured window ends with the
+    error), so a call expected to fail is best a phase of its own; its smaps counters still show what it
+    left behind. Without it an OSError ends the scenario, as a bug would."""
 
     name: str
     steps: tuple[Step, ...]
     proc: str = MAIN
     observe: tuple[str, ...] = ()
+    errno: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +237,8 @@ class Scenario:
                 if step.op in CONTROL_OPS:
                     if step.op == "wait" and step.target not in procs:
                         raise ScenarioError(f"{where}: wait for unknown process {step.target!r}")
+                    continue
+                if step.op in NO_REGION_OPS:
                     continue
                 if step.op == "mremap" and step.target and step.target not in self.regions:
                     raise ScenarioError(f"{where}: mremap to unknown region {step.target!r}")
@@ -259,11 +289,13 @@ def _calls(step: Step, base: dict[str, int], regions: dict[str, Region], fds: di
 
 
 def _call(step: Step, base: dict[str, int], regions: dict[str, Region]) -> Op:
+    if step.op in NO_REGION_OPS:
+        return step.op, step.args, {}
     if step.region not in base:
         raise ScenarioError(f"step {step.op} names unknown region {step.region!r}")
     addr = base[step.region] + step.offset
     length = step.length if step.length is not None else regions[step.region].size - step.offset
-    if step.op in ("touch", "madvise", "mprotect", "munmap"):
+    if step.op in ("touch", "madvise", "mprotect", "munmap", "mlock", "mlock2", "munlock"):
         return step.op, (addr, length, *step.args), dict(step.kwargs)
     if step.op in ("store", "load"):
         return step.op, (addr, *step.args), {}
@@ -408,13 +440,18 @@ def run_scenario(machine: Any, scenario: Scenario,
 
 def _control(step: Step, who: str, procs: dict[str, Any], parent: dict[str, str], reaped: set[str],
              res: dict[str, Any]) -> None:
-    """Run one fork, exit or wait step in process ``who`` (not measured)."""
+    """Run one control step (fork, exit, wait, setrlimit, drop_capability) in process ``who`` (not measured)."""
     proc = procs[who]
     if step.op == "fork":
         procs[step.target] = proc.fork()
         parent[step.target] = who
     elif step.op == "exit":
         proc.exit(*step.args)
+    elif step.op == "setrlimit":
+        res, soft, hard = step.args
+        proc.setrlimit(res, (soft, hard))
+    elif step.op == "drop_capability":
+        proc.drop_capability(*step.args)
     else:
         if parent.get(step.target) != who:
             raise ScenarioError(f"wait: {step.target!r} is not a child of {who!r}")
@@ -435,6 +472,13 @@ def _measure(machine: Any, scenario: Scenario, phase: Phase, proc: Any, base: di
         res["signal"] = f"SIGSEGV {sig.si_code}"
         res["si_addr"] = _where(sig.addr, base, scenario.regions)
         return False
+    except OSError as err:
+        if not phase.errno or err.errno is None:
+            raise
+        res["errno"] = _errno.errorcode.get(err.errno, str(err.errno))
+        return True  # the process lives on: its smaps are recorded, no fault counts
+    if phase.errno:
+        res["errno"] = "ok"
     res["minflt"] = after.ru_minflt - before.ru_minflt
     res["majflt"] = after.ru_majflt - before.ru_majflt
     perf1 = proc.perf_counts() if perf0 is not None else None

@@ -12,10 +12,13 @@ from pagelab.constants import (
     MAP_ANONYMOUS,
     MAP_POPULATE,
     MAP_PRIVATE,
+    MCL_CURRENT,
+    MCL_FUTURE,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_READ,
     PROT_WRITE,
+    RLIMIT_MEMLOCK,
     MiB,
 )
 from pagelab.errors import ScenarioError
@@ -28,9 +31,13 @@ from pagelab.workload.scenario import (
     Region,
     Scenario,
     Step,
+    drop_capability,
     exit_,
     fork,
+    mlockall,
+    munlockall,
     run_scenario,
+    setrlimit,
     thp_caveat,
     thp_sizes,
     wait,
@@ -248,4 +255,56 @@ def test_the_fork_tree_scenario_gives_pss_of_three_sharers_and_each_wait_status(
     assert res["child-waits"]["wait status[grandchild]"] == "0xb"
     assert res["wait"]["wait status[child]"] == "0x300" and res["wait-again"]["wait status[child2]"] == "0x700"
     assert res["child2-reads"]["minflt"] == 0
+    assert not m.tasks
+
+
+# --- errno phases, rlimit and capability control steps, mlock steps (issue #9) ---
+
+def test_an_errno_phase_records_the_error_and_the_scenario_goes_on():
+    sc = Scenario("e", "errno", {"a": Region(17 * 4096)},
+                  (Phase("limit", (setrlimit(RLIMIT_MEMLOCK, 16 * 4096, 8 * MiB), drop_capability("CAP_IPC_LOCK"))),
+                   Phase("too-much", (Step("mlock", "a"),), errno=True),
+                   Phase("fits", (Step("mlock", "a", length=16 * 4096),), errno=True),
+                   Phase("all", (mlockall(MCL_CURRENT),), errno=True)),
+                  smaps_fields=("Rss", "Locked"))
+    m = Machine(ram="64MiB", seed=0)
+    res = run_scenario(m, sc)
+    assert res["too-much"]["errno"] == "ENOMEM" and "minflt" not in res["too-much"]
+    assert res["too-much"]["Rss[a] kB"] == 0 and res["too-much"]["resident[a]"] == 0  # nothing populated
+    assert res["fits"]["errno"] == "ok" and res["fits"]["minflt"] == 16 and res["fits"]["perf page-faults"] == 0
+    assert res["fits"]["Locked[a] kB"] == 64
+    assert res["all"]["errno"] == "ENOMEM"
+    assert not m.tasks
+
+
+def test_an_error_outside_an_errno_phase_ends_the_scenario():
+    sc = Scenario("e", "errno", {"a": Region(4096)}, (Phase("bad", (Step("madvise", "a", args=(12345,)),)),))
+    m = Machine(ram="64MiB", seed=0)
+    with pytest.raises(OSError):
+        run_scenario(m, sc)
+    assert not m.tasks
+
+
+def test_mlockall_and_munlockall_steps_need_no_region():
+    sc = Scenario("f", "future", {"f": Region(16 * 4096)},
+                  (Phase("future", (mlockall(MCL_FUTURE), Step("map", "f", args=(RW, MAP_PRIVATE | MAP_ANONYMOUS)))),
+                   Phase("unlock", (munlockall(),))), smaps_fields=("Rss", "Locked"))
+    res = run_scenario(Machine(ram="64MiB", seed=0), sc)
+    assert res["future"]["minflt"] == 16 and res["future"]["Locked[f] kB"] == 64 and "lo" in res["future"]["VmFlags[f]"]
+    assert res["unlock"]["Locked[f] kB"] == 0 and "lo" not in res["unlock"]["VmFlags[f]"]
+
+
+def test_the_mlock_scenarios_give_the_fact_sheets_numbers():
+    m = Machine(ram="256MiB", seed=0)
+    res = run_scenario(m, SCENARIOS["mlock-4mib"])
+    assert res["mlock-a"]["minflt"] == 1024 and res["mlock-a"]["perf page-faults"] == 0
+    assert res["mlock-a"]["Locked[a] kB"] == 4096 and res["write-a"]["minflt"] == 0
+    assert res["dontneed-locked-a"]["errno"] == "EINVAL" and res["mlock-8m+4k-b"]["minflt"] == 2049
+    res = run_scenario(m, SCENARIOS["mlock-limit"])
+    assert res["mlock-8m+4k-b"]["errno"] == "ENOMEM" and res["mlock-8m+4k-b"]["Rss[b] kB"] == 0
+    assert res["mlock-8m-b"]["minflt"] == 2048
+    assert [res[p]["errno"] for p in ("mlock-17th-s", "map-locked-17-m", "mlockall-current")] == \
+        ["ENOMEM", "EAGAIN", "ENOMEM"]
+    assert res["relock-16-s"]["minflt"] == 0 and res["mlock-onfault-o"]["minflt"] == 0
+    assert res["write-o"]["minflt"] == res["write-o"]["perf page-faults"] == 16
     assert not m.tasks
