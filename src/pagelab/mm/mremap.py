@@ -86,23 +86,32 @@ def do_mremap(task: Task, addr: int, old_len: int, new_len: int, flags: int, new
     """
     mm = task.mm
     implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
+    # 6.18's do_mremap() page-aligns both lengths before check_mremap_params() (measured: DONTUNMAP with
+    # old_len 4097 and new_len 8192 moves), which checks everything that needs no VMA before the lookup
+    # (measured: a new length past TASK_SIZE or an overlapping new range is EINVAL at an unmapped address).
+    old_len, new_len = _page_align(old_len), _page_align(new_len)
     # check_mremap_params()
     if flags & ~MREMAP_VALID:
         raise syscall_error(errno.EINVAL, f"mremap: unknown flags {flags:#x}")
     if addr & ~PAGE_MASK:
         raise syscall_error(errno.EINVAL, "mremap: old address not page aligned")
-    if not _page_align(new_len):
+    if not new_len:
         raise syscall_error(errno.EINVAL, "mremap: new length is 0")
+    if new_len > TASK_SIZE:
+        raise syscall_error(errno.EINVAL, "mremap: new length larger than the address space")
     if implies_new:
+        if new_addr > TASK_SIZE - new_len:
+            raise syscall_error(errno.EINVAL, "mremap: new range outside user space")
         if new_addr & ~PAGE_MASK:
             raise syscall_error(errno.EINVAL, "mremap: new address not page aligned")
         if not flags & MREMAP_MAYMOVE:
             raise syscall_error(errno.EINVAL, "mremap: MREMAP_FIXED/MREMAP_DONTUNMAP without MREMAP_MAYMOVE")
         if flags & MREMAP_DONTUNMAP and old_len != new_len:
             raise syscall_error(errno.EINVAL, "mremap: MREMAP_DONTUNMAP with a resize")
+        if (addr + old_len) & ULONG_MASK > new_addr and new_addr + new_len > addr:  # vrm_overlaps()
+            raise syscall_error(errno.EINVAL, "mremap: the new range overlaps the old one")
         if len(mm.vmas) + 2 >= task.machine.settings.vm.max_map_count - 3:
             raise syscall_error(errno.ENOMEM, "mremap: too close to vm.max_map_count")
-    old_len, new_len = _page_align(old_len), _page_align(new_len)
     vma = vma_lookup(mm, addr)
     if vma is None:
         raise syscall_error(errno.EFAULT, f"mremap: {addr:#x} is not mapped")
@@ -192,11 +201,7 @@ def expand_vma(task: Task, vma: Vma, addr: int, old_len: int, new_len: int, flag
 def mremap_to(task: Task, vma: Vma, addr: int, old_len: int, new_len: int, flags: int, new_addr: int) -> int:
     """Mirrors mremap_to(): move to ``new_addr`` (MREMAP_FIXED: unmapping what is there first), or to a
     new place with ``new_addr`` as a hint (MREMAP_DONTUNMAP alone), shrinking first if asked."""
-    mm = task.mm
-    if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
-        raise syscall_error(errno.EINVAL, "mremap: new range outside user space")
-    if flags & MREMAP_FIXED and addr < new_addr + new_len and new_addr < addr + old_len:  # vrm_overlaps()
-        raise syscall_error(errno.EINVAL, "mremap: the new range overlaps the old one")
+    mm = task.mm  # the new range and its overlap were checked by do_mremap() (check_mremap_params())
     if flags & MREMAP_FIXED:
         do_munmap(task, new_addr, new_len)
         found = vma_lookup(mm, addr)

@@ -256,3 +256,21 @@ def test_memory_merge_prctl(m, p):
     assert p.prctl(pl.PR_GET_MEMORY_MERGE) == 0
     assert "mg" not in flags(a)
     check_machine(m)
+
+
+def test_errno_params_checked_before_the_vma_lookup(m, p):
+    """6.18's check_mremap_params() runs on page-aligned lengths before the VMA lookup (measured on the host
+    with ctypes mremap(): each case below is EINVAL at an unmapped address, and DONTUNMAP of 4097 -> 8192
+    bytes moves)."""
+    hole = p.mmap(None, 4 * P, RW, ANON)
+    p.munmap(hole, 4 * P)
+    for args in [(hole, P, 1 << 63, MAYMOVE), (hole, 2 * P, 2 * P, MAYMOVE | FIXED, hole + P),
+                 (hole, P, P, MAYMOVE | FIXED, 1 << 47), (hole, 2 * P, 2 * P, MAYMOVE | DONTUNMAP, hole + P)]:
+        with pytest.raises(OSError) as e:
+            p.mremap(*args)
+        assert e.value.errno == errno.EINVAL, args
+    a = p.mmap(None, 4 * P, RW, ANON)
+    p.store(a, 5)
+    d = p.mremap(a, P + 1, 2 * P, MAYMOVE | DONTUNMAP)
+    assert d != a and p.load(d) == 5
+    check_machine(m)
