@@ -51,9 +51,14 @@ from .scenario import (
     Region,
     Scenario,
     Step,
+    brk,
     drop_capability,
     exit_,
+    fill,
     fork,
+    free,
+    malloc,
+    malloc_trim,
     mlockall,
     munlockall,
     setrlimit,
@@ -578,6 +583,44 @@ PAGEOUT_SCENARIOS = (
         smaps_fields=("Rss", "Anonymous", "Private_Dirty")),
 )
 
+
+# --- brk and glibc malloc (issue #9) --------------------------------------------------------------------
+# pagelab.libc.malloc over the Process API on both backends: the allocator is the model on both (the host's
+# glibc is compared with C probes in tests/real/test_malloc_real.py), the brk, mmap and faults are the kernel's.
+
+MALLOC_FACTS = "docs/facts/malloc.md"
+CHUNKS = 256  # pattern (c) at 1 MiB in 4 KiB chunks: each malloc is several round trips to the real child
+MALLOC_SCENARIOS = (
+    Scenario(
+        "malloc", "the mmap threshold: malloc(1 MiB) is mmapped: writing it takes 258 faults (its 257 pages, and "
+        "the heap's first page, mapped by the arena's first use); its free raises the threshold to 1 MiB + 4 KiB, "
+        "so the next malloc(1 MiB) comes from the brk heap (256 faults: the heap grows by brk), and after free the "
+        "third takes 0 (the trim threshold, now 2 MiB + 8 KiB, kept the pages). Then 256 chunks of 4 KiB written "
+        "(in the freed heap: 1 fault), all freed but the last: resident pages unchanged (258: the last chunk pins "
+        "the top, nothing is trimmed); malloc_trim(0) returns 1 and gives the free pages back (MADV_DONTNEED "
+        "inside the heap, a brk shrink at its top): 3 resident",
+        {}, (
+            _ph("malloc-1m-mmapped", malloc("x", MiB), fill("x")),
+            _ph("free-x", free("x")),
+            _ph("malloc-1m-heap", malloc("y", MiB), fill("y")),
+            _ph("free-y", free("y")),
+            _ph("malloc-1m-again", malloc("z", MiB), fill("z")),
+            _ph("free-z", free("z")),
+            _ph("malloc-4k-chunks", *(s for i in range(CHUNKS) for s in (malloc(f"c{i}", PAGE), fill(f"c{i}")))),
+            _ph("free-all-but-last", *(free(f"c{i}") for i in range(CHUNKS - 1))),
+            _ph("malloc-trim", malloc_trim(0)),
+        ), source=f"{MALLOC_FACTS} section 'glibc malloc' (patterns b1-b3 and c: b2 there is 224 after pattern "
+                  "a's heap; c at 1 MiB in 4 KiB chunks); malloc/malloc.c (glibc 2.36)"),
+    Scenario(
+        "brk", "brk(2), the raw system call, relative to the heap start s (brk(0) first): brk(s + 1), brk(s + "
+        "5000) and the shrink brk(s + 4096) return the new break (no faults: nothing is populated); brk past "
+        "TASK_SIZE is refused (it returns the old break); brk(s) goes back to the start",
+        {}, (
+            _ph("brk+1", brk(1)), _ph("brk+5000", brk(5000)),
+            _ph("brk+4096", brk(4096)), _ph("brk-past-task-size", brk(1 << 47)), _ph("brk-start", brk(0)),
+        ), source=f"{MALLOC_FACTS} section 'brk(2), the raw system call'; mm/mmap.c: SYSCALL_DEFINE1(brk)"),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
@@ -686,4 +729,5 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     *FORK_SCENARIOS,
     *MLOCK_SCENARIOS,
     *PAGEOUT_SCENARIOS,
+    *MALLOC_SCENARIOS,
 )}

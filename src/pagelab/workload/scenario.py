@@ -148,6 +148,8 @@ class Step:
 
 CONTROL_OPS = ("fork", "exit", "wait", "setrlimit", "drop_capability")
 NO_REGION_OPS = ("mlockall", "munlockall")  # measured calls on the whole process
+# glibc's allocator and brk (pagelab.libc.malloc over the Process API on both backends): see libc steps below
+LIBC_OPS = ("malloc", "free", "fill", "malloc_trim", "mallopt", "brk")
 MAIN = "main"  # the spawned process of every scenario
 
 
@@ -174,6 +176,36 @@ def setrlimit(res: int, soft: int, hard: int) -> Step:
 def drop_capability(name: str) -> Step:
     """The phase's process drops capability ``name`` (e.g. "CAP_IPC_LOCK"; not measured)."""
     return Step("drop_capability", "", args=(name,))
+
+
+def malloc(name: str, n: int) -> Step:
+    """p.malloc(n); later steps name the returned address ``name`` (counter ``where[name]``: "heap+<offset
+    from the heap start>" or "mmap+<offset in its page>", since the addresses themselves differ)."""
+    return Step("malloc", "", args=(n,), target=name)
+
+
+def free(name: str) -> Step:
+    return Step("free", "", target=name)
+
+
+def fill(name: str) -> Step:
+    """memset() of allocation ``name``: one write in every page its ``n`` bytes span."""
+    return Step("fill", "", target=name)
+
+
+def malloc_trim(pad: int) -> Step:
+    """p.malloc_trim(pad): counter ``malloc_trim`` (its return value)."""
+    return Step("malloc_trim", "", args=(pad,))
+
+
+def mallopt(param: int, value: int) -> Step:
+    return Step("mallopt", "", args=(param, value))
+
+
+def brk(offset: int) -> Step:
+    """brk(heap start + ``offset``) (the heap start is brk(0) before the scenario's first libc step):
+    counter ``brk``, the break it returns, relative to the heap start."""
+    return Step("brk", "", args=(offset,))
 
 
 def mlockall(flags: int) -> Step:
@@ -229,6 +261,8 @@ class Scenario:
             control = [step.op in CONTROL_OPS for step in phase.steps]
             if any(control) and not all(control):
                 raise ScenarioError(f"{where}: fork, exit and wait cannot share a phase with measured calls")
+            if phase.proc != MAIN and any(step.op in LIBC_OPS for step in phase.steps):
+                raise ScenarioError(f"{where}: libc steps run in the main process only")
             for step in phase.steps:
                 if step.op == "fork":
                     if not step.target or step.target in procs:
@@ -238,7 +272,7 @@ class Scenario:
                     if step.op == "wait" and step.target not in procs:
                         raise ScenarioError(f"{where}: wait for unknown process {step.target!r}")
                     continue
-                if step.op in NO_REGION_OPS:
+                if step.op in NO_REGION_OPS or step.op in LIBC_OPS:
                     continue
                 if step.op == "mremap" and step.target and step.target not in self.regions:
                     raise ScenarioError(f"{where}: mremap to unknown region {step.target!r}")
@@ -405,6 +439,7 @@ def run_scenario(machine: Any, scenario: Scenario,
     procs: dict[str, Any] = {MAIN: p}
     parent: dict[str, str] = {}  # child name -> parent name
     reaped: set[str] = set()
+    libc_state: dict[str, Any] = {}  # the main process's allocations and heap start (libc steps)
     files = {name: (file_path(scenario, name), r.file) for name, r in scenario.regions.items() if r.file is not None}
     out: dict[str, dict[str, Any]] = {}
     try:
@@ -421,7 +456,7 @@ def run_scenario(machine: Any, scenario: Scenario,
             if phase.steps and phase.steps[0].op in CONTROL_OPS:
                 for step in phase.steps:
                     _control(step, phase.proc, procs, parent, reaped, res)
-            elif not _measure(machine, scenario, phase, proc, base, fds, res):
+            elif not _measure(machine, scenario, phase, proc, base, fds, res, libc_state):
                 out[phase.name] = res
                 if not p.alive:
                     break
@@ -461,13 +496,17 @@ def _control(step: Step, who: str, procs: dict[str, Any], parent: dict[str, str]
 
 
 def _measure(machine: Any, scenario: Scenario, phase: Phase, proc: Any, base: dict[str, int],
-             fds: dict[str, int], res: dict[str, Any]) -> bool:
+             fds: dict[str, int], res: dict[str, Any], libc_state: dict[str, Any]) -> bool:
     """Run the phase's calls as one measured window in ``proc``: fault counts into ``res``; False if it
     ended in a signal (then ``signal`` and ``si_addr`` are recorded instead)."""
-    ops = [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
+    libc = any(s.op in LIBC_OPS for s in phase.steps)
+    ops = [] if libc else [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
     perf0 = proc.perf_counts()
     try:
-        before, after = proc.run_phase(ops)
+        if libc:
+            before, after = _run_libc(proc, phase, base, scenario.regions, res, libc_state)
+        else:
+            before, after = proc.run_phase(ops)
     except SegmentationFault as sig:
         res["signal"] = f"SIGSEGV {sig.si_code}"
         res["si_addr"] = _where(sig.addr, base, scenario.regions)
@@ -486,6 +525,58 @@ def _measure(machine: Any, scenario: Scenario, phase: Phase, proc: Any, base: di
         for name in ("page-faults", "minor-faults", "major-faults"):
             res[f"perf {name}"] = perf1[name] - perf0[name]
     return True
+
+
+def _run_libc(proc: Any, phase: Phase, base: dict[str, int], regions: dict[str, Region], res: dict[str, Any],
+              state: dict[str, Any]) -> tuple[Any, Any]:
+    """Run a phase holding libc steps as direct calls between two getrusage() readings: p.malloc() and
+    friends are pagelab's glibc model issuing several calls each (brk, mmap, stores), which the real
+    backend's one-message measured window cannot hold. Counters: ``where[name]`` per malloc, ``malloc_trim``,
+    ``brk``; then ``break`` (the break above the heap start, in bytes) and ``resident[heap]`` (mincore of the heap's
+    whole pages). ``state`` holds the allocations by name and the heap start (brk(0) before the first
+    libc step), for the scenario's length."""
+    if not state:
+        state.update(allocs={}, heap0=proc.brk(0))
+    allocs: dict[str, tuple[int, int]] = state["allocs"]
+    heap0: int = state["heap0"]
+    made = {s.target for s in phase.steps if s.op == "malloc"}
+    for step in phase.steps:
+        if step.op in ("fill", "free") and step.target not in allocs and step.target not in made:
+            raise ScenarioError(f"{step.op} of unknown allocation {step.target!r}")
+    placed: dict[str, int] = {}  # the phase's mallocs, by name
+    before = proc.rusage()
+    for step in phase.steps:
+        if step.op == "fill":
+            proc.access(_span(*allocs[step.target]), write=True)
+        elif step.op == "malloc":
+            placed[step.target] = proc.malloc(step.args[0])
+            allocs[step.target] = (placed[step.target], step.args[0])
+        elif step.op == "free":
+            proc.free(allocs.pop(step.target)[0])
+        elif step.op == "brk":
+            res["brk"] = proc.brk(heap0 + step.args[0]) - heap0
+        elif step.op == "malloc_trim":
+            res["malloc_trim"] = proc.malloc_trim(*step.args)
+        elif step.op == "mallopt":
+            proc.mallopt(*step.args)
+        else:
+            op, args, kwargs = _call(step, base, regions)
+            getattr(proc, op)(*args, **kwargs)
+    after = proc.rusage()
+    top = proc.brk(0)
+    for name, addr in placed.items():
+        res[f"where[{name}]"] = f"heap+{addr - heap0:#x}" if heap0 <= addr < top else f"mmap+{addr % PAGE_SIZE:#x}"
+    res["break"] = top - heap0
+    first = -(-heap0 // PAGE_SIZE) * PAGE_SIZE
+    whole = (top - first) // PAGE_SIZE * PAGE_SIZE
+    res["resident[heap]"] = int(proc.mincore(first, whole).sum()) if whole > 0 else 0
+    return before, after
+
+
+def _span(addr: int, n: int) -> list[int]:
+    """One address in every page [addr, addr + n) touches: what memset() of the allocation writes to first."""
+    first = (addr // PAGE_SIZE + 1) * PAGE_SIZE
+    return [addr, *range(first, addr + n, PAGE_SIZE)] if n > 0 else []
 
 
 def _record_smaps(machine: Any, scenario: Scenario, proc: Any, base: dict[str, int], res: dict[str, Any],

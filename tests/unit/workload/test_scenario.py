@@ -33,7 +33,10 @@ from pagelab.workload.scenario import (
     Step,
     drop_capability,
     exit_,
+    fill,
     fork,
+    free,
+    malloc,
     mlockall,
     munlockall,
     run_scenario,
@@ -308,3 +311,39 @@ def test_the_mlock_scenarios_give_the_fact_sheets_numbers():
     assert res["relock-16-s"]["minflt"] == 0 and res["mlock-onfault-o"]["minflt"] == 0
     assert res["write-o"]["minflt"] == res["write-o"]["perf page-faults"] == 16
     assert not m.tasks
+
+
+# --- libc steps: malloc/free/fill/malloc_trim/brk with named allocations (issue #9) ---
+
+def test_libc_steps_name_their_allocations_and_record_where_they_are():
+    m = Machine(ram="256MiB", seed=0)
+    res = run_scenario(m, SCENARIOS["malloc"])
+    assert res["malloc-1m-mmapped"]["where[x]"] == "mmap+0x10" and res["malloc-1m-mmapped"]["minflt"] == 258
+    assert res["malloc-1m-heap"]["where[y]"].startswith("heap+") and res["malloc-1m-heap"]["minflt"] == 256
+    assert res["malloc-1m-again"]["minflt"] == 0
+    kept = res["free-all-but-last"]["resident[heap]"]
+    assert kept == res["malloc-4k-chunks"]["resident[heap]"] > 200
+    assert res["malloc-trim"]["malloc_trim"] == 1 and res["malloc-trim"]["resident[heap]"] < kept
+    assert not m.tasks
+
+
+def test_brk_steps_are_relative_to_the_heap_start():
+    res = run_scenario(Machine(ram="64MiB", seed=0), SCENARIOS["brk"])
+    assert [res[p]["brk"] for p in ("brk+1", "brk+5000", "brk+4096", "brk-past-task-size", "brk-start")] == \
+        [1, 5000, 4096, 4096, 0]
+
+
+@pytest.mark.parametrize("steps, message", [
+    ((free("nothing"),), "unknown allocation"),
+    ((fill("nothing"),), "unknown allocation"),
+])
+def test_libc_steps_on_unknown_allocations_are_refused(steps, message):
+    m = Machine(ram="64MiB", seed=0)
+    with pytest.raises(ScenarioError, match=message):
+        run_scenario(m, Scenario("l", "libc", {}, (Phase("x", steps),)))
+    assert not m.tasks
+
+
+def test_libc_steps_only_in_the_main_process():
+    with pytest.raises(ScenarioError, match="main process only"):
+        Scenario("l", "libc", {}, (Phase("f", (fork("c"),)), Phase("x", (malloc("a", 10),), proc="c")))
