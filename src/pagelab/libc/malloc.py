@@ -356,15 +356,16 @@ class Malloc:
             if chunk:
                 return chunk
         old_top, old_size = self.top, self.top_size
-        size = nb + self.mp.top_pad + MINSIZE - (old_size if self.contiguous else 0)
-        size = _align_up(size, PAGE_SIZE) if size > 0 else size
+        # size_t arithmetic, as glibc's: a huge M_TOP_PAD (mallopt(M_TOP_PAD, -1)) wraps around
+        size = (nb + self.mp.top_pad + MINSIZE - (old_size if self.contiguous else 0)) & ULONG_MASK
+        size = _align_up(size, PAGE_SIZE) & ULONG_MASK
         brk = self._sbrk(size) if 0 < size <= PTRDIFF_MAX else -1
         snd_brk = -1
         if brk < 0:  # sysmalloc_mmap_fallback(&size, nb, old_size, pagesize, MMAP_AS_MORECORE_SIZE, ...): 2.36
             # passes minsize and pagesize swapped, so the first fallback is rounded up to 1 MiB (with the old top
             # added back) and later ones are only page-sized multiples (measured: 1048576, then 217088 ...)
             if self.contiguous:
-                size = _align_up(size + old_size, MMAP_AS_MORECORE_SIZE)
+                size = _align_up(size + old_size, MMAP_AS_MORECORE_SIZE) & ULONG_MASK
             size = max(size, PAGE_SIZE)
             if size > nb:
                 try:

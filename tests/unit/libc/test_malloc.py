@@ -271,3 +271,18 @@ def test_brk_blocked_the_arena_continues_in_mmap(machine: pl.Machine) -> None:
     assert not p.libc.contiguous
     c = p.malloc(1 * MiB)  # the second fallback: just page-rounded
     assert c % PAGE == 16 and p.libc.top_size < 300 * KiB
+
+
+def test_huge_top_pad_wraps_as_size_t(machine: pl.Machine) -> None:
+    """mallopt(M_TOP_PAD, -1) stores SIZE_MAX; sysmalloc()'s nb + top_pad + MINSIZE wraps around in size_t, so
+    glibc 2.36 still grows the heap by about nb (measured on the host: malloc(200 KiB) with M_MMAP_MAX -5
+    succeeds and sbrk(0) moves by 176 KiB past its existing top chunk). It used to raise OverflowError."""
+    from pagelab.mm.debug import check_machine
+
+    p = machine.spawn("toppad")
+    assert p.mallopt(M_TOP_PAD, -1) == 1 and p.mallopt(M_MMAP_MAX, -5) == 1
+    start = p.brk(0)
+    a = p.malloc(200 * KiB)
+    assert a and start <= a < p.brk(0) <= start + 200 * KiB + 2 * PAGE + 4 * KiB
+    memset(p, a, 200 * KiB)
+    check_machine(machine)
