@@ -260,3 +260,18 @@ def test_malloc_addresses_match_the_host_glibc(tmp_path: Path, seed: int) -> Non
     # of libc code paths (text pages, minor faults): 6 to 10 more over 12 sequences of 1500 calls
     sim_flt, real_flt = int(sim[-1].split()[1]), int(real[-1].split()[1])
     assert 0 <= real_flt - sim_flt <= 12
+
+
+@pytest.mark.parametrize("addr", [1, 0x1000, 0x10000])
+def test_brk_below_start_brk_is_refused_on_both_backends(addr: int) -> None:
+    """brk() below mm->start_brk is refused by the kernel (it returns the current break); the real backend
+    passes it on instead of raising about its interpreter's heap (which only lies above start_brk)."""
+    from pagelab.real import Machine as RealMachine
+
+    m = pl.Machine(ram="256MiB", seed=0)
+    p = m.spawn("brk")
+    assert p.brk(addr) == p.brk(0)
+    with RealMachine() as rm:
+        q = rm.spawn("brk")
+        cur = q.brk(0)
+        assert q.brk(addr) == cur == q.brk(0)
