@@ -53,6 +53,7 @@ from .scenario import (
     Step,
     brk,
     drop_capability,
+    exec_,
     exit_,
     fill,
     fork,
@@ -621,6 +622,36 @@ MALLOC_SCENARIOS = (
         ), source=f"{MALLOC_FACTS} section 'brk(2), the raw system call'; mm/mmap.c: SYSCALL_DEFINE1(brk)"),
 )
 
+
+# --- exec of host programs, cold and warm (issue #9) -----------------------------------------------------
+
+EXEC_FACTS = "docs/facts/exec.md"
+EMPTY_DIR = "/tmp/pagelab-exec-empty"  # ls lists it, as tests/real/test_exec_real.py does
+EXEC_PROGRAMS = {"true": ("/bin/true", ("true",)), "ls": ("/bin/ls", ("ls", EMPTY_DIR)),
+                 "bash": ("/bin/bash", ("bash", "-c", "true"))}
+
+
+def _exec_sc(prog: str, cache: str, band: tuple[int, int], major: tuple[int, int]) -> Scenario:
+    path, argv = EXEC_PROGRAMS[prog]
+    # measured: exec_probe's 10 launches (docs/facts/exec.md) and 3 runs of each scenario on pagelab.real, whose
+    # child takes 1-3 faults of its own before execve; ASLR moves the fault-around windows from launch to launch
+    why = "repeated real launches (exec.md)"
+    return Scenario(f"exec-{prog}-{cache}", f"{' '.join(argv)}, {cache}: execve and its start-up ({band[0]}-"
+                    f"{band[1]} minor faults, {major[0]}-{major[1]} major); the maps at its exit, in order, with "
+                    "the real process's protections, names and sizes", {},
+                    (Phase("exec", (exec_(path, argv, cache, dirs=(EMPTY_DIR,) if prog == "ls" else ()),)),),
+                    f"{EXEC_FACTS} sections 'Fault counts over repeated launches' and 'The simulator against "
+                    "these'; fs/exec.c, fs/binfmt_elf.c", bands={("exec", "minflt"): (*band, why),
+                                                                 ("exec", "majflt"): (*major, why)},
+                    smaps_fields=())
+
+
+EXEC_SCENARIOS = (
+    _exec_sc("true", "cold", (40, 56), (1, 5)), _exec_sc("true", "warm", (46, 56), (0, 0)),
+    _exec_sc("ls", "cold", (70, 86), (2, 9)), _exec_sc("ls", "warm", (77, 86), (0, 0)),
+    _exec_sc("bash", "cold", (112, 130), (2, 7)), _exec_sc("bash", "warm", (122, 131), (0, 0)),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     TOUR,
     _s("anon-write", "64 MiB private anonymous, one write per page: one fault per page",
@@ -730,4 +761,5 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     *MLOCK_SCENARIOS,
     *PAGEOUT_SCENARIOS,
     *MALLOC_SCENARIOS,
+    *EXEC_SCENARIOS,
 )}

@@ -150,6 +150,7 @@ CONTROL_OPS = ("fork", "exit", "wait", "setrlimit", "drop_capability")
 NO_REGION_OPS = ("mlockall", "munlockall")  # measured calls on the whole process
 # glibc's allocator and brk (pagelab.libc.malloc over the Process API on both backends): see libc steps below
 LIBC_OPS = ("malloc", "free", "fill", "malloc_trim", "mallopt", "brk")
+CACHE_STATES = ("cold", "warm")  # an exec step's host cache state (see _prepare_cache)
 MAIN = "main"  # the spawned process of every scenario
 
 
@@ -206,6 +207,18 @@ def brk(offset: int) -> Step:
     """brk(heap start + ``offset``) (the heap start is brk(0) before the scenario's first libc step):
     counter ``brk``, the break it returns, relative to the heap start."""
     return Step("brk", "", args=(offset,))
+
+
+def exec_(path: str, argv: tuple[str, ...], cache: str, dirs: tuple[str, ...] = ()) -> Step:
+    """p.exec(path, argv): execve of a host program and its start-up, measured (minflt, majflt: execve and the
+    start-up); the process is then stopped at its exit, and its maps are recorded as ``vma[i]`` = "perms name
+    size" (the [stack]'s size left out: its strings' pages differ; addresses differ by randomization).
+    ``cache`` is the host page cache of the program's files beforehand, mirrored into the simulated machine:
+    "cold" (evicted as far as the shared host allows) or "warm" (after one launch). ``dirs`` are host
+    directories the arguments name (``ls DIR``), made empty if missing before the launch."""
+    if cache not in CACHE_STATES:
+        raise ScenarioError(f"exec cache must be one of {CACHE_STATES}, got {cache!r}")
+    return Step("exec", "", args=(path, tuple(argv)), kwargs={"cache": cache, "dirs": tuple(dirs)})
 
 
 def mlockall(flags: int) -> Step:
@@ -272,7 +285,9 @@ class Scenario:
                     if step.op == "wait" and step.target not in procs:
                         raise ScenarioError(f"{where}: wait for unknown process {step.target!r}")
                     continue
-                if step.op in NO_REGION_OPS or step.op in LIBC_OPS:
+                if step.op == "exec" and (len(phase.steps) > 1 or phase.proc != MAIN):
+                    raise ScenarioError(f"{where}: exec is a phase of its own, in the main process")
+                if step.op in NO_REGION_OPS or step.op in LIBC_OPS or step.op == "exec":
                     continue
                 if step.op == "mremap" and step.target and step.target not in self.regions:
                     raise ScenarioError(f"{where}: mremap to unknown region {step.target!r}")
@@ -499,6 +514,9 @@ def _measure(machine: Any, scenario: Scenario, phase: Phase, proc: Any, base: di
              fds: dict[str, int], res: dict[str, Any], libc_state: dict[str, Any]) -> bool:
     """Run the phase's calls as one measured window in ``proc``: fault counts into ``res``; False if it
     ended in a signal (then ``signal`` and ``si_addr`` are recorded instead)."""
+    if phase.steps and phase.steps[0].op == "exec":
+        _run_exec(machine, proc, phase.steps[0], res)
+        return True
     libc = any(s.op in LIBC_OPS for s in phase.steps)
     ops = [] if libc else [op for s in phase.steps for op in _calls(s, base, scenario.regions, fds)]
     perf0 = proc.perf_counts()
@@ -571,6 +589,66 @@ def _run_libc(proc: Any, phase: Phase, base: dict[str, int], regions: dict[str, 
     whole = (top - first) // PAGE_SIZE * PAGE_SIZE
     res["resident[heap]"] = int(proc.mincore(first, whole).sum()) if whole > 0 else 0
     return before, after
+
+
+def _run_exec(machine: Any, proc: Any, step: Step, res: dict[str, Any]) -> None:
+    """An exec step: the cache prepared (not measured), then p.exec() between two rusage() readings (perf is
+    not read: the real process is stopped at its exit), then the maps at the exit stop as ``vma[i]``."""
+    from ..workload.startup import profile_for, startup_files
+
+    path, argv = step.args
+    for d in step.kwargs.get("dirs", ()):
+        os.makedirs(d, exist_ok=True)
+    _prepare_cache(machine, startup_files(profile_for(path, list(argv))), path, list(argv), step.kwargs["cache"])
+    before = proc.rusage()
+    proc.exec(path, list(argv))
+    after = proc.rusage()
+    res["minflt"] = after.ru_minflt - before.ru_minflt
+    res["majflt"] = after.ru_majflt - before.ru_majflt
+    for i, vma in enumerate(maps_kinds(machine.read(f"/proc/{proc.pid}/maps"))):
+        res[f"vma[{i}]"] = " ".join(map(str, vma))
+
+
+def _prepare_cache(machine: Any, files: list[str], path: str, argv: list[str], cache: str) -> None:
+    """The host's page cache of a program's files, made "cold" or "warm" on the host, and on a simulated
+    machine mirrored from it (as tests/real/test_exec_real.py does).
+
+    cold: the files are evicted on the host (POSIX_FADV_DONTNEED: the pages other processes map stay) and,
+    on a simulated machine, in its page cache too, which then gets the pages the host kept
+    (startup.prime_cache). warm: one real launch first (the facts' warm state); a simulated machine gets
+    every page the host then has cached. Both backends do the host side, so each finds the host as the
+    other did.
+    """
+    from ..real.startup import evict_host, host_residency, measure_launch
+    from ..workload.startup import prime_cache
+
+    if cache == "cold":
+        evict_host(files)
+    else:
+        measure_launch(os.path.realpath(path), argv)
+    kept = host_residency(files)
+    if not hasattr(machine, "cpu_fbatches"):  # the real machine: the host is the cache
+        return
+    helper = machine.spawn("evict")
+    for file in files:
+        sim = file if machine.fs.exists(file) else machine.fs.import_host(file)
+        fd = helper.open(sim)
+        helper.fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        helper.close(fd)
+    helper.exit()
+    prime_cache(machine, kept)
+
+
+def maps_kinds(maps_text: str) -> list[tuple[str, str, int]]:
+    """(perms, name or "", size) of each VMA of /proc/PID/maps; the [stack]'s size is 0 (its strings' pages
+    differ), addresses are left out (randomization)."""
+    out = []
+    for line in maps_text.splitlines():
+        w = line.split()
+        a, b = (int(x, 16) for x in w[0].split("-"))
+        name = w[5] if len(w) > 5 else ""
+        out.append((w[1], name, 0 if name == "[stack]" else b - a))
+    return out
 
 
 def _span(addr: int, n: int) -> list[int]:

@@ -3,6 +3,8 @@ several processes (fork, exit, wait: issue #9)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pagelab import Machine
@@ -32,11 +34,13 @@ from pagelab.workload.scenario import (
     Scenario,
     Step,
     drop_capability,
+    exec_,
     exit_,
     fill,
     fork,
     free,
     malloc,
+    maps_kinds,
     mlockall,
     munlockall,
     run_scenario,
@@ -347,3 +351,50 @@ def test_libc_steps_on_unknown_allocations_are_refused(steps, message):
 def test_libc_steps_only_in_the_main_process():
     with pytest.raises(ScenarioError, match="main process only"):
         Scenario("l", "libc", {}, (Phase("f", (fork("c"),)), Phase("x", (malloc("a", 10),), proc="c")))
+
+
+# --- exec steps: the start-up measured, the maps at the exit stop recorded (issue #9) ---
+
+def test_an_exec_phase_measures_the_start_up_and_records_the_maps(monkeypatch):
+    from tests.unit.kernel.test_exec import true_profile
+
+    from pagelab.real import startup as host
+    from pagelab.workload import startup
+
+    prof = true_profile()
+    monkeypatch.setattr(startup, "profile_for", lambda path, argv, **kw: prof)
+    calls = []  # the host side, kept off the host here
+    monkeypatch.setattr(host, "evict_host", lambda files: calls.append(("evict", tuple(files))))
+    monkeypatch.setattr(host, "measure_launch", lambda path, argv: calls.append(("launch", path)))
+    monkeypatch.setattr(host, "host_residency", lambda files: {})
+    m = Machine(ram="256MiB", seed=0)
+    sc = Scenario("x", "exec", {}, (Phase("exec", (exec_("/bin/true", ("true",), "cold"),)),), smaps_fields=())
+    res = run_scenario(m, sc)["exec"]
+    faults = sum(1 for s in prof.steps if s.kind == "fault")
+    assert res["minflt"] + res["majflt"] == 3 + faults and res["majflt"] > 0  # nothing cached: all cold
+    vmas = [v for k, v in res.items() if k.startswith("vma[")]
+    assert vmas[0].startswith(f"r--p {os.path.realpath('/bin/true')} ") and "rw-p [stack] 0" in vmas
+    assert res["vma[0]"] == vmas[0] and len(vmas) > 10
+    assert calls and calls[0][0] == "evict" and not m.tasks
+    warm = Scenario("x", "exec", {}, (Phase("exec", (exec_("/bin/true", ("true",), "warm"),)),), smaps_fields=())
+    monkeypatch.setattr(host, "host_residency",  # the host after a launch: every page cached
+                        lambda files: {f: [(0, -(-os.path.getsize(f) // 4096))] for f in files})
+    assert run_scenario(m, warm)["exec"]["majflt"] == 0
+    assert calls[-1][0] == "launch"
+
+
+def test_maps_kinds_leaves_out_addresses_and_the_stacks_size():
+    text = ("55d0c0000000-55d0c0002000 r--p 00000000 fd:00 1 /usr/bin/true\n"
+            "7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]\n7f0000000000-7f0000001000 rw-p 00000000 00:00 0")
+    assert maps_kinds(text) == [("r--p", "/usr/bin/true", 8192), ("rw-p", "[stack]", 0), ("rw-p", "", 4096)]
+
+
+@pytest.mark.parametrize("phases, message", [
+    ((Phase("x", (exec_("/bin/true", ("true",), "warm"), Step("touch", "a"))),), "phase of its own"),
+    ((Phase("f", (fork("c"),)), Phase("x", (exec_("/bin/true", ("true",), "warm"),), proc="c")), "phase of its own"),
+])
+def test_bad_exec_phases_are_refused(phases, message):
+    with pytest.raises(ScenarioError, match=message):
+        Scenario("e", "exec", {"a": Region(4096)}, phases)
+    with pytest.raises(ScenarioError, match="cache"):
+        exec_("/bin/true", ("true",), "tepid")
