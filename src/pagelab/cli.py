@@ -309,6 +309,9 @@ def _phase_header(phase: str, steps: Iterable[Any], faults: int, res: dict[str, 
     counts = f"minflt={res.get('minflt')} majflt={res.get('majflt')}" + (f" | perf {perf}" if perf else "")
     if "minflt" in res:  # a phase of fork/exit/wait steps is not measured
         lines.append(_wrap(f"   {_count(faults, 'fault')}: {counts}", indent="     "))
+    results = [f"{k} {v}" for k, v in res.items() if k in ("errno", "malloc_trim", "brk", "break")]
+    if results:  # what the calls returned, and the break after them (issue #9)
+        lines.append(_wrap("   results: " + ", ".join(results), indent="     "))
     regions: dict[str, list[str]] = {}
     for k, v in res.items():
         if "[" in k:
@@ -343,6 +346,8 @@ def _describe_step(st: Any) -> str:
         return f"{st.op}() -> {st.target}" if st.op == "fork" else f"wait({st.target})"
     if st.op == "exit":
         return f"exit({', '.join(map(str, st.args))})"
+    if not st.region:  # a whole-process call (issue #9: mlockall, rlimits, malloc, brk, exec)
+        return _describe_process_step(st)
     where = f"{st.region}+{st.offset:#x}" if st.offset else st.region
     size = "" if st.length is None else f", {_size(st.length)}"
     args = [_constant_name(st.op, a) if i == 0 else str(a) for i, a in enumerate(st.args)]
@@ -352,6 +357,27 @@ def _describe_step(st: Any) -> str:
     if st.op == "mremap" and st.target:
         extra += f", to {st.target}"
     return f"{st.op}({where}{size}{extra})"
+
+
+def _describe_process_step(st: Any) -> str:
+    """A step on no region: ``x = malloc(1 MiB)``, ``fill(x)``, ``brk(s + 0x1388)``, ``exec(/bin/ls ls DIR) [cold]``."""
+    if st.op == "malloc":
+        return f"{st.target} = malloc({_size(st.args[0])})"
+    if st.op in ("free", "fill"):
+        return f"{st.op}({st.target})"
+    if st.op == "brk":
+        return f"brk(s + {st.args[0]:#x})"
+    if st.op == "exec":
+        return f"exec({st.args[0]} {' '.join(st.args[1])}) [{st.kwargs['cache']}]"
+    if st.op == "setrlimit":
+        res, soft, hard = st.args
+        return f"setrlimit({'RLIMIT_MEMLOCK' if res == 8 else res}, ({_size(soft)}, {_size(hard)}))"
+    if st.op in ("mlockall", "munlockall"):
+        from . import constants
+        flags = st.args[0] if st.args else 0
+        names = [k for k in ("MCL_CURRENT", "MCL_FUTURE", "MCL_ONFAULT") if flags & getattr(constants, k)]
+        return f"{st.op}({'|'.join(names)})"
+    return f"{st.op}({', '.join(map(str, st.args))})"
 
 
 def _constant_name(op: str, value: Any) -> str:
