@@ -20,7 +20,8 @@ works at the limit. A change that merges with a neighbour instead of splitting n
 File mappings take the descriptor's struct file (EBADF, EACCES, ENODEV-free: every file here is on ext4)
 and are placed by thp_get_unmapped_area() as ext4's are; MAP_POPULATE is done by sys_mmap() (mm_populate()).
 
-Simplified: no RLIMIT_AS or RLIMIT_DATA; no MAP_HUGETLB, MAP_GROWSDOWN stacks or MAP_DROPPABLE: each is
+RLIMIT_AS and RLIMIT_DATA are checked by may_expand_vm() as the kernel does (mmap, mprotect, mremap, brk).
+Simplified: no MAP_HUGETLB, MAP_GROWSDOWN stacks or MAP_DROPPABLE: each is
 checked as the kernel checks it and then raises NotModelled before anything changes (MAP_HUGETLB
 after its page-size check: hugetlbfs has more checks of its own).
 """
@@ -334,6 +335,10 @@ def mmap_region(task: Task, addr: int, length: int, vm_flags: int, pgoff: int, u
         _check_gather(mm, old[0], addr, end)
     nr_accounted = sum((min(v.vm_end, end) - max(v.vm_start, addr)) >> PAGE_SHIFT
                        for v in old if v.vm_flags & VmFlag.ACCOUNT)
+    nr_pages = sum((min(v.vm_end, end) - max(v.vm_start, addr)) >> PAGE_SHIFT for v in old)
+    if not may_expand_vm(task, vm_flags, npages - nr_pages):  # __mmap_prepare(): RLIMIT_AS, RLIMIT_DATA
+        _gather(mm, addr, end)
+        raise syscall_error(errno.ENOMEM, "mmap: over RLIMIT_AS or RLIMIT_DATA")
     charged = 0
     if accountable_mapping(vm_flags):
         charged = npages - nr_accounted
@@ -387,6 +392,22 @@ def vma_merge_new_range(mm: MmStruct, vma: Vma) -> Vma:
     if above is not None and is_mergeable(vma, above):
         vma = merge_pair(mm, vma, above)
     return vma
+
+
+def may_expand_vm(task: Task, flags: int, npages: int) -> bool:
+    """Mirrors may_expand_vm(): total_vm within RLIMIT_AS, and data_vm within RLIMIT_DATA for a data mapping
+    (private writable, not a stack), with the kernel's Valgrind exception for a soft RLIMIT_DATA of 0.
+
+    Simplified: no ignore_rlimit_data boot parameter (its default, off)."""
+    mm = task.mm
+    if mm.total_vm + npages > _rlimit(task, _RLIMIT_AS) >> PAGE_SHIFT:
+        return False
+    if (flags & (VmFlag.WRITE | VmFlag.SHARED | VmFlag.GROWSDOWN)) == VmFlag.WRITE:  # is_data_mapping()
+        soft = _rlimit(task, _RLIMIT_DATA)
+        if mm.data_vm + npages > soft >> PAGE_SHIFT:
+            hard = task.rlim.get(_RLIMIT_DATA, (ULONG_MASK, ULONG_MASK))[1]
+            return soft == 0 and mm.data_vm + npages <= hard >> PAGE_SHIFT
+    return True
 
 
 def vm_stat_account(mm: MmStruct, flags: int, npages: int) -> None:

@@ -41,7 +41,7 @@ from ..constants import (
 from ..errors import kernel_bug, syscall_error
 from ..hw.physmem import PG
 from .huge_memory import change_huge_pmd, split_huge_pmd
-from .mmap import ULONG_MASK, calc_vm_prot_bits, vm_stat_account
+from .mmap import ULONG_MASK, calc_vm_prot_bits, may_expand_vm, vm_stat_account
 from .pagewalk import MmWalk, MmWalkOps, walk_page_range_vma, walk_vma
 from .pgtable import get_ptes, modify_prot_commit_ptes, pmdp_get, pte_offset_map
 from .types import VM_ACCESS_FLAGS, Vma, VmFlag
@@ -117,6 +117,8 @@ def mprotect_fixup(task: Task, vma: Vma, start: int, end: int, newflags: int) ->
     npages = (end - start) >> PAGE_SHIFT
     charged = 0
     if newflags & VmFlag.WRITE:
+        if not may_expand_vm(task, newflags, npages) and may_expand_vm(task, oldflags, npages):
+            raise syscall_error(errno.ENOMEM, "mprotect: the area turning into data passes RLIMIT_DATA")
         if not oldflags & (VmFlag.ACCOUNT | VmFlag.WRITE | VmFlag.HUGETLB | VmFlag.SHARED | VmFlag.NORESERVE):
             if not m.vm_enough_memory(npages):
                 raise syscall_error(errno.ENOMEM, "mprotect: not enough memory to commit")

@@ -47,6 +47,7 @@ from .mmap import (
     _get_unmapped_area,
     _unmap_vmas,
     do_munmap,
+    may_expand_vm,
     vm_stat_account,
     vma_merge_new_range,
 )
@@ -143,6 +144,8 @@ def remap_is_valid(task: Task, vma: Vma, addr: int, old_len: int, new_len: int, 
     delta = (new_len - old_len) >> PAGE_SHIFT
     if vma.vm_flags & VmFlag.LOCKED and not _mlock_future_ok(task, delta):
         raise syscall_error(errno.EAGAIN, "mremap: the locked mapping would pass RLIMIT_MEMLOCK")
+    if not may_expand_vm(task, vma.vm_flags, delta):
+        raise syscall_error(errno.ENOMEM, "mremap: growing passes RLIMIT_AS or RLIMIT_DATA")
     if new_len > TASK_SIZE:  # measured: a new length past the address space is EINVAL
         raise syscall_error(errno.EINVAL, "mremap: new length larger than the address space")
 
@@ -216,6 +219,8 @@ def mremap_to(task: Task, vma: Vma, addr: int, old_len: int, new_len: int, flags
         vma = found
         old_len = new_len
     remap_is_valid(task, vma, addr, old_len, new_len, flags)
+    if flags & MREMAP_DONTUNMAP and not may_expand_vm(task, vma.vm_flags, old_len >> PAGE_SHIFT):
+        raise syscall_error(errno.ENOMEM, "mremap: MREMAP_DONTUNMAP passes RLIMIT_AS or RLIMIT_DATA")
     new_addr = _set_new_addr(task, vma, addr, new_len, flags, new_addr)
     return move_vma(task, vma, addr, old_len, new_len, flags, new_addr)
 
