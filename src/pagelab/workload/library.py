@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from ..constants import (
+    MADV_COLD,
     MADV_DODUMP,
     MADV_DOFORK,
     MADV_DONTDUMP,
@@ -564,6 +565,7 @@ MLOCK_SCENARIOS = (
 # compares them, with their tolerances; validate does not.
 
 PAGEOUT_FACTS = "docs/facts/pageout.md"
+FILLED = (0, 3, 64, 128, 192, 256, 320, 384, 448, 511)  # the THP pages given a non-zero byte, as the sheet's case
 FILE4C = FileSpec(SM, cached=True)
 PAGEOUT_SCENARIOS = (
     Scenario(
@@ -572,16 +574,23 @@ PAGEOUT_SCENARIOS = (
         "faults): clean pages are dropped, Rss 0, resident 0, a read is then a major fault; d (the same file, "
         "written through MAP_SHARED: dirty): unmapped (Rss 0) but kept in the page cache (resident 1024); "
         "sw (4 MiB shmem, written): unmapped, Rss 0, resident 1024 (no swap: redirtied and kept); sr (4 MiB "
-        "shmem, only read): clean shmem folios leave the file: Rss 0, resident 0",
+        "shmem, only read): clean shmem folios leave the file: Rss 0, resident 0. MADV_COLD of a first: nothing "
+        "changes. h (a 2 MiB THP written by touch, whose bytes are 0): PAGEOUT splits it, and the split maps its "
+        "zero-filled pages to the zero page (RMP_USE_SHARED_ZEROPAGE): AnonHugePages 0, Rss 0, resident still 512; "
+        "hn (the same with 10 pages given a non-zero byte): only those survive, Rss 40 kB",
         {"a": Region(SM), "c": Region(SM, PROT_READ, MAP_SHARED, file=FILE4C),
          "d": Region(SM, RW, MAP_SHARED, file=FILE4C), "sw": Region(SM, RW, SHARED_ANON),
-         "sr": Region(SM, RW, SHARED_ANON)},
-        (_ph("setup", _t("w", "a"), _t("r", "c"), _t("w", "d"), _t("w", "sw"), _t("r", "sr")),
-         *(_ph(f"pageout-{r}", Step("madvise", r, args=(MADV_PAGEOUT,))) for r in ("a", "c", "d", "sw", "sr")),
+         "sr": Region(SM, RW, SHARED_ANON), "h": Region(PMD), "hn": Region(PMD)},
+        (_ph("setup", _t("w", "a"), _t("r", "c"), _t("w", "d"), _t("w", "sw"), _t("r", "sr"),
+             *(s for r in ("h", "hn") for s in (Step("madvise", r, args=(MADV_HUGEPAGE,)), _t("w", r))),
+             *(Step("store", "hn", offset=i * PAGE, args=(7,)) for i in FILLED)),
+         _ph("cold-a", Step("madvise", "a", args=(MADV_COLD,))),
+         *(_ph(f"pageout-{r}", Step("madvise", r, args=(MADV_PAGEOUT,)))
+           for r in ("a", "c", "d", "sw", "sr", "h", "hn")),
          _ph("reread-a", _t("r", "a"))),
-        source=f"{PAGEOUT_FACTS} sections 'Anonymous memory', 'Page cache', 'Shared anonymous memory'; "
+        source=f"{PAGEOUT_FACTS} sections 'Anonymous memory', 'THP', 'Page cache', 'Shared anonymous memory'; "
                "mm/madvise.c: madvise_cold_or_pageout_pte_range(), mm/vmscan.c: reclaim_pages()",
-        smaps_fields=("Rss", "Anonymous", "Private_Dirty")),
+        smaps_fields=("Rss", "Anonymous", "Private_Dirty", "AnonHugePages")),
 )
 
 
