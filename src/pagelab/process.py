@@ -313,7 +313,7 @@ class Process:
         from .workload.startup import check_libraries, layout_phase, profile_for, run_startup
 
         task = self._live()
-        path, argv = check_exec(path, argv)  # ENOENT, EACCES, ENOEXEC, E2BIG before anything else
+        path, argv = check_exec(path, argv, task.rlim[resource.RLIMIT_STACK][0])  # ENOENT ... E2BIG first
         profile = profile_for(path, argv)
         check_libraries(profile)  # ProfileError before the point of no return
         loaded = syscalls.sys_execve(task, path, argv, layout_phase(profile))

@@ -167,3 +167,21 @@ def test_every_captured_mprotect_is_a_relro_ld_so_computes(
     for i, lib in enumerate(order[:-2]):
         assert not any(lib in needs[earlier] for earlier in order[:i]), order
     assert any(needs[lib] & set(objects) for lib in objects) or len(objects) < 2  # ls: selinux needs pcre2
+
+
+def test_arguments_the_launch_cannot_pass_leave_the_real_process_alive() -> None:
+    """E2BIG (arguments past RLIMIT_STACK / 4) and an empty argv are refused before the real child execs:
+    it used to exit 127 inside its launch and the process was lost (ChildDied)."""
+    from pagelab.errors import NotModelled
+
+    with RealMachine() as rm:
+        p = rm.spawn("sh")
+        with pytest.raises(OSError) as exc:
+            p.exec("/bin/true", ["true"] + ["a" * 100000] * 40)
+        assert exc.value.errno == 7  # E2BIG
+        with pytest.raises(NotModelled):
+            p.exec("/bin/true", [])
+        assert p.alive
+        a = p.mmap(None, 4096, pl.PROT_READ | pl.PROT_WRITE, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)
+        p.store(a, 3)
+        assert p.load(a) == 3

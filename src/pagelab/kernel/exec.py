@@ -97,10 +97,24 @@ def check_argv(argv: object) -> list[str]:
     return out
 
 
-def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
+def check_arg_space(path: str, argv: list[str], stack_limit: int) -> None:
+    """Mirrors bprm_stack_limits() and copy_strings(): the filename, the (empty) environment and argv, each
+    with its NUL, must fit in min(3/4 of _STK_LIM, RLIMIT_STACK / 4), at least ARG_MAX (32 pages), less a
+    pointer per argument (argc counted as at least 1); else E2BIG. Measured on the host at the byte: with
+    RLIMIT_STACK 8 MiB, 1 MiB and 64 MiB, a total one byte past the limit is E2BIG, at the limit it runs."""
+    limit = max(min(6 << 20, stack_limit // 4), 32 * 4096)
+    ptr_size = max(len(argv), 1) * 8
+    used = len(os.fsencode(path)) + 1 + sum(len(os.fsencode(a)) + 1 for a in argv)
+    if limit <= ptr_size or used > limit - ptr_size:
+        raise syscall_error(errno.E2BIG, f"execve: {used} bytes of arguments, the stack limit allows "
+                                         f"{max(limit - ptr_size, 0)}")
+
+
+def check_exec(path: object, argv: object, stack_limit: int = 8 << 20) -> tuple[str, list[str]]:
     """The checks execve(2) makes before the point of no return, on the host's file, shared by both
-    backends: TypeError/ValueError for a bad path or argv, E2BIG, ENOENT, ENOTDIR, EACCES (not a regular
-    executable file), ENOEXEC (not an x86-64 ELF program). Returns (path, argv) as str."""
+    backends: TypeError/ValueError for a bad path or argv, E2BIG (``stack_limit``: the soft RLIMIT_STACK),
+    ENOENT, ENOTDIR, EACCES (not a regular executable file), ENOEXEC (not an x86-64 ELF program).
+    Returns (path, argv) as str."""
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     if not isinstance(path, str):
@@ -110,6 +124,9 @@ def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
     if not path:
         raise syscall_error(errno.ENOENT, "execve: empty path")
     args = check_argv(argv)
+    if not args or not args[0]:  # Linux runs it (an empty argv gets argv[0] "", 5.18's bprm->argc fix-up), but
+        # the launch that captures and runs the program (Python's os.execv) refuses it: never half-done
+        raise NotModelled("execve with an empty argv or argv[0] \"\": pass the program's name as argv[0]")
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -123,6 +140,7 @@ def check_exec(path: object, argv: object) -> tuple[str, list[str]]:
             raise NotModelled(f"execve of a #! script ({path}): binfmt_script is not modelled")
     if not read_elf(path).loads:  # ENOEXEC: not an ELF program, or one with nothing to load
         raise syscall_error(errno.ENOEXEC, f"{path}: no PT_LOAD segment")
+    check_arg_space(path, args, stack_limit)
     return path, args
 
 

@@ -668,7 +668,7 @@ class RealProcess:
         the program under ptrace (seized from here: PTRACE_O_TRACEEXEC | TRACEEXIT) until it stops in
         exit_group(): its /proc files and rusage() (from /proc/PID/stat) can then be read, and exit() lets
         it finish. The same checks as the simulator's come first (kernel/exec.py check_exec())."""
-        path, argv = check_exec(path, argv)
+        path, argv = check_exec(path, argv, self.getrlimit(resource.RLIMIT_STACK)[0] & ((1 << 64) - 1))
         if not self.alive:
             raise self._dead()
         if self.parent is not None:

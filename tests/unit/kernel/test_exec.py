@@ -161,3 +161,33 @@ def test_without_a_profile_or_perf_exec_says_so(machine: pl.Machine, tmp_path: o
         p.exec("/bin/true", ["true"])
     assert p.task.comm == "sh" and not p.exec_stopped
     p.mmap(None, 4096, pl.PROT_READ, pl.MAP_PRIVATE | pl.MAP_ANONYMOUS)  # still usable
+
+
+def test_argument_space_is_bounded_by_the_stack_limit(machine: pl.Machine, profiled: StartupProfile) -> None:
+    """bprm_stack_limits(): the filename, argv and their NULs within min(6 MiB, RLIMIT_STACK / 4) (at least
+    ARG_MAX) less 8 bytes per argument, measured at the byte on the host; an empty argv is NotModelled (the
+    capture cannot launch it). Both leave the process as it was."""
+    import resource
+
+    from pagelab.errors import NotModelled
+    from pagelab.kernel.exec import check_arg_space
+
+    limit = 2 << 20  # RLIMIT_STACK 8 MiB
+    n = 30
+    budget = limit - n * 8 - len("/bin/true") - 1
+    argv = ["a" * (budget // n - 1)] * (n - 1)
+    argv.append("a" * (budget - sum(len(a) + 1 for a in argv) - 1))
+    check_arg_space("/bin/true", argv, 8 << 20)  # exactly at the limit: runs
+    with pytest.raises(OSError) as exc:
+        check_arg_space("/bin/true", argv[:-1] + [argv[-1] + "a"], 8 << 20)
+    assert exc.value.errno == errno.E2BIG
+    check_arg_space("/bin/true", ["a" * 1000], 1 << 14)  # a tiny stack still allows ARG_MAX (32 pages)
+    p = machine.spawn("sh")
+    p.setrlimit(resource.RLIMIT_STACK, (1 << 20, resource.RLIM_INFINITY))  # 256 KiB of arguments
+    with pytest.raises(OSError) as exc:
+        p.exec("/bin/true", ["true"] + ["a" * 100000] * 3)
+    assert exc.value.errno == errno.E2BIG
+    for empty in ([], [""]):
+        with pytest.raises(NotModelled):
+            p.exec("/bin/true", empty)
+    assert p.alive and p.task.comm == "sh"
