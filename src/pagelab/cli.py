@@ -150,6 +150,7 @@ def _validate(scenarios: list[Scenario], as_json: bool) -> int:
     from .real import Machine as RealMachine
     from .report.compare import compare, render_table, rows_as_dicts
     from .workload.scenario import run_scenario, thp_caveat
+    from .workload.startup import ProfileError
 
     sim = Machine.from_host(without_swap=True)  # swap is not modelled; a swapped-out phase is flagged below
     host = sim.host_config
@@ -164,14 +165,20 @@ def _validate(scenarios: list[Scenario], as_json: bool) -> int:
     for w in warnings:
         print(textwrap.fill(f"warning: {w}", WIDTH, subsequent_indent="  "), file=sys.stderr)
     rows = []
+    not_run: list[str] = []
     with RealMachine() as real:
         for sc in scenarios:
-            rows += compare(sc.name, run_scenario(real, sc), run_scenario(sim, sc), caveats[sc.name], sc.bands)
+            try:
+                rows += compare(sc.name, run_scenario(real, sc), run_scenario(sim, sc), caveats[sc.name], sc.bands)
+            except ProfileError as err:  # an exec scenario on a host that cannot capture the program's start-up
+                not_run.append(sc.name)
+                warnings.append(f"scenario {sc.name} not run: {err}")
+                print(textwrap.fill(f"warning: {warnings[-1]}", WIDTH, subsequent_indent="  "), file=sys.stderr)
     misses = sum(not r.ok and not r.note for r in rows)
     explained = sum(not r.ok and bool(r.note) for r in rows)
     if as_json:
         print(json.dumps({"host": host, "pagelab": __version__, "warnings": warnings, "rows": rows_as_dicts(rows),
-                          "misses": misses, "explained": explained}, indent=1, default=str))
+                          "misses": misses, "explained": explained, "not_run": not_run}, indent=1, default=str))
     else:
         print(f"# pagelab {__version__} validate  kernel={host.get('kernel')} "
               f"thp={host.get('/sys/kernel/mm/transparent_hugepage/enabled')} ram={host.get('MemTotal_kB')}kB "
@@ -179,6 +186,7 @@ def _validate(scenarios: list[Scenario], as_json: bool) -> int:
         print(render_table(rows))
         agree = len(rows) - misses - explained
         tail = f", {explained} explained by this host's settings (marked *)" if explained else ""
+        tail += f"; not run here: {', '.join(not_run)}" if not_run else ""
         print(f"\nsummary: {agree} of {_count(len(rows), 'counter')} agree, {misses} differ{tail} "
               f"({_count(len(scenarios), 'scenario')})")
     return 1 if misses else 0
