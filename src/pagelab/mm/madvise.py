@@ -69,7 +69,7 @@ from .rmap import folio_maybe_mapped_shared, rmap_walk
 from .shmem import ShmemFile, shmem_truncate
 from .swap import folio_deactivate, folio_mark_lazyfree, lru_add_drain
 from .truncate import split_cache_folio
-from .types import VM_FAULT_ERROR, FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
+from .types import FaultFlag, MmStruct, Vma, VmFault, VmFaultResult, VmFlag, vma_is_anonymous
 from .vma import find_vma, linear_page_index, vma_modify_flags
 from .vmscan import folio_isolate_lru, reclaim_pages, try_to_unmap
 
@@ -509,34 +509,13 @@ def faultin_page(task: Task, vma: Vma, addr: int, flags: int, retry_tried: bool)
 
 
 def mm_populate(task: Task, start: int, length: int) -> None:
-    """Mirrors __mm_populate() -> populate_vma_page_range() (MAP_POPULATE): fault in every page of each
-    VMA in [start, start + length) that has any access; a private writable VMA is populated for
-    writing (FOLL_WRITE: every page COW-copied), others for reading. Failures are ignored (mmap()
-    still succeeds), and a retried fault is not FAULT_FLAG_TRIED (see faultin_page())."""
-    mm, m = task.mm, task.machine
-    end = start + length
-    addr = start
-    while addr < end:
-        vma = find_vma(mm, addr)
-        if vma is None or vma.vm_start >= end:
-            return
-        addr = max(addr, vma.vm_start)
-        vma_end = min(vma.vm_end, end)
-        if not vma.vm_flags & (VmFlag.READ | VmFlag.WRITE | VmFlag.EXEC):
-            addr = vma_end
-            continue
-        write = (vma.vm_flags & (VmFlag.WRITE | VmFlag.SHARED)) == VmFlag.WRITE
-        flags = FaultFlag.WRITE if write else FaultFlag.NONE
-        missing: list[int] = []
-        err = walk_page_range_vma(vma, addr, vma_end, GUP_WALK_OPS, (missing, write))
-        kernel_bug(err != 0, f"mm_populate: walk error {err}")
-        for a in missing:
-            if follow_page(m, mm, a, write):
-                continue
-            vmf = faultin_page(task, vma, a, flags, retry_tried=False)
-            if vmf.result & VM_FAULT_ERROR:
-                return
-        addr = vma_end
+    """Mirrors mm_populate() (MAP_POPULATE, mremap of a locked range): __mm_populate() with errors ignored,
+    populate_vma_page_range() over each VMA of [start, start + length) (mm/mlock.py: a private writable
+    VMA is populated for writing, every page COW-copied; others for reading; PROT_NONE ones skipped).
+    mmap() succeeds whatever the faults did."""
+    from .mlock import mm_populate_range  # mlock builds on this module's GUP helpers
+
+    mm_populate_range(task, start, length, ignore_errors=True)
 
 
 def madvise_populate(task: Task, start: int, end: int, write: bool) -> None:

@@ -373,20 +373,19 @@ def folio_try_dup_anon_rmap_ptes(m: Machine, dst_vma: Vma, pfns: np.ndarray) -> 
     and the child's mapping share it now: a write must copy or prove it exclusive again) and gains a
     mapping; a large folio's mm ids record the child's mm. The caller took the references (folio_ref_add())
     and moves the child's RSS. Simplified: no page is ever pinned, so the dup never fails (-EBUSY)."""
-    frames = m.frames
-    frames.flags[pfns] &= ~PG.ANON_EXCLUSIVE
-    frames.mapcount[pfns] += 1
-    heads = pfns - frames.head_offset[pfns]
-    large = (frames.flags[heads] & PG.HEAD) != 0
-    if large.any():
-        folios, counts = np.unique(heads[large], return_counts=True)
-        for folio, nr in zip(folios.tolist(), counts.tolist(), strict=True):
-            folio_add_return_large_mapcount(m, folio, nr, dst_vma)
+    m.frames.flags[pfns] &= ~PG.ANON_EXCLUSIVE
+    _dup_ptes(m, dst_vma, pfns)
 
 
 def folio_dup_file_rmap_ptes(m: Machine, dst_vma: Vma, pfns: np.ndarray) -> None:
     """Mirrors folio_dup_file_rmap_ptes(): the child's PTEs map page-cache (or shmem) pages ``pfns`` once
     more: no NR_FILE_MAPPED change, they were mapped already. References and RSS are the caller's."""
+    _dup_ptes(m, dst_vma, pfns)
+
+
+def _dup_ptes(m: Machine, dst_vma: Vma, pfns: np.ndarray) -> None:
+    """The mapping half both dups share: each page one more mapping, each large folio's mm ids the child's
+    mm for its pages here (folio_add_large_mapcount())."""
     frames = m.frames
     frames.mapcount[pfns] += 1
     heads = pfns - frames.head_offset[pfns]
