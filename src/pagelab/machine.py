@@ -26,7 +26,8 @@ from .hw.physmem import PG, FrameTable
 from .hw.ptpool import PageTablePool
 from .hw.tlb import Tlb
 from .kernel.entry import KernelEntry
-from .kernel.task import Task
+from .kernel.sys import CAPABILITIES
+from .kernel.task import ROOT_CAPS, Task
 from .kernel.tracepoint import FaultTrace
 from .mm.filemap import AddressSpace
 from .mm.mmap import spawn_brk_base
@@ -202,6 +203,7 @@ class Machine:
         self.totalram_pages = ram_bytes // PAGE_SIZE
         self.committed_pages = 0
         self.tasks: dict[int, Task] = {}
+        self.root_caps = ROOT_CAPS  # what a spawned process holds (root's; from_host(): the host's)
         self._next_pid = 1000
         self._next_mm_id = 0
         self._next_id = 1
@@ -262,6 +264,8 @@ class Machine:
         cpu = cpu if cpu is not None else cpu_model_of(facts.get("cpu")) or "skylake"
         m = cls(ram=ram, cpu=cpu, seed=seed, thp=thp, settings=settings, disk=disk, **kwargs)
         m.host_config = facts
+        if facts.get("CapEff") is not None:  # root here may lack some (this VM's has no CAP_SYS_RESOURCE)
+            m.root_caps = frozenset(c for c in ROOT_CAPS if facts["CapEff"] >> CAPABILITIES.index(c) & 1)
         return m
 
     # --- identities -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Machine.close() leaves no process and no zombie behind. The tests signal only pr
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -178,9 +179,13 @@ def test_wait_semantics(real):
     with pytest.raises(OSError) as exc:
         p.wait(-1, 0x10000000)  # an unknown option: the kernel's EINVAL
     assert exc.value.errno == 22
-    for pid, options in ((0, 0), (-p.pid, 0), (-1, os.WUNTRACED), (-1, os.WCONTINUED), (-1, os.WNOWAIT)):
+    for pid, options in ((0, 0), (-p.pid, 0), (-1, os.WUNTRACED), (-1, os.WCONTINUED)):
         with pytest.raises(NotModelled):  # as on the simulator
             p.wait(pid, options | os.WNOHANG)
+    for pid, options, err in ((-1, os.WNOWAIT, errno.EINVAL), (-(1 << 31), 0, errno.ESRCH)):  # measured: wait4()
+        with pytest.raises(OSError) as exc:
+            p.wait(pid, options | os.WNOHANG)
+        assert exc.value.errno == err
     assert real.root.ppid == 1  # a spawned process: its parent plays init
     c1.exit(7)
     assert p.wait() == (c1.pid, 7 << 8)

@@ -20,7 +20,10 @@ from ..errors import NotModelled, WaitWouldBlock, syscall_error
 if TYPE_CHECKING:
     from .task import Task
 
-WAIT_OPTIONS = os.WNOHANG | os.WUNTRACED | os.WCONTINUED | os.WNOWAIT  # what waitpid() accepts (0x1000000 etc.)
+# what wait4() accepts (kernel_wait4()): WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD, __WCLONE, __WALL (WNOWAIT is
+# waitid()'s only: EINVAL here)
+WAIT_OPTIONS = os.WNOHANG | os.WUNTRACED | os.WCONTINUED | 0x20000000 | 0x40000000 | 0x80000000
+INT_MIN = -(1 << 31)
 
 
 def task_wait_status(task: Task) -> int:
@@ -52,20 +55,31 @@ def exit_notify(task: Task) -> None:
         release_task(task)
 
 
+def check_wait(pid: int, options: int, children: list[int]) -> None:
+    """wait4()'s answers that need no child to have exited, shared by both backends (``children``: the pids
+    of the caller's unreaped children): EINVAL for an option wait4() does not take (kernel_wait4()), ESRCH
+    for pid INT_MIN, ECHILD with no child at all (before anything pagelab does not model); NotModelled:
+    process groups (pid 0 or < -1) and WUNTRACED/WCONTINUED (stopped and continued children)."""
+    if options & ~WAIT_OPTIONS & 0xFFFFFFFF:
+        raise syscall_error(errno.EINVAL, f"waitpid: unknown options {options:#x}")
+    if pid == INT_MIN:
+        raise syscall_error(errno.ESRCH, "waitpid: -INT_MIN is not a pid")
+    if not children:
+        raise syscall_error(errno.ECHILD, "waitpid: no children")
+    if pid == 0 or pid < -1:
+        raise NotModelled("waitpid of a process group")
+    if options & (os.WUNTRACED | os.WCONTINUED):
+        raise NotModelled("waitpid with WUNTRACED or WCONTINUED")
+
+
 def do_wait(parent: Task, pid: int, options: int) -> tuple[int, int]:
     """Mirrors waitpid(2) -> kernel_wait4() -> do_wait(): (pid, wait status) of a child that has exited,
     which is reaped (release_task()); (0, 0) with os.WNOHANG while the children asked for all run.
 
-    EINVAL for unknown option bits; ECHILD when ``parent`` has no such child. A blocking wait for a
-    running child raises WaitWouldBlock (errors.py). NotModelled: process groups (pid 0 or < -1),
-    WUNTRACED/WCONTINUED, WNOWAIT.
+    check_wait()'s errors first; ECHILD when ``parent`` has no such child. A blocking wait for a running
+    child raises WaitWouldBlock (errors.py).
     """
-    if options & ~(WAIT_OPTIONS | 0x40000000 | 0x80000000 | 0x20000000):  # __WNOTHREAD, __WALL, __WCLONE
-        raise syscall_error(errno.EINVAL, f"waitpid: unknown options {options:#x}")
-    if pid == 0 or pid < -1:
-        raise NotModelled("waitpid of a process group")
-    if options & (os.WUNTRACED | os.WCONTINUED | os.WNOWAIT):
-        raise NotModelled("waitpid with WUNTRACED, WCONTINUED or WNOWAIT")
+    check_wait(pid, options, [c.pid for c in parent.children])
     children = [c for c in parent.children if pid == -1 or c.pid == pid]
     if not children:
         raise syscall_error(errno.ECHILD, f"waitpid: pid {pid} is no child of {parent.pid}")

@@ -63,7 +63,7 @@ class Task:
         self.iowait_cycles = 0  # delayacct's blkio_delay: time asleep in io_schedule()
         self.nvcsw = 0  # voluntary context switches: each sleep (getrusage's ru_nvcsw)
         self.start_cycles = int(machine.clock_cycles[0])
-        self.caps: set[str] = set(ROOT_CAPS)
+        self.caps: set[str] = set(machine.root_caps)
         self.rlim: dict[int, tuple[int, int]] = dict(INIT_RLIMITS)  # signal->rlim: (soft, hard), bytes or count
         self.alive = True
         self.exit_signal = 0  # the signal that killed it, 0 for a normal exit

@@ -226,18 +226,26 @@ def check_compound_pages(m: Machine) -> None:
 
 
 def check_mm_ids(m: Machine, large: np.ndarray, per_mm: list[tuple[int, np.ndarray]]) -> None:
-    """CONFIG_MM_ID's bookkeeping holds (include/linux/rmap.h): on each large folio, a slot's count is the
-    mappings its mm has, and a folio that more than one mm maps is marked maybe-shared."""
+    """CONFIG_MM_ID's bookkeeping holds (include/linux/rmap.h): on each large folio, a slot never counts
+    more mappings than its mm has (an mm that takes a freed slot while it maps the folio already starts
+    short: "We might have other mappings already", and the folio stays maybe-shared); a folio that more
+    than one mm maps is marked maybe-shared; one that is not is mapped by one mm, whose slot counts exactly
+    its mappings."""
     frames = m.frames
-    mms = np.zeros(frames.nr_frames, dtype=np.int64)  # how many mms map each folio
+    n = frames.nr_frames
+    mms = np.zeros(n, dtype=np.int64)  # how many mms map each folio
+    exact = np.zeros(n, dtype=bool)  # a slot's count equals its mm's mappings
     for mm_id, by_folio in per_mm:
         mms += by_folio > 0
         for slot in (0, 1):
             mine = large & (frames.mm_id[slot] == mm_id)
-            kernel_bug(bool((frames.mm_id_mapcount[slot][mine] != by_folio[mine]).any()),
-                       f"mm id {mm_id}: a folio's per-mm mapcount != its mappings in that mm")
+            kernel_bug(bool((frames.mm_id_mapcount[slot][mine] > by_folio[mine]).any()),
+                       f"mm id {mm_id}: a folio's per-mm mapcount is above its mappings in that mm")
+            exact |= mine & (frames.mm_id_mapcount[slot] == by_folio)
     kernel_bug(bool((large & (mms > 1) & ~frames.mm_ids_shared).any()),
                "a large folio mapped by two mms is not marked maybe-shared")
+    alone = large & (mms == 1) & ~frames.mm_ids_shared
+    kernel_bug(bool((alone & ~exact).any()), "an exclusive large folio's slot does not count its mappings")
 
 
 def check_machine(m: Machine) -> None:

@@ -111,6 +111,14 @@ def cpu_model_of(identity: Mapping[str, Any] | None) -> str | None:
     return x86_match_cpu(str(identity["vendor_id"]), int(identity["cpu_family"]), int(identity["model"]))
 
 
+def _cap_eff() -> int | None:
+    """This process's effective capabilities (the CapEff bit mask of /proc/self/status), None if unreadable."""
+    for line in (_read(Path("/proc/self/status")) or "").splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return None
+
+
 def probe_host(*, calibrate_disk: bool = False) -> dict[str, Any]:
     """Every host fact pagelab records, keyed by the real path (or a plain name for non-files).
 
@@ -128,6 +136,7 @@ def probe_host(*, calibrate_disk: bool = False) -> dict[str, Any]:
         "cpu": cpu_identity(),
         "RLIMIT_MEMLOCK": resource.getrlimit(resource.RLIMIT_MEMLOCK),
         "euid": os.geteuid(),
+        "CapEff": _cap_eff(),
     }
     for name in VM_TUNABLES:
         facts[str(VM / name)] = _int(_read(VM / name))

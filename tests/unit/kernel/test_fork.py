@@ -316,3 +316,31 @@ def test_fork_charges_the_parent_for_the_entries_it_copies(m):
     p.fork()
     full = p.rusage().ru_stime - t1
     assert bare == pytest.approx(55e-6, rel=0.01) and full == pytest.approx(362e-6, rel=0.05)
+
+
+def test_wait_answers_as_wait4(m):
+    """Measured with os.waitpid (wait4): WNOWAIT EINVAL, pid INT_MIN ESRCH, no children ECHILD (even for a
+    process group or WUNTRACED, which pagelab does not model)."""
+    p = m.spawn("par")
+    for pid, options, err in ((-1, os.WNOWAIT, errno.EINVAL), (-(1 << 31), 0, errno.ESRCH), (0, 0, errno.ECHILD),
+                              (-1, os.WUNTRACED, errno.ECHILD), (-5, 0, errno.ECHILD)):
+        with pytest.raises(OSError) as exc:
+            p.wait(pid, options)
+        assert exc.value.errno == err
+    p.fork()
+    for pid, options in ((0, 0), (-p.pid, 0), (-1, os.WUNTRACED), (-1, os.WCONTINUED)):
+        with pytest.raises(pl.NotModelled):
+            p.wait(pid, options | os.WNOHANG)
+
+
+def test_an_mm_taking_a_freed_mm_id_slot_starts_short_and_the_folio_stays_maybe_shared(m):
+    """Found by a fresh user: after g1 exits, g2 takes g1's freed slot when its PMD is split, with the
+    mappings it had already not counted (as the kernel's folio_add_return_large_mapcount() does)."""
+    p = m.spawn("a")
+    a = thp_region(p)
+    g1, g2 = p.fork(), p.fork()
+    g1.exit()
+    g2.store(a + P)
+    check_machine(m)
+    head = int(pfns(m, p, a, P)[0])
+    assert m.frames.mm_ids_shared[head]
