@@ -8,6 +8,8 @@ on a loaded host); each case unmaps what it mapped."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from tests.support.pageout_cases import CASES, locked_errno, run_case
 
@@ -30,6 +32,7 @@ def real():
 @pytest.fixture(scope="module")
 def proc(real):
     p = real.spawn("pageout")
+    assert len(os.sched_getaffinity(p.pid)) == 1  # the real backend pins its children: no batch on another CPU
     yield p
     p.exit()
 
