@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .constants import (
     MADV_COLD,
     MADV_COLLAPSE,
@@ -70,10 +72,27 @@ from .errors import (
     SettingError,
     WaitWouldBlock,
 )
-from .machine import Machine
-from .process import Process
-from .settings import Settings
-from .stats import MmCounter, NodeStat, PerfEvent, SimEvent, VmEvent
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .process import Process
+    from .settings import Settings
+    from .stats import MmCounter, NodeStat, PerfEvent, SimEvent, VmEvent
+
+# The simulator's classes load on first use (PEP 562): the real backend's child process imports
+# pagelab.real.child and would otherwise pay for the whole simulator (numba) at every spawn.
+_LAZY = {"Machine": "machine", "Process": "process", "Settings": "settings", "MmCounter": "stats",
+         "NodeStat": "stats", "PerfEvent": "stats", "SimEvent": "stats", "VmEvent": "stats"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
