@@ -4,6 +4,7 @@ default) and on the simulator (at a lowered limit, and at the host's limit in th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def host():
+    # PYTHONMALLOC=malloc, as the real backend's child: with keep_heap() every Python object then comes from
+    # the brk heap, so nothing the interpreter allocates during the fill lands in the hole being filled
+    # (pymalloc maps its arenas with mmap(): once pagelab loaded lazily, a new arena mid-fill was an EEXIST)
     out = subprocess.run([sys.executable, "-m", "tests.support.max_map_count"], cwd=ROOT, check=True,
-                         capture_output=True, text=True, timeout=300).stdout
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONMALLOC": "malloc"}).stdout
     return json.loads(out)
 
 

@@ -9,7 +9,8 @@ matter.
 
 ``b`` has mmap/munmap/mprotect/madvise raising OSError, and ``maps(lo, hi)`` (the VMAs in [lo, hi) as
 "start-end perms" in pages from lo). On the host this module runs as a script in a fresh interpreter
-(``python -m tests.support.max_map_count``) at the host's own limit, and prints the trace as JSON.
+(``PYTHONMALLOC=malloc python -m tests.support.max_map_count``: every Python object from the brk heap, so
+the interpreter maps nothing into the hole it fills) at the host's own limit, and prints the trace as JSON.
 """
 
 from __future__ import annotations
