@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.smaps import smaps_field
+
 import pagelab as pl
 
 P = 4096
@@ -26,18 +28,6 @@ VMSTAT = ("pgactivate", "pgdeactivate", "pglazyfreed", "thp_split_page", "thp_sp
           "nr_vmscan_immediate_reclaim", "nr_active_anon", "nr_inactive_anon", "nr_active_file", "nr_inactive_file",
           "nr_file_pages", "nr_shmem", "nr_dirty", "pgpgout")
 
-
-def smaps_field(m: Any, p: Any, addr: int, field: str) -> int:
-    """The kB value of ``field`` in the smaps entry of the VMA holding ``addr``."""
-    inside = False
-    for line in m.read(f"/proc/{p.pid}/smaps").splitlines():
-        head = line.split()[0]
-        if "-" in head and not head.endswith(":"):
-            a, b = (int(x, 16) for x in head.split("-"))
-            inside = a <= addr < b
-        elif inside and line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {addr:#x}")
 
 
 def resident(p: Any, addr: int, length: int) -> int:

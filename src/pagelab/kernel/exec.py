@@ -59,11 +59,9 @@ class Loaded:
     stack_pointer: int
 
 
-def host_file(m: Machine, path: str) -> str:
-    """The simulated path of host file ``path`` (its real path), imported on first use.
-
-    ENOENT when it does not exist, EACCES when it is not a regular file or not executable by anyone
-    (do_open_execat(): S_ISREG and path_noexec; may_open(MAY_EXEC))."""
+def may_exec(path: str) -> None:
+    """do_open_execat()'s checks on host file ``path``: ENOENT, ENOTDIR, EACCES when it is not a regular
+    file or not executable by anyone (S_ISREG and path_noexec; may_open(MAY_EXEC))."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -72,6 +70,11 @@ def host_file(m: Machine, path: str) -> str:
         raise syscall_error(errno.ENOTDIR, f"{path}: a component is not a directory") from None
     if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
         raise syscall_error(errno.EACCES, f"{path}: not an executable regular file")
+
+
+def host_file(m: Machine, path: str) -> str:
+    """The simulated path of host file ``path`` (its real path), imported on first use; may_exec()'s errors."""
+    may_exec(path)
     real = os.path.realpath(path)
     if not m.fs.exists(real):
         m.fs.import_host(real)
@@ -127,14 +130,7 @@ def check_exec(path: object, argv: object, stack_limit: int = 8 << 20) -> tuple[
     if not args or not args[0]:  # Linux runs it (an empty argv gets argv[0] "", 5.18's bprm->argc fix-up), but
         # the launch that captures and runs the program (Python's os.execv) refuses it: never half-done
         raise NotModelled("execve with an empty argv or argv[0] \"\": pass the program's name as argv[0]")
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise syscall_error(errno.ENOENT, f"{path}: no such file") from None
-    except NotADirectoryError:
-        raise syscall_error(errno.ENOTDIR, f"{path}: a component is not a directory") from None
-    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
-        raise syscall_error(errno.EACCES, f"{path}: not an executable regular file")
+    may_exec(path)
     with open(path, "rb") as f:
         if f.read(2) == b"#!":  # binfmt_script would run the interpreter it names
             raise NotModelled(f"execve of a #! script ({path}): binfmt_script is not modelled")

@@ -294,22 +294,16 @@ def move_page_tables(m: Machine, vma: Vma, old_addr: int, new_vma: Vma, new_addr
             addr, dst = addr + extent, dst + extent
             continue
         entry = pmdp_get(m, old_pmd, addr)
-        if entry & _PAGE_PSE:
-            if extent == PMD_SIZE:
-                new_pmd = pmd_alloc(m, mm, dst)
-                kernel_bug(not new_pmd, "move_page_tables: no memory for a PMD table")
-                if not pmdp_get(m, new_pmd, dst):
-                    _move_pmd_entry(m, mm, old_pmd, addr, new_pmd, dst, entry, huge=True)
-                    addr, dst = addr + extent, dst + extent
-                    continue
-            split_huge_pmd(m, vma, old_pmd, addr)
-        elif extent == PMD_SIZE:
+        huge = bool(entry & _PAGE_PSE)
+        if extent == PMD_SIZE:  # a whole PMD's worth, both sides aligned: move the entry (move_pgt_entry())
             new_pmd = pmd_alloc(m, mm, dst)
             kernel_bug(not new_pmd, "move_page_tables: no memory for a PMD table")
             if not pmdp_get(m, new_pmd, dst):
-                _move_pmd_entry(m, mm, old_pmd, addr, new_pmd, dst, entry, huge=False)
+                _move_pmd_entry(m, mm, old_pmd, addr, new_pmd, dst, entry, huge=huge)
                 addr, dst = addr + extent, dst + extent
                 continue
+        if huge:
+            split_huge_pmd(m, vma, old_pmd, addr)
         move_ptes(m, vma, old_pmd, addr, addr + extent, dst)
         addr, dst = addr + extent, dst + extent
     flush_tlb_mm_range(m, mm, old_addr, old_end)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 
 import pytest
+from tests.support.smaps import smaps_field
 
 import pagelab as pl
 from pagelab.mm.debug import check_machine
@@ -40,17 +41,6 @@ def vmas(m, p, lo, hi):
             out.append((a, b, line.split()[1]))
     return out
 
-
-def smaps_field(m, p, addr, field):
-    inside = False
-    for line in m.read(f"/proc/{p.pid}/smaps").splitlines():
-        head = line.split()[0]
-        if "-" in head and not head.endswith(":"):
-            a, b = (int(x, 16) for x in head.split("-"))
-            inside = a <= addr < b
-        elif inside and line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {addr:#x}")
 
 
 def test_grow_in_place_and_shrink(m, p):
